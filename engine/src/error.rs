@@ -1,0 +1,21 @@
+//! The engine's error: one small enum per module, gathered here.
+
+use crate::script::ScriptError;
+use crate::session::SessionError;
+
+/// Anything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A script failed to compile, plan or run.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// Loading or attaching failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Writing output failed.
+    #[error("output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Engine result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

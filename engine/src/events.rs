@@ -1,0 +1,1 @@
+//! Ring-buffer readers (being written).

@@ -1,0 +1,24 @@
+//! vprobe's engine: everything that is not a user interface.
+//!
+//! A script ([`script`]) declares probe requests ([`plan`]); a [`session::Session`]
+//! loads the precompiled programs from `vprobe-probes` with the settings each
+//! request needs, attaches them and owns their links; [`agg`] reads the in-kernel
+//! aggregations; [`events`] drains ring buffers; [`run`] drives it all with timers
+//! and signals; [`output`] writes text or JSON Lines.
+#![deny(missing_docs)]
+
+pub mod agg;
+pub mod duration;
+pub mod error;
+pub mod filter;
+pub mod events;
+pub mod output;
+pub mod plan;
+pub mod run;
+pub mod script;
+pub mod session;
+pub mod symbols;
+pub mod value;
+
+pub use error::{Error, Result};
+pub use vprobe_probes as probes;

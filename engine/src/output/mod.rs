@@ -1,0 +1,103 @@
+//! Where results go: one [`Output`] trait, a text and a JSON Lines implementation.
+//!
+//! Writers return `io::Result`; a closed pipe surfaces as `ErrorKind::BrokenPipe`
+//! and the caller ends quietly.
+
+use std::io;
+
+use serde::Serialize;
+
+use crate::agg::AggSnapshot;
+use crate::value::Value;
+
+mod json;
+mod text;
+
+pub use json::JsonOutput;
+pub use text::TextOutput;
+
+/// Version of the JSON Lines schema, written in the `start` line.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An attached probe instance, as reported in `start` and `summary`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeInfo {
+    /// Attach point name.
+    pub name: String,
+    /// Mechanism label (`tp_btf/kfree_skb`).
+    pub mechanism: String,
+    /// Aggregation fed, or `events`.
+    pub feeds: String,
+    /// Why preferred mechanisms were skipped, if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+}
+
+/// The session start: printed once every probe is attached.
+#[derive(Clone, Debug, Serialize)]
+pub struct StartInfo {
+    /// Schema version.
+    pub schema: u32,
+    /// `uname -r`.
+    pub kernel: String,
+    /// Script name.
+    pub script: String,
+    /// Planned duration in seconds, if bounded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Attached probes.
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// Everything that was lost, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Lost {
+    /// Ring-buffer reserve failures in the kernel.
+    pub events: u64,
+    /// Failed aggregation inserts (map full).
+    pub map_full: u64,
+    /// Script callbacks that failed.
+    pub callback_errors: u64,
+}
+
+/// The end of a session.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Wall time from start to end.
+    pub duration_s: f64,
+    /// Every named aggregation, final values.
+    #[serde(serialize_with = "maps_by_name")]
+    pub maps: Vec<AggSnapshot>,
+    /// Loss counters.
+    pub lost: Lost,
+    /// Probes and mechanisms used.
+    pub probes: Vec<ProbeInfo>,
+    /// Values scripts added with `report(key, value)`.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub reports: serde_json::Map<String, serde_json::Value>,
+}
+
+fn maps_by_name<S: serde::Serializer>(maps: &[AggSnapshot], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(maps.len()))?;
+    for a in maps {
+        m.serialize_entry(&a.name, a)?;
+    }
+    m.end()
+}
+
+/// A sink for everything a session says.
+pub trait Output {
+    /// All probes are attached.
+    fn start(&mut self, info: &StartInfo) -> io::Result<()>;
+    /// `print(name)` / `print_delta(name)` of an aggregation.
+    fn aggregation(&mut self, agg: &AggSnapshot, delta: bool) -> io::Result<()>;
+    /// `print("text")` from a script.
+    fn text(&mut self, text: &str) -> io::Result<()>;
+    /// `emit(e)` of an event from a callback: the probe and its decoded fields.
+    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()>;
+    /// A non-fatal error (a failing callback), with its location.
+    fn error(&mut self, message: &str) -> io::Result<()>;
+    /// The end; the last thing written.
+    fn summary(&mut self, summary: &Summary) -> io::Result<()>;
+}

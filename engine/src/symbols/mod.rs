@@ -1,0 +1,88 @@
+//! Names from the running kernel: kernel text symbols (/proc/kallsyms) and drop
+//! reasons (`enum skb_drop_reason` in the kernel's BTF). Never a table compiled in:
+//! both change between kernels.
+
+mod btf_enum;
+mod kallsyms;
+
+pub use btf_enum::{enum_values, BtfEnumError};
+pub use kallsyms::Kallsyms;
+
+/// Symbol and drop-reason lookups for one session.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    kallsyms: Option<Kallsyms>,
+    reasons: Vec<(u64, String)>,
+}
+
+/// Prefix of the BTF enumerator names (`SKB_DROP_REASON_FULL_RING`).
+const REASON_PREFIX: &str = "SKB_DROP_REASON_";
+
+impl Symbols {
+    /// Loads drop reasons from `/sys/kernel/btf/vmlinux` (readable without root)
+    /// and, when `with_kallsyms`, kernel symbols from `/proc/kallsyms` (addresses
+    /// read as zero without CAP_SYSLOG; then locations stay numeric).
+    pub fn load(with_kallsyms: bool) -> Self {
+        let reasons = std::fs::read("/sys/kernel/btf/vmlinux")
+            .ok()
+            .and_then(|b| enum_values(&b, "skb_drop_reason").ok())
+            .map(|v| {
+                v.into_iter()
+                    .map(|(name, n)| (n as u64, name.strip_prefix(REASON_PREFIX).unwrap_or(&name).to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let kallsyms = if with_kallsyms { Kallsyms::load().ok() } else { None };
+        Self { kallsyms, reasons }
+    }
+
+    /// Builds from parts (tests).
+    pub fn from_parts(kallsyms: Option<Kallsyms>, reasons: Vec<(u64, String)>) -> Self {
+        Self { kallsyms, reasons }
+    }
+
+    /// Whether drop reasons were found.
+    pub fn has_reasons(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+
+    /// All drop reason names, in numeric order.
+    pub fn reason_names(&self) -> impl Iterator<Item = &str> {
+        self.reasons.iter().map(|(_, n)| n.as_str())
+    }
+
+    /// `FULL_RING` for 80 on this kernel; the number when unknown.
+    pub fn reason_name(&self, v: u64) -> String {
+        self.reasons
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| v.to_string())
+    }
+
+    /// The number of a reason name (`FULL_RING`, `full_ring`, or `SKB_DROP_REASON_FULL_RING`).
+    pub fn reason_value(&self, name: &str) -> Option<u64> {
+        let up = name.to_ascii_uppercase();
+        let up = up.strip_prefix(REASON_PREFIX).unwrap_or(&up);
+        self.reasons.iter().find(|(_, s)| s == up).map(|(n, _)| *n)
+    }
+
+    /// `tap_handle_frame+0x336`, or the hex address when unknown.
+    pub fn kernel_addr(&self, addr: u64) -> String {
+        self.kallsyms
+            .as_ref()
+            .and_then(|k| k.resolve(addr))
+            .map(|(name, off)| format!("{name}+0x{off:x}"))
+            .unwrap_or_else(|| format!("0x{addr:x}"))
+    }
+
+    /// The address range `[start, end)` of a kernel function, if known.
+    pub fn symbol_range(&self, name: &str) -> Option<(u64, u64)> {
+        self.kallsyms.as_ref()?.range(name)
+    }
+
+    /// Whether kernel symbols are available.
+    pub fn has_kallsyms(&self) -> bool {
+        self.kallsyms.is_some()
+    }
+}

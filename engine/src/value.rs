@@ -1,0 +1,135 @@
+//! Typed field values, decoded from kernel records for display, JSON and scripts.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde::Serialize;
+use vprobe_probes::abi::Record;
+use vprobe_probes::{FieldDef, FieldKind, Slot};
+
+use crate::symbols::Symbols;
+
+/// A decoded field value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// Unsigned number.
+    Uint(u64),
+    /// Signed number.
+    Int(i64),
+    /// Name, address or symbol.
+    Str(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Uint(v) => write!(f, "{v}"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The raw number in a numeric slot (0 for non-numeric fields).
+pub fn raw(field: &FieldDef, rec: &Record) -> u64 {
+    match field.slot {
+        Slot::Num(i) => rec.num[i as usize],
+        _ => 0,
+    }
+}
+
+/// Decodes `field` from `rec`, naming what can be named.
+pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
+    match field.slot {
+        Slot::Dev => Value::Str(cstr(&rec.dev)),
+        Slot::Addr(i) => Value::Str(addr_string(&rec.addr[i as usize])),
+        Slot::Num(i) => {
+            let v = rec.num[i as usize];
+            match field.kind {
+                FieldKind::Int => Value::Int(v as i64),
+                FieldKind::DropReason => Value::Str(symbols.reason_name(v)),
+                FieldKind::KernelAddr => Value::Str(symbols.kernel_addr(v)),
+                FieldKind::EtherType => Value::Str(ethertype_name(v)),
+                FieldKind::TcpState => Value::Str(tcp_state_name(v)),
+                FieldKind::Family => Value::Str(family_name(v)),
+                FieldKind::Uint | FieldKind::Ifindex | FieldKind::Netns | FieldKind::Port => {
+                    Value::Uint(v)
+                }
+                FieldKind::Dev | FieldKind::IpAddr => Value::Uint(v),
+            }
+        }
+    }
+}
+
+/// A NUL-padded C string.
+pub fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// `::ffff:a.b.c.d` is shown as `a.b.c.d`.
+pub fn addr_string(b: &[u8; 16]) -> String {
+    let v6 = Ipv6Addr::from(*b);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4).to_string(),
+        None => IpAddr::V6(v6).to_string(),
+    }
+}
+
+/// EtherType names for the common protocols.
+pub const ETHERTYPES: &[(u64, &str)] = &[(0x0800, "IP"), (0x86dd, "IPV6"), (0x0806, "ARP"), (0x8100, "8021Q")];
+
+fn ethertype_name(v: u64) -> String {
+    ETHERTYPES
+        .iter()
+        .find(|(n, _)| *n == v)
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_else(|| format!("0x{v:04x}"))
+}
+
+/// TCP states as include/net/tcp_states.h numbers them.
+pub const TCP_STATES: &[&str] = &[
+    "", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
+    "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE",
+];
+
+fn tcp_state_name(v: u64) -> String {
+    TCP_STATES
+        .get(v as usize)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// Address families vprobe names.
+pub const FAMILIES: &[(u64, &str)] = &[(2, "inet"), (10, "inet6")];
+
+fn family_name(v: u64) -> String {
+    FAMILIES.iter().find(|(n, _)| *n == v).map(|(_, s)| s.to_string()).unwrap_or_else(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_mapped_addresses_print_as_v4() {
+        let mut b = [0u8; 16];
+        b[10] = 0xff;
+        b[11] = 0xff;
+        b[12..].copy_from_slice(&[192, 0, 2, 1]);
+        assert_eq!(addr_string(&b), "192.0.2.1");
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!(addr_string(&v6.octets()), "2001:db8::1");
+    }
+
+    #[test]
+    fn names_known_numbers_and_shows_others() {
+        assert_eq!(ethertype_name(0x0800), "IP");
+        assert_eq!(ethertype_name(0x1234), "0x1234");
+        assert_eq!(tcp_state_name(1), "ESTABLISHED");
+        assert_eq!(tcp_state_name(99), "99");
+        assert_eq!(cstr(b"mvt0\0\0\0"), "mvt0");
+    }
+}

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * dev.rx / dev.xmit / dev.queue: packets entering the stack from a device,
+ * handed to a driver, and queued for transmission.
+ * Slots (keep in sync with probes/src/catalog.rs, DEV_FIELDS):
+ *   num[0] ifindex  num[1] netns  num[2] len  num[3] protocol  num[4] rc  dev
+ */
+#include "vprobe.bpf.h"
+
+#define S_IFINDEX 0
+#define S_NETNS 1
+#define S_LEN 2
+#define S_PROTOCOL 3
+#define S_RC 4
+
+static __always_inline struct vp_rec *dev_rec(const struct sk_buff *skb, struct net_device *dev)
+{
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return NULL;
+	if (!dev)
+		dev = BPF_CORE_READ(skb, dev);
+	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
+	r->num[S_LEN] = BPF_CORE_READ(skb, len);
+	r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	return r;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(vp_rx_btf, struct sk_buff *skb)
+{
+	struct vp_rec *r = dev_rec(skb, NULL);
+	if (r)
+		vp_submit(r);
+	return 0;
+}
+
+SEC("tracepoint/net/netif_receive_skb")
+int vp_rx_tp(struct trace_event_raw_net_dev_template *ctx)
+{
+	struct vp_rec *r = dev_rec(ctx->skbaddr, NULL);
+	if (r)
+		vp_submit(r);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(vp_queue_btf, struct sk_buff *skb)
+{
+	struct vp_rec *r = dev_rec(skb, NULL);
+	if (r)
+		vp_submit(r);
+	return 0;
+}
+
+SEC("tracepoint/net/net_dev_queue")
+int vp_queue_tp(struct trace_event_raw_net_dev_template *ctx)
+{
+	struct vp_rec *r = dev_rec(ctx->skbaddr, NULL);
+	if (r)
+		vp_submit(r);
+	return 0;
+}
+
+/* The skb may already be freed when rc says so: take len and dev from the arguments. */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(vp_xmit_btf, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return 0;
+	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
+	r->num[S_LEN] = len;
+	r->num[S_RC] = (__u64)(__s64)rc;
+	vp_submit(r);
+	return 0;
+}
+
+SEC("tracepoint/net/net_dev_xmit")
+int vp_xmit_tp(struct trace_event_raw_net_dev_xmit *ctx)
+{
+	struct vp_rec *r = vp_rec_init();
+	struct sk_buff *skb = ctx->skbaddr;
+	if (!r)
+		return 0;
+	/* Only the name is recorded; the skb is still valid when rc is 0. */
+	if (ctx->rc == 0)
+		vp_fill_dev(r, BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS);
+	r->num[S_LEN] = ctx->len;
+	r->num[S_RC] = (__u64)(__s64)ctx->rc;
+	vp_submit(r);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

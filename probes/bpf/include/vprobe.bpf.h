@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The contract every vprobe attach point follows.
+ *
+ * A program fills one `struct vp_rec` per kernel event (numeric fields in
+ * `num[]`, addresses in `addr[]`, a device name in `dev`; which field lives in
+ * which slot is the catalog's business: probes/src/catalog.rs), then calls
+ * vp_submit(), which filters, aggregates in per-CPU maps and optionally emits a
+ * ring-buffer event, all driven by the load-time `settings`.
+ *
+ * Keep in sync with probes/src/abi.rs (the #[repr(C)] mirror).
+ */
+#ifndef __VPROBE_BPF_H
+#define __VPROBE_BPF_H
+
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#define VP_NUM 8          /* numeric field slots */
+#define VP_ADDR 2         /* 16-byte address slots (IPv6, or IPv4-mapped) */
+#define VP_FILTER_MAX 8   /* ranges/values per filtered field */
+#define VP_DEV_MAX 4      /* device-name patterns */
+#define VP_DEV_LEN 16     /* IFNAMSIZ */
+
+/* key_mask bits: 0..7 num[i], 8..9 addr[i], 10 dev */
+#define VP_KEY_ADDR0 8
+#define VP_KEY_DEV 10
+
+#define VP_MODE_COUNT 1
+#define VP_MODE_HIST 2
+#define VP_MODE_EVENTS 4
+
+#define VP_HIST_LOG2 0
+#define VP_HIST_LINEAR 1
+
+#define VP_LOSS_EVENTS 0    /* ring buffer reserve failed */
+#define VP_LOSS_MAP_FULL 1  /* aggregation insert failed */
+#define VP_LOSS_SLOTS 2
+
+struct vp_rec {
+	__u64 num[VP_NUM];
+	__u8 addr[VP_ADDR][16];
+	char dev[VP_DEV_LEN];
+};
+
+struct vp_hkey {
+	struct vp_rec rec;
+	__u64 slot;
+};
+
+struct vp_event {
+	__u64 ts_ns;    /* bpf_ktime_get_ns() */
+	__u32 cpu;
+	__u32 pad;
+	struct vp_rec rec;
+};
+
+struct vp_settings {
+	__u32 key_mask;
+	__u32 mode;
+	__u32 hist_slot;
+	__u32 hist_kind;
+	__u64 hist_step;   /* linear bucket width (> 0) */
+	__u64 wake_bytes;  /* wake the reader once this much data waits */
+	__u32 filter_n[VP_NUM];     /* ranges per num slot; 0 = unfiltered */
+	__u32 addr_filter_n[VP_ADDR];
+	__u32 dev_filter_n;
+	__u32 dev_filter_len[VP_DEV_MAX]; /* bytes compared: strlen+1 = exact, strlen = prefix */
+	__u32 pad;
+	__u64 filter_lo[VP_NUM][VP_FILTER_MAX];
+	__u64 filter_hi[VP_NUM][VP_FILTER_MAX];
+	__u8 addr_filter[VP_ADDR][VP_FILTER_MAX][16];
+	char dev_filter[VP_DEV_MAX][VP_DEV_LEN];
+};
+
+/* Set by the loader before load; the verifier prunes what they turn off. */
+const volatile struct vp_settings settings = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct vp_rec);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct vp_hkey);
+	__type(value, __u64);
+} hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* the loader sizes it when events are wanted */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VP_LOSS_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} loss SEC(".maps");
+
+/* Scratch record: too big for comfort on the 512-byte BPF stack next to keys. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vp_hkey);
+} scratch SEC(".maps");
+
+static __always_inline void vp_lost(__u32 what)
+{
+	__u64 *v = bpf_map_lookup_elem(&loss, &what);
+	if (v)
+		*v += 1;
+}
+
+/* log2 slot like bpftrace's hist(): 0 -> 0, 1 -> 1, [2,4) -> 2, [4,8) -> 3 ... */
+static __always_inline __u64 vp_log2_slot(__u64 v)
+{
+	__u64 r = 0, s;
+	if (!v)
+		return 0;
+	s = (v > 0xFFFFFFFFULL) << 5; v >>= s; r |= s;
+	s = (v > 0xFFFF) << 4; v >>= s; r |= s;
+	s = (v > 0xFF) << 3; v >>= s; r |= s;
+	s = (v > 0xF) << 2; v >>= s; r |= s;
+	s = (v > 0x3) << 1; v >>= s; r |= s;
+	r |= (v >> 1);
+	return r + 1;
+}
+
+/* Returns the record zeroed, or NULL (never in practice: a 1-entry per-CPU array). */
+static __always_inline struct vp_rec *vp_rec_init(void)
+{
+	__u32 zero = 0;
+	struct vp_hkey *h = bpf_map_lookup_elem(&scratch, &zero);
+	if (!h)
+		return NULL;
+	__builtin_memset(h, 0, sizeof(*h));
+	return &h->rec;
+}
+
+static __always_inline int vp_num_match(const struct vp_rec *r)
+{
+#pragma unroll
+	for (int i = 0; i < VP_NUM; i++) {
+		__u32 n = settings.filter_n[i];
+		int ok = 0;
+		if (!n)
+			continue;
+#pragma unroll
+		for (int j = 0; j < VP_FILTER_MAX; j++) {
+			if (j < n && r->num[i] >= settings.filter_lo[i][j] &&
+			    r->num[i] <= settings.filter_hi[i][j])
+				ok = 1;
+		}
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int vp_bytes_eq(const __u8 *a, const volatile __u8 *b, __u32 len)
+{
+#pragma unroll
+	for (int k = 0; k < 16; k++) {
+		if (k < len && a[k] != b[k])
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int vp_addr_match(const struct vp_rec *r)
+{
+#pragma unroll
+	for (int i = 0; i < VP_ADDR; i++) {
+		__u32 n = settings.addr_filter_n[i];
+		int ok = 0;
+		if (!n)
+			continue;
+#pragma unroll
+		for (int j = 0; j < VP_FILTER_MAX; j++) {
+			if (j < n && vp_bytes_eq(r->addr[i], settings.addr_filter[i][j], 16))
+				ok = 1;
+		}
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int vp_dev_match(const struct vp_rec *r)
+{
+	__u32 n = settings.dev_filter_n;
+	int ok = 0;
+	if (!n)
+		return 1;
+#pragma unroll
+	for (int j = 0; j < VP_DEV_MAX; j++) {
+		if (j < n && vp_bytes_eq((const __u8 *)r->dev,
+					 (const volatile __u8 *)settings.dev_filter[j],
+					 settings.dev_filter_len[j]))
+			ok = 1;
+	}
+	return ok;
+}
+
+/* Adds `inc` to map[key], creating the entry; counts a failed insert as loss. */
+static __always_inline void vp_add(void *map, const void *key, __u64 inc)
+{
+	__u64 *v = bpf_map_lookup_elem(map, key);
+	if (v) {
+		*v += inc;
+		return;
+	}
+	if (bpf_map_update_elem(map, key, &inc, BPF_NOEXIST)) {
+		/* lost a race with a nested program on this CPU: retry once */
+		v = bpf_map_lookup_elem(map, key);
+		if (v)
+			*v += inc;
+		else
+			vp_lost(VP_LOSS_MAP_FULL);
+	}
+}
+
+static __always_inline void vp_emit(const struct vp_rec *r)
+{
+	struct vp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (!e) {
+		vp_lost(VP_LOSS_EVENTS);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	e->pad = 0;
+	__builtin_memcpy(&e->rec, r, sizeof(*r));
+	/* No wakeup per event: user space also drains on a timer. */
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= settings.wake_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* Filters, then aggregates/emits according to `settings`. `r` is the scratch record. */
+static __always_inline void vp_submit(struct vp_rec *r)
+{
+	struct vp_hkey *h = (struct vp_hkey *)r; /* rec is the first member of the scratch */
+	__u32 mask = settings.key_mask;
+	__u64 hv = 0;
+
+	if (!vp_num_match(r) || !vp_addr_match(r) || !vp_dev_match(r))
+		return;
+	if (settings.mode & VP_MODE_EVENTS)
+		vp_emit(r);
+	if (!(settings.mode & (VP_MODE_COUNT | VP_MODE_HIST)))
+		return;
+
+	if (settings.mode & VP_MODE_HIST) {
+		__u32 hs = settings.hist_slot;
+		if (hs < VP_NUM)
+			hv = r->num[hs & (VP_NUM - 1)];
+	}
+	/* The key is the record with the unselected fields zeroed. */
+#pragma unroll
+	for (int i = 0; i < VP_NUM; i++) {
+		if (!(mask & (1u << i)))
+			r->num[i] = 0;
+	}
+#pragma unroll
+	for (int i = 0; i < VP_ADDR; i++) {
+		if (!(mask & (1u << (VP_KEY_ADDR0 + i))))
+			__builtin_memset(r->addr[i], 0, 16);
+	}
+	if (!(mask & (1u << VP_KEY_DEV)))
+		__builtin_memset(r->dev, 0, VP_DEV_LEN);
+
+	if (settings.mode & VP_MODE_COUNT)
+		vp_add(&counts, r, 1);
+	if (settings.mode & VP_MODE_HIST) {
+		if (settings.hist_kind == VP_HIST_LINEAR)
+			h->slot = settings.hist_step ? hv / settings.hist_step : hv;
+		else
+			h->slot = vp_log2_slot(hv);
+		vp_add(&hists, h, 1);
+	}
+}
+
+/* Network namespace inode of a device, 0 when unknown. */
+static __always_inline __u64 vp_dev_netns(struct net_device *dev)
+{
+	if (!dev)
+		return 0;
+	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+}
+
+/* Copies the device's name and fills ifindex/netns slots. */
+static __always_inline void vp_fill_dev(struct vp_rec *r, struct net_device *dev,
+					int ifindex_slot, int netns_slot)
+{
+	if (!dev)
+		return;
+	bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, dev->name);
+	r->num[ifindex_slot] = BPF_CORE_READ(dev, ifindex);
+	r->num[netns_slot] = vp_dev_netns(dev);
+}
+
+#endif /* __VPROBE_BPF_H */

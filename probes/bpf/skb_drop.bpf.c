@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * skb.drop: every skb freed as a drop (kfree_skb with a reason).
+ * Slots (keep in sync with probes/src/catalog.rs, SKB_DROP_FIELDS):
+ *   num[0] ifindex  num[1] netns  num[2] reason  num[3] location
+ *   num[4] protocol num[5] len    dev
+ */
+#include "vprobe.bpf.h"
+
+#define S_IFINDEX 0
+#define S_NETNS 1
+#define S_REASON 2
+#define S_LOCATION 3
+#define S_PROTOCOL 4
+#define S_LEN 5
+
+static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb, __u64 location,
+				      __u64 reason)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
+	if (!r->num[S_NETNS])
+		r->num[S_NETNS] = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+	r->num[S_REASON] = reason;
+	r->num[S_LOCATION] = location;
+	r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	r->num[S_LEN] = BPF_CORE_READ(skb, len);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(vp_drop_btf, struct sk_buff *skb, void *location, unsigned int reason)
+{
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return 0;
+	drop_fill(r, skb, (__u64)location, reason);
+	vp_submit(r);
+	return 0;
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int vp_drop_tp(struct trace_event_raw_kfree_skb *ctx)
+{
+	struct vp_rec *r = vp_rec_init();
+	__u64 reason = 0;
+	if (!r)
+		return 0;
+	/* `reason` appeared in 5.17; older kernels only say "dropped". */
+	if (bpf_core_field_exists(ctx->reason))
+		reason = ctx->reason;
+	drop_fill(r, (struct sk_buff *)ctx->skbaddr, (__u64)ctx->location, reason);
+	vp_submit(r);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

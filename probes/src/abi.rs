@@ -1,0 +1,180 @@
+//! The record and settings shared with the eBPF programs.
+//!
+//! Keep in sync with `bpf/include/vprobe.bpf.h`.
+
+/// Numeric field slots in a record.
+pub const NUM: usize = 8;
+/// Address (16-byte) slots in a record.
+pub const ADDR: usize = 2;
+/// Ranges or values per filtered field.
+pub const FILTER_MAX: usize = 8;
+/// Device-name patterns per filter.
+pub const DEV_MAX: usize = 4;
+/// Device name length (IFNAMSIZ).
+pub const DEV_LEN: usize = 16;
+
+/// `key_mask` bit of the first address slot.
+pub const KEY_ADDR0: u32 = 8;
+/// `key_mask` bit of the device name.
+pub const KEY_DEV: u32 = 10;
+
+/// Count events into `counts`.
+pub const MODE_COUNT: u32 = 1;
+/// Histogram a field into `hists`.
+pub const MODE_HIST: u32 = 2;
+/// Emit every matching record to the `events` ring buffer.
+pub const MODE_EVENTS: u32 = 4;
+
+/// log2 histogram buckets (bpftrace `hist()`).
+pub const HIST_LOG2: u32 = 0;
+/// Linear histogram buckets of `hist_step` width (bpftrace `lhist()`).
+pub const HIST_LINEAR: u32 = 1;
+
+/// `loss` slot: ring-buffer reserve failures.
+pub const LOSS_EVENTS: u32 = 0;
+/// `loss` slot: failed aggregation inserts (map full).
+pub const LOSS_MAP_FULL: u32 = 1;
+
+/// One kernel event as a program records it; also the aggregation key (with
+/// unselected fields zeroed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// Numeric fields, by catalog slot.
+    pub num: [u64; NUM],
+    /// Addresses: IPv6, or IPv4 mapped as `::ffff:a.b.c.d`.
+    pub addr: [[u8; 16]; ADDR],
+    /// Device name, NUL-padded.
+    pub dev: [u8; DEV_LEN],
+}
+
+/// Key of the `hists` map: the record key and the bucket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HistKey {
+    /// The aggregation key.
+    pub rec: Record,
+    /// log2 slot or linear bucket index.
+    pub slot: u64,
+}
+
+/// A ring-buffer event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Event {
+    /// `bpf_ktime_get_ns()` at the event (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// CPU the event fired on.
+    pub cpu: u32,
+    /// Padding.
+    pub pad: u32,
+    /// The record.
+    pub rec: Record,
+}
+
+/// Load-time settings of one program instance (`const volatile settings`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Fields that form the aggregation key: bits 0..7 num, 8..9 addr, 10 dev.
+    pub key_mask: u32,
+    /// `MODE_*` bits.
+    pub mode: u32,
+    /// Numeric slot whose value is histogrammed.
+    pub hist_slot: u32,
+    /// `HIST_LOG2` or `HIST_LINEAR`.
+    pub hist_kind: u32,
+    /// Linear bucket width.
+    pub hist_step: u64,
+    /// Ring-buffer bytes waiting before the kernel wakes the reader.
+    pub wake_bytes: u64,
+    /// Number of ranges per numeric slot; 0 = unfiltered.
+    pub filter_n: [u32; NUM],
+    /// Number of addresses per address slot; 0 = unfiltered.
+    pub addr_filter_n: [u32; ADDR],
+    /// Number of device-name patterns; 0 = unfiltered.
+    pub dev_filter_n: u32,
+    /// Bytes compared per pattern: `len + 1` exact, `len` prefix.
+    pub dev_filter_len: [u32; DEV_MAX],
+    /// Padding.
+    pub pad: u32,
+    /// Inclusive lower bounds.
+    pub filter_lo: [[u64; FILTER_MAX]; NUM],
+    /// Inclusive upper bounds.
+    pub filter_hi: [[u64; FILTER_MAX]; NUM],
+    /// Accepted addresses.
+    pub addr_filter: [[[u8; 16]; FILTER_MAX]; ADDR],
+    /// Device-name patterns.
+    pub dev_filter: [[u8; DEV_LEN]; DEV_MAX],
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            key_mask: 0,
+            mode: 0,
+            hist_slot: 0,
+            hist_kind: HIST_LOG2,
+            hist_step: 1,
+            wake_bytes: 0,
+            filter_n: [0; NUM],
+            addr_filter_n: [0; ADDR],
+            dev_filter_n: 0,
+            dev_filter_len: [0; DEV_MAX],
+            pad: 0,
+            filter_lo: [[0; FILTER_MAX]; NUM],
+            filter_hi: [[0; FILTER_MAX]; NUM],
+            addr_filter: [[[0; 16]; FILTER_MAX]; ADDR],
+            dev_filter: [[0; DEV_LEN]; DEV_MAX],
+        }
+    }
+}
+
+/// Bounds of a log2 slot as bpftrace prints them: slot 0 is `[0, 1)`, slot n is `[2^(n-1), 2^n)`.
+pub fn log2_bounds(slot: u64) -> (u64, u64) {
+    match slot {
+        0 => (0, 1),
+        s if s >= 64 => (1 << 63, u64::MAX),
+        s => (1 << (s - 1), 1 << s),
+    }
+}
+
+/// Same computation as `vp_log2_slot()` in the C header.
+pub fn log2_slot(v: u64) -> u64 {
+    if v == 0 {
+        0
+    } else {
+        64 - u64::from(v.leading_zeros())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_the_c_header() {
+        // sizes computed from vprobe.bpf.h by hand; a mismatch corrupts every key
+        assert_eq!(std::mem::size_of::<Record>(), 8 * 8 + 32 + 16);
+        assert_eq!(std::mem::size_of::<HistKey>(), 112 + 8);
+        assert_eq!(std::mem::size_of::<Event>(), 16 + 112);
+        assert_eq!(
+            std::mem::size_of::<Settings>(),
+            4 * 4 + 8 + 8 + 4 * 8 + 4 * 2 + 4 + 4 * 4 + 4 + 8 * 8 * 8 * 2 + 2 * 8 * 16 + 4 * 16
+        );
+    }
+
+    #[test]
+    fn log2_slots_are_bpftrace_slots() {
+        assert_eq!(log2_slot(0), 0);
+        assert_eq!(log2_slot(1), 1);
+        assert_eq!(log2_slot(2), 2);
+        assert_eq!(log2_slot(3), 2);
+        assert_eq!(log2_slot(4), 3);
+        assert_eq!(log2_slot(1500), 11);
+        for v in [1u64, 7, 1000, 1 << 40] {
+            let (lo, hi) = log2_bounds(log2_slot(v));
+            assert!(lo <= v && v < hi, "{v} in [{lo},{hi})");
+        }
+    }
+}

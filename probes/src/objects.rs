@@ -1,0 +1,30 @@
+//! The precompiled eBPF objects, embedded so that a build needs no clang.
+
+#[repr(C, align(8))]
+struct Aligned<B: ?Sized>(B);
+
+// aya parses ELF in place and needs the buffer 4-byte aligned.
+macro_rules! object {
+    ($name:literal) => {{
+        static OBJ: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/prebuilt/",
+            $name,
+            ".o"
+        )));
+        &OBJ.0
+    }};
+}
+
+/// Object file name (without `.o`) → bytes.
+pub fn object(name: &str) -> Option<&'static [u8]> {
+    Some(match name {
+        "skb_drop" => object!("skb_drop"),
+        "tcp" => object!("tcp"),
+        "dev" => object!("dev"),
+        _ => return None,
+    })
+}
+
+/// Every object name, for checks.
+pub const OBJECTS: &[&str] = &["skb_drop", "tcp", "dev"];
