@@ -34,8 +34,8 @@ static __always_inline void retx_fill_sk(struct vp_rec *r, const struct sock *sk
 	r->num[S_FAMILY] = family;
 	r->num[S_NETNS] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&r->addr[0], sk, __sk_common.skc_v6_rcv_saddr.s6_addr);
-		BPF_CORE_READ_INTO(&r->addr[1], sk, __sk_common.skc_v6_daddr.s6_addr);
+		BPF_CORE_READ_INTO(&r->addr[0], sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&r->addr[1], sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
 		v4_mapped(r->addr[0], BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
 		v4_mapped(r->addr[1], BPF_CORE_READ(sk, __sk_common.skc_daddr));
@@ -55,7 +55,9 @@ int BPF_PROG(vp_retx_btf, const struct sock *sk, const struct sk_buff *skb)
 
 /*
  * The classic record carries ports and addresses, but the namespace only via
- * the socket: read it from skaddr like the BTF variant.
+ * the socket: read it from skaddr like the BTF variant. Read through
+ * BPF_CORE_READ because the two layouts put skaddr at relocated offsets and the
+ * verifier forbids direct loads from a ctx pointer at a variable offset.
  */
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int vp_retx_tp(void *ctx)
@@ -66,9 +68,9 @@ int vp_retx_tp(void *ctx)
 		return 0;
 	/* Its own event class since 6.13 (added `err`); tcp_event_sk_skb before. */
 	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb))
-		sk = ((struct trace_event_raw_tcp_retransmit_skb *)ctx)->skaddr;
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_retransmit_skb *)ctx, skaddr);
 	else
-		sk = ((struct trace_event_raw_tcp_event_sk_skb *)ctx)->skaddr;
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb *)ctx, skaddr);
 	retx_fill_sk(r, sk);
 	vp_submit(r);
 	return 0;

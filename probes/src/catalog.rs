@@ -100,6 +100,14 @@ impl Mechanism {
         }
     }
 
+    /// The mechanism kind: `tp_btf`, `tracepoint`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mechanism::TpBtf { .. } => "tp_btf",
+            Mechanism::Tracepoint { .. } => "tracepoint",
+        }
+    }
+
     /// Short label: `tp_btf/kfree_skb`, `tracepoint/skb/kfree_skb`.
     pub fn label(&self) -> String {
         match self {

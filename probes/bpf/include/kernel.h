@@ -43,7 +43,9 @@ struct sk_buff {
 };
 
 struct in6_addr {
-	__u8 s6_addr[16];
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
 };
 
 struct sock_common {

@@ -1,0 +1,213 @@
+//! One loaded and attached program instance: its own maps, its own settings.
+
+use std::collections::HashMap;
+
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::programs::ProgramError;
+use aya::{Ebpf, Pod};
+use vprobe_probes::abi::{self, HistKey, Record};
+use vprobe_probes::{Mechanism, ProbeDef};
+
+use super::SessionError;
+use crate::agg::{AggKind, AggSnapshot, Bucket, Entry, EntryValue};
+use crate::plan::{Consumer, HistKind, ProbeRequest};
+use crate::symbols::Symbols;
+use crate::value::{decode, Value};
+
+/// Identifies an instance within a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(pub u64);
+
+// aya's Pod is foreign and so is the probes crate's Record: wrap them here.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(super) struct RecKey(pub Record);
+unsafe impl Pod for RecKey {}
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(super) struct HistKeyPod(pub HistKey);
+unsafe impl Pod for HistKeyPod {}
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(super) struct SettingsPod(pub abi::Settings);
+unsafe impl Pod for SettingsPod {}
+
+/// A loaded, attached program with its maps.
+pub struct Instance {
+    /// What was asked.
+    pub request: ProbeRequest,
+    /// The mechanism that worked.
+    pub mechanism: Mechanism,
+    /// Why preferred mechanisms were skipped.
+    pub fallbacks: Vec<String>,
+    /// Owns programs, maps and links; dropping it detaches.
+    pub(super) ebpf: Ebpf,
+    pub(super) ring: Option<RingBuf<MapData>>,
+}
+
+/// A readable message for a program error, with the verifier log when there is one.
+pub(super) fn describe(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            if log.trim().is_empty() {
+                format!("the kernel refused to load the program: {io_error} (empty verifier log)")
+            } else {
+                let tail: Vec<&str> = log.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+                format!("the verifier rejected the program: {io_error}: {}", tail.join(" | "))
+            }
+        }
+        other => {
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(e) = src {
+                s.push_str(": ");
+                s.push_str(&e.to_string());
+                src = e.source();
+            }
+            s
+        }
+    }
+}
+
+impl Instance {
+    /// The attach point.
+    pub fn probe(&self) -> &'static ProbeDef {
+        self.request.probe
+    }
+
+    /// Sum of `loss` slot `slot` over CPUs.
+    pub(super) fn loss(&self, slot: u32) -> u64 {
+        let Some(map) = self.ebpf.map("loss") else { return 0 };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else { return 0 };
+        arr.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// The ring buffer of an `on_event` instance (taken once by the reader).
+    pub fn take_ring(&mut self) -> Option<RingBuf<MapData>> {
+        self.ring.take()
+    }
+
+    fn map_err(&self, map: &'static str, e: impl std::fmt::Display) -> SessionError {
+        SessionError::Map { probe: self.request.probe.name.into(), map, message: e.to_string() }
+    }
+
+    /// Reads this instance's aggregation, summed over CPUs, keys decoded.
+    pub fn snapshot(&self, symbols: &Symbols) -> Result<Option<AggSnapshot>, SessionError> {
+        let (name, keys, field, kind) = match &self.request.consumer {
+            Consumer::Count { name, keys } => (name, keys, None, AggKind::Count),
+            Consumer::Hist { name, field, keys, .. } => (name, keys, Some(*field), AggKind::Hist),
+            Consumer::Events { .. } => return Ok(None),
+        };
+        let decode_key = |rec: &Record| -> Vec<(String, Value)> {
+            keys.iter().map(|f| (f.name.to_string(), decode(f, rec, symbols))).collect()
+        };
+        let mut merged: HashMap<Vec<(String, Value)>, EntryValue> = HashMap::new();
+        match kind {
+            AggKind::Count => {
+                let map = self.ebpf.map("counts").ok_or_else(|| self.map_err("counts", "missing"))?;
+                let counts = PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| self.map_err("counts", e))?;
+                for item in counts.iter() {
+                    let (k, v) = item.map_err(|e| self.map_err("counts", e))?;
+                    let n: u64 = v.iter().sum();
+                    match merged.entry(decode_key(&k.0)).or_insert(EntryValue::Count { value: 0 }) {
+                        EntryValue::Count { value } => *value += n,
+                        EntryValue::Hist { .. } => unreachable!("count map holds counts"),
+                    }
+                }
+            }
+            AggKind::Hist => {
+                let step = match &self.request.consumer {
+                    Consumer::Hist { kind: HistKind::Linear { step }, .. } => Some((*step).max(1)),
+                    _ => None,
+                };
+                let map = self.ebpf.map("hists").ok_or_else(|| self.map_err("hists", "missing"))?;
+                let hists =
+                    PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map).map_err(|e| self.map_err("hists", e))?;
+                for item in hists.iter() {
+                    let (k, v) = item.map_err(|e| self.map_err("hists", e))?;
+                    let count: u64 = v.iter().sum();
+                    let (low, high) = match step {
+                        Some(s) => (k.0.slot * s, (k.0.slot + 1) * s),
+                        None => abi::log2_bounds(k.0.slot),
+                    };
+                    let entry = merged.entry(decode_key(&k.0.rec)).or_insert(EntryValue::Hist { buckets: vec![] });
+                    if let EntryValue::Hist { buckets } = entry {
+                        match buckets.iter_mut().find(|b| b.low == low) {
+                            Some(b) => b.count += count,
+                            None => buckets.push(Bucket { low, high, count }),
+                        }
+                    }
+                }
+            }
+        }
+        let mut entries: Vec<Entry> = merged
+            .into_iter()
+            .map(|(key, mut value)| {
+                if let EntryValue::Hist { buckets } = &mut value {
+                    buckets.sort_by_key(|b| b.low);
+                }
+                Entry { key, value }
+            })
+            .collect();
+        entries.retain(|e| e.value.total() > 0);
+        let mut snap = AggSnapshot {
+            name: name.clone(),
+            kind,
+            keys: keys.iter().map(|f| f.name.to_string()).collect(),
+            field: field.map(|f| f.name.to_string()),
+            entries,
+        };
+        snap.sort();
+        Ok(Some(snap))
+    }
+
+    /// Deletes every entry of this instance's aggregation.
+    pub fn clear(&mut self) -> Result<(), SessionError> {
+        let name = match &self.request.consumer {
+            Consumer::Count { .. } => "counts",
+            Consumer::Hist { .. } => "hists",
+            Consumer::Events { .. } => return Ok(()),
+        };
+        let probe = self.request.probe.name;
+        let err = |e: &dyn std::fmt::Display| SessionError::Map { probe: probe.into(), map: name, message: e.to_string() };
+        let map = self.ebpf.map_mut(name).ok_or_else(|| err(&"missing"))?;
+        if name == "counts" {
+            let mut m = PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| err(&e))?;
+            let keys: Vec<RecKey> = m.keys().filter_map(Result::ok).collect();
+            for k in keys {
+                m.remove(&k).map_err(|e| err(&e))?;
+            }
+        } else {
+            let mut m = PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map).map_err(|e| err(&e))?;
+            let keys: Vec<HistKeyPod> = m.keys().filter_map(Result::ok).collect();
+            for k in keys {
+                m.remove(&k).map_err(|e| err(&e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges snapshots of instances feeding the same aggregation name.
+pub(super) fn merge(into: &mut AggSnapshot, other: AggSnapshot) {
+    for e in other.entries {
+        match into.entries.iter_mut().find(|x| x.key == e.key) {
+            None => into.entries.push(e),
+            Some(x) => match (&mut x.value, e.value) {
+                (EntryValue::Count { value }, EntryValue::Count { value: v }) => *value += v,
+                (EntryValue::Hist { buckets }, EntryValue::Hist { buckets: bs }) => {
+                    for b in bs {
+                        match buckets.iter_mut().find(|y| y.low == b.low) {
+                            Some(y) => y.count += b.count,
+                            None => buckets.push(b),
+                        }
+                    }
+                    buckets.sort_by_key(|b| b.low);
+                }
+                _ => {}
+            },
+        }
+    }
+    into.sort();
+}
