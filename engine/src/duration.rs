@@ -19,7 +19,7 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         u => return Err(format!("invalid duration `{s}`: unknown unit `{u}` (use ns, us, ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("invalid duration `{s}`"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -34,7 +34,7 @@ pub fn format(d: Duration) -> String {
         return "0s".into();
     }
     for (n, u) in units {
-        if ns % n == 0 {
+        if ns.is_multiple_of(n) {
             return format!("{}{u}", ns / n);
         }
     }

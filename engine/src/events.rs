@@ -1,1 +1,87 @@
-//! Ring-buffer readers (being written).
+//! Ring-buffer events: decoding and readiness.
+//!
+//! The kernel side wakes the reader only once a fill threshold is reached
+//! (`wake_bytes`); the run loop also drains on a timer, so a quiet probe's few
+//! events still arrive promptly without a wakeup per event.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::task::Poll;
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+use vprobe_probes::abi::Event;
+
+use crate::session::InstanceId;
+
+/// Decodes one ring-buffer record; None if it is too short.
+pub fn decode(bytes: &[u8]) -> Option<Event> {
+    if bytes.len() < std::mem::size_of::<Event>() {
+        return None;
+    }
+    // SAFETY: Event is plain old data and the length was checked; the ring
+    // buffer gives 8-byte aligned records but read_unaligned does not rely on it.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+}
+
+/// The ring buffers of a session's `on_event` instances, pollable together.
+#[derive(Default)]
+pub struct Rings {
+    rings: Vec<(InstanceId, RingBuf<MapData>, AsyncFd<OwnedFd>)>,
+}
+
+impl Rings {
+    /// Adds the ring of instance `id`.
+    pub fn add(&mut self, id: InstanceId, ring: RingBuf<MapData>) -> io::Result<()> {
+        let owned = ring.as_fd().try_clone_to_owned()?;
+        // SAFETY: the AsyncFd owns its own duplicate of the ring's fd, so the fd
+        // stays open (and registered with one epoll) for the AsyncFd's lifetime.
+        let fd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        self.rings.push((id, ring, fd));
+        Ok(())
+    }
+
+    /// Removes the ring of a detached instance.
+    pub fn remove(&mut self, id: InstanceId) {
+        self.rings.retain(|(i, _, _)| *i != id);
+    }
+
+    /// Whether there is any ring.
+    pub fn is_empty(&self) -> bool {
+        self.rings.is_empty()
+    }
+
+    /// Waits until some ring is readable (never returns when there is none).
+    pub async fn readable(&self) {
+        poll_fn(|cx| {
+            let mut ready = false;
+            for (_, _, fd) in &self.rings {
+                if let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready(cx) {
+                    // edge to level: the caller drains everything next
+                    guard.clear_ready();
+                    ready = true;
+                }
+            }
+            if ready {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Takes up to `max` waiting events, each with its instance.
+    pub fn drain(&mut self, max: usize, out: &mut Vec<(InstanceId, Event)>) {
+        for (id, ring, _) in &mut self.rings {
+            while out.len() < max {
+                let Some(item) = ring.next() else { break };
+                if let Some(ev) = decode(&item) {
+                    out.push((*id, ev));
+                }
+            }
+        }
+    }
+}

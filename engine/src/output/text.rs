@@ -1,39 +1,595 @@
-//! placeholder, being written
+//! Human output: bpftrace-like, with counts as aligned tables.
+//!
+//! Every call renders into a buffer, writes it in one piece and flushes: output is
+//! streamed live, often into a pipe.
+
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::{Output, StartInfo, Summary};
-use crate::agg::AggSnapshot;
+use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
-/// Output writer.
+/// Width of a histogram bar at its largest bucket (bpftrace's).
+const BAR_WIDTH: u64 = 52;
+
+/// A zero gap longer than this many buckets is shown as one row.
+const MAX_GAP_ROWS: usize = 32;
+
+/// Writes human-readable text.
 pub struct TextOutput<W: Write> {
     w: W,
+    buf: String,
 }
 
 impl<W: Write> TextOutput<W> {
     /// Writes to `w`.
     pub fn new(w: W) -> Self {
-        Self { w }
+        Self {
+            w,
+            buf: String::new(),
+        }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+
+    /// Writes what was rendered into `buf` and flushes.
+    fn emit(&mut self) -> io::Result<()> {
+        let r = self
+            .w
+            .write_all(self.buf.as_bytes())
+            .and_then(|()| self.w.flush());
+        self.buf.clear();
+        r
     }
 }
 
 impl<W: Write> Output for TextOutput<W> {
-    fn start(&mut self, _info: &StartInfo) -> io::Result<()> {
-        Ok(())
+    fn start(&mut self, info: &StartInfo) -> io::Result<()> {
+        let b = &mut self.buf;
+        let n = info.probes.len();
+        let _ = write!(b, "Attached {n} probe{}", if n == 1 { "" } else { "s" });
+        for (i, p) in info.probes.iter().enumerate() {
+            let sep = if i == 0 { ": " } else { ", " };
+            let _ = write!(b, "{sep}{} ({}) → {}", p.name, p.mechanism, p.feeds);
+        }
+        b.push('\n');
+        for p in &info.probes {
+            for f in &p.fallbacks {
+                let _ = writeln!(b, "  {} fell back: {f}", p.name);
+            }
+        }
+        match info.duration_s {
+            Some(d) => {
+                let _ = writeln!(b, "Running for {}; Ctrl-C to end.", seconds(d));
+            }
+            None => b.push_str("Ctrl-C to end.\n"),
+        }
+        self.emit()
     }
-    fn aggregation(&mut self, agg: &AggSnapshot, _delta: bool) -> io::Result<()> {
-        writeln!(self.w, "{:?}", agg)
+
+    fn aggregation(&mut self, agg: &AggSnapshot, delta: bool) -> io::Result<()> {
+        render_agg(&mut self.buf, agg, delta);
+        self.emit()
     }
+
     fn text(&mut self, text: &str) -> io::Result<()> {
-        writeln!(self.w, "{text}")
+        self.buf.push_str(text);
+        self.buf.push('\n');
+        self.emit()
     }
-    fn event(&mut self, _probe: &str, _fields: &[(String, Value)]) -> io::Result<()> {
-        Ok(())
+
+    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
+        self.buf.push_str(probe);
+        for (k, v) in fields {
+            let _ = write!(self.buf, " {k}={v}");
+        }
+        self.buf.push('\n');
+        self.emit()
     }
+
     fn error(&mut self, message: &str) -> io::Result<()> {
-        writeln!(self.w, "{message}")
+        let _ = writeln!(self.buf, "error: {message}");
+        self.emit()
     }
-    fn summary(&mut self, _summary: &Summary) -> io::Result<()> {
-        Ok(())
+
+    fn summary(&mut self, s: &Summary) -> io::Result<()> {
+        let b = &mut self.buf;
+        b.push('\n');
+        for agg in &s.maps {
+            render_agg(b, agg, false);
+        }
+        for (k, v) in &s.reports {
+            match v {
+                serde_json::Value::String(s) => {
+                    let _ = writeln!(b, "{k}: {s}");
+                }
+                v => {
+                    let _ = writeln!(b, "{k}: {v}");
+                }
+            }
+        }
+        // Keep the trailer off the last rows (which may already end with a blank line).
+        if b.len() > 1 && !b.ends_with("\n\n") {
+            b.push('\n');
+        }
+        let l = &s.lost;
+        if l.events != 0 || l.map_full != 0 || l.callback_errors != 0 {
+            let _ = writeln!(
+                b,
+                "lost: events={} map_full={} callback_errors={}",
+                l.events, l.map_full, l.callback_errors
+            );
+        }
+        let _ = writeln!(b, "duration: {}", seconds(s.duration_s));
+        self.emit()
+    }
+}
+
+/// `12.0s`.
+fn seconds(s: f64) -> String {
+    format!("{s:.1}s")
+}
+
+/// One aggregation: a one-line value, a table, or histograms. Multi-line
+/// renderings end with a blank line.
+fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
+    let title = if delta {
+        format!("@{} (delta)", agg.name)
+    } else {
+        format!("@{}", agg.name)
+    };
+    if agg.entries.is_empty() {
+        let _ = writeln!(b, "{title}: (empty)");
+        return;
+    }
+    match agg.kind {
+        AggKind::Count if agg.keys.is_empty() => {
+            let _ = writeln!(b, "{title}: {}", agg.total());
+        }
+        AggKind::Count => {
+            let _ = writeln!(b, "{title}");
+            render_table(b, agg);
+            b.push('\n');
+        }
+        AggKind::Hist => {
+            let _ = writeln!(b, "{title}");
+            render_hists(b, agg);
+        }
+    }
+}
+
+fn is_number(v: &Value) -> bool {
+    matches!(v, Value::Uint(_) | Value::Int(_))
+}
+
+/// Key columns then `count`; numeric columns right-aligned.
+fn render_table(b: &mut String, agg: &AggSnapshot) {
+    let mut header: Vec<&str> = agg.keys.iter().map(String::as_str).collect();
+    header.push("count");
+    let rows: Vec<Vec<String>> = agg
+        .entries
+        .iter()
+        .map(|e| {
+            let mut row: Vec<String> = (0..agg.keys.len())
+                .map(|i| e.key.get(i).map(|(_, v)| v.to_string()).unwrap_or_default())
+                .collect();
+            row.push(e.value.total().to_string());
+            row
+        })
+        .collect();
+    let right: Vec<bool> = (0..header.len())
+        .map(|i| {
+            i == agg.keys.len()
+                || agg
+                    .entries
+                    .iter()
+                    .all(|e| e.key.get(i).is_some_and(|(_, v)| is_number(v)))
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let start = b.len();
+        for (i, cell) in cells.enumerate() {
+            if i > 0 {
+                b.push_str("  ");
+            }
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if right[i] {
+                b.extend(std::iter::repeat_n(' ', pad));
+                b.push_str(cell);
+            } else {
+                b.push_str(cell);
+                b.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        let end = b.trim_end_matches(' ').len().max(start);
+        b.truncate(end);
+        b.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for r in &rows {
+        line(&mut r.iter().map(String::as_str));
+    }
+}
+
+/// One histogram per key, bpftrace style; columns aligned across keys, each bar
+/// scaled to its own key's largest bucket.
+fn render_hists(b: &mut String, agg: &AggSnapshot) {
+    let hists: Vec<(String, Vec<Bucket>)> = agg
+        .entries
+        .iter()
+        .map(|e| {
+            let key = e
+                .key
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let buckets = match &e.value {
+                EntryValue::Hist { buckets } => with_gaps(buckets),
+                // A count where a histogram was expected: one bucket-less row.
+                EntryValue::Count { value } => vec![Bucket {
+                    low: 0,
+                    high: u64::MAX,
+                    count: *value,
+                }],
+            };
+            (key, buckets)
+        })
+        .collect();
+    let all = hists.iter().flat_map(|(_, bs)| bs);
+    let label_w = all.clone().map(|x| label(x).len()).max().unwrap_or(0);
+    let count_w = all.map(|x| x.count.to_string().len()).max().unwrap_or(1);
+    for (key, buckets) in &hists {
+        if !key.is_empty() {
+            let _ = writeln!(b, "{key}");
+        }
+        let max = buckets.iter().map(|x| x.count).max().unwrap_or(0).max(1);
+        for x in buckets {
+            let bar = (u128::from(x.count) * u128::from(BAR_WIDTH) / u128::from(max)) as usize;
+            let _ = writeln!(
+                b,
+                "{:<label_w$}  {:>count_w$} |{:<width$}|",
+                label(x),
+                x.count,
+                "@".repeat(bar),
+                width = BAR_WIDTH as usize,
+            );
+        }
+        b.push('\n');
+    }
+}
+
+/// `[4]` for a one-value bucket, else `[1K, 2K)`.
+fn label(x: &Bucket) -> String {
+    if x.high == x.low.wrapping_add(1) {
+        format!("[{}]", compact(x.low))
+    } else {
+        format!("[{}, {})", compact(x.low), compact(x.high))
+    }
+}
+
+/// 1024 → `1K`, 3 << 20 → `3M` (bpftrace's suffixes); other numbers as they are.
+/// `u64::MAX` is the open end of the last log2 bucket, 2^64: `16E`.
+fn compact(n: u64) -> String {
+    if n == u64::MAX {
+        return "16E".into();
+    }
+    let mut v = n;
+    let mut unit = 0;
+    while v >= 1024 && v.is_multiple_of(1024) && unit < 6 {
+        v /= 1024;
+        unit += 1;
+    }
+    match unit {
+        0 => v.to_string(),
+        u => format!("{v}{}", ["K", "M", "G", "T", "P", "E"][u - 1]),
+    }
+}
+
+/// Buckets with the empty ones between non-empty ones put back, as zero rows.
+///
+/// Linear buckets all have one width; log2 buckets (`[0,1) [1,2) [2,4) …`) never
+/// do unless there are no gaps, so the width tells which sequence to fill in.
+fn with_gaps(buckets: &[Bucket]) -> Vec<Bucket> {
+    let Some(first) = buckets.first() else {
+        return Vec::new();
+    };
+    let width = first.high.wrapping_sub(first.low);
+    let linear = buckets.iter().all(|x| x.high.wrapping_sub(x.low) == width);
+    let next = |low: u64, high: u64| -> Option<(u64, u64)> {
+        if linear {
+            Some((high, high.checked_add(width)?))
+        } else if high == 0 || high == u64::MAX {
+            None
+        } else {
+            Some((high, high.saturating_mul(2)))
+        }
+        .filter(|&(l, _)| l > low)
+    };
+    let mut out = Vec::with_capacity(buckets.len());
+    for (i, x) in buckets.iter().enumerate() {
+        if i > 0 {
+            let prev = &buckets[i - 1];
+            let mut gap = Vec::new();
+            let mut cur = next(prev.low, prev.high);
+            while let Some((l, h)) = cur {
+                if l >= x.low || gap.len() > MAX_GAP_ROWS {
+                    break;
+                }
+                gap.push(Bucket {
+                    low: l,
+                    high: h,
+                    count: 0,
+                });
+                cur = next(l, h);
+            }
+            if gap.len() > MAX_GAP_ROWS {
+                gap = vec![Bucket {
+                    low: prev.high,
+                    high: x.low,
+                    count: 0,
+                }];
+            }
+            out.extend(gap);
+        }
+        out.push(x.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::Entry;
+    use crate::output::{Lost, ProbeInfo};
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    fn render(f: impl FnOnce(&mut TextOutput<Vec<u8>>) -> io::Result<()>) -> String {
+        let mut o = TextOutput::new(Vec::new());
+        f(&mut o).unwrap();
+        String::from_utf8(o.into_inner()).unwrap()
+    }
+
+    fn counts() -> AggSnapshot {
+        let e = |dev: &str, reason: &str, q: u64, n: u64| Entry {
+            key: vec![
+                ("dev".into(), s(dev)),
+                ("reason".into(), s(reason)),
+                ("queue".into(), Value::Uint(q)),
+            ],
+            value: EntryValue::Count { value: n },
+        };
+        AggSnapshot {
+            name: "drops".into(),
+            kind: AggKind::Count,
+            keys: vec!["dev".into(), "reason".into(), "queue".into()],
+            field: None,
+            entries: vec![
+                e("mvt0", "FULL_RING", 3, 12040),
+                e("eth0", "NO_SOCKET", 12, 7),
+            ],
+        }
+    }
+
+    fn hist() -> AggSnapshot {
+        let b = |low, high, count| Bucket { low, high, count };
+        AggSnapshot {
+            name: "len".into(),
+            kind: AggKind::Hist,
+            keys: vec!["dev".into()],
+            field: Some("len".into()),
+            entries: vec![
+                Entry {
+                    key: vec![("dev".into(), s("mvt0"))],
+                    value: EntryValue::Hist {
+                        buckets: vec![b(0, 1, 1), b(4, 8, 4), b(1024, 2048, 2)],
+                    },
+                },
+                Entry {
+                    key: vec![("dev".into(), s("eth0"))],
+                    value: EntryValue::Hist {
+                        buckets: vec![b(1 << 20, 1 << 21, 3)],
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn count_table_is_aligned() {
+        let out = render(|o| o.aggregation(&counts(), false));
+        assert_eq!(
+            out,
+            "\
+@drops
+dev   reason     queue  count
+mvt0  FULL_RING      3  12040
+eth0  NO_SOCKET     12      7
+
+"
+        );
+    }
+
+    #[test]
+    fn scalar_empty_and_delta() {
+        let mut a = counts();
+        a.keys.clear();
+        for e in &mut a.entries {
+            e.key.clear();
+        }
+        assert_eq!(render(|o| o.aggregation(&a, false)), "@drops: 12047\n");
+        assert_eq!(
+            render(|o| o.aggregation(&a, true)),
+            "@drops (delta): 12047\n"
+        );
+        a.entries.clear();
+        assert_eq!(render(|o| o.aggregation(&a, false)), "@drops: (empty)\n");
+        let out = render(|o| o.aggregation(&counts(), true));
+        assert!(out.starts_with("@drops (delta)\ndev "), "{out}");
+    }
+
+    #[test]
+    fn histogram_fills_gaps_and_scales_bars() {
+        let out = render(|o| o.aggregation(&hist(), false));
+        let bar = |n: usize| format!("|{:<52}|", "@".repeat(n));
+        let expected = [
+            "@len".to_string(),
+            "dev=mvt0".into(),
+            format!("[0]         1 {}", bar(13)),
+            format!("[1]         0 {}", bar(0)),
+            format!("[2, 4)      0 {}", bar(0)),
+            format!("[4, 8)      4 {}", bar(52)),
+            format!("[8, 16)     0 {}", bar(0)),
+            format!("[16, 32)    0 {}", bar(0)),
+            format!("[32, 64)    0 {}", bar(0)),
+            format!("[64, 128)   0 {}", bar(0)),
+            format!("[128, 256)  0 {}", bar(0)),
+            format!("[256, 512)  0 {}", bar(0)),
+            format!("[512, 1K)   0 {}", bar(0)),
+            format!("[1K, 2K)    2 {}", bar(26)),
+            String::new(),
+            "dev=eth0".into(),
+            format!("[1M, 2M)    3 {}", bar(52)),
+            String::new(),
+            String::new(),
+        ]
+        .join("\n");
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn linear_gaps_and_labels() {
+        let b = |low, high, count| Bucket { low, high, count };
+        let filled = with_gaps(&[b(0, 10, 1), b(30, 40, 2)]);
+        let lows: Vec<u64> = filled.iter().map(|x| x.low).collect();
+        assert_eq!(lows, vec![0, 10, 20, 30]);
+        // A long empty stretch is one row.
+        let filled = with_gaps(&[b(0, 1, 1), b(1000, 1001, 2)]);
+        assert_eq!(filled.len(), 3);
+        assert_eq!(
+            (filled[1].low, filled[1].high, filled[1].count),
+            (1, 1000, 0)
+        );
+        assert_eq!(label(&b(1 << 63, u64::MAX, 1)), "[8E, 16E)");
+        assert_eq!(compact(3 << 30), "3G");
+        assert_eq!(compact(1000), "1000");
+    }
+
+    #[test]
+    fn start_text_event_error_and_summary() {
+        let info = StartInfo {
+            schema: 1,
+            kernel: "6.18".into(),
+            script: "drops.rhai".into(),
+            duration_s: None,
+            probes: vec![
+                ProbeInfo {
+                    name: "skb.drop".into(),
+                    mechanism: "tp_btf/kfree_skb".into(),
+                    feeds: "drops".into(),
+                    fallbacks: vec![],
+                },
+                ProbeInfo {
+                    name: "dev.rx".into(),
+                    mechanism: "tracepoint net:netif_receive_skb".into(),
+                    feeds: "events".into(),
+                    fallbacks: vec!["tp_btf/netif_receive_skb: disabled".into()],
+                },
+            ],
+        };
+        assert_eq!(
+            render(|o| o.start(&info)),
+            "Attached 2 probes: skb.drop (tp_btf/kfree_skb) → drops, \
+             dev.rx (tracepoint net:netif_receive_skb) → events\n  \
+             dev.rx fell back: tp_btf/netif_receive_skb: disabled\nCtrl-C to end.\n"
+        );
+        let out = render(|o| {
+            o.text("hello")?;
+            o.event(
+                "skb.drop",
+                &[("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
+            )?;
+            o.error("drops.rhai:3: boom")
+        });
+        assert_eq!(
+            out,
+            "hello\nskb.drop dev=mvt0 len=60\nerror: drops.rhai:3: boom\n"
+        );
+
+        let mut reports = serde_json::Map::new();
+        reports.insert("rr_tps".into(), serde_json::json!(41234.5));
+        reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
+        let summary = Summary {
+            duration_s: 12.04,
+            maps: vec![counts()],
+            lost: Lost {
+                events: 0,
+                map_full: 2,
+                callback_errors: 0,
+            },
+            probes: info.probes.clone(),
+            reports,
+        };
+        let out = render(|o| o.summary(&summary));
+        assert_eq!(
+            out,
+            "
+@drops
+dev   reason     queue  count
+mvt0  FULL_RING      3  12040
+eth0  NO_SOCKET     12      7
+
+peer: 10.0.0.2
+rr_tps: 41234.5
+
+lost: events=0 map_full=2 callback_errors=0
+duration: 12.0s
+"
+        );
+        let quiet = Summary {
+            lost: Lost::default(),
+            reports: serde_json::Map::new(),
+            ..summary
+        };
+        assert!(render(|o| o.summary(&quiet)).ends_with("      7\n\nduration: 12.0s\n"));
+        let bare = Summary {
+            maps: vec![],
+            ..quiet
+        };
+        assert_eq!(render(|o| o.summary(&bare)), "\nduration: 12.0s\n");
+    }
+
+    /// A reader gone away must surface as an error (the caller ends quietly on BrokenPipe).
+    #[test]
+    fn write_errors_surface() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut o = TextOutput::new(Closed);
+        assert_eq!(o.text("x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        // The buffer does not grow after a failure.
+        assert!(o.buf.is_empty());
     }
 }

@@ -6,13 +6,14 @@
 //! everything.
 
 mod features;
+mod fentry;
 mod instance;
 #[allow(clippy::module_inception)]
 mod session;
 mod tp_btf;
 mod tracepoint;
 
-pub use features::{privileges, Features, Privileges};
+pub use features::{kernel_release, privileges, Features, Privileges};
 pub use instance::{Instance, InstanceId};
 pub use session::{Session, SessionOptions};
 

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use aya::maps::RingBuf;
 use aya::{Btf, EbpfLoader};
 use vprobe_probes::abi;
-use vprobe_probes::Mechanism;
+use vprobe_probes::{Mechanism, ProbeDef};
 
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
-use super::{features, tp_btf, tracepoint, SessionError};
+use super::{features, fentry, tp_btf, tracepoint, Features, SessionError};
 use crate::agg::AggSnapshot;
 use crate::filter;
 use crate::plan::{Consumer, ProbeRequest};
@@ -125,6 +125,57 @@ impl Session {
             }
         }
         Err(SessionError::Unavailable { origin: req.origin, probe: req.probe.name.into(), reasons })
+    }
+
+    /// Which mechanism of `probe` works here: each is loaded (so the verifier
+    /// runs) but not attached, then unloaded. Err lists why each failed.
+    pub fn check_support(&mut self, probe: &'static ProbeDef) -> Result<Mechanism, Vec<String>> {
+        let mut reasons = Vec::new();
+        for mech in probe.mechanisms {
+            match self.load_one(probe, mech) {
+                Ok(()) => return Ok(*mech),
+                Err(e) => reasons.push(format!("{}: {e}", mech.label())),
+            }
+        }
+        Err(reasons)
+    }
+
+    /// Load-tested features for `vprobe doctor`: tp_btf, classic tracepoints,
+    /// ring buffers (every object has one) and fentry.
+    pub fn load_features(&mut self, into: &mut Features) {
+        let skb = vprobe_probes::find("skb.drop").expect("skb.drop is in the catalog");
+        let mut any = Err(String::new());
+        for mech in skb.mechanisms {
+            let r = self.load_one(skb, mech);
+            into.push(mech.kind(), r.is_ok(), r.clone().map_or_else(|e| e, |()| format!("{} loads", mech.label())));
+            any = any.or(r);
+        }
+        // every object carries a ring buffer map, so any successful load created one
+        into.push("ringbuf", any.is_ok(), any.map_or_else(|e| e, |()| "BPF_MAP_TYPE_RINGBUF maps create".into()));
+        let fentry = self
+            .loader
+            .load(vprobe_probes::objects::object("feature").expect("feature object is embedded"))
+            .map_err(|e| e.to_string())
+            .and_then(|mut ebpf| fentry::load(&mut ebpf, "vp_feat_fentry", "tcp_retransmit_skb", self.btf));
+        into.push(
+            "fentry",
+            fentry.is_ok(),
+            fentry.map_or_else(
+                |e| format!("{e}; fentry-based attach points fall back to tracepoints"),
+                |()| "fentry programs load".into(),
+            ),
+        );
+    }
+
+    fn load_one(&mut self, probe: &'static ProbeDef, mech: &Mechanism) -> Result<(), String> {
+        let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(abi::Settings::default())));
+        let object = vprobe_probes::objects::object(probe.object).ok_or("object missing")?;
+        self.loader.override_global("settings", settings, true).map_max_entries("events", 4096);
+        let mut ebpf = self.loader.load(object).map_err(|e| e.to_string())?;
+        match mech {
+            Mechanism::TpBtf { event, program } => tp_btf::load(&mut ebpf, program, event, self.btf),
+            Mechanism::Tracepoint { category, name, program } => tracepoint::load(&mut ebpf, program, category, name),
+        }
     }
 
     /// Detaches and unloads one instance; false if unknown.

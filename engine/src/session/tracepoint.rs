@@ -6,18 +6,25 @@ use aya::Ebpf;
 
 use super::features;
 
-/// Loads `program` and attaches it once to `category:name`.
-pub(super) fn attach(ebpf: &mut Ebpf, program: &str, category: &str, name: &str) -> Result<(), String> {
-    let tracefs = features::ensure_tracefs()?;
-    if !tracefs.join("events").join(category).join(name).is_dir() {
-        return Err(format!("no tracepoint {category}:{name} in {}", tracefs.display()));
-    }
-    let prog: &mut TracePoint = ebpf
-        .program_mut(program)
+fn program<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoint, String> {
+    ebpf.program_mut(program)
         .ok_or_else(|| format!("program {program} missing from the object"))?
         .try_into()
-        .map_err(|e| format!("{e}"))?;
-    prog.load().map_err(|e| super::instance::describe(&e))?;
-    prog.attach(category, name).map_err(|e| super::instance::describe(&e))?;
+        .map_err(|e| format!("{e}"))
+}
+
+/// Loads `program` (the verifier runs) after checking `category:name` exists.
+pub(super) fn load(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
+    let tracefs = features::ensure_tracefs()?;
+    if !tracefs.join("events").join(category).join(event).is_dir() {
+        return Err(format!("no tracepoint {category}:{event} in {}", tracefs.display()));
+    }
+    program(ebpf, name)?.load().map_err(|e| super::instance::describe(&e))
+}
+
+/// Loads `program` and attaches it once to `category:event`.
+pub(super) fn attach(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
+    load(ebpf, name, category, event)?;
+    program(ebpf, name)?.attach(category, event).map_err(|e| super::instance::describe(&e))?;
     Ok(())
 }
