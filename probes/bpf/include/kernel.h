@@ -72,12 +72,18 @@ struct trace_entry {
 	int pid;
 };
 
+/* Only the type name matters to CO-RE; the values come from the kernel's BTF. */
+enum skb_drop_reason {
+	SKB_DROP_REASON_NOT_SPECIFIED = 2,
+};
+
 struct trace_event_raw_kfree_skb {
 	struct trace_entry ent;
 	void *skbaddr;
 	void *location;
 	unsigned short protocol;
-	unsigned int reason; /* enum skb_drop_reason, since 5.17 */
+	/* since 5.17; declared as the enum because CO-RE matches field types too */
+	enum skb_drop_reason reason;
 };
 
 struct trace_event_raw_tcp_event_sk_skb {
