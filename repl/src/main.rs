@@ -1,1 +1,48 @@
-fn main() {}
+//! `vprobe`: the command line (and, later, the REPL) around vprobe-engine.
+
+mod cli;
+mod commands;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(std::io::stderr(), "vprobe: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match (cli.command, cli.expr) {
+        (Some(Command::Run { script, run }), _) => commands::run::file(&script, run),
+        (None, Some(expr)) => commands::run::expr(&expr, cli.run),
+        (Some(Command::Check { script, params }), _) => commands::check::run(&script, params),
+        (Some(Command::List { pattern, json }), _) => commands::list::run(pattern.as_deref(), json),
+        (Some(Command::Doctor { json }), _) => commands::doctor::run(json),
+        (None, None) => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// A closed stdout (`vprobe … | head`) is a normal end.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<vprobe_engine::Error>().is_some_and(vprobe_engine::run::is_broken_pipe)
+    })
+}

@@ -18,9 +18,43 @@
 //!   aggregation of that name if one exists, else the text); any other value is
 //!   printed as text. `print_delta(name)`, `clear(name)`, `exit()` / `exit(code)`,
 //!   `report(key, value)`, `emit(event)`.
-#![allow(missing_docs)]
+//!
+//! The whole script shares one Rhai scope and one runtime state: top-level
+//! variables, `fn` definitions and `import`ed modules stay visible to callbacks
+//! (closures capture the variables they use) and to later [`Script::eval_line`]s.
 
-use crate::plan::Origin;
+mod api;
+mod convert;
+mod errors;
+mod meta;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rhai::{
+    Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Map, NativeCallContext, Scope, AST,
+};
+use vprobe_probes::abi::Event;
+use vprobe_probes::ProbeDef;
+
+pub use api::{ProbeHandle, MIN_PERIOD};
+pub use meta::{parse_meta, Meta};
+pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
+
+use crate::plan::{Origin, ProbeRequest};
+use crate::symbols::Symbols;
+use crate::value::Value;
+use api::State;
+
+/// Source name of code given to [`Script::eval_line`].
+pub const REPL_SOURCE: &str = "<repl>";
 
 /// A script error with its location.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,4 +64,323 @@ pub struct ScriptError {
     pub origin: Origin,
     /// What.
     pub message: String,
+}
+
+/// How a script is run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `-p key=value` from the command line, read with `param(key, default)`
+    /// and `params.key`.
+    pub params: BTreeMap<String, String>,
+}
+
+/// A callback to run every `period`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timer {
+    /// How often.
+    pub period: Duration,
+    /// The callback, for [`Script::call`].
+    pub callback: usize,
+}
+
+/// What the top level (or one REPL line) asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Program instances to load and attach.
+    pub requests: Vec<ProbeRequest>,
+    /// `every(..)` timers.
+    pub timers: Vec<Timer>,
+    /// `on_end(..)` callbacks, in order.
+    pub on_end: Vec<usize>,
+}
+
+/// Something a script asked the session to do, drained with [`Script::take_actions`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// `print(x)`: the aggregation called `x` if there is one, else the text.
+    Print(String),
+    /// `print_delta(name)`: what changed in an aggregation since it was last printed.
+    PrintDelta(String),
+    /// `clear(name)`: empty an aggregation.
+    Clear(String),
+    /// `exit()` / `exit(code)`: end the session with this status.
+    Exit(i32),
+    /// `report(key, value)`: add to the summary's `reports`.
+    Report(String, serde_json::Value),
+    /// `emit(e)`: write an event line.
+    Emit {
+        /// The event's `probe`.
+        probe: String,
+        /// Its fields: the catalog's in catalog order, then the script's own by name.
+        fields: Vec<(String, Value)>,
+    },
+}
+
+/// A compiled script with its engine, scope and what it asked for so far.
+pub struct Script {
+    engine: Engine,
+    /// The top level, until [`Script::plan`] runs it.
+    top: Option<AST>,
+    /// Every function defined so far (script `fn`s and closures), for callbacks.
+    lib: AST,
+    scope: Scope<'static>,
+    /// Kept across evaluations so `import`s stay visible to callbacks and later lines.
+    global: GlobalRuntimeState,
+    state: Rc<RefCell<State>>,
+    meta: Meta,
+    source: String,
+    module_dirs: Vec<PathBuf>,
+    last_value: Option<String>,
+}
+
+impl fmt::Debug for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Script")
+            .field("source", &self.source)
+            .field("meta", &self.meta)
+            .field("planned", &self.top.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Script {
+    /// Parses `text` (named `source_name` in errors; a path's folder is searched
+    /// first by `import`). Syntax errors are located.
+    ///
+    /// ```no_run
+    /// use std::rc::Rc;
+    /// use vprobe_engine::script::{Options, Script};
+    /// use vprobe_engine::symbols::Symbols;
+    ///
+    /// let text = r#"probe("skb.drop").count("drops", ["reason"]);"#;
+    /// let mut s = Script::compile("<expr>", text, Rc::new(Symbols::load(false)), Options::default())?;
+    /// let plan = s.plan()?;
+    /// assert_eq!(plan.requests.len(), 1);
+    /// # Ok::<(), vprobe_engine::script::ScriptError>(())
+    /// ```
+    pub fn compile(
+        source_name: &str,
+        text: &str,
+        symbols: Rc<Symbols>,
+        options: Options,
+    ) -> Result<Script, ScriptError> {
+        let meta = parse_meta(text);
+        let module_dirs = sandbox::module_dirs(sandbox::script_dir(source_name));
+
+        // `params`: the command line's values over the `//! param:` defaults;
+        // shared so that `param(name, default)` can add its default later
+        let mut params = Map::new();
+        for (k, d) in &meta.params {
+            if let Some(d) = d {
+                params.insert(k.into(), api::default_value(d));
+            }
+        }
+        for (k, v) in &options.params {
+            let typed = match params.get(k.as_str()) {
+                Some(d) if d.is_int() => v
+                    .trim()
+                    .parse()
+                    .map(Dynamic::from_int)
+                    .unwrap_or_else(|_| v.into()),
+                _ => Dynamic::from(v.clone()),
+            };
+            params.insert(k.into(), typed);
+        }
+        let params = Dynamic::from_map(params).into_shared();
+
+        let state = Rc::new(RefCell::new(State::new(
+            symbols,
+            source_name,
+            options.params,
+            params.clone(),
+        )));
+        let mut engine = Engine::new();
+        sandbox::harden(&mut engine);
+        engine.set_module_resolver(sandbox::module_resolver(&module_dirs));
+        api::register(&mut engine, &state);
+
+        let mut ast = engine
+            .compile(text)
+            .map_err(|e| errors::parse_error(source_name, &e))?;
+        ast.set_source(source_name);
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic("params", params);
+        let global = engine.new_global_runtime_state();
+        Ok(Script {
+            engine,
+            lib: ast.clone_functions_only(),
+            top: Some(ast),
+            scope,
+            global,
+            state,
+            meta,
+            source: source_name.to_string(),
+            module_dirs,
+            last_value: None,
+        })
+    }
+
+    /// The script's `//!` metadata.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Runs the top level once and returns what it asked for. API misuse is a
+    /// located error; a second call is an error.
+    pub fn plan(&mut self) -> Result<Plan, ScriptError> {
+        let Some(ast) = self.top.take() else {
+            return Err(ScriptError {
+                origin: Origin {
+                    source: self.source.clone(),
+                    line: 0,
+                    col: 0,
+                },
+                message: "the script has already been planned".into(),
+            });
+        };
+        let source = self.source.clone();
+        self.run(&ast, &source).map(|(_, plan)| plan)
+    }
+
+    /// Evaluates more code (a REPL line) in the same scope as the script: its
+    /// variables, functions and imports are visible. Returns only what this
+    /// code asked for. Errors are located in `<repl>`.
+    pub fn eval_line(&mut self, text: &str) -> Result<Plan, ScriptError> {
+        let mut ast = self
+            .engine
+            .compile(text)
+            .map_err(|e| errors::parse_error(REPL_SOURCE, &e))?;
+        ast.set_source(REPL_SOURCE);
+        let (value, plan) = self.run(&ast, REPL_SOURCE)?;
+        self.last_value = (!value.is_unit()).then(|| value.to_string());
+        Ok(plan)
+    }
+
+    /// The value of the last [`Script::eval_line`], when it was not `()` (for
+    /// the REPL to echo), taken.
+    pub fn take_last_value(&mut self) -> Option<String> {
+        self.last_value.take()
+    }
+
+    /// What the script asked of the session since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.state.borrow_mut().actions)
+    }
+
+    /// Runs an `every()` or `on_end()` callback, with a fresh operations budget.
+    pub fn call(&mut self, callback: usize) -> Result<(), ScriptError> {
+        self.invoke(callback, Vec::new())
+    }
+
+    /// Runs an `on_event()` callback with the event as a map: every catalog
+    /// field of `probe` decoded (`e.dev`, `e.reason`), plus `probe`, `ts_ns`, `cpu`.
+    pub fn call_event(
+        &mut self,
+        callback: usize,
+        probe: &'static ProbeDef,
+        event: &Event,
+    ) -> Result<(), ScriptError> {
+        let e = convert::event_map(probe, event, &self.state.borrow().symbols);
+        self.invoke(callback, vec![Dynamic::from_map(e)])
+    }
+
+    fn invoke(&mut self, index: usize, mut args: Vec<Dynamic>) -> Result<(), ScriptError> {
+        let cb = self.state.borrow().callbacks.get(index).cloned();
+        let Some(cb) = cb else {
+            return Err(ScriptError {
+                origin: Origin {
+                    source: self.source.clone(),
+                    line: 0,
+                    col: 0,
+                },
+                message: format!("no callback #{index}"),
+            });
+        };
+        self.global.num_operations = 0;
+        self.global.source = Some(cb.source.as_str().into());
+        self.state.borrow_mut().source.clone_from(&cb.source);
+        let ctx = NativeCallContext::new_with_all_fields(
+            &self.engine,
+            cb.fn_ptr.fn_name(),
+            None,
+            &self.global,
+            cb.pos,
+        );
+        match cb.fn_ptr.call_raw(&ctx, None, args.as_mut_slice()) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(*e, EvalAltResult::Exit(..)) => Ok(()),
+            Err(e) => Err(errors::eval_error(
+                *e,
+                &cb.source,
+                cb.pos,
+                &self.module_dirs,
+            )),
+        }
+    }
+
+    /// Evaluates `ast`'s statements in the script's scope and runtime state;
+    /// returns their value and what they asked for.
+    fn run(&mut self, ast: &AST, source: &str) -> Result<(Dynamic, Plan), ScriptError> {
+        let marks = self.state.borrow().marks();
+        self.lib = self.lib.merge(&ast.clone_functions_only());
+        self.global.lib.clear();
+        self.global.lib.push(self.lib.shared_lib().clone());
+        self.global.source = Some(source.into());
+        self.global.num_operations = 0;
+        self.state.borrow_mut().source = source.to_string();
+        let caches = &mut Caches::new();
+        // the only entry point that evaluates with a caller-owned runtime state
+        #[allow(deprecated)]
+        let result = self.engine.eval_statements_raw(
+            &mut self.global,
+            caches,
+            &mut self.scope,
+            ast.statements(),
+        );
+        let result = result
+            .map_err(|e| errors::eval_error(*e, source, rhai::Position::NONE, &self.module_dirs))
+            .and_then(|v| self.check_callbacks(marks.callbacks).map(|_| v));
+        match result {
+            Ok(v) => Ok((v, self.state.borrow().plan_since(&marks))),
+            Err(e) => {
+                // a failed line adds nothing: the REPL can fix it and go on
+                self.state.borrow_mut().rewind(&marks);
+                Err(e)
+            }
+        }
+    }
+
+    /// A callback that cannot take the arguments the runner will pass fails
+    /// now, located where it was registered, rather than on every event.
+    fn check_callbacks(&self, from: usize) -> Result<(), ScriptError> {
+        let st = self.state.borrow();
+        for cb in &st.callbacks[from..] {
+            let name = cb.fn_ptr.fn_name();
+            let wanted = cb.fn_ptr.curry().len() + cb.arity;
+            let mut arities = self
+                .lib
+                .iter_functions()
+                .filter(|f| f.name == name)
+                .map(|f| f.params.len())
+                .peekable();
+            if arities.peek().is_none() {
+                continue; // a native or imported function: checked when called
+            }
+            if !arities.any(|n| n == wanted) {
+                let (what, example) = match cb.arity {
+                    1 => ("one parameter (the event)", "|e| ..."),
+                    _ => ("no parameters", "|| ..."),
+                };
+                return Err(ScriptError {
+                    origin: Origin {
+                        source: cb.source.clone(),
+                        line: cb.pos.line().unwrap_or(0),
+                        col: cb.pos.position().unwrap_or(0),
+                    },
+                    message: format!("{} callbacks take {what}: `{example}`", cb.kind),
+                });
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,301 @@
+//! Rhai values ↔ vprobe values: filter values, event maps, JSON reports.
+
+use std::ops::{Range, RangeInclusive};
+
+use rhai::{Array, Dynamic, Map, INT};
+use vprobe_probes::abi::Event;
+use vprobe_probes::{FieldDef, FieldKind, ProbeDef};
+
+use crate::filter;
+use crate::plan::FilterValue;
+use crate::symbols::Symbols;
+use crate::value::{decode, Value};
+
+/// Deepest report value accepted (arrays in maps in arrays ...).
+const MAX_JSON_DEPTH: usize = 64;
+
+/// The Rhai type name of a value, for error messages.
+pub fn type_name(v: &Dynamic) -> &'static str {
+    match v.type_name() {
+        "i64" => "integer",
+        "f64" => "float",
+        "bool" => "bool",
+        "char" => "char",
+        "string" | "ImmutableString" | "&str" => "string",
+        "()" => "()",
+        "array" => "array",
+        "map" => "map",
+        "Fn" => "function pointer",
+        "range" | "core::ops::range::Range<i64>" => "range",
+        "range=" | "core::ops::range::RangeInclusive<i64>" => "range",
+        t if t.ends_with("ProbeHandle") => "probe",
+        _ => "value",
+    }
+}
+
+/// A string argument, or an error naming what was expected.
+pub fn want_string(v: &Dynamic, what: &str) -> Result<String, String> {
+    let v = v.flatten_clone();
+    if v.is_string() || v.is_char() {
+        Ok(v.to_string())
+    } else {
+        Err(format!("{what} must be a string, got {}", describe(&v)))
+    }
+}
+
+/// `a value of type integer (42)`, short.
+pub fn describe(v: &Dynamic) -> String {
+    let mut shown = v.to_string();
+    if shown.len() > 40 {
+        shown.truncate(shown.char_indices().nth(37).map_or(shown.len(), |(i, _)| i));
+        shown.push_str("...");
+    }
+    match type_name(v) {
+        "()" => "()".to_string(),
+        t => format!("{t} `{shown}`"),
+    }
+}
+
+/// The values of `.filter(field, value)`: a number, a string, a range
+/// (`64..1500` is `64..=1499`) or an array of those.
+pub fn filter_values(field: &FieldDef, value: &Dynamic) -> Result<Vec<FilterValue>, String> {
+    let value = value.flatten_clone();
+    let mut out = Vec::new();
+    if value.is_array() {
+        let items = value.cast::<Array>();
+        for item in &items {
+            let item = item.flatten_clone();
+            if item.is_array() {
+                return Err(format!(
+                    "filter on `{}`: lists cannot be nested",
+                    field.name
+                ));
+            }
+            out.push(one_filter_value(field, &item)?);
+        }
+    } else {
+        out.push(one_filter_value(field, &value)?);
+    }
+    Ok(out)
+}
+
+fn one_filter_value(field: &FieldDef, v: &Dynamic) -> Result<FilterValue, String> {
+    if let Ok(n) = v.as_int() {
+        return Ok(FilterValue::Int(n));
+    }
+    if v.is_string() || v.is_char() {
+        return Ok(FilterValue::Str(v.to_string()));
+    }
+    if let Some(r) = v.read_lock::<Range<INT>>() {
+        if r.end <= r.start {
+            return Err(format!(
+                "filter on `{}`: the range {}..{} is empty",
+                field.name, r.start, r.end
+            ));
+        }
+        return Ok(FilterValue::Range(r.start, r.end - 1));
+    }
+    if let Some(r) = v.read_lock::<RangeInclusive<INT>>() {
+        return Ok(FilterValue::Range(*r.start(), *r.end()));
+    }
+    Err(format!(
+        "filter on `{}` expects {}, got {}",
+        field.name,
+        filter::expected(field.kind),
+        describe(v)
+    ))
+}
+
+/// A decoded field as a Rhai value: numbers as integers (saturating), names as strings.
+pub fn to_dynamic(v: Value) -> Dynamic {
+    match v {
+        Value::Uint(n) => Dynamic::from_int(INT::try_from(n).unwrap_or(INT::MAX)),
+        Value::Int(n) => Dynamic::from_int(n),
+        Value::Str(s) => Dynamic::from(s),
+    }
+}
+
+/// The map a callback receives: every field of the probe, plus `probe`,
+/// `ts_ns` and `cpu`.
+pub fn event_map(probe: &ProbeDef, event: &Event, symbols: &Symbols) -> Map {
+    let mut m = Map::new();
+    for f in probe.fields {
+        m.insert(f.name.into(), to_dynamic(decode(f, &event.rec, symbols)));
+    }
+    m.insert("probe".into(), Dynamic::from(probe.name.to_string()));
+    m.insert("ts_ns".into(), to_dynamic(Value::Uint(event.ts_ns)));
+    m.insert("cpu".into(), Dynamic::from_int(INT::from(event.cpu)));
+    m
+}
+
+/// Keys of an event map that are about the event, not fields of it.
+const EVENT_META: [&str; 3] = ["probe", "ts_ns", "cpu"];
+
+/// `emit(e)`: the probe name and the fields of an event map, the catalog's
+/// fields first in catalog order, then any other keys by name. `probe`,
+/// `ts_ns` and `cpu` are not fields.
+pub fn emit_fields(map: &Map) -> Result<(String, Vec<(String, Value)>), String> {
+    let probe = match map.get("probe") {
+        Some(p) => want_string(p, "the `probe` of an emitted event")?,
+        None => {
+            return Err(
+                "emit: the event map needs a `probe` name (`#{probe: \"my.event\", ...}`)".into(),
+            )
+        }
+    };
+    let def = vprobe_probes::find(&probe);
+    let mut fields = Vec::new();
+    if let Some(def) = def {
+        for f in def.fields {
+            if let Some(v) = map.get(f.name) {
+                fields.push((f.name.to_string(), to_value(Some(f.kind), v)));
+            }
+        }
+    }
+    for (k, v) in map {
+        let k = k.as_str();
+        if EVENT_META.contains(&k) || def.is_some_and(|d| d.field(k).is_some()) {
+            continue;
+        }
+        fields.push((k.to_string(), to_value(None, v)));
+    }
+    Ok((probe, fields))
+}
+
+fn to_value(kind: Option<FieldKind>, v: &Dynamic) -> Value {
+    let v = v.flatten_clone();
+    match v.as_int() {
+        Ok(n) if n >= 0 && kind != Some(FieldKind::Int) => Value::Uint(n as u64),
+        Ok(n) => Value::Int(n),
+        Err(_) => Value::Str(v.to_string()),
+    }
+}
+
+/// `report(key, value)`: numbers, booleans, strings, arrays and maps as JSON.
+pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, String> {
+    json_at(v, 0)
+}
+
+fn json_at(v: &Dynamic, depth: usize) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!(
+            "report: value nested deeper than {MAX_JSON_DEPTH} levels"
+        ));
+    }
+    let v = v.flatten_clone();
+    if v.is_unit() {
+        return Ok(J::Null);
+    }
+    if let Ok(n) = v.as_int() {
+        return Ok(J::from(n));
+    }
+    if let Ok(x) = v.as_float() {
+        return Ok(serde_json::Number::from_f64(x).map_or(J::Null, J::Number));
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(J::Bool(b));
+    }
+    if v.is_string() || v.is_char() {
+        return Ok(J::String(v.to_string()));
+    }
+    if v.is_array() {
+        let a = v.cast::<Array>();
+        return a
+            .iter()
+            .map(|x| json_at(x, depth + 1))
+            .collect::<Result<_, _>>()
+            .map(J::Array);
+    }
+    if v.is_map() {
+        let m = v.cast::<Map>();
+        let mut o = serde_json::Map::new();
+        for (k, x) in &m {
+            o.insert(k.to_string(), json_at(x, depth + 1)?);
+        }
+        return Ok(J::Object(o));
+    }
+    Err(format!(
+        "report: cannot report a {} (use a number, bool, string, array or map)",
+        type_name(&v)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(p: &str, f: &str) -> &'static FieldDef {
+        vprobe_probes::find(p).unwrap().field(f).unwrap()
+    }
+
+    #[test]
+    fn ranges_lists_and_scalars() {
+        let len = field("skb.drop", "len");
+        let r = Dynamic::from(64 as INT..1500);
+        assert_eq!(
+            filter_values(len, &r).unwrap(),
+            vec![FilterValue::Range(64, 1499)]
+        );
+        let r = Dynamic::from(64 as INT..=1500);
+        assert_eq!(
+            filter_values(len, &r).unwrap(),
+            vec![FilterValue::Range(64, 1500)]
+        );
+        let a: Array = vec![
+            Dynamic::from_int(1),
+            Dynamic::from("x"),
+            Dynamic::from(3 as INT..5),
+        ];
+        assert_eq!(
+            filter_values(len, &Dynamic::from_array(a)).unwrap(),
+            vec![
+                FilterValue::Int(1),
+                FilterValue::Str("x".into()),
+                FilterValue::Range(3, 4)
+            ]
+        );
+        assert!(filter_values(len, &Dynamic::from(5 as INT..5))
+            .unwrap_err()
+            .contains("empty"));
+        assert!(filter_values(len, &Dynamic::from_float(1.5))
+            .unwrap_err()
+            .contains("expects a number"));
+    }
+
+    #[test]
+    fn reports_become_json() {
+        let mut m = Map::new();
+        m.insert(
+            "a".into(),
+            Dynamic::from_array(vec![Dynamic::from_int(1), Dynamic::TRUE]),
+        );
+        m.insert("b".into(), Dynamic::from_float(0.5));
+        m.insert("c".into(), Dynamic::from("x"));
+        let j = to_json(&Dynamic::from_map(m)).unwrap();
+        assert_eq!(j, serde_json::json!({"a": [1, true], "b": 0.5, "c": "x"}));
+    }
+
+    #[test]
+    fn emitted_fields_follow_the_catalog() {
+        let mut m = Map::new();
+        m.insert("probe".into(), Dynamic::from("skb.drop"));
+        m.insert("zz".into(), Dynamic::from_int(-1));
+        m.insert("reason".into(), Dynamic::from("FULL_RING"));
+        m.insert("dev".into(), Dynamic::from("mvt0"));
+        m.insert("len".into(), Dynamic::from_int(60));
+        m.insert("ts_ns".into(), Dynamic::from_int(5));
+        let (p, f) = emit_fields(&m).unwrap();
+        assert_eq!(p, "skb.drop");
+        assert_eq!(
+            f,
+            vec![
+                ("dev".into(), Value::Str("mvt0".into())),
+                ("reason".into(), Value::Str("FULL_RING".into())),
+                ("len".into(), Value::Uint(60)),
+                ("zz".into(), Value::Int(-1)),
+            ]
+        );
+        assert!(emit_fields(&Map::new()).unwrap_err().contains("probe"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Rhai errors → [`ScriptError`]s with a file:line:col and a lowercase message.
+
+use std::path::PathBuf;
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+use super::api;
+use super::ScriptError;
+use crate::plan::Origin;
+
+fn origin(source: &str, pos: Position) -> Origin {
+    Origin {
+        source: source.to_string(),
+        line: pos.line().unwrap_or(0),
+        col: pos.position().unwrap_or(0),
+    }
+}
+
+/// Lowercases the first letter and drops a final period: Rhai's messages are
+/// written "Variable not found: x."-style, ours "variable not found: x".
+fn house_style(s: &str) -> String {
+    let s = s.trim().trim_end_matches('.');
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A syntax error from compiling `source`.
+pub fn parse_error(source: &str, e: &ParseError) -> ScriptError {
+    ScriptError {
+        origin: origin(source, e.position()),
+        message: format!("syntax error: {}", house_style(&e.err_type().to_string())),
+    }
+}
+
+/// A located error for `err`, raised while running code from `source`.
+///
+/// Errors inside function calls are unwrapped to the innermost one, whose
+/// position is in the innermost function's source. An error that lost its
+/// position (Rhai resets the position of "too many operations" to each call
+/// site on its way out) takes `fallback`: where the callback was registered.
+pub fn eval_error(
+    err: EvalAltResult,
+    source: &str,
+    fallback: Position,
+    module_dirs: &[PathBuf],
+) -> ScriptError {
+    let mut src = source.to_string();
+    // the last known (source, position) on the way in, for errors without one
+    let mut known = (!fallback.is_none()).then(|| (source.to_string(), fallback));
+    let mut err = err;
+    loop {
+        match err {
+            EvalAltResult::ErrorInFunctionCall(_, fn_src, inner, pos) => {
+                if !pos.is_none() {
+                    known = Some((src.clone(), pos));
+                }
+                if !fn_src.is_empty() {
+                    src = fn_src;
+                }
+                err = *inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                if !pos.is_none() {
+                    known = Some((src.clone(), pos));
+                }
+                if !path.is_empty() {
+                    src = path;
+                }
+                err = *inner;
+            }
+            _ => break,
+        }
+    }
+    let pos = err.position();
+    let (src, pos) = if pos.is_none() {
+        known.unwrap_or((src, pos))
+    } else {
+        (src, pos)
+    };
+    ScriptError {
+        origin: origin(&src, pos),
+        message: message(err, module_dirs),
+    }
+}
+
+fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
+    match &err {
+        EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
+        EvalAltResult::ErrorRuntime(v, _) if v.is_unit() => "runtime error".into(),
+        EvalAltResult::ErrorRuntime(v, _) => format!("runtime error: {v}"),
+        EvalAltResult::ErrorParsing(p, _) => {
+            format!("syntax error: {}", house_style(&p.to_string()))
+        }
+        EvalAltResult::ErrorModuleNotFound(path, _) => {
+            let dirs: Vec<String> = module_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            format!("module `{path}` not found (looked in {})", dirs.join(", "))
+        }
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            let name = sig.split([' ', '(']).next().unwrap_or(sig);
+            let name = name.trim_start_matches('.');
+            match api::usage(name) {
+                Some(u) => format!("no `{name}` takes these arguments ({sig}); use {u}"),
+                None => format!("function not found: {sig}"),
+            }
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => format!(
+            "too many operations (more than {}); is there an endless loop?",
+            super::sandbox::MAX_OPERATIONS
+        ),
+        _ => {
+            err.clear_position();
+            house_style(&err.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_follow_house_style() {
+        assert_eq!(
+            house_style("Variable not found: x."),
+            "variable not found: x"
+        );
+        assert_eq!(house_style(""), "");
+    }
+}

@@ -1,0 +1,531 @@
+use std::rc::Rc;
+use std::time::Duration;
+
+use vprobe_probes::abi::Event;
+
+use super::*;
+use crate::plan::{Consumer, FilterValue, HistKind};
+
+fn symbols() -> Rc<Symbols> {
+    Rc::new(Symbols::from_parts(
+        None,
+        vec![(2, "NOT_SPECIFIED".into()), (80, "FULL_RING".into())],
+    ))
+}
+
+fn compile(text: &str) -> Script {
+    Script::compile("t.rhai", text, symbols(), Options::default()).unwrap()
+}
+
+fn with_params(text: &str, params: &[(&str, &str)]) -> Script {
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Script::compile("t.rhai", text, symbols(), Options { params }).unwrap()
+}
+
+fn plan(text: &str) -> Plan {
+    compile(text).plan().unwrap()
+}
+
+fn plan_err(text: &str) -> ScriptError {
+    compile(text).plan().unwrap_err()
+}
+
+fn at(e: &ScriptError) -> (usize, usize) {
+    (e.origin.line, e.origin.col)
+}
+
+fn key_names(c: &Consumer) -> Vec<&'static str> {
+    match c {
+        Consumer::Count { keys, .. } | Consumer::Hist { keys, .. } => {
+            keys.iter().map(|k| k.name).collect()
+        }
+        Consumer::Events { .. } => vec![],
+    }
+}
+
+#[test]
+fn the_readme_one_liner_plans_one_filtered_count() {
+    let p = plan(
+        r#"probe("skb.drop").filter("reason", "FULL_RING").filter("dev", "mvt0").count("drops", ["dev", "reason"]);"#,
+    );
+    assert_eq!(p.requests.len(), 1);
+    let r = &p.requests[0];
+    assert_eq!(r.probe.name, "skb.drop");
+    let filters: Vec<_> = r
+        .filters
+        .iter()
+        .map(|f| (f.field.name, f.values.clone()))
+        .collect();
+    assert_eq!(
+        filters,
+        vec![
+            ("reason", vec![FilterValue::Str("FULL_RING".into())]),
+            ("dev", vec![FilterValue::Str("mvt0".into())]),
+        ]
+    );
+    assert!(matches!(&r.consumer, Consumer::Count { name, .. } if name == "drops"));
+    assert_eq!(key_names(&r.consumer), ["dev", "reason"]);
+    assert_eq!(
+        (r.origin.source.as_str(), r.origin.line, r.origin.col),
+        ("t.rhai", 1, 1)
+    );
+    assert!(p.timers.is_empty() && p.on_end.is_empty());
+}
+
+#[test]
+fn handles_are_immutable_builders() {
+    let p = plan(
+        r#"let base = probe("dev.xmit").filter("dev", "veth*");
+        base.filter("len", 64..1500).hist("sizes", "len", ["dev"]);
+        base.lhist("lin", "len", 100);
+        base.count("all");
+        probe("skb.drop").filter("len", [60, 64..=128]).on_event(|e| print(e.dev));"#,
+    );
+    let filters = |i: usize| {
+        p.requests[i]
+            .filters
+            .iter()
+            .map(|f| f.field.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(filters(0), ["dev", "len"]);
+    assert_eq!(
+        p.requests[0].filters[1].values,
+        [FilterValue::Range(64, 1499)]
+    );
+    assert!(matches!(
+        p.requests[0].consumer,
+        Consumer::Hist {
+            kind: HistKind::Log2,
+            ..
+        }
+    ));
+    assert_eq!(filters(1), ["dev"]);
+    assert!(matches!(
+        p.requests[1].consumer,
+        Consumer::Hist {
+            kind: HistKind::Linear { step: 100 },
+            ..
+        }
+    ));
+    assert!(matches!(&p.requests[2].consumer, Consumer::Count { keys, .. } if keys.is_empty()));
+    assert_eq!(
+        p.requests[3].filters[0].values,
+        [FilterValue::Int(60), FilterValue::Range(64, 128)]
+    );
+    assert!(matches!(
+        p.requests[3].consumer,
+        Consumer::Events { callback: 0 }
+    ));
+}
+
+#[test]
+fn syntax_errors_are_located() {
+    let e = Script::compile(
+        "x.rhai",
+        "let drops = 1;\nlet x = ;\n",
+        symbols(),
+        Options::default(),
+    )
+    .unwrap_err();
+    assert_eq!((e.origin.source.as_str(), e.origin.line), ("x.rhai", 2));
+    assert!(e.origin.col > 0);
+    assert!(e.message.starts_with("syntax error: "), "{e}");
+    assert!(e.to_string().starts_with("x.rhai:2:"), "{e}");
+}
+
+#[test]
+fn unknown_probe_suggests_the_closest_name() {
+    let e = plan_err("// probes\n  probe(\"skb.dorp\").count(\"drops\", [\"reason\"]);");
+    assert_eq!(
+        e.message,
+        "unknown probe `skb.dorp`; did you mean `skb.drop`?"
+    );
+    assert_eq!(at(&e), (2, 3));
+    let e = plan_err(r#"probe("nothing.like.it");"#);
+    assert!(e.message.contains("the probes are `skb.drop`"), "{e}");
+}
+
+#[test]
+fn unknown_fields_and_keys_are_located() {
+    let e = plan_err("probe(\"tcp.retransmit\")\n    .count(\"retx\", [\"sadr\"]);");
+    assert_eq!(
+        e.message,
+        "probe `tcp.retransmit` has no field `sadr`; did you mean `saddr`?"
+    );
+    assert_eq!(e.origin.line, 2);
+    let e = plan_err(r#"probe("skb.drop").filter("devv", "x");"#);
+    assert_eq!(
+        e.message,
+        "probe `skb.drop` has no field `devv`; did you mean `dev`?"
+    );
+    let e = plan_err(r#"probe("skb.drop").filter("zzzzzzzz", 1);"#);
+    assert!(e.message.contains("its fields are `dev`, `ifindex`"), "{e}");
+    let e = plan_err(r#"probe("skb.drop").hist("h", "dev");"#);
+    assert!(
+        e.message.contains("cannot histogram `dev`: not a number"),
+        "{e}"
+    );
+    assert!(e.message.contains("`len`"), "{e}");
+}
+
+#[test]
+fn wrong_filter_types_fail_at_plan_time() {
+    let e =
+        plan_err("\nprobe(\"skb.drop\").filter(\"len\", \"big\").count(\"drops\", [\"reason\"]);");
+    assert!(
+        e.message.contains("filter on `len` expects a number"),
+        "{e}"
+    );
+    assert_eq!(e.origin.line, 2);
+    assert!(e.origin.col > 1, "{e}");
+    let e = plan_err(r#"probe("skb.drop").filter("reason", "FULL_RNG");"#);
+    assert!(e.message.contains("did you mean `FULL_RING`"), "{e}");
+    let e = plan_err(r#"probe("skb.drop").filter("len", 1.5);"#);
+    assert!(e.message.contains("got float `1.5`"), "{e}");
+    let e = plan_err(r#"probe("skb.drop").filter("dev", "a").filter("dev", "b");"#);
+    assert!(e.message.contains("already filtered"), "{e}");
+}
+
+#[test]
+fn an_aggregation_name_keeps_its_shape() {
+    let p = plan(
+        r#"probe("dev.rx").count("pkts", ["dev"]);
+        probe("dev.xmit").count("pkts", ["dev"]);"#,
+    );
+    assert_eq!(p.requests.len(), 2);
+    let e = plan_err(
+        r#"probe("skb.drop").count("drops", ["dev"]);
+        probe("skb.drop").count("drops", ["reason"]);"#,
+    );
+    assert!(
+        e.message
+            .contains("aggregation `drops` is already a count by [dev] (at t.rhai:1:19)"),
+        "{e}"
+    );
+    assert_eq!(e.origin.line, 2);
+    let e = plan_err(
+        r#"probe("skb.drop").count("x");
+        probe("skb.drop").hist("x", "len");"#,
+    );
+    assert!(e.message.contains("log2 histogram"), "{e}");
+}
+
+#[test]
+fn every_parses_its_period() {
+    let p = plan(r#"every("500ms", || 1); every(2, || 2); on_end(|| 3);"#);
+    assert_eq!(
+        p.timers,
+        [
+            Timer {
+                period: Duration::from_millis(500),
+                callback: 0
+            },
+            Timer {
+                period: Duration::from_secs(2),
+                callback: 1
+            }
+        ]
+    );
+    assert_eq!(p.on_end, [2]);
+    let e = plan_err("\n  every(\"1x\", || print(1));");
+    assert!(e.message.contains("unknown unit `x`"), "{e}");
+    assert_eq!(at(&e), (2, 3));
+    let e = plan_err(r#"every("1ms", || 1);"#);
+    assert!(e.message.contains("minimum of 10ms"), "{e}");
+    let e = plan_err(r#"every("1s", 5);"#);
+    assert!(e.message.contains("must be a closure"), "{e}");
+}
+
+#[test]
+fn callbacks_with_the_wrong_arity_fail_at_plan_time() {
+    let e = plan_err("let n = 0;\nprobe(\"skb.drop\").on_event(|| n += 1);");
+    assert_eq!(
+        e.message,
+        "on_event callbacks take one parameter (the event): `|e| ...`"
+    );
+    assert_eq!(e.origin.line, 2);
+    let e = plan_err(r#"every("1s", |x| x);"#);
+    assert!(
+        e.message.contains("every callbacks take no parameters"),
+        "{e}"
+    );
+}
+
+#[test]
+fn callback_errors_are_located_in_the_callback_body() {
+    let mut s = compile("let n = 0;\nevery(\"1s\", || {\n    n += 1;\n    let x = n / 0;\n});");
+    let p = s.plan().unwrap();
+    let e = s.call(p.timers[0].callback).unwrap_err();
+    assert_eq!(
+        (e.origin.source.as_str(), e.origin.line),
+        ("t.rhai", 4),
+        "{e}"
+    );
+    assert!(e.message.contains("division by zero"), "{e}");
+    // and again: a failed callback leaves the script usable
+    assert!(s.call(p.timers[0].callback).is_err());
+}
+
+#[test]
+fn errors_in_functions_are_unwrapped_to_the_innermost() {
+    let mut s =
+        compile("fn inner(x) {\n  x.nope()\n}\nfn outer() { inner(1) }\non_end(|| outer());");
+    let p = s.plan().unwrap();
+    let e = s.call(p.on_end[0]).unwrap_err();
+    assert_eq!(at(&e), (2, 5), "{e}");
+    assert!(e.message.starts_with("function not found: nope"), "{e}");
+    // API misuse inside a function called at the top level
+    let e = plan_err("fn mk() {\n  probe(\"skb.drp\")\n}\nmk().count(\"c\");");
+    assert_eq!(at(&e), (2, 3), "{e}");
+}
+
+#[test]
+fn an_endless_callback_ends_with_a_located_error() {
+    let mut s = compile("let n = 0;\nevery(\"1s\", || {\n  loop { n += 1; }\n});");
+    let p = s.plan().unwrap();
+    let e = s.call(p.timers[0].callback).unwrap_err();
+    assert!(e.message.starts_with("too many operations"), "{e}");
+    assert_eq!(e.origin.line, 2, "{e}");
+    // the budget is per call: a short callback after it still runs
+    let mut s = compile("let n = 0;\nevery(\"1s\", || { for i in 0..200000 { n += 1; } });");
+    let p = s.plan().unwrap();
+    s.call(p.timers[0].callback).unwrap();
+    s.call(p.timers[0].callback).unwrap();
+    s.call(p.timers[0].callback).unwrap();
+}
+
+#[test]
+fn an_endless_top_level_is_stopped() {
+    let e = plan_err("let i = 0;\nwhile true { i += 1; }");
+    assert!(e.message.starts_with("too many operations"), "{e}");
+    assert_eq!(e.origin.line, 2);
+}
+
+#[test]
+fn print_report_exit_become_actions() {
+    let mut s = compile(
+        r#"print("drops"); print(42); debug("d");
+        on_end(|| { print_delta("drops"); clear("drops"); report("n", #{a: [1, 2.5, true], b: "x"}); exit(3); print("never"); });"#,
+    );
+    let p = s.plan().unwrap();
+    let a = s.take_actions();
+    assert_eq!(
+        a[..2],
+        [Action::Print("drops".into()), Action::Print("42".into())]
+    );
+    assert!(
+        matches!(&a[2], Action::Print(t) if t.starts_with("t.rhai:1:") && t.ends_with("\"d\"")),
+        "{a:?}"
+    );
+    s.call(p.on_end[0]).unwrap();
+    assert_eq!(
+        s.take_actions(),
+        [
+            Action::PrintDelta("drops".into()),
+            Action::Clear("drops".into()),
+            Action::Report(
+                "n".into(),
+                serde_json::json!({"a": [1, 2.5, true], "b": "x"})
+            ),
+            Action::Exit(3),
+        ]
+    );
+    assert!(s.take_actions().is_empty());
+    let mut s = compile("exit(); print(1);");
+    s.plan().unwrap();
+    assert_eq!(s.take_actions(), [Action::Exit(0)]);
+}
+
+fn drop_event() -> Event {
+    let mut ev = Event {
+        ts_ns: 123,
+        cpu: 3,
+        ..Default::default()
+    };
+    ev.rec.dev[..4].copy_from_slice(b"mvt0");
+    ev.rec.num[2] = 80; // reason
+    ev.rec.num[5] = 1514; // len
+    ev
+}
+
+#[test]
+fn events_reach_callbacks_as_maps() {
+    let mut s = compile(
+        r#"let seen = [];
+        probe("skb.drop").on_event(|e| {
+            print(`${e.probe} on ${e.dev}: ${e.reason} len=${e.len} cpu=${e.cpu} ts=${e.ts_ns}`);
+            seen.push(e.len);
+            emit(e);
+        });"#,
+    );
+    let p = s.plan().unwrap();
+    let Consumer::Events { callback } = p.requests[0].consumer else {
+        panic!("not events")
+    };
+    let probe = vprobe_probes::find("skb.drop").unwrap();
+    s.call_event(callback, probe, &drop_event()).unwrap();
+    s.call_event(callback, probe, &drop_event()).unwrap();
+    let a = s.take_actions();
+    assert_eq!(
+        a[0],
+        Action::Print("skb.drop on mvt0: FULL_RING len=1514 cpu=3 ts=123".into())
+    );
+    let Action::Emit { probe, fields } = &a[1] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(probe, "skb.drop");
+    assert_eq!(fields[0], ("dev".into(), Value::Str("mvt0".into())));
+    assert_eq!(
+        fields.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        probe_field_names("skb.drop")
+    );
+    // the closure's captured array is shared with the top level
+    s.eval_line("print(seen.len())").unwrap();
+    assert_eq!(s.take_actions().last(), Some(&Action::Print("2".into())));
+}
+
+fn probe_field_names(p: &str) -> Vec<&'static str> {
+    vprobe_probes::find(p)
+        .unwrap()
+        .fields
+        .iter()
+        .map(|f| f.name)
+        .collect()
+}
+
+#[test]
+fn callbacks_call_script_functions_and_see_captured_variables() {
+    let mut s = compile(
+        "let total = 10;\nfn show(n) { print(`total ${n}`); }\nevery(\"1s\", || { total += 1; show(total); });\nevery(\"1s\", Fn(\"tick\"));\nfn tick() { print(\"tick\") }",
+    );
+    let p = s.plan().unwrap();
+    s.call(p.timers[0].callback).unwrap();
+    s.call(p.timers[1].callback).unwrap();
+    assert_eq!(
+        s.take_actions(),
+        [
+            Action::Print("total 11".into()),
+            Action::Print("tick".into())
+        ]
+    );
+}
+
+#[test]
+fn eval_line_keeps_the_scope_and_returns_only_new_requests() {
+    let mut s =
+        compile(r#"let d = probe("skb.drop").filter("dev", "mvt0"); let n = 41; d.count("a");"#);
+    assert_eq!(s.plan().unwrap().requests.len(), 1);
+    let p = s
+        .eval_line("n += 1; d.count(\"b\", [\"reason\"]); every(\"1s\", || print(n));")
+        .unwrap();
+    assert_eq!(p.requests.len(), 1);
+    assert!(matches!(&p.requests[0].consumer, Consumer::Count { name, .. } if name == "b"));
+    assert_eq!(p.requests[0].filters[0].field.name, "dev");
+    assert_eq!(p.timers.len(), 1);
+    s.call(p.timers[0].callback).unwrap();
+    assert_eq!(s.take_actions(), [Action::Print("42".into())]);
+    s.eval_line("fn twice(x) { x * 2 }").unwrap();
+    s.eval_line("twice(n)").unwrap();
+    assert_eq!(s.take_last_value().as_deref(), Some("84"));
+    // an error in a line is located in the line and adds nothing
+    let e = s
+        .eval_line("d.count(\"c\");\nprobe(\"skb.dorp\")")
+        .unwrap_err();
+    assert_eq!((e.origin.source.as_str(), e.origin.line), ("<repl>", 2));
+    let p = s.eval_line("d.count(\"c\")").unwrap();
+    assert_eq!(p.requests.len(), 1);
+    assert!(s.plan().is_err(), "plan runs once");
+}
+
+#[test]
+fn params_come_from_the_command_line_then_defaults() {
+    let text = "//! param: every=5s  period\n//! param: n=3  count\nlet dev = param(\"dev\", \"mvt*\");\nlet k = param(\"k\", 1);\nprint(`${dev} ${k} ${params.every} ${params.n + 1} ${params.dev}`);";
+    let mut s = compile(text);
+    s.plan().unwrap();
+    assert_eq!(s.take_actions(), [Action::Print("mvt* 1 5s 4 mvt*".into())]);
+    let mut s = with_params(text, &[("dev", "eth0"), ("k", "7"), ("n", "9")]);
+    s.plan().unwrap();
+    assert_eq!(
+        s.take_actions(),
+        [Action::Print("eth0 7 5s 10 eth0".into())]
+    );
+    let e = with_params(text, &[("k", "many")]).plan().unwrap_err();
+    assert_eq!(e.message, "parameter `k` expects an integer, got `many`");
+    assert_eq!(e.origin.line, 4);
+    let e = compile("param(\"x\")").plan().unwrap_err();
+    assert!(e.message.contains("-p x=VALUE"), "{e}");
+}
+
+#[test]
+fn meta_is_read_at_compile_time() {
+    let s = compile("//! name: d\n//! about: drops\n//! param: every=5s  how often\nprint(1);");
+    assert_eq!(s.meta().name.as_deref(), Some("d"));
+    assert_eq!(s.meta().about.as_deref(), Some("drops"));
+    assert_eq!(
+        s.meta().params,
+        [("every".to_string(), Some("5s".to_string()))]
+    );
+}
+
+#[test]
+fn wrong_arguments_name_the_usage() {
+    let e = plan_err("probe(\"skb.drop\").count();");
+    assert!(
+        e.message
+            .contains("use .count(name) or .count(name, [keys])"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sandbox_limits_hold() {
+    let e = plan_err("let s = \"x\"; loop { s += s; }");
+    assert!(e.message.contains("too large"), "{e}");
+}
+
+#[test]
+fn imports_resolve_from_the_script_folder() {
+    let dir = std::env::temp_dir().join(format!("vprobe-script-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(
+        dir.join("lib/net.rhai"),
+        "fn drops(dev) { probe(\"skb.drop\").filter(\"dev\", dev) }\nfn hello() { print(\"hello\") }\nfn broken() {\n  1 / 0\n}",
+    )
+    .unwrap();
+    let main = dir.join("main.rhai");
+    let text = "import \"lib/net\" as net;\nnet::drops(\"mvt0\").count(\"d\");\non_end(|| net::hello());\nevery(\"1s\", || net::broken());";
+    let mut s =
+        Script::compile(main.to_str().unwrap(), text, symbols(), Options::default()).unwrap();
+    let p = s.plan().unwrap();
+    assert_eq!(
+        p.requests[0].filters[0].values,
+        [FilterValue::Str("mvt0".into())]
+    );
+    s.call(p.on_end[0]).unwrap();
+    assert_eq!(s.take_actions(), [Action::Print("hello".into())]);
+    let e = s.call(p.timers[0].callback).unwrap_err();
+    assert_eq!(
+        (e.origin.source.as_str(), e.origin.line),
+        ("lib/net", 4),
+        "{e}"
+    );
+    let e = Script::compile(
+        main.to_str().unwrap(),
+        "import \"lib/nope\" as n;",
+        symbols(),
+        Options::default(),
+    )
+    .unwrap()
+    .plan()
+    .unwrap_err();
+    assert!(
+        e.message
+            .starts_with("module `lib/nope` not found (looked in "),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

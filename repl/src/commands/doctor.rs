@@ -1,0 +1,35 @@
+//! `vprobe doctor`: what this kernel and this process can do.
+
+use std::process::ExitCode;
+
+use vprobe_engine::session::{Features, Session, SessionOptions};
+
+/// Prints the capability report; exits 1 when vprobe cannot work here.
+pub fn run(json: bool) -> anyhow::Result<ExitCode> {
+    let mut features = Features::detect();
+    let privileged = features.get("privileges").is_some_and(|f| f.ok);
+    if privileged {
+        match Session::new(SessionOptions::default()) {
+            Ok(mut s) => s.load_features(&mut features),
+            Err(e) => features.push("session", false, e.to_string()),
+        }
+    } else {
+        for name in ["tp_btf", "tracepoint", "ringbuf", "fentry"] {
+            features.push(name, false, "not checked: loading a test program needs root or CAP_BPF+CAP_PERFMON".into());
+        }
+    }
+    // vprobe works when it can load with privileges, BTF, and some tracepoint mechanism
+    let ok = |n: &str| features.get(n).is_some_and(|f| f.ok);
+    let usable = ok("privileges") && ok("btf") && (ok("tp_btf") || ok("tracepoint"));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&features)?);
+    } else {
+        println!("kernel {}", features.kernel);
+        let width = features.features.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for f in &features.features {
+            println!("  {:width$}  {:3}  {}", f.name, if f.ok { "yes" } else { "no" }, f.detail);
+        }
+        println!("{}", if usable { "vprobe can run here" } else { "vprobe cannot run here: see the `no` lines" });
+    }
+    Ok(if usable { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod check;
+pub mod doctor;
+pub mod list;
+pub mod run;
