@@ -41,6 +41,8 @@ struct Runner<'a> {
     symbols: Rc<Symbols>,
     callbacks: HashMap<InstanceId, usize>,
     last_printed: HashMap<String, AggSnapshot>,
+    /// Aggregations printed in full (not as deltas) since this was last cleared.
+    printed: Vec<String>,
     reports: serde_json::Map<String, serde_json::Value>,
     callback_errors: u64,
     exit: Option<i32>,
@@ -90,6 +92,7 @@ pub async fn run(
         symbols,
         callbacks,
         last_printed: HashMap::new(),
+        printed: Vec::new(),
         reports: serde_json::Map::new(),
         callback_errors: 0,
         exit: None,
@@ -105,6 +108,7 @@ pub async fn run(
     }
     // last events still in flight
     r.drain(&mut rings, usize::MAX)?;
+    r.printed.clear();
     for cb in on_end {
         let res = r.script.call(cb);
         r.after_call(res)?;
@@ -115,6 +119,7 @@ pub async fn run(
         maps: r.session.snapshots(&r.symbols)?,
         lost: Lost { events, map_full, callback_errors: r.callback_errors },
         probes,
+        printed_at_end: std::mem::take(&mut r.printed),
         reports: std::mem::take(&mut r.reports),
     };
     r.output.summary(&summary)?;
@@ -206,7 +211,10 @@ impl Runner<'_> {
         for action in self.script.take_actions() {
             match action {
                 Action::Print(s) => match self.session.snapshot(&s, &self.symbols)? {
-                    Some(snap) => self.output.aggregation(&snap, false)?,
+                    Some(snap) => {
+                        self.output.aggregation(&snap, false)?;
+                        self.printed.push(s);
+                    }
                     None => self.output.text(&s)?,
                 },
                 Action::PrintDelta(name) => match self.session.snapshot(&name, &self.symbols)? {

@@ -297,6 +297,7 @@ mod tests {
                 callback_errors: 2,
             },
             probes: probes(),
+            printed_at_end: vec!["drops".into()],
             reports,
         };
         let out = lines(|o| o.summary(&s));
@@ -304,6 +305,7 @@ mod tests {
         let l = &out[0];
         assert_eq!(l["type"], "summary");
         assert_eq!(l["duration_s"], 12.5);
+        // JSON always has every map, printed or not
         assert_eq!(l["maps"]["drops"]["kind"], "count");
         assert_eq!(l["maps"]["drops"]["keys"], json!(["dev", "reason"]));
         assert_eq!(

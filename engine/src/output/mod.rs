@@ -72,6 +72,10 @@ pub struct Summary {
     pub lost: Lost,
     /// Probes and mechanisms used.
     pub probes: Vec<ProbeInfo>,
+    /// Aggregations the script's `on_end` callbacks already printed in full;
+    /// text output does not repeat them (JSON's summary always has every map).
+    #[serde(skip)]
+    pub printed_at_end: Vec<String>,
     /// Values scripts added with `report(key, value)`.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub reports: serde_json::Map<String, serde_json::Value>,

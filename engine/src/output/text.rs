@@ -99,7 +99,7 @@ impl<W: Write> Output for TextOutput<W> {
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
         let b = &mut self.buf;
         b.push('\n');
-        for agg in &s.maps {
+        for agg in s.maps.iter().filter(|a| !s.printed_at_end.contains(&a.name)) {
             render_agg(b, agg, false);
         }
         for (k, v) in &s.reports {
@@ -544,6 +544,7 @@ eth0  NO_SOCKET     12      7
                 callback_errors: 0,
             },
             probes: info.probes.clone(),
+            printed_at_end: vec![],
             reports,
         };
         let out = render(|o| o.summary(&summary));
@@ -573,6 +574,23 @@ duration: 12.0s
             ..quiet
         };
         assert_eq!(render(|o| o.summary(&bare)), "\nduration: 12.0s\n");
+        // what on_end already printed is not repeated
+        let shown = Summary {
+            printed_at_end: vec!["drops".into()],
+            ..bare_with(counts())
+        };
+        assert_eq!(render(|o| o.summary(&shown)), "\nduration: 12.0s\n");
+    }
+
+    fn bare_with(agg: AggSnapshot) -> Summary {
+        Summary {
+            duration_s: 12.04,
+            maps: vec![agg],
+            lost: Lost::default(),
+            probes: vec![],
+            printed_at_end: vec![],
+            reports: serde_json::Map::new(),
+        }
     }
 
     /// A reader gone away must surface as an error (the caller ends quietly on BrokenPipe).
