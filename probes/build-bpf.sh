@@ -4,16 +4,18 @@
 # Usage: probes/build-bpf.sh [OUTDIR]   (default: probes/prebuilt)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/prebuilt}
-mkdir -p "$out"
+out=$(mkdir -p "${1:-$here/prebuilt}" && cd "${1:-$here/prebuilt}" && pwd)
 arch_inc=/usr/include/$(uname -m)-linux-gnu
-for src in "$here"/bpf/*.bpf.c; do
+# Compile from bpf/ with relative paths: the objects' BTF line info records source
+# paths (and the prefix maps make them relative to probes/), so the same sources
+# give the same bytes wherever the checkout is and whatever the caller's cwd.
+cd "$here/bpf"
+for src in *.bpf.c; do
 	name=$(basename "$src" .bpf.c)
 	# -g: CO-RE relocations live in .BTF.ext; llvm-strip -g then drops DWARF only.
-	# -fdebug-prefix-map/-ffile-prefix-map: no build path in the object, so it is reproducible.
 	clang -g -O2 -target bpf -D__TARGET_ARCH_x86 \
-		-ffile-prefix-map="$here"=probes -fdebug-prefix-map="$here"=probes \
-		-I"$here/bpf/include" -I"$arch_inc" \
+		-fdebug-prefix-map="$here"=probes -ffile-prefix-map="$here"=probes \
+		-Iinclude -I"$arch_inc" \
 		-Wall -Werror -Wno-unused-function \
 		-c "$src" -o "$out/$name.o.tmp"
 	llvm-strip -g "$out/$name.o.tmp"
