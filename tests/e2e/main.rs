@@ -1,1 +1,16 @@
-//! end-to-end tests (being written)
+//! End-to-end tests: the real `vprobe` binary, the real kernel, real drops in
+//! network namespaces the tests make themselves.
+//!
+//! Tests that need root say so loudly (`SKIPPED (needs root): …`) and return
+//! when not root; with `CI=true` or `VPROBE_REQUIRE_ROOT=1` they fail instead.
+//! Tests that load programs take a lock, so they never overlap even when the
+//! harness runs tests in parallel; the README runs them with `--test-threads=1`.
+
+mod cli;
+mod fidelity;
+mod labs;
+mod leftovers;
+mod netns;
+mod runtime;
+mod traffic;
+mod util;

@@ -1,0 +1,300 @@
+//! The command line without the kernel: `check` errors located at
+//! `file:line:col`, `list --json`, missing files, the message an unprivileged
+//! user gets, `--help`, and the README's scripts. None needs root except the
+//! unprivileged check, which switches to `nobody` when run as root.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{self, Run, TempDir, VPROBE};
+
+const QUICK: Duration = Duration::from_secs(30);
+
+/// Writes `text` as `name`, runs `vprobe check` on it, and checks that it
+/// fails with exit code 2 and a message located at `name:line:COL`.
+fn check_fails_at(name: &str, text: &str, line: usize) -> Run {
+    let dir = TempDir::new("check");
+    let path = dir.write(name, text);
+    let run = util::vprobe(&["check", path.to_str().unwrap()], QUICK);
+    run.assert_no_panic();
+    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    let want =
+        regex_lite::Regex::new(&format!(r"{}:{line}:\d+", regex_lite::escape(name))).unwrap();
+    assert!(
+        want.is_match(&run.stderr),
+        "stderr lacks `{name}:{line}:COL`\n{}",
+        run.describe()
+    );
+    run
+}
+
+#[test]
+fn check_reports_a_syntax_error_with_its_position() {
+    check_fails_at(
+        "syntax.rhai",
+        "// a comment\nprobe(\"skb.drop\").count(\"drops\", [\"reason\"]);\nlet x = ;\n",
+        3,
+    );
+}
+
+#[test]
+fn check_suggests_the_probe_meant() {
+    let run = check_fails_at(
+        "typo.rhai",
+        "// counts drops\nprobe(\"skb.dorp\").count(\"drops\", [\"reason\"]);\n",
+        2,
+    );
+    assert!(run.stderr.contains("did you mean"), "{}", run.describe());
+    assert!(run.stderr.contains("skb.drop"), "{}", run.describe());
+}
+
+#[test]
+fn check_rejects_an_unknown_key_field() {
+    let run = check_fails_at(
+        "key.rhai",
+        "let p = probe(\"skb.drop\");\n\np.count(\"drops\", [\"reasn\"]);\n",
+        3,
+    );
+    assert!(run.stderr.contains("reasn"), "{}", run.describe());
+}
+
+#[test]
+fn check_rejects_an_unknown_filter_field() {
+    let run = check_fails_at(
+        "filter_field.rhai",
+        "probe(\"tcp.retransmit\")\n    .filter(\"dprot\", 80)\n    .count(\"retx\", [\"daddr\"]);\n",
+        2,
+    );
+    assert!(run.stderr.contains("dprot"), "{}", run.describe());
+}
+
+#[test]
+fn check_rejects_a_filter_value_of_the_wrong_type() {
+    let run = check_fails_at(
+        "filter_type.rhai",
+        "// len is a number\n\n\nprobe(\"skb.drop\").filter(\"len\", \"big\").count(\"drops\", [\"reason\"]);\n",
+        4,
+    );
+    assert!(run.stderr.contains("len"), "{}", run.describe());
+}
+
+#[test]
+fn check_accepts_the_shipped_scripts() {
+    let dir = util::repo_root().join("scripts");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("scripts/") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "rhai") {
+            let run = util::vprobe(&["check", p.to_str().unwrap()], QUICK);
+            run.assert_no_panic();
+            assert!(run.status.success(), "{}", run.describe());
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no scripts in {}", dir.display());
+}
+
+#[test]
+fn list_json_is_an_array_with_skb_drop() {
+    // As root, list loads a test program per attach point.
+    let _k = util::kernel_lock();
+    let run = util::vprobe(&["list", "--json"], QUICK);
+    run.assert_no_panic();
+    assert!(run.status.success(), "{}", run.describe());
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e})\n{}", run.describe()));
+    let names = probe_names(&v);
+    for want in [
+        "skb.drop",
+        "tcp.retransmit",
+        "dev.rx",
+        "dev.xmit",
+        "dev.queue",
+    ] {
+        assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
+    }
+}
+
+#[test]
+fn list_pattern_narrows_the_list() {
+    let _k = util::kernel_lock();
+    let run = util::vprobe(&["list", "tcp", "--json"], QUICK);
+    run.assert_no_panic();
+    assert!(run.status.success(), "{}", run.describe());
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let names = probe_names(&v);
+    assert!(names.iter().any(|n| n == "tcp.retransmit"), "{names:?}");
+    assert!(names.iter().all(|n| n.contains("tcp")), "{names:?}");
+}
+
+/// The `name` of each element of `list --json`'s array.
+fn probe_names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("list --json is not an array: {v}"))
+        .iter()
+        .map(|p| match p {
+            Value::String(s) => s.clone(),
+            _ => p["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("element without a name: {p}"))
+                .to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn run_of_a_missing_file_fails_cleanly() {
+    let run = util::vprobe(&["run", "/nonexistent/vprobe-e2e.rhai"], QUICK);
+    run.assert_no_panic();
+    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert!(
+        run.stderr.contains("vprobe-e2e.rhai"),
+        "the message should name the file\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn check_of_a_missing_file_fails_cleanly() {
+    let run = util::vprobe(&["check", "/nonexistent/vprobe-e2e.rhai"], QUICK);
+    run.assert_no_panic();
+    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+}
+
+#[test]
+fn a_bad_one_liner_fails_before_touching_the_kernel() {
+    let run = util::vprobe(
+        &["-e", "probe(\"skb.drop\").count(", "--duration", "1s"],
+        QUICK,
+    );
+    run.assert_no_panic();
+    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let run = util::vprobe(&["--help"], QUICK);
+    run.assert_no_panic();
+    assert!(run.status.success(), "{}", run.describe());
+    for sub in ["run", "check", "list", "doctor"] {
+        assert!(
+            run.stdout.contains(sub),
+            "--help lacks `{sub}`\n{}",
+            run.describe()
+        );
+    }
+}
+
+/// Without privileges a run must say what is missing, not fail obscurely.
+#[test]
+fn an_unprivileged_run_says_what_is_missing() {
+    let dir = TempDir::new("nobody");
+    let run = if util::is_root() {
+        // A copy that `nobody` can reach whatever the checkout's permissions.
+        let bin = dir.path().join("vprobe");
+        std::fs::copy(VPROBE, &bin).expect("copy vprobe");
+        let (out, timed_out) = util::output_within(
+            Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                ])
+                .arg(&bin)
+                .args([
+                    "-e",
+                    r#"probe("skb.drop").count("drops", ["reason"]);"#,
+                    "--duration",
+                    "1s",
+                    "--format",
+                    "json",
+                ])
+                .current_dir(dir.path()),
+            QUICK,
+        );
+        Run::from_output("setpriv nobody vprobe -e …".into(), out, timed_out)
+    } else {
+        util::vprobe(
+            &[
+                "-e",
+                r#"probe("skb.drop").count("drops", ["reason"]);"#,
+                "--duration",
+                "1s",
+            ],
+            QUICK,
+        )
+    };
+    run.assert_no_panic();
+    assert!(
+        !run.status.success(),
+        "ran without privileges?\n{}",
+        run.describe()
+    );
+    let says = regex_lite::Regex::new(r"(?i)\broot\b|CAP_BPF").unwrap();
+    assert!(
+        says.is_match(&run.stderr),
+        "the message should name root or CAP_BPF\n{}",
+        run.describe()
+    );
+    assert!(
+        !run.stdout.contains("\"start\""),
+        "claimed to have attached\n{}",
+        run.describe()
+    );
+}
+
+/// Every Rhai script the README shows (`-e '…'` one-liners and ```rhai
+/// blocks) passes `vprobe check`, so the tour runs as written.
+#[test]
+fn readme_scripts_pass_check() {
+    let readme = std::fs::read_to_string(util::repo_root().join("README.md")).expect("README.md");
+    let scripts = readme_scripts(&readme);
+    assert!(!scripts.is_empty(), "found no script in README.md");
+    let dir = TempDir::new("readme");
+    for (i, s) in scripts.iter().enumerate() {
+        let path = dir.write(&format!("readme{i}.rhai"), s);
+        let run = util::vprobe(&["check", path.to_str().unwrap()], QUICK);
+        run.assert_no_panic();
+        assert!(
+            run.status.success(),
+            "README script:\n{s}\n{}",
+            run.describe()
+        );
+    }
+}
+
+/// The scripts in a README: the single-quoted argument of each `-e` (which
+/// may span lines) and every ```rhai block.
+fn readme_scripts(md: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = md;
+    while let Some(i) = rest.find("-e '") {
+        let after = &rest[i + 4..];
+        let Some(j) = after.find('\'') else { break };
+        out.push(after[..j].to_string());
+        rest = &after[j + 1..];
+    }
+    let mut rest = md;
+    while let Some(i) = rest.find("```rhai\n") {
+        let after = &rest[i + 8..];
+        let Some(j) = after.find("```") else { break };
+        out.push(after[..j].to_string());
+        rest = &after[j + 3..];
+    }
+    out
+}
+
+#[test]
+fn readme_script_extraction() {
+    let md = "x\n```sh\nvprobe -e 'probe(\"a\")\n  .count(\"b\", []);' -d 1s\n```\n```rhai\nlet a = 1;\n```\n";
+    assert_eq!(
+        readme_scripts(md),
+        vec![
+            "probe(\"a\")\n  .count(\"b\", []);".to_string(),
+            "let a = 1;\n".to_string()
+        ]
+    );
+}

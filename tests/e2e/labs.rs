@@ -1,0 +1,282 @@
+//! The two reproductions the fidelity tests (and bench/) measure against the
+//! kernel's own counters: a macvtap whose ring overflows, and TCP connections
+//! whose path goes dark.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::netns::{self, Netns};
+use crate::traffic;
+use crate::util::{self, TempDir};
+
+/// The sending end of the wire, in namespace A.
+pub const WIRE_A: &str = "vA";
+/// The receiving end of the wire, in namespace B; the macvtap's lower device.
+pub const WIRE_B: &str = "vB";
+/// The macvtap in namespace B.
+pub const MACVTAP: &str = "mvt0";
+
+/// Namespaces A and B joined by a veth wire; in B, a bridge-mode macvtap on
+/// the wire whose char device is open and never read, so its ring (sized by
+/// `txqueuelen` when the device is opened) fills and every further frame is
+/// dropped in `tap_handle_frame` with reason FULL_RING.
+pub struct MacvtapLab {
+    // Fields drop in order: close the tap, remove its node, then the namespaces.
+    tap: File,
+    _dir: TempDir,
+    pub b: Netns,
+    pub a: Netns,
+    pub ring: usize,
+    frame: Vec<u8>,
+}
+
+impl MacvtapLab {
+    pub fn new(ring: usize) -> MacvtapLab {
+        let a = Netns::new();
+        let b = Netns::new();
+        netns::veth(&a, WIRE_A, &b, WIRE_B);
+        b.ip(&format!(
+            "link add link {WIRE_B} name {MACVTAP} type macvtap mode bridge"
+        ));
+        // The ring is sized from txqueuelen when the char device is opened.
+        b.ip(&format!("link set {MACVTAP} txqueuelen {ring} up"));
+        let ifindex = b.read(&format!("/sys/class/net/{MACVTAP}/ifindex"));
+        let devt = [
+            format!("/sys/class/net/{MACVTAP}/macvtap/tap{ifindex}/dev"),
+            format!("/sys/class/net/{MACVTAP}/tap{ifindex}/dev"),
+        ]
+        .iter()
+        .find_map(|p| {
+            b.exec(&["sh", "-c", &format!("cat {p} 2>/dev/null || true")])
+                .trim()
+                .split_once(':')
+                .map(|(maj, min)| (maj.parse::<u64>().ok(), min.parse::<u64>().ok()))
+        })
+        .and_then(|(maj, min)| Some((maj?, min?)))
+        .unwrap_or_else(|| panic!("no dev_t for {MACVTAP} (tap{ifindex}) in {}", b.name()));
+        // Our own node: devtmpfs names it /dev/tap<ifindex>, which can collide
+        // across namespaces.
+        let dir = TempDir::new("macvtap");
+        let node = dir.path().join(format!("tap{ifindex}"));
+        nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(devt.0, devt.1),
+        )
+        .unwrap_or_else(|e| panic!("mknod {}: {e}", node.display()));
+        let tap = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&node)
+            .unwrap_or_else(|e| panic!("open {}: {e}", node.display()));
+        let dst = netns::mac(&b, MACVTAP);
+        let src = netns::mac(&a, WIRE_A);
+        MacvtapLab {
+            tap,
+            _dir: dir,
+            b,
+            a,
+            ring,
+            frame: traffic::udp_frame(dst, src),
+        }
+    }
+
+    /// The macvtap's `rx_dropped`, read inside B.
+    pub fn rx_dropped(&self) -> u64 {
+        let _ = &self.tap;
+        self.b.dev_stat(MACVTAP, "rx_dropped")
+    }
+
+    /// Sends up to `count` unicast frames from A to the macvtap's MAC, for at
+    /// most `limit`. Returns how many were sent.
+    pub fn flood(&self, count: usize, limit: Duration) -> usize {
+        traffic::flood(&self.a, WIRE_A, &self.frame, count, limit)
+    }
+}
+
+/// The address of A's end of the wire.
+pub const ADDR_A: &str = "192.0.2.1";
+/// The address of B's end of the wire, where the server listens.
+pub const ADDR_B: &str = "192.0.2.2";
+const PORT: u16 = 5001;
+
+/// Namespaces A (clients) and B (server) joined by a veth wire with
+/// 192.0.2.1/24 and 192.0.2.2/24 and static neighbour entries (no ARP that
+/// could fail or add traffic once the path is cut).
+pub struct TcpLab {
+    pub b: Netns,
+    pub a: Netns,
+}
+
+impl TcpLab {
+    pub fn new() -> TcpLab {
+        let a = Netns::new();
+        let b = Netns::new();
+        netns::veth(&a, WIRE_A, &b, WIRE_B);
+        a.ip(&format!("addr add {ADDR_A}/24 dev {WIRE_A}"));
+        b.ip(&format!("addr add {ADDR_B}/24 dev {WIRE_B}"));
+        let mac_a = netns::mac(&a, WIRE_A);
+        let mac_b = netns::mac(&b, WIRE_B);
+        a.ip(&format!(
+            "neigh replace {ADDR_B} lladdr {} dev {WIRE_A} nud permanent",
+            fmt_mac(mac_b)
+        ));
+        b.ip(&format!(
+            "neigh replace {ADDR_A} lladdr {} dev {WIRE_B} nud permanent",
+            fmt_mac(mac_a)
+        ));
+        TcpLab { b, a }
+    }
+
+    /// Opens `n` connections from A to a server in B that reads everything,
+    /// and waits until a first byte on each has gone through.
+    pub fn connect(&self, n: usize) -> Conns {
+        let addr: SocketAddr = format!("{ADDR_B}:{PORT}").parse().expect("addr");
+        let listener = self
+            .b
+            .enter(|| TcpListener::bind(addr))
+            .expect("listen in B");
+        let stop = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(AtomicUsize::new(0));
+        let server = {
+            let (stop, got) = (stop.clone(), got.clone());
+            std::thread::spawn(move || serve(listener, n, &stop, &got))
+        };
+        let clients: Vec<TcpStream> = self.a.enter(|| {
+            (0..n)
+                .map(|_| {
+                    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                        .expect("connect A→B");
+                    s.set_nodelay(true).expect("TCP_NODELAY");
+                    s.set_write_timeout(Some(Duration::from_secs(1)))
+                        .expect("timeout");
+                    reset_on_close(&s);
+                    s
+                })
+                .collect()
+        });
+        let mut conns = Conns {
+            clients,
+            stop,
+            got,
+            server: Some(server),
+        };
+        for c in &mut conns.clients {
+            c.write_all(b"x").expect("first byte");
+        }
+        assert!(
+            util::poll_until(Duration::from_secs(5), || conns.got.load(Ordering::Relaxed)
+                >= n),
+            "the server in B did not receive the first bytes"
+        );
+        // Let the delayed ACKs go out so that nothing is in flight.
+        std::thread::sleep(Duration::from_millis(300));
+        conns
+    }
+
+    /// Makes B silently drop everything A sends: without its address, B has
+    /// no local route for 192.0.2.2 and, not forwarding, drops the segments
+    /// without an ICMP answer. A's sends still succeed, so every retransmit
+    /// is a successful one (counted by TcpRetransSegs).
+    pub fn cut(&self) {
+        self.b.ip(&format!("addr del {ADDR_B}/24 dev {WIRE_B}"));
+    }
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `SO_LINGER {on, 0}`: close sends a RST and frees the socket at once, so an
+/// orphan with unacknowledged data does not keep retransmitting (and keep the
+/// namespace alive) after the test.
+fn reset_on_close(s: &TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Linger, &l).expect("SO_LINGER");
+}
+
+fn serve(listener: TcpListener, n: usize, stop: &AtomicBool, got: &AtomicUsize) {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let accept_until = Instant::now() + Duration::from_secs(10);
+    // A bound even if the test forgets to stop it.
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut conns = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) && Instant::now() < give_up {
+        if conns.len() < n && Instant::now() < accept_until {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(true).expect("nonblocking");
+                    reset_on_close(&s);
+                    conns.push(s);
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        for s in &mut conns {
+            match s.read(&mut buf) {
+                Ok(k) => {
+                    got.fetch_add(k, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Client connections in A and the server thread in B.
+pub struct Conns {
+    clients: Vec<TcpStream>,
+    stop: Arc<AtomicBool>,
+    got: Arc<AtomicUsize>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Conns {
+    /// Writes one byte on every connection. Right after a cut this leaves
+    /// each connection exactly one 1-byte segment in flight, which TCP then
+    /// probes (TLP) and retransmits at every RTO: one segment per
+    /// retransmission, nothing to collapse or split, so every
+    /// `tcp_retransmit_skb` event adds exactly one to `TcpRetransSegs`.
+    pub fn poke(&mut self) {
+        for c in &mut self.clients {
+            c.write_all(b"y").expect("write");
+        }
+    }
+
+    /// Resets every connection (no more retransmits after this) and stops
+    /// the server.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.clients.clear();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Conns {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
