@@ -39,7 +39,26 @@ fn harness_macvtap_flood_grows_rx_dropped() {
 
 #[test]
 fn macvtap_full_ring_count_equals_rx_dropped() {
-    if !util::root_or_skip("fidelity::macvtap_full_ring_count_equals_rx_dropped") {
+    macvtap_full_ring_via(
+        "fidelity::macvtap_full_ring_count_equals_rx_dropped",
+        &[],
+        "tp_btf/kfree_skb",
+    );
+}
+
+// Regression: the classic tracepoint read `reason` as 0 (CO-RE saw `unsigned int`
+// where the kernel has `enum skb_drop_reason`), so a FULL_RING filter counted nothing.
+#[test]
+fn macvtap_full_ring_count_via_classic_tracepoint() {
+    macvtap_full_ring_via(
+        "fidelity::macvtap_full_ring_count_via_classic_tracepoint",
+        &["--disable-mechanism", "tp_btf"],
+        "tracepoint/skb/kfree_skb",
+    );
+}
+
+fn macvtap_full_ring_via(name: &str, extra: &[&str], mechanism: &str) {
+    if !util::root_or_skip(name) {
         return;
     }
     let _k = util::kernel_lock();
@@ -50,7 +69,16 @@ fn macvtap_full_ring_count_equals_rx_dropped() {
         r#"probe("skb.drop").filter("reason", "FULL_RING").filter("dev", "{MACVTAP}").filter("netns", "{}").count("drops", ["dev", "reason"]);"#,
         lab.b.name()
     );
-    let mut s = Session::spawn(&["-e", &script, "--format", "json", "--duration", "60s"]);
+    let mut args = vec![
+        "-e",
+        script.as_str(),
+        "--format",
+        "json",
+        "--duration",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    let mut s = Session::spawn(&args);
     s.wait_start();
     let before = lab.rx_dropped();
     let sent = lab.flood(FRAMES, FLOOD_LIMIT);
@@ -60,6 +88,12 @@ fn macvtap_full_ring_count_equals_rx_dropped() {
     let done = s.finish();
     done.assert_success();
     let summary = done.summary();
+    assert_eq!(
+        summary["probes"][0]["mechanism"],
+        mechanism,
+        "{}",
+        done.describe()
+    );
     let counted = util::count_where(
         &summary,
         "drops",
