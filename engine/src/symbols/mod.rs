@@ -11,7 +11,10 @@ pub use kallsyms::Kallsyms;
 /// Symbol and drop-reason lookups for one session.
 #[derive(Debug, Default)]
 pub struct Symbols {
-    kallsyms: Option<Kallsyms>,
+    /// Read on first use: 40+ ms and ~5 MB that a script which never shows or
+    /// filters a kernel location should not pay before it attaches.
+    kallsyms: std::cell::OnceCell<Option<Kallsyms>>,
+    with_kallsyms: bool,
     reasons: Vec<(u64, String)>,
 }
 
@@ -32,13 +35,12 @@ impl Symbols {
                     .collect()
             })
             .unwrap_or_default();
-        let kallsyms = if with_kallsyms { Kallsyms::load().ok() } else { None };
-        Self { kallsyms, reasons }
+        Self { kallsyms: std::cell::OnceCell::new(), with_kallsyms, reasons }
     }
 
     /// Builds from parts (tests).
     pub fn from_parts(kallsyms: Option<Kallsyms>, reasons: Vec<(u64, String)>) -> Self {
-        Self { kallsyms, reasons }
+        Self { kallsyms: std::cell::OnceCell::from(kallsyms), with_kallsyms: true, reasons }
     }
 
     /// Whether drop reasons were found.
@@ -69,8 +71,7 @@ impl Symbols {
 
     /// `tap_handle_frame+0x336`, or the hex address when unknown.
     pub fn kernel_addr(&self, addr: u64) -> String {
-        self.kallsyms
-            .as_ref()
+        self.kallsyms()
             .and_then(|k| k.resolve(addr))
             .map(|(name, off)| format!("{name}+0x{off:x}"))
             .unwrap_or_else(|| format!("0x{addr:x}"))
@@ -78,11 +79,17 @@ impl Symbols {
 
     /// The address range `[start, end)` of a kernel function, if known.
     pub fn symbol_range(&self, name: &str) -> Option<(u64, u64)> {
-        self.kallsyms.as_ref()?.range(name)
+        self.kallsyms()?.range(name)
     }
 
     /// Whether kernel symbols are available.
     pub fn has_kallsyms(&self) -> bool {
-        self.kallsyms.is_some()
+        self.kallsyms().is_some()
+    }
+
+    fn kallsyms(&self) -> Option<&Kallsyms> {
+        self.kallsyms
+            .get_or_init(|| if self.with_kallsyms { Kallsyms::load().ok() } else { None })
+            .as_ref()
     }
 }
