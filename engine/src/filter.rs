@@ -191,7 +191,9 @@ fn key_bit(field: &FieldDef) -> u32 {
 /// The load-time settings of one request. `wake_bytes` is set by the session.
 pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, String> {
     let mut s = Settings::default();
+    let mut filtered = 0u32;
     for f in &req.filters {
+        filtered |= key_bit(f.field);
         for t in terms(f.field, &f.values, symbols, true)? {
             match (t, f.field.slot) {
                 (Term::Range(lo, hi), Slot::Num(i)) => {
@@ -250,6 +252,12 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
             s.mode = abi::MODE_EVENTS;
         }
     }
+    // Read what is keyed, filtered or histogrammed; an event carries every field.
+    s.need_mask = match req.consumer {
+        Consumer::Events { .. } => u32::MAX,
+        Consumer::Hist { .. } => s.key_mask | filtered | (1 << s.hist_slot),
+        Consumer::Count { .. } => s.key_mask | filtered,
+    };
     Ok(s)
 }
 
@@ -297,6 +305,8 @@ mod tests {
         assert_eq!((&s.dev_filter[1][..7], s.dev_filter_len[1]), (&b"macvtap"[..], 7));
         assert_eq!(s.key_mask, (1 << abi::KEY_DEV) | (1 << 2));
         assert_eq!(s.mode, abi::MODE_COUNT);
+        // keyed dev+reason, filtered len (slot 5): nothing else is read
+        assert_eq!(s.need_mask, (1 << abi::KEY_DEV) | (1 << 2) | (1 << 5));
     }
 
     #[test]

@@ -18,11 +18,12 @@ static __always_inline struct vp_rec *dev_rec(const struct sk_buff *skb, struct 
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
 		return NULL;
-	if (!dev)
-		dev = BPF_CORE_READ(skb, dev);
-	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
-	r->num[S_LEN] = BPF_CORE_READ(skb, len);
-	r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (vp_need_dev(S_IFINDEX, S_NETNS))
+		vp_fill_dev(r, dev ? dev : BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS);
+	if (vp_need(S_LEN))
+		r->num[S_LEN] = BPF_CORE_READ(skb, len);
+	if (vp_need(S_PROTOCOL))
+		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	return r;
 }
 
@@ -84,7 +85,7 @@ int vp_xmit_tp(struct trace_event_raw_net_dev_xmit *ctx)
 	if (!r)
 		return 0;
 	/* Only the name is recorded; the skb is still valid when rc is 0. */
-	if (ctx->rc == 0)
+	if (ctx->rc == 0 && vp_need_dev(S_IFINDEX, S_NETNS))
 		vp_fill_dev(r, BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS);
 	r->num[S_LEN] = ctx->len;
 	r->num[S_RC] = (__u64)(__s64)ctx->rc;

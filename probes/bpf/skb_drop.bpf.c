@@ -17,15 +17,16 @@
 static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb, __u64 location,
 				      __u64 reason)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-
-	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
-	if (!r->num[S_NETNS])
+	if (vp_need_dev(S_IFINDEX, S_NETNS))
+		vp_fill_dev(r, BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS);
+	if (vp_need(S_NETNS) && !r->num[S_NETNS])
 		r->num[S_NETNS] = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
 	r->num[S_REASON] = reason;
 	r->num[S_LOCATION] = location;
-	r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	r->num[S_LEN] = BPF_CORE_READ(skb, len);
+	if (vp_need(S_PROTOCOL))
+		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (vp_need(S_LEN))
+		r->num[S_LEN] = BPF_CORE_READ(skb, len);
 }
 
 SEC("tp_btf/kfree_skb")

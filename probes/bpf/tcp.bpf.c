@@ -28,11 +28,17 @@ static __always_inline void retx_fill_sk(struct vp_rec *r, const struct sock *sk
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	r->num[S_SPORT] = BPF_CORE_READ(sk, __sk_common.skc_num);
-	r->num[S_DPORT] = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	r->num[S_STATE] = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (vp_need(S_SPORT))
+		r->num[S_SPORT] = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (vp_need(S_DPORT))
+		r->num[S_DPORT] = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (vp_need(S_STATE))
+		r->num[S_STATE] = BPF_CORE_READ(sk, __sk_common.skc_state);
 	r->num[S_FAMILY] = family;
-	r->num[S_NETNS] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (vp_need(S_NETNS))
+		r->num[S_NETNS] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (!vp_need(VP_KEY_ADDR0) && !vp_need(VP_KEY_ADDR0 + 1))
+		return;
 	if (family == AF_INET6) {
 		BPF_CORE_READ_INTO(&r->addr[0], sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&r->addr[1], sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);

@@ -96,8 +96,8 @@ pub struct Settings {
     pub dev_filter_n: u32,
     /// Bytes compared per pattern: `len + 1` exact, `len` prefix.
     pub dev_filter_len: [u32; DEV_MAX],
-    /// Padding.
-    pub pad: u32,
+    /// Fields the program reads at all (`key_mask` bits); the rest stay zero.
+    pub need_mask: u32,
     /// Inclusive lower bounds.
     pub filter_lo: [[u64; FILTER_MAX]; NUM],
     /// Inclusive upper bounds.
@@ -121,7 +121,7 @@ impl Default for Settings {
             addr_filter_n: [0; ADDR],
             dev_filter_n: 0,
             dev_filter_len: [0; DEV_MAX],
-            pad: 0,
+            need_mask: 0,
             filter_lo: [[0; FILTER_MAX]; NUM],
             filter_hi: [[0; FILTER_MAX]; NUM],
             addr_filter: [[[0; 16]; FILTER_MAX]; ADDR],

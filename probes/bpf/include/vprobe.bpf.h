@@ -69,7 +69,7 @@ struct vp_settings {
 	__u32 addr_filter_n[VP_ADDR];
 	__u32 dev_filter_n;
 	__u32 dev_filter_len[VP_DEV_MAX]; /* bytes compared: strlen+1 = exact, strlen = prefix */
-	__u32 pad;
+	__u32 need_mask; /* fields to read at all (key_mask bits): keyed, filtered, histogrammed, emitted */
 	__u64 filter_lo[VP_NUM][VP_FILTER_MAX];
 	__u64 filter_hi[VP_NUM][VP_FILTER_MAX];
 	__u8 addr_filter[VP_ADDR][VP_FILTER_MAX][16];
@@ -112,6 +112,12 @@ struct {
 	__type(key, __u32);
 	__type(value, struct vp_hkey);
 } scratch SEC(".maps");
+
+/* Whether the field in key bit `bit` is used: reads of unused fields are pruned. */
+static __always_inline int vp_need(int bit)
+{
+	return settings.need_mask & (1u << bit);
+}
 
 static __always_inline void vp_lost(__u32 what)
 {
@@ -292,6 +298,11 @@ static __always_inline void vp_submit(struct vp_rec *r)
 }
 
 /* Network namespace inode of a device, 0 when unknown. */
+static __always_inline int vp_need_dev(int ifindex_slot, int netns_slot)
+{
+	return vp_need(VP_KEY_DEV) || vp_need(ifindex_slot) || vp_need(netns_slot);
+}
+
 static __always_inline __u64 vp_dev_netns(struct net_device *dev)
 {
 	if (!dev)
@@ -299,15 +310,18 @@ static __always_inline __u64 vp_dev_netns(struct net_device *dev)
 	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 }
 
-/* Copies the device's name and fills ifindex/netns slots. */
+/* Copies the device's name and fills ifindex/netns slots, as far as they are needed. */
 static __always_inline void vp_fill_dev(struct vp_rec *r, struct net_device *dev,
 					int ifindex_slot, int netns_slot)
 {
 	if (!dev)
 		return;
-	bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, dev->name);
-	r->num[ifindex_slot] = BPF_CORE_READ(dev, ifindex);
-	r->num[netns_slot] = vp_dev_netns(dev);
+	if (vp_need(VP_KEY_DEV))
+		bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, dev->name);
+	if (vp_need(ifindex_slot))
+		r->num[ifindex_slot] = BPF_CORE_READ(dev, ifindex);
+	if (vp_need(netns_slot))
+		r->num[netns_slot] = vp_dev_netns(dev);
 }
 
 #endif /* __VPROBE_BPF_H */
