@@ -97,9 +97,12 @@ impl AggSnapshot {
     /// Sorts entries the way they are shown: counts descending, then key.
     pub fn sort(&mut self) {
         match self.kind {
-            AggKind::Count => self
-                .entries
-                .sort_by(|a, b| b.value.total().cmp(&a.value.total()).then_with(|| a.key.cmp(&b.key))),
+            AggKind::Count => self.entries.sort_by(|a, b| {
+                b.value
+                    .total()
+                    .cmp(&a.value.total())
+                    .then_with(|| a.key.cmp(&b.key))
+            }),
             AggKind::Hist => self.entries.sort_by(|a, b| a.key.cmp(&b.key)),
         }
     }
@@ -107,27 +110,41 @@ impl AggSnapshot {
     /// This snapshot minus `earlier` (same aggregation): what happened in between.
     /// Keys whose difference is zero are left out.
     pub fn delta(&self, earlier: &AggSnapshot) -> AggSnapshot {
-        let mut out = AggSnapshot { entries: Vec::new(), ..self.clone() };
+        let mut out = AggSnapshot {
+            entries: Vec::new(),
+            ..self.clone()
+        };
         for e in &self.entries {
             let before = earlier.entries.iter().find(|b| b.key == e.key);
             let value = match (&e.value, before.map(|b| &b.value)) {
                 (EntryValue::Count { value }, Some(EntryValue::Count { value: old })) => {
-                    EntryValue::Count { value: value.saturating_sub(*old) }
+                    EntryValue::Count {
+                        value: value.saturating_sub(*old),
+                    }
                 }
-                (EntryValue::Hist { buckets }, Some(EntryValue::Hist { buckets: old })) => EntryValue::Hist {
-                    buckets: buckets
-                        .iter()
-                        .map(|b| {
-                            let prev = old.iter().find(|o| o.low == b.low).map_or(0, |o| o.count);
-                            Bucket { count: b.count.saturating_sub(prev), ..b.clone() }
-                        })
-                        .filter(|b| b.count > 0)
-                        .collect(),
-                },
+                (EntryValue::Hist { buckets }, Some(EntryValue::Hist { buckets: old })) => {
+                    EntryValue::Hist {
+                        buckets: buckets
+                            .iter()
+                            .map(|b| {
+                                let prev =
+                                    old.iter().find(|o| o.low == b.low).map_or(0, |o| o.count);
+                                Bucket {
+                                    count: b.count.saturating_sub(prev),
+                                    ..b.clone()
+                                }
+                            })
+                            .filter(|b| b.count > 0)
+                            .collect(),
+                    }
+                }
                 (v, _) => v.clone(),
             };
             if value.total() > 0 {
-                out.entries.push(Entry { key: e.key.clone(), value });
+                out.entries.push(Entry {
+                    key: e.key.clone(),
+                    value,
+                });
             }
         }
         out.sort();
@@ -140,7 +157,10 @@ mod tests {
     use super::*;
 
     fn count(dev: &str, n: u64) -> Entry {
-        Entry { key: vec![("dev".into(), Value::Str(dev.into()))], value: EntryValue::Count { value: n } }
+        Entry {
+            key: vec![("dev".into(), Value::Str(dev.into()))],
+            value: EntryValue::Count { value: n },
+        }
     }
 
     #[test]
@@ -162,10 +182,19 @@ mod tests {
     #[test]
     fn json_shape_matches_the_summary_contract() {
         let e = count("mvt0", 3);
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"key":{"dev":"mvt0"},"value":3}"#);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"key":{"dev":"mvt0"},"value":3}"#
+        );
         let h = Entry {
             key: vec![],
-            value: EntryValue::Hist { buckets: vec![Bucket { low: 4, high: 8, count: 2 }] },
+            value: EntryValue::Hist {
+                buckets: vec![Bucket {
+                    low: 4,
+                    high: 8,
+                    count: 2,
+                }],
+            },
         };
         assert_eq!(
             serde_json::to_string(&h).unwrap(),

@@ -5,11 +5,13 @@ use std::time::Duration;
 /// Parses `500ms`, `12s`, `2m`, `1h`, `250us`, `1.5s`; a bare number is seconds.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{s}`: expected a number and a unit, like `500ms`, `12s`, `2m`"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!("invalid duration `{s}`: expected a number and a unit, like `500ms`, `12s`, `2m`")
+    })?;
     let secs = match unit.trim() {
         "" | "s" | "sec" => n,
         "ms" => n / 1e3,
@@ -17,7 +19,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         "ns" => n / 1e9,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        u => return Err(format!("invalid duration `{s}`: unknown unit `{u}` (use ns, us, ms, s, m, h)")),
+        u => {
+            return Err(format!(
+                "invalid duration `{s}`: unknown unit `{u}` (use ns, us, ms, s, m, h)"
+            ))
+        }
     };
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("invalid duration `{s}`"));
@@ -28,8 +34,14 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 /// Writes a duration the way [`parse`] reads it, in the largest exact unit.
 pub fn format(d: Duration) -> String {
     let ns = d.as_nanos();
-    let units: [(u128, &str); 6] =
-        [(3_600_000_000_000, "h"), (60_000_000_000, "m"), (1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns")];
+    let units: [(u128, &str); 6] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
     if ns == 0 {
         return "0s".into();
     }

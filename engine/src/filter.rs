@@ -17,9 +17,13 @@ use crate::value::{ETHERTYPES, FAMILIES, TCP_STATES};
 /// What a value of this kind looks like, for error messages.
 pub fn expected(kind: FieldKind) -> &'static str {
     match kind {
-        FieldKind::Uint | FieldKind::Port | FieldKind::Ifindex => "a number, a range (`a..b`) or a list of them",
+        FieldKind::Uint | FieldKind::Port | FieldKind::Ifindex => {
+            "a number, a range (`a..b`) or a list of them"
+        }
         FieldKind::Int => "an integer, a range or a list of them",
-        FieldKind::Netns => "a namespace inode, a name from `ip netns`, or a path like /proc/PID/ns/net",
+        FieldKind::Netns => {
+            "a namespace inode, a name from `ip netns`, or a path like /proc/PID/ns/net"
+        }
         FieldKind::Dev => "a device name or a glob ending in `*` (`macvtap*`)",
         FieldKind::DropReason => "a drop reason name (`FULL_RING`) or number",
         FieldKind::KernelAddr => "a kernel function name (`tap_handle_frame`) or address",
@@ -43,32 +47,64 @@ pub fn validate(field: &FieldDef, values: &[FilterValue], symbols: &Symbols) -> 
     terms(field, values, symbols, false).map(|_| ())
 }
 
-fn terms(field: &FieldDef, values: &[FilterValue], symbols: &Symbols, resolve: bool) -> Result<Vec<Term>, String> {
+fn terms(
+    field: &FieldDef,
+    values: &[FilterValue],
+    symbols: &Symbols,
+    resolve: bool,
+) -> Result<Vec<Term>, String> {
     if !field.filter {
         return Err(format!("field `{}` cannot be filtered", field.name));
     }
     if values.is_empty() {
-        return Err(format!("filter on `{}` needs at least one value", field.name));
+        return Err(format!(
+            "filter on `{}` needs at least one value",
+            field.name
+        ));
     }
     let mut out = Vec::new();
     for v in values {
         term(field, v, symbols, resolve, &mut out)?;
     }
-    let max = if field.kind == FieldKind::Dev { abi::DEV_MAX } else { abi::FILTER_MAX };
+    let max = if field.kind == FieldKind::Dev {
+        abi::DEV_MAX
+    } else {
+        abi::FILTER_MAX
+    };
     if out.len() > max {
-        return Err(format!("filter on `{}` takes at most {max} values, got {}", field.name, out.len()));
+        return Err(format!(
+            "filter on `{}` takes at most {max} values, got {}",
+            field.name,
+            out.len()
+        ));
     }
     Ok(out)
 }
 
-fn term(field: &FieldDef, v: &FilterValue, symbols: &Symbols, resolve: bool, out: &mut Vec<Term>) -> Result<(), String> {
-    let bad = || format!("filter on `{}` expects {}, got {}", field.name, expected(field.kind), show(v));
+fn term(
+    field: &FieldDef,
+    v: &FilterValue,
+    symbols: &Symbols,
+    resolve: bool,
+    out: &mut Vec<Term>,
+) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "filter on `{}` expects {}, got {}",
+            field.name,
+            expected(field.kind),
+            show(v)
+        )
+    };
     let exact = |n: u64| Term::Range(n, n);
     match (field.kind, v) {
-        (FieldKind::Uint | FieldKind::Port | FieldKind::Ifindex | FieldKind::Netns, FilterValue::Int(n)) if *n >= 0 => {
-            out.push(exact(*n as u64))
-        }
-        (FieldKind::Uint | FieldKind::Port | FieldKind::Ifindex, FilterValue::Range(lo, hi)) if *lo >= 0 && lo <= hi => {
+        (
+            FieldKind::Uint | FieldKind::Port | FieldKind::Ifindex | FieldKind::Netns,
+            FilterValue::Int(n),
+        ) if *n >= 0 => out.push(exact(*n as u64)),
+        (FieldKind::Uint | FieldKind::Port | FieldKind::Ifindex, FilterValue::Range(lo, hi))
+            if *lo >= 0 && lo <= hi =>
+        {
             out.push(Term::Range(*lo as u64, *hi as u64))
         }
         (FieldKind::Int, FilterValue::Int(n)) => out.push(exact(*n as u64)),
@@ -86,9 +122,9 @@ fn term(field: &FieldDef, v: &FilterValue, symbols: &Symbols, resolve: bool, out
         (FieldKind::DropReason, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::DropReason, FilterValue::Str(s)) => match symbols.reason_value(s) {
             Some(n) => out.push(exact(n)),
-            None if !symbols.has_reasons() => {
-                return Err(format!("cannot resolve drop reason `{s}`: this kernel's BTF has no `enum skb_drop_reason`"))
-            }
+            None if !symbols.has_reasons() => return Err(format!(
+                "cannot resolve drop reason `{s}`: this kernel's BTF has no `enum skb_drop_reason`"
+            )),
             None => {
                 let hint = suggest(&s.to_ascii_uppercase(), symbols.reason_names())
                     .map(|c| format!("; did you mean `{c}`?"))
@@ -100,7 +136,9 @@ fn term(field: &FieldDef, v: &FilterValue, symbols: &Symbols, resolve: bool, out
         (FieldKind::KernelAddr, FilterValue::Str(s)) => {
             if !symbols.has_kallsyms() {
                 if resolve {
-                    return Err(format!("cannot resolve `{s}`: /proc/kallsyms is not readable"));
+                    return Err(format!(
+                        "cannot resolve `{s}`: /proc/kallsyms is not readable"
+                    ));
                 }
             } else {
                 match symbols.symbol_range(s) {
@@ -114,21 +152,34 @@ fn term(field: &FieldDef, v: &FilterValue, symbols: &Symbols, resolve: bool, out
                 }
             }
         }
-        (FieldKind::EtherType, FilterValue::Int(n)) if (0..=0xffff).contains(n) => out.push(exact(*n as u64)),
+        (FieldKind::EtherType, FilterValue::Int(n)) if (0..=0xffff).contains(n) => {
+            out.push(exact(*n as u64))
+        }
         (FieldKind::EtherType, FilterValue::Str(s)) => {
-            let n = ETHERTYPES.iter().find(|(_, name)| name.eq_ignore_ascii_case(s)).ok_or_else(bad)?.0;
+            let n = ETHERTYPES
+                .iter()
+                .find(|(_, name)| name.eq_ignore_ascii_case(s))
+                .ok_or_else(bad)?
+                .0;
             out.push(exact(n))
         }
         (FieldKind::TcpState, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::TcpState, FilterValue::Str(s)) => {
             let up = s.to_ascii_uppercase();
             let up = up.strip_prefix("TCP_").unwrap_or(&up);
-            let n = TCP_STATES.iter().position(|t| !t.is_empty() && *t == up).ok_or_else(bad)?;
+            let n = TCP_STATES
+                .iter()
+                .position(|t| !t.is_empty() && *t == up)
+                .ok_or_else(bad)?;
             out.push(exact(n as u64))
         }
         (FieldKind::Family, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::Family, FilterValue::Str(s)) => {
-            let n = FAMILIES.iter().find(|(_, name)| name.eq_ignore_ascii_case(s)).ok_or_else(bad)?.0;
+            let n = FAMILIES
+                .iter()
+                .find(|(_, name)| name.eq_ignore_ascii_case(s))
+                .ok_or_else(bad)?
+                .0;
             out.push(exact(n))
         }
         (FieldKind::IpAddr, FilterValue::Str(s)) => {
@@ -163,7 +214,10 @@ fn dev_term(s: &str) -> Result<Term, String> {
         ));
     }
     if name.len() >= abi::DEV_LEN {
-        return Err(format!("device name `{s}` is longer than {} bytes", abi::DEV_LEN - 1));
+        return Err(format!(
+            "device name `{s}` is longer than {} bytes",
+            abi::DEV_LEN - 1
+        ));
     }
     let mut bytes = [0u8; abi::DEV_LEN];
     bytes[..name.len()].copy_from_slice(name.as_bytes());
@@ -174,7 +228,11 @@ fn dev_term(s: &str) -> Result<Term, String> {
 
 /// Inode of a network namespace given by `ip netns` name or by path.
 pub fn netns_inode(s: &str) -> Result<u64, String> {
-    let path = if s.contains('/') { s.to_string() } else { format!("/run/netns/{s}") };
+    let path = if s.contains('/') {
+        s.to_string()
+    } else {
+        format!("/run/netns/{s}")
+    };
     std::fs::metadata(&path)
         .map(|m| m.ino())
         .map_err(|e| format!("network namespace `{s}`: cannot stat {path}: {e}"))
@@ -224,7 +282,12 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                     s.dev_filter_len[n] = len;
                     s.dev_filter_n += 1;
                 }
-                (_, _) => return Err(format!("field `{}`: value does not fit its slot", f.field.name)),
+                (_, _) => {
+                    return Err(format!(
+                        "field `{}`: value does not fit its slot",
+                        f.field.name
+                    ))
+                }
             }
         }
     }
@@ -233,7 +296,9 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
             s.mode = abi::MODE_COUNT;
             s.key_mask = keys.iter().map(|k| key_bit(k)).fold(0, |a, b| a | b);
         }
-        Consumer::Hist { field, keys, kind, .. } => {
+        Consumer::Hist {
+            field, keys, kind, ..
+        } => {
             s.mode = abi::MODE_HIST;
             s.key_mask = keys.iter().map(|k| key_bit(k)).fold(0, |a, b| a | b);
             s.hist_slot = match field.slot {
@@ -271,7 +336,10 @@ mod tests {
     }
 
     fn syms() -> Symbols {
-        Symbols::from_parts(None, vec![(2, "NOT_SPECIFIED".into()), (80, "FULL_RING".into())])
+        Symbols::from_parts(
+            None,
+            vec![(2, "NOT_SPECIFIED".into()), (80, "FULL_RING".into())],
+        )
     }
 
     fn req(filters: Vec<(&str, Vec<FilterValue>)>) -> ProbeRequest {
@@ -280,9 +348,15 @@ mod tests {
             probe: p,
             filters: filters
                 .into_iter()
-                .map(|(f, values)| Filter { field: p.field(f).unwrap(), values })
+                .map(|(f, values)| Filter {
+                    field: p.field(f).unwrap(),
+                    values,
+                })
                 .collect(),
-            consumer: Consumer::Count { name: "c".into(), keys: vec![p.field("dev").unwrap(), p.field("reason").unwrap()] },
+            consumer: Consumer::Count {
+                name: "c".into(),
+                keys: vec![p.field("dev").unwrap(), p.field("reason").unwrap()],
+            },
             origin: Origin::default(),
         }
     }
@@ -292,17 +366,35 @@ mod tests {
         let s = settings(
             &req(vec![
                 ("reason", vec![FilterValue::Str("full_ring".into())]),
-                ("dev", vec![FilterValue::Str("mvt0".into()), FilterValue::Str("macvtap*".into())]),
+                (
+                    "dev",
+                    vec![
+                        FilterValue::Str("mvt0".into()),
+                        FilterValue::Str("macvtap*".into()),
+                    ],
+                ),
                 ("len", vec![FilterValue::Range(64, 1500)]),
             ]),
             &syms(),
         )
         .unwrap();
-        assert_eq!((s.filter_n[2], s.filter_lo[2][0], s.filter_hi[2][0]), (1, 80, 80));
-        assert_eq!((s.filter_n[5], s.filter_lo[5][0], s.filter_hi[5][0]), (1, 64, 1500));
+        assert_eq!(
+            (s.filter_n[2], s.filter_lo[2][0], s.filter_hi[2][0]),
+            (1, 80, 80)
+        );
+        assert_eq!(
+            (s.filter_n[5], s.filter_lo[5][0], s.filter_hi[5][0]),
+            (1, 64, 1500)
+        );
         assert_eq!(s.dev_filter_n, 2);
-        assert_eq!((&s.dev_filter[0][..5], s.dev_filter_len[0]), (&b"mvt0\0"[..], 5));
-        assert_eq!((&s.dev_filter[1][..7], s.dev_filter_len[1]), (&b"macvtap"[..], 7));
+        assert_eq!(
+            (&s.dev_filter[0][..5], s.dev_filter_len[0]),
+            (&b"mvt0\0"[..], 5)
+        );
+        assert_eq!(
+            (&s.dev_filter[1][..7], s.dev_filter_len[1]),
+            (&b"macvtap"[..], 7)
+        );
         assert_eq!(s.key_mask, (1 << abi::KEY_DEV) | (1 << 2));
         assert_eq!(s.mode, abi::MODE_COUNT);
         // keyed dev+reason, filtered len (slot 5): nothing else is read
@@ -312,19 +404,40 @@ mod tests {
     #[test]
     fn wrong_types_say_what_was_expected() {
         let p = probe();
-        let e = validate(p.field("len").unwrap(), &[FilterValue::Str("big".into())], &syms()).unwrap_err();
+        let e = validate(
+            p.field("len").unwrap(),
+            &[FilterValue::Str("big".into())],
+            &syms(),
+        )
+        .unwrap_err();
         assert!(e.contains("expects a number"), "{e}");
-        let e = validate(p.field("reason").unwrap(), &[FilterValue::Str("FULL_RNG".into())], &syms()).unwrap_err();
+        let e = validate(
+            p.field("reason").unwrap(),
+            &[FilterValue::Str("FULL_RNG".into())],
+            &syms(),
+        )
+        .unwrap_err();
         assert!(e.contains("did you mean `FULL_RING`"), "{e}");
-        let e = validate(p.field("dev").unwrap(), &[FilterValue::Str("m?vt".into())], &syms()).unwrap_err();
+        let e = validate(
+            p.field("dev").unwrap(),
+            &[FilterValue::Str("m?vt".into())],
+            &syms(),
+        )
+        .unwrap_err();
         assert!(e.contains("trailing `*`"), "{e}");
     }
 
     #[test]
     fn negative_ranges_split_across_zero() {
-        let f = vprobe_probes::find("dev.xmit").unwrap().field("rc").unwrap();
+        let f = vprobe_probes::find("dev.xmit")
+            .unwrap()
+            .field("rc")
+            .unwrap();
         let mut out = Vec::new();
         term(f, &FilterValue::Range(-5, 3), &syms(), true, &mut out).unwrap();
-        assert_eq!(out, vec![Term::Range(-5i64 as u64, u64::MAX), Term::Range(0, 3)]);
+        assert_eq!(
+            out,
+            vec![Term::Range(-5i64 as u64, u64::MAX), Term::Range(0, 3)]
+        );
     }
 }

@@ -10,8 +10,8 @@
 pub mod agg;
 pub mod duration;
 pub mod error;
-pub mod filter;
 pub mod events;
+pub mod filter;
 pub mod output;
 pub mod plan;
 pub mod run;

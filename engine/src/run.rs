@@ -99,7 +99,11 @@ pub async fn run(
     };
     // prints and reports made by the top level itself
     r.apply_actions()?;
-    let Plan { timers, on_end, requests } = plan;
+    let Plan {
+        timers,
+        on_end,
+        requests,
+    } = plan;
 
     // Nothing can happen: a script that only computes and prints ends at once.
     let idle = requests.is_empty() && timers.is_empty() && options.duration.is_none();
@@ -117,7 +121,11 @@ pub async fn run(
     let summary = Summary {
         duration_s: started.elapsed().as_secs_f64(),
         maps: r.session.snapshots(&r.symbols)?,
-        lost: Lost { events, map_full, callback_errors: r.callback_errors },
+        lost: Lost {
+            events,
+            map_full,
+            callback_errors: r.callback_errors,
+        },
         probes,
         printed_at_end: std::mem::take(&mut r.printed),
         reports: std::mem::take(&mut r.reports),
@@ -130,18 +138,29 @@ fn probe_info(inst: &crate::session::Instance) -> ProbeInfo {
     ProbeInfo {
         name: inst.probe().name.to_string(),
         mechanism: inst.mechanism.label(),
-        feeds: inst.request.consumer.agg_name().unwrap_or("events").to_string(),
+        feeds: inst
+            .request
+            .consumer
+            .agg_name()
+            .unwrap_or("events")
+            .to_string(),
         fallbacks: inst.fallbacks.clone(),
     }
 }
 
 impl Runner<'_> {
-    async fn event_loop(&mut self, timers: &[Timer], rings: &mut Rings, duration: Option<Duration>) -> Result<()> {
+    async fn event_loop(
+        &mut self,
+        timers: &[Timer],
+        rings: &mut Rings,
+        duration: Option<Duration>,
+    ) -> Result<()> {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let now = tokio::time::Instant::now();
         let deadline = duration.map(|d| now + d);
-        let mut next_fire: Vec<tokio::time::Instant> = timers.iter().map(|t| now + t.period).collect();
+        let mut next_fire: Vec<tokio::time::Instant> =
+            timers.iter().map(|t| now + t.period).collect();
         let mut drain = tokio::time::interval(DRAIN_PERIOD);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while self.exit.is_none() {
@@ -181,8 +200,12 @@ impl Runner<'_> {
                 return Ok(());
             }
             for (id, ev) in &batch {
-                let Some(&cb) = self.callbacks.get(id) else { continue };
-                let Some(inst) = self.session.instance_mut(*id) else { continue };
+                let Some(&cb) = self.callbacks.get(id) else {
+                    continue;
+                };
+                let Some(inst) = self.session.instance_mut(*id) else {
+                    continue;
+                };
                 let probe = inst.probe();
                 let res = self.script.call_event(cb, probe, ev);
                 self.after_call(res)?;
@@ -201,7 +224,8 @@ impl Runner<'_> {
             if self.callback_errors <= MAX_SHOWN_ERRORS {
                 self.output.error(&e.to_string())?;
             } else if self.callback_errors == MAX_SHOWN_ERRORS + 1 {
-                self.output.error("further callback errors are counted, not shown")?;
+                self.output
+                    .error("further callback errors are counted, not shown")?;
             }
         }
         self.apply_actions()
@@ -226,13 +250,16 @@ impl Runner<'_> {
                         self.output.aggregation(&shown, true)?;
                         self.last_printed.insert(name, snap);
                     }
-                    None => self.output.error(&format!("print_delta: no aggregation named `{name}`"))?,
+                    None => self
+                        .output
+                        .error(&format!("print_delta: no aggregation named `{name}`"))?,
                 },
                 Action::Clear(name) => {
                     if self.session.clear(&name)? {
                         self.last_printed.remove(&name);
                     } else {
-                        self.output.error(&format!("clear: no aggregation named `{name}`"))?;
+                        self.output
+                            .error(&format!("clear: no aggregation named `{name}`"))?;
                     }
                 }
                 Action::Exit(code) => self.exit = Some(code),

@@ -78,7 +78,12 @@ pub fn addr_string(b: &[u8; 16]) -> String {
 }
 
 /// EtherType names for the common protocols.
-pub const ETHERTYPES: &[(u64, &str)] = &[(0x0800, "IP"), (0x86dd, "IPV6"), (0x0806, "ARP"), (0x8100, "8021Q")];
+pub const ETHERTYPES: &[(u64, &str)] = &[
+    (0x0800, "IP"),
+    (0x86dd, "IPV6"),
+    (0x0806, "ARP"),
+    (0x8100, "8021Q"),
+];
 
 fn ethertype_name(v: u64) -> String {
     ETHERTYPES
@@ -90,8 +95,20 @@ fn ethertype_name(v: u64) -> String {
 
 /// TCP states as include/net/tcp_states.h numbers them.
 pub const TCP_STATES: &[&str] = &[
-    "", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
-    "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE",
+    "",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+    "BOUND_INACTIVE",
 ];
 
 fn tcp_state_name(v: u64) -> String {
@@ -106,7 +123,11 @@ fn tcp_state_name(v: u64) -> String {
 pub const FAMILIES: &[(u64, &str)] = &[(2, "inet"), (10, "inet6")];
 
 fn family_name(v: u64) -> String {
-    FAMILIES.iter().find(|(n, _)| *n == v).map(|(_, s)| s.to_string()).unwrap_or_else(|| v.to_string())
+    FAMILIES
+        .iter()
+        .find(|(n, _)| *n == v)
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_else(|| v.to_string())
 }
 
 #[cfg(test)]

@@ -142,13 +142,15 @@ impl ProbeDef {
     }
 }
 
-const fn num(
-    name: &'static str,
-    slot: u8,
-    kind: FieldKind,
-    about: &'static str,
-) -> FieldDef {
-    FieldDef { name, slot: Slot::Num(slot), kind, filter: true, key: true, about }
+const fn num(name: &'static str, slot: u8, kind: FieldKind, about: &'static str) -> FieldDef {
+    FieldDef {
+        name,
+        slot: Slot::Num(slot),
+        kind,
+        filter: true,
+        key: true,
+        about,
+    }
 }
 
 const DEV: FieldDef = FieldDef {
@@ -163,10 +165,30 @@ const DEV: FieldDef = FieldDef {
 // keep in sync with bpf/skb_drop.bpf.c
 const SKB_DROP_FIELDS: &[FieldDef] = &[
     DEV,
-    num("ifindex", 0, FieldKind::Ifindex, "interface index within its namespace"),
-    num("netns", 1, FieldKind::Netns, "network namespace inode of the device (or socket)"),
-    num("reason", 2, FieldKind::DropReason, "drop reason (enum skb_drop_reason)"),
-    num("location", 3, FieldKind::KernelAddr, "where the skb was freed (symbol+offset)"),
+    num(
+        "ifindex",
+        0,
+        FieldKind::Ifindex,
+        "interface index within its namespace",
+    ),
+    num(
+        "netns",
+        1,
+        FieldKind::Netns,
+        "network namespace inode of the device (or socket)",
+    ),
+    num(
+        "reason",
+        2,
+        FieldKind::DropReason,
+        "drop reason (enum skb_drop_reason)",
+    ),
+    num(
+        "location",
+        3,
+        FieldKind::KernelAddr,
+        "where the skb was freed (symbol+offset)",
+    ),
     num("protocol", 4, FieldKind::EtherType, "EtherType of the skb"),
     num("len", 5, FieldKind::Uint, "skb length in bytes"),
 ];
@@ -193,24 +215,54 @@ const TCP_RETRANSMIT_FIELDS: &[FieldDef] = &[
     num("dport", 1, FieldKind::Port, "remote port"),
     num("state", 2, FieldKind::TcpState, "TCP state of the socket"),
     num("family", 3, FieldKind::Family, "address family"),
-    num("netns", 4, FieldKind::Netns, "network namespace inode of the socket"),
+    num(
+        "netns",
+        4,
+        FieldKind::Netns,
+        "network namespace inode of the socket",
+    ),
 ];
 
 // keep in sync with bpf/dev.bpf.c
 const DEV_FIELDS: &[FieldDef] = &[
     DEV,
-    num("ifindex", 0, FieldKind::Ifindex, "interface index within its namespace"),
-    num("netns", 1, FieldKind::Netns, "network namespace inode of the device"),
+    num(
+        "ifindex",
+        0,
+        FieldKind::Ifindex,
+        "interface index within its namespace",
+    ),
+    num(
+        "netns",
+        1,
+        FieldKind::Netns,
+        "network namespace inode of the device",
+    ),
     num("len", 2, FieldKind::Uint, "packet length in bytes"),
     num("protocol", 3, FieldKind::EtherType, "EtherType of the skb"),
 ];
 
 const DEV_XMIT_FIELDS: &[FieldDef] = &[
     DEV,
-    num("ifindex", 0, FieldKind::Ifindex, "interface index within its namespace"),
-    num("netns", 1, FieldKind::Netns, "network namespace inode of the device"),
+    num(
+        "ifindex",
+        0,
+        FieldKind::Ifindex,
+        "interface index within its namespace",
+    ),
+    num(
+        "netns",
+        1,
+        FieldKind::Netns,
+        "network namespace inode of the device",
+    ),
     num("len", 2, FieldKind::Uint, "packet length in bytes"),
-    num("rc", 4, FieldKind::Int, "driver return code (0 = NETDEV_TX_OK)"),
+    num(
+        "rc",
+        4,
+        FieldKind::Int,
+        "driver return code (0 = NETDEV_TX_OK)",
+    ),
 ];
 
 /// Every attach point.
@@ -222,8 +274,15 @@ pub static CATALOG: &[ProbeDef] = &[
         object: "skb_drop",
         fields: SKB_DROP_FIELDS,
         mechanisms: &[
-            Mechanism::TpBtf { event: "kfree_skb", program: "vp_drop_btf" },
-            Mechanism::Tracepoint { category: "skb", name: "kfree_skb", program: "vp_drop_tp" },
+            Mechanism::TpBtf {
+                event: "kfree_skb",
+                program: "vp_drop_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "skb",
+                name: "kfree_skb",
+                program: "vp_drop_tp",
+            },
         ],
     },
     ProbeDef {
@@ -233,7 +292,10 @@ pub static CATALOG: &[ProbeDef] = &[
         object: "tcp",
         fields: TCP_RETRANSMIT_FIELDS,
         mechanisms: &[
-            Mechanism::TpBtf { event: "tcp_retransmit_skb", program: "vp_retx_btf" },
+            Mechanism::TpBtf {
+                event: "tcp_retransmit_skb",
+                program: "vp_retx_btf",
+            },
             Mechanism::Tracepoint {
                 category: "tcp",
                 name: "tcp_retransmit_skb",
@@ -248,8 +310,15 @@ pub static CATALOG: &[ProbeDef] = &[
         object: "dev",
         fields: DEV_FIELDS,
         mechanisms: &[
-            Mechanism::TpBtf { event: "netif_receive_skb", program: "vp_rx_btf" },
-            Mechanism::Tracepoint { category: "net", name: "netif_receive_skb", program: "vp_rx_tp" },
+            Mechanism::TpBtf {
+                event: "netif_receive_skb",
+                program: "vp_rx_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "net",
+                name: "netif_receive_skb",
+                program: "vp_rx_tp",
+            },
         ],
     },
     ProbeDef {
@@ -259,8 +328,15 @@ pub static CATALOG: &[ProbeDef] = &[
         object: "dev",
         fields: DEV_XMIT_FIELDS,
         mechanisms: &[
-            Mechanism::TpBtf { event: "net_dev_xmit", program: "vp_xmit_btf" },
-            Mechanism::Tracepoint { category: "net", name: "net_dev_xmit", program: "vp_xmit_tp" },
+            Mechanism::TpBtf {
+                event: "net_dev_xmit",
+                program: "vp_xmit_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "net",
+                name: "net_dev_xmit",
+                program: "vp_xmit_tp",
+            },
         ],
     },
     ProbeDef {
@@ -270,8 +346,15 @@ pub static CATALOG: &[ProbeDef] = &[
         object: "dev",
         fields: DEV_FIELDS,
         mechanisms: &[
-            Mechanism::TpBtf { event: "net_dev_queue", program: "vp_queue_btf" },
-            Mechanism::Tracepoint { category: "net", name: "net_dev_queue", program: "vp_queue_tp" },
+            Mechanism::TpBtf {
+                event: "net_dev_queue",
+                program: "vp_queue_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "net",
+                name: "net_dev_queue",
+                program: "vp_queue_tp",
+            },
         ],
     },
 ];
@@ -297,7 +380,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -312,8 +397,16 @@ mod tests {
     #[test]
     fn names_are_unique_and_slots_in_range() {
         for (i, p) in CATALOG.iter().enumerate() {
-            assert!(CATALOG[i + 1..].iter().all(|q| q.name != p.name), "{} twice", p.name);
-            assert!(crate::objects::object(p.object).is_some(), "{}: no object", p.name);
+            assert!(
+                CATALOG[i + 1..].iter().all(|q| q.name != p.name),
+                "{} twice",
+                p.name
+            );
+            assert!(
+                crate::objects::object(p.object).is_some(),
+                "{}: no object",
+                p.name
+            );
             for f in p.fields {
                 match f.slot {
                     Slot::Num(s) => assert!((s as usize) < abi::NUM),
@@ -330,7 +423,10 @@ mod tests {
     fn suggests_close_names_only() {
         let names = CATALOG.iter().map(|p| p.name);
         assert_eq!(suggest("skb.dorp", names.clone()), Some("skb.drop"));
-        assert_eq!(suggest("tcp.retransmits", names.clone()), Some("tcp.retransmit"));
+        assert_eq!(
+            suggest("tcp.retransmits", names.clone()),
+            Some("tcp.retransmit")
+        );
         assert_eq!(suggest("zzz", names), None);
     }
 }

@@ -7,7 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Diagnose packet loss and latency in Linux network virtualization: precompiled
 /// eBPF attach points driven by Rhai scripts.
 #[derive(Debug, Parser)]
-#[command(name = "vprobe", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "vprobe",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Run a one-line script instead of a file.
     #[arg(short = 'e', long = "expr", value_name = "SCRIPT")]

@@ -42,7 +42,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// A closed stdout (`vprobe … | head`) is a normal end.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<vprobe_engine::Error>().is_some_and(vprobe_engine::run::is_broken_pipe)
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<vprobe_engine::Error>()
+                .is_some_and(vprobe_engine::run::is_broken_pipe)
     })
 }

@@ -99,7 +99,11 @@ impl<W: Write> Output for TextOutput<W> {
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
         let b = &mut self.buf;
         b.push('\n');
-        for agg in s.maps.iter().filter(|a| !s.printed_at_end.contains(&a.name)) {
+        for agg in s
+            .maps
+            .iter()
+            .filter(|a| !s.printed_at_end.contains(&a.name))
+        {
             render_agg(b, agg, false);
         }
         for (k, v) in &s.reports {

@@ -98,8 +98,19 @@ pub fn ensure_tracefs() -> Result<&'static Path, String> {
         return Ok(p);
     }
     let target = Path::new("/sys/kernel/tracing");
-    nix::mount::mount(Some("tracefs"), target, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(|e| format!("tracefs is not mounted and mounting it at {} failed: {e}", target.display()))?;
+    nix::mount::mount(
+        Some("tracefs"),
+        target,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| {
+        format!(
+            "tracefs is not mounted and mounting it at {} failed: {e}",
+            target.display()
+        )
+    })?;
     tracefs().ok_or_else(|| "tracefs mounted but has no events/".to_string())
 }
 
@@ -129,16 +140,29 @@ impl Features {
     /// load-based results (tp_btf, fentry) through [`Features::push`].
     pub fn detect() -> Self {
         let p = privileges();
-        let mut f = Features { kernel: kernel_release(), features: Vec::new() };
+        let mut f = Features {
+            kernel: kernel_release(),
+            features: Vec::new(),
+        };
         let btf = Path::new(VMLINUX_BTF).exists();
-        f.push("btf", btf, if btf { VMLINUX_BTF.to_string() } else {
-            "no /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y".into()
-        });
+        f.push(
+            "btf",
+            btf,
+            if btf {
+                VMLINUX_BTF.to_string()
+            } else {
+                "no /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y".into()
+            },
+        );
         f.push(
             "privileges",
             p.sufficient(),
             if p.sufficient() {
-                if p.root { "root".into() } else { "CAP_BPF and CAP_PERFMON".into() }
+                if p.root {
+                    "root".into()
+                } else {
+                    "CAP_BPF and CAP_PERFMON".into()
+                }
             } else {
                 p.missing()
             },

@@ -6,11 +6,17 @@ use aya::programs::FEntry;
 use aya::{Btf, Ebpf};
 
 /// Loads `program` for `fentry/function` without attaching.
-pub(super) fn load(ebpf: &mut Ebpf, program: &str, function: &str, btf: &Btf) -> Result<(), String> {
+pub(super) fn load(
+    ebpf: &mut Ebpf,
+    program: &str,
+    function: &str,
+    btf: &Btf,
+) -> Result<(), String> {
     let prog: &mut FEntry = ebpf
         .program_mut(program)
         .ok_or_else(|| format!("program {program} missing from the object"))?
         .try_into()
         .map_err(|e| format!("{e}"))?;
-    prog.load(function, btf).map_err(|e| super::instance::describe(&e))
+    prog.load(function, btf)
+        .map_err(|e| super::instance::describe(&e))
 }

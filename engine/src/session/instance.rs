@@ -48,13 +48,26 @@ pub struct Instance {
 /// A readable message for a program error, with the verifier log when there is one.
 pub(super) fn describe(e: &ProgramError) -> String {
     match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let log = verifier_log.to_string();
             if log.trim().is_empty() {
                 format!("the kernel refused to load the program: {io_error} (empty verifier log)")
             } else {
-                let tail: Vec<&str> = log.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
-                format!("the verifier rejected the program: {io_error}: {}", tail.join(" | "))
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                format!(
+                    "the verifier rejected the program: {io_error}: {}",
+                    tail.join(" | ")
+                )
             }
         }
         other => {
@@ -78,8 +91,12 @@ impl Instance {
 
     /// Sum of `loss` slot `slot` over CPUs.
     pub(super) fn loss(&self, slot: u32) -> u64 {
-        let Some(map) = self.ebpf.map("loss") else { return 0 };
-        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else { return 0 };
+        let Some(map) = self.ebpf.map("loss") else {
+            return 0;
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return 0;
+        };
         arr.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
@@ -89,28 +106,43 @@ impl Instance {
     }
 
     fn map_err(&self, map: &'static str, e: impl std::fmt::Display) -> SessionError {
-        SessionError::Map { probe: self.request.probe.name.into(), map, message: e.to_string() }
+        SessionError::Map {
+            probe: self.request.probe.name.into(),
+            map,
+            message: e.to_string(),
+        }
     }
 
     /// Reads this instance's aggregation, summed over CPUs, keys decoded.
     pub fn snapshot(&self, symbols: &Symbols) -> Result<Option<AggSnapshot>, SessionError> {
         let (name, keys, field, kind) = match &self.request.consumer {
             Consumer::Count { name, keys } => (name, keys, None, AggKind::Count),
-            Consumer::Hist { name, field, keys, .. } => (name, keys, Some(*field), AggKind::Hist),
+            Consumer::Hist {
+                name, field, keys, ..
+            } => (name, keys, Some(*field), AggKind::Hist),
             Consumer::Events { .. } => return Ok(None),
         };
         let decode_key = |rec: &Record| -> Vec<(String, Value)> {
-            keys.iter().map(|f| (f.name.to_string(), decode(f, rec, symbols))).collect()
+            keys.iter()
+                .map(|f| (f.name.to_string(), decode(f, rec, symbols)))
+                .collect()
         };
         let mut merged: HashMap<Vec<(String, Value)>, EntryValue> = HashMap::new();
         match kind {
             AggKind::Count => {
-                let map = self.ebpf.map("counts").ok_or_else(|| self.map_err("counts", "missing"))?;
-                let counts = PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| self.map_err("counts", e))?;
+                let map = self
+                    .ebpf
+                    .map("counts")
+                    .ok_or_else(|| self.map_err("counts", "missing"))?;
+                let counts = PerCpuHashMap::<_, RecKey, u64>::try_from(map)
+                    .map_err(|e| self.map_err("counts", e))?;
                 for item in counts.iter() {
                     let (k, v) = item.map_err(|e| self.map_err("counts", e))?;
                     let n: u64 = v.iter().sum();
-                    match merged.entry(decode_key(&k.0)).or_insert(EntryValue::Count { value: 0 }) {
+                    match merged
+                        .entry(decode_key(&k.0))
+                        .or_insert(EntryValue::Count { value: 0 })
+                    {
                         EntryValue::Count { value } => *value += n,
                         EntryValue::Hist { .. } => unreachable!("count map holds counts"),
                     }
@@ -118,12 +150,18 @@ impl Instance {
             }
             AggKind::Hist => {
                 let step = match &self.request.consumer {
-                    Consumer::Hist { kind: HistKind::Linear { step }, .. } => Some((*step).max(1)),
+                    Consumer::Hist {
+                        kind: HistKind::Linear { step },
+                        ..
+                    } => Some((*step).max(1)),
                     _ => None,
                 };
-                let map = self.ebpf.map("hists").ok_or_else(|| self.map_err("hists", "missing"))?;
-                let hists =
-                    PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map).map_err(|e| self.map_err("hists", e))?;
+                let map = self
+                    .ebpf
+                    .map("hists")
+                    .ok_or_else(|| self.map_err("hists", "missing"))?;
+                let hists = PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map)
+                    .map_err(|e| self.map_err("hists", e))?;
                 for item in hists.iter() {
                     let (k, v) = item.map_err(|e| self.map_err("hists", e))?;
                     let count: u64 = v.iter().sum();
@@ -131,7 +169,9 @@ impl Instance {
                         Some(s) => (k.0.slot * s, (k.0.slot + 1) * s),
                         None => abi::log2_bounds(k.0.slot),
                     };
-                    let entry = merged.entry(decode_key(&k.0.rec)).or_insert(EntryValue::Hist { buckets: vec![] });
+                    let entry = merged
+                        .entry(decode_key(&k.0.rec))
+                        .or_insert(EntryValue::Hist { buckets: vec![] });
                     if let EntryValue::Hist { buckets } = entry {
                         match buckets.iter_mut().find(|b| b.low == low) {
                             Some(b) => b.count += count,
@@ -170,7 +210,11 @@ impl Instance {
             Consumer::Events { .. } => return Ok(()),
         };
         let probe = self.request.probe.name;
-        let err = |e: &dyn std::fmt::Display| SessionError::Map { probe: probe.into(), map: name, message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| SessionError::Map {
+            probe: probe.into(),
+            map: name,
+            message: e.to_string(),
+        };
         let map = self.ebpf.map_mut(name).ok_or_else(|| err(&"missing"))?;
         if name == "counts" {
             let mut m = PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| err(&e))?;

@@ -28,7 +28,11 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { ring_bytes: 1 << 20, map_entries: 10240, disable: Vec::new() }
+        Self {
+            ring_bytes: 1 << 20,
+            map_entries: 10240,
+            disable: Vec::new(),
+        }
     }
 }
 
@@ -62,28 +66,54 @@ impl Session {
         loader.btf(Some(btf));
         // Per-instance verifier logs are not kept: errors carry the tail of the log.
         loader.verifier_log_level(aya::VerifierLogLevel::DEBUG);
-        Ok(Self { btf, loader, options, instances: BTreeMap::new(), next: 0 })
+        Ok(Self {
+            btf,
+            loader,
+            options,
+            instances: BTreeMap::new(),
+            next: 0,
+        })
     }
 
     /// Loads and attaches one request with the first mechanism that works here.
-    pub fn attach(&mut self, req: ProbeRequest, symbols: &Symbols) -> Result<InstanceId, SessionError> {
-        let mut settings = filter::settings(&req, symbols)
-            .map_err(|message| SessionError::Settings { origin: req.origin.clone(), message })?;
+    pub fn attach(
+        &mut self,
+        req: ProbeRequest,
+        symbols: &Symbols,
+    ) -> Result<InstanceId, SessionError> {
+        let mut settings =
+            filter::settings(&req, symbols).map_err(|message| SessionError::Settings {
+                origin: req.origin.clone(),
+                message,
+            })?;
         let events = matches!(req.consumer, Consumer::Events { .. });
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
-        settings.wake_bytes = if events { u64::from(self.options.ring_bytes / 4) } else { u64::MAX };
+        settings.wake_bytes = if events {
+            u64::from(self.options.ring_bytes / 4)
+        } else {
+            u64::MAX
+        };
         // The loader keeps a reference to the globals it patches; one small settings
         // block per instance lives for the process (a REPL session makes few).
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
-        let object = vprobe_probes::objects::object(req.probe.object).ok_or_else(|| SessionError::Unavailable {
-            origin: req.origin.clone(),
-            probe: req.probe.name.into(),
-            reasons: vec![format!("object {} is not embedded", req.probe.object)],
+        let object = vprobe_probes::objects::object(req.probe.object).ok_or_else(|| {
+            SessionError::Unavailable {
+                origin: req.origin.clone(),
+                probe: req.probe.name.into(),
+                reasons: vec![format!("object {} is not embedded", req.probe.object)],
+            }
         })?;
         let page = 4096u32;
         self.loader
             .override_global("settings", settings, true)
-            .map_max_entries("events", if events { self.options.ring_bytes.max(page) } else { page })
+            .map_max_entries(
+                "events",
+                if events {
+                    self.options.ring_bytes.max(page)
+                } else {
+                    page
+                },
+            )
             .map_max_entries("counts", self.options.map_entries)
             .map_max_entries("hists", self.options.map_entries);
 
@@ -101,15 +131,21 @@ impl Session {
                 }
             };
             let r = match mech {
-                Mechanism::TpBtf { event, program } => tp_btf::attach(&mut ebpf, program, event, self.btf),
-                Mechanism::Tracepoint { category, name, program } => {
-                    tracepoint::attach(&mut ebpf, program, category, name)
+                Mechanism::TpBtf { event, program } => {
+                    tp_btf::attach(&mut ebpf, program, event, self.btf)
                 }
+                Mechanism::Tracepoint {
+                    category,
+                    name,
+                    program,
+                } => tracepoint::attach(&mut ebpf, program, category, name),
             };
             match r {
                 Ok(()) => {
                     let ring = if events {
-                        let map = ebpf.take_map("events").expect("every object has an events ring");
+                        let map = ebpf
+                            .take_map("events")
+                            .expect("every object has an events ring");
                         Some(RingBuf::try_from(map).map_err(|e| SessionError::Map {
                             probe: req.probe.name.into(),
                             map: "events",
@@ -120,14 +156,26 @@ impl Session {
                     };
                     let id = InstanceId(self.next);
                     self.next += 1;
-                    self.instances
-                        .insert(id, Instance { request: req, mechanism: *mech, fallbacks: reasons, ebpf, ring });
+                    self.instances.insert(
+                        id,
+                        Instance {
+                            request: req,
+                            mechanism: *mech,
+                            fallbacks: reasons,
+                            ebpf,
+                            ring,
+                        },
+                    );
                     return Ok(id);
                 }
                 Err(e) => reasons.push(format!("{}: {e}", mech.label())),
             }
         }
-        Err(SessionError::Unavailable { origin: req.origin, probe: req.probe.name.into(), reasons })
+        Err(SessionError::Unavailable {
+            origin: req.origin,
+            probe: req.probe.name.into(),
+            reasons,
+        })
     }
 
     /// Which mechanism of `probe` works here: each is loaded (so the verifier
@@ -150,16 +198,27 @@ impl Session {
         let mut any = Err(String::new());
         for mech in skb.mechanisms {
             let r = self.load_one(skb, mech);
-            into.push(mech.kind(), r.is_ok(), r.clone().map_or_else(|e| e, |()| format!("{} loads", mech.label())));
+            into.push(
+                mech.kind(),
+                r.is_ok(),
+                r.clone()
+                    .map_or_else(|e| e, |()| format!("{} loads", mech.label())),
+            );
             any = any.or(r);
         }
         // every object carries a ring buffer map, so any successful load created one
-        into.push("ringbuf", any.is_ok(), any.map_or_else(|e| e, |()| "BPF_MAP_TYPE_RINGBUF maps create".into()));
+        into.push(
+            "ringbuf",
+            any.is_ok(),
+            any.map_or_else(|e| e, |()| "BPF_MAP_TYPE_RINGBUF maps create".into()),
+        );
         let fentry = self
             .loader
             .load(vprobe_probes::objects::object("feature").expect("feature object is embedded"))
             .map_err(|e| e.to_string())
-            .and_then(|mut ebpf| fentry::load(&mut ebpf, "vp_feat_fentry", "tcp_retransmit_skb", self.btf));
+            .and_then(|mut ebpf| {
+                fentry::load(&mut ebpf, "vp_feat_fentry", "tcp_retransmit_skb", self.btf)
+            });
         into.push(
             "fentry",
             fentry.is_ok(),
@@ -171,13 +230,22 @@ impl Session {
     }
 
     fn load_one(&mut self, probe: &'static ProbeDef, mech: &Mechanism) -> Result<(), String> {
-        let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(abi::Settings::default())));
+        let settings: &'static SettingsPod =
+            Box::leak(Box::new(SettingsPod(abi::Settings::default())));
         let object = vprobe_probes::objects::object(probe.object).ok_or("object missing")?;
-        self.loader.override_global("settings", settings, true).map_max_entries("events", 4096);
+        self.loader
+            .override_global("settings", settings, true)
+            .map_max_entries("events", 4096);
         let mut ebpf = self.loader.load(object).map_err(|e| e.to_string())?;
         match mech {
-            Mechanism::TpBtf { event, program } => tp_btf::load(&mut ebpf, program, event, self.btf),
-            Mechanism::Tracepoint { category, name, program } => tracepoint::load(&mut ebpf, program, category, name),
+            Mechanism::TpBtf { event, program } => {
+                tp_btf::load(&mut ebpf, program, event, self.btf)
+            }
+            Mechanism::Tracepoint {
+                category,
+                name,
+                program,
+            } => tracepoint::load(&mut ebpf, program, category, name),
         }
     }
 
@@ -215,9 +283,17 @@ impl Session {
     }
 
     /// The aggregation `name`, merged over every instance that feeds it.
-    pub fn snapshot(&self, name: &str, symbols: &Symbols) -> Result<Option<AggSnapshot>, SessionError> {
+    pub fn snapshot(
+        &self,
+        name: &str,
+        symbols: &Symbols,
+    ) -> Result<Option<AggSnapshot>, SessionError> {
         let mut out: Option<AggSnapshot> = None;
-        for i in self.instances.values().filter(|i| i.request.consumer.agg_name() == Some(name)) {
+        for i in self
+            .instances
+            .values()
+            .filter(|i| i.request.consumer.agg_name() == Some(name))
+        {
             if let Some(s) = i.snapshot(symbols)? {
                 match &mut out {
                     None => out = Some(s),
@@ -242,7 +318,11 @@ impl Session {
     /// Empties the aggregation `name`; false if no instance feeds it.
     pub fn clear(&mut self, name: &str) -> Result<bool, SessionError> {
         let mut found = false;
-        for i in self.instances.values_mut().filter(|i| i.request.consumer.agg_name() == Some(name)) {
+        for i in self
+            .instances
+            .values_mut()
+            .filter(|i| i.request.consumer.agg_name() == Some(name))
+        {
             i.clear()?;
             found = true;
         }
@@ -252,7 +332,10 @@ impl Session {
     /// Kernel-side losses over all instances: (ring-buffer reserve failures, failed map inserts).
     pub fn lost(&self) -> (u64, u64) {
         self.instances.values().fold((0, 0), |(ev, mf), i| {
-            (ev + i.loss(abi::LOSS_EVENTS), mf + i.loss(abi::LOSS_MAP_FULL))
+            (
+                ev + i.loss(abi::LOSS_EVENTS),
+                mf + i.loss(abi::LOSS_MAP_FULL),
+            )
         })
     }
 }

@@ -17,14 +17,26 @@ fn program<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoint, 
 pub(super) fn load(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
     let tracefs = features::ensure_tracefs()?;
     if !tracefs.join("events").join(category).join(event).is_dir() {
-        return Err(format!("no tracepoint {category}:{event} in {}", tracefs.display()));
+        return Err(format!(
+            "no tracepoint {category}:{event} in {}",
+            tracefs.display()
+        ));
     }
-    program(ebpf, name)?.load().map_err(|e| super::instance::describe(&e))
+    program(ebpf, name)?
+        .load()
+        .map_err(|e| super::instance::describe(&e))
 }
 
 /// Loads `program` and attaches it once to `category:event`.
-pub(super) fn attach(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
+pub(super) fn attach(
+    ebpf: &mut Ebpf,
+    name: &str,
+    category: &str,
+    event: &str,
+) -> Result<(), String> {
     load(ebpf, name, category, event)?;
-    program(ebpf, name)?.attach(category, event).map_err(|e| super::instance::describe(&e))?;
+    program(ebpf, name)?
+        .attach(category, event)
+        .map_err(|e| super::instance::describe(&e))?;
     Ok(())
 }

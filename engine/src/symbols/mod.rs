@@ -31,16 +31,31 @@ impl Symbols {
             .and_then(|b| enum_values(&b, "skb_drop_reason").ok())
             .map(|v| {
                 v.into_iter()
-                    .map(|(name, n)| (n as u64, name.strip_prefix(REASON_PREFIX).unwrap_or(&name).to_string()))
+                    .map(|(name, n)| {
+                        (
+                            n as u64,
+                            name.strip_prefix(REASON_PREFIX)
+                                .unwrap_or(&name)
+                                .to_string(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        Self { kallsyms: std::cell::OnceCell::new(), with_kallsyms, reasons }
+        Self {
+            kallsyms: std::cell::OnceCell::new(),
+            with_kallsyms,
+            reasons,
+        }
     }
 
     /// Builds from parts (tests).
     pub fn from_parts(kallsyms: Option<Kallsyms>, reasons: Vec<(u64, String)>) -> Self {
-        Self { kallsyms: std::cell::OnceCell::from(kallsyms), with_kallsyms: true, reasons }
+        Self {
+            kallsyms: std::cell::OnceCell::from(kallsyms),
+            with_kallsyms: true,
+            reasons,
+        }
     }
 
     /// Whether drop reasons were found.
@@ -89,7 +104,13 @@ impl Symbols {
 
     fn kallsyms(&self) -> Option<&Kallsyms> {
         self.kallsyms
-            .get_or_init(|| if self.with_kallsyms { Kallsyms::load().ok() } else { None })
+            .get_or_init(|| {
+                if self.with_kallsyms {
+                    Kallsyms::load().ok()
+                } else {
+                    None
+                }
+            })
             .as_ref()
     }
 }

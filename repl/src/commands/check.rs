@@ -10,11 +10,19 @@ use vprobe_engine::symbols::Symbols;
 
 /// Compiles and plans the script; prints what it would attach.
 pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     // kallsyms names are readable without root (addresses are not): enough to check symbols
     let symbols = Rc::new(Symbols::load(true));
     let name = path.display().to_string();
-    let mut script = Script::compile(&name, &text, symbols, Options { params: params.into_iter().collect() })?;
+    let mut script = Script::compile(
+        &name,
+        &text,
+        symbols,
+        Options {
+            params: params.into_iter().collect(),
+        },
+    )?;
     let plan = script.plan()?;
     println!(
         "{name}: ok ({} probe instance{}, {} timer{}, {} end callback{})",

@@ -15,7 +15,11 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
         }
     } else {
         for name in ["tp_btf", "tracepoint", "ringbuf", "fentry"] {
-            features.push(name, false, "not checked: loading a test program needs root or CAP_BPF+CAP_PERFMON".into());
+            features.push(
+                name,
+                false,
+                "not checked: loading a test program needs root or CAP_BPF+CAP_PERFMON".into(),
+            );
         }
     }
     // vprobe works when it can load with privileges, BTF, and some tracepoint mechanism
@@ -25,11 +29,32 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&features)?);
     } else {
         println!("kernel {}", features.kernel);
-        let width = features.features.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        let width = features
+            .features
+            .iter()
+            .map(|f| f.name.len())
+            .max()
+            .unwrap_or(0);
         for f in &features.features {
-            println!("  {:width$}  {:3}  {}", f.name, if f.ok { "yes" } else { "no" }, f.detail);
+            println!(
+                "  {:width$}  {:3}  {}",
+                f.name,
+                if f.ok { "yes" } else { "no" },
+                f.detail
+            );
         }
-        println!("{}", if usable { "vprobe can run here" } else { "vprobe cannot run here: see the `no` lines" });
+        println!(
+            "{}",
+            if usable {
+                "vprobe can run here"
+            } else {
+                "vprobe cannot run here: see the `no` lines"
+            }
+        );
     }
-    Ok(if usable { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if usable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

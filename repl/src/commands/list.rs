@@ -24,8 +24,10 @@ struct Listed {
 
 /// Lists attach points matching `pattern`.
 pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let probes: Vec<&'static ProbeDef> =
-        CATALOG.iter().filter(|p| pattern.is_none_or(|pat| p.name.contains(pat))).collect();
+    let probes: Vec<&'static ProbeDef> = CATALOG
+        .iter()
+        .filter(|p| pattern.is_none_or(|pat| p.name.contains(pat)))
+        .collect();
     let mut session = if vprobe_engine::session::privileges().sufficient() {
         Session::new(SessionOptions::default()).ok()
     } else {
@@ -43,7 +45,10 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
                     false,
                     false,
                     None,
-                    Some("not checked: needs root or CAP_BPF+CAP_PERFMON to load a test program".into()),
+                    Some(
+                        "not checked: needs root or CAP_BPF+CAP_PERFMON to load a test program"
+                            .into(),
+                    ),
                 ),
             };
             Listed {

@@ -16,7 +16,8 @@ use crate::cli::{Format, RunArgs};
 
 /// Runs a script file.
 pub fn file(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     script(&path.display().to_string(), &text, args)
 }
 
@@ -32,7 +33,9 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!(privileges.missing());
     }
     let symbols = Rc::new(Symbols::load(true));
-    let options = Options { params: args.params.into_iter().collect() };
+    let options = Options {
+        params: args.params.into_iter().collect(),
+    };
     let mut script = Script::compile(name, text, symbols.clone(), options)?;
     let stdout = io::stdout().lock();
     let mut output: Box<dyn Output> = match args.format {
@@ -41,9 +44,14 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let options = RunOptions {
         duration: args.duration,
-        session: SessionOptions { disable: args.disable, ..SessionOptions::default() },
+        session: SessionOptions {
+            disable: args.disable,
+            ..SessionOptions::default()
+        },
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let code = runtime.block_on(run(&mut script, name, output.as_mut(), symbols, options))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
