@@ -122,9 +122,11 @@ fn term(
         (FieldKind::DropReason, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::DropReason, FilterValue::Str(s)) => match symbols.reason_value(s) {
             Some(n) => out.push(exact(n)),
-            None if !symbols.has_reasons() => return Err(format!(
+            None if !symbols.has_reasons() => {
+                return Err(format!(
                 "cannot resolve drop reason `{s}`: this kernel's BTF has no `enum skb_drop_reason`"
-            )),
+            ))
+            }
             None => {
                 let hint = suggest(&s.to_ascii_uppercase(), symbols.reason_names())
                     .map(|c| format!("; did you mean `{c}`?"))

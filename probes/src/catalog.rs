@@ -162,15 +162,24 @@ const DEV: FieldDef = FieldDef {
     about: "device name (empty when the skb has none)",
 };
 
+// Slots 0 and 1 of every device-side program (vp_fill_dev()).
+const DEV_IFINDEX: FieldDef = num(
+    "ifindex",
+    0,
+    FieldKind::Ifindex,
+    "interface index within its namespace",
+);
+const DEV_NETNS: FieldDef = num(
+    "netns",
+    1,
+    FieldKind::Netns,
+    "network namespace inode of the device",
+);
+
 // keep in sync with bpf/skb_drop.bpf.c
 const SKB_DROP_FIELDS: &[FieldDef] = &[
     DEV,
-    num(
-        "ifindex",
-        0,
-        FieldKind::Ifindex,
-        "interface index within its namespace",
-    ),
+    DEV_IFINDEX,
     num(
         "netns",
         1,
@@ -226,36 +235,16 @@ const TCP_RETRANSMIT_FIELDS: &[FieldDef] = &[
 // keep in sync with bpf/dev.bpf.c
 const DEV_FIELDS: &[FieldDef] = &[
     DEV,
-    num(
-        "ifindex",
-        0,
-        FieldKind::Ifindex,
-        "interface index within its namespace",
-    ),
-    num(
-        "netns",
-        1,
-        FieldKind::Netns,
-        "network namespace inode of the device",
-    ),
+    DEV_IFINDEX,
+    DEV_NETNS,
     num("len", 2, FieldKind::Uint, "packet length in bytes"),
     num("protocol", 3, FieldKind::EtherType, "EtherType of the skb"),
 ];
 
 const DEV_XMIT_FIELDS: &[FieldDef] = &[
     DEV,
-    num(
-        "ifindex",
-        0,
-        FieldKind::Ifindex,
-        "interface index within its namespace",
-    ),
-    num(
-        "netns",
-        1,
-        FieldKind::Netns,
-        "network namespace inode of the device",
-    ),
+    DEV_IFINDEX,
+    DEV_NETNS,
     num("len", 2, FieldKind::Uint, "packet length in bytes"),
     num(
         "rc",

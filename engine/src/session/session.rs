@@ -130,17 +130,7 @@ impl Session {
                     continue;
                 }
             };
-            let r = match mech {
-                Mechanism::TpBtf { event, program } => {
-                    tp_btf::attach(&mut ebpf, program, event, self.btf)
-                }
-                Mechanism::Tracepoint {
-                    category,
-                    name,
-                    program,
-                } => tracepoint::attach(&mut ebpf, program, category, name),
-            };
-            match r {
+            match self.use_mechanism(&mut ebpf, mech, true) {
                 Ok(()) => {
                     let ring = if events {
                         let map = ebpf
@@ -237,15 +227,40 @@ impl Session {
             .override_global("settings", settings, true)
             .map_max_entries("events", 4096);
         let mut ebpf = self.loader.load(object).map_err(|e| e.to_string())?;
-        match mech {
-            Mechanism::TpBtf { event, program } => {
-                tp_btf::load(&mut ebpf, program, event, self.btf)
+        self.use_mechanism(&mut ebpf, mech, false)
+    }
+
+    /// Loads the mechanism's program from `ebpf` (the verifier runs) and, when
+    /// `attach`, attaches it once.
+    fn use_mechanism(
+        &self,
+        ebpf: &mut aya::Ebpf,
+        mech: &Mechanism,
+        attach: bool,
+    ) -> Result<(), String> {
+        match (mech, attach) {
+            (Mechanism::TpBtf { event, program }, false) => {
+                tp_btf::load(ebpf, program, event, self.btf)
             }
-            Mechanism::Tracepoint {
-                category,
-                name,
-                program,
-            } => tracepoint::load(&mut ebpf, program, category, name),
+            (Mechanism::TpBtf { event, program }, true) => {
+                tp_btf::attach(ebpf, program, event, self.btf)
+            }
+            (
+                Mechanism::Tracepoint {
+                    category,
+                    name,
+                    program,
+                },
+                false,
+            ) => tracepoint::load(ebpf, program, category, name),
+            (
+                Mechanism::Tracepoint {
+                    category,
+                    name,
+                    program,
+                },
+                true,
+            ) => tracepoint::attach(ebpf, program, category, name),
         }
     }
 
