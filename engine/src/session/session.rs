@@ -40,6 +40,8 @@ impl Default for SessionOptions {
 pub struct Session {
     btf: &'static Btf,
     loader: EbpfLoader<'static>,
+    /// All-off settings for load-only checks (`list`, `doctor`): one per session.
+    idle_settings: &'static SettingsPod,
     options: SessionOptions,
     instances: BTreeMap<InstanceId, Instance>,
     next: u64,
@@ -69,6 +71,7 @@ impl Session {
         Ok(Self {
             btf,
             loader,
+            idle_settings: Box::leak(Box::new(SettingsPod(abi::Settings::default()))),
             options,
             instances: BTreeMap::new(),
             next: 0,
@@ -220,11 +223,9 @@ impl Session {
     }
 
     fn load_one(&mut self, probe: &'static ProbeDef, mech: &Mechanism) -> Result<(), String> {
-        let settings: &'static SettingsPod =
-            Box::leak(Box::new(SettingsPod(abi::Settings::default())));
         let object = vprobe_probes::objects::object(probe.object).ok_or("object missing")?;
         self.loader
-            .override_global("settings", settings, true)
+            .override_global("settings", self.idle_settings, true)
             .map_max_entries("events", 4096);
         let mut ebpf = self.loader.load(object).map_err(|e| e.to_string())?;
         self.use_mechanism(&mut ebpf, mech, false)
