@@ -58,11 +58,31 @@ pub fn root_or_skip(test: &str) -> bool {
 }
 
 /// Tests that load programs into the kernel run one at a time even when the
-/// harness runs tests in parallel: the leftover checks look at every `vp_`
-/// program on the machine.
-pub fn kernel_lock() -> MutexGuard<'static, ()> {
+/// harness runs tests in parallel, and even across concurrent `cargo test`
+/// processes (other checkouts on the same machine): the leftover checks look at
+/// every `vp_` program on the machine. The file lock is released when its fd
+/// closes, so a killed test run cannot wedge the next one.
+pub struct KernelLock {
+    _guard: MutexGuard<'static, ()>,
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+pub fn kernel_lock() -> KernelLock {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/vprobe-kernel.lock")
+        .expect("open /tmp/vprobe-kernel.lock");
+    let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("flock /tmp/vprobe-kernel.lock");
+    KernelLock {
+        _guard: guard,
+        _file: file,
+    }
 }
 
 /// A directory under /tmp removed on drop.
