@@ -3,7 +3,7 @@
 //! Keep in sync with `bpf/include/vprobe.bpf.h`.
 
 /// Numeric field slots in a record.
-pub const NUM: usize = 8;
+pub const NUM: usize = 16;
 /// Address (16-byte) slots in a record.
 pub const ADDR: usize = 2;
 /// Ranges or values per filtered field.
@@ -14,9 +14,9 @@ pub const DEV_MAX: usize = 4;
 pub const DEV_LEN: usize = 16;
 
 /// `key_mask` bit of the first address slot.
-pub const KEY_ADDR0: u32 = 8;
+pub const KEY_ADDR0: u32 = 16;
 /// `key_mask` bit of the device name.
-pub const KEY_DEV: u32 = 10;
+pub const KEY_DEV: u32 = 18;
 
 /// Count events into `counts`.
 pub const MODE_COUNT: u32 = 1;
@@ -76,7 +76,7 @@ pub struct Event {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// Fields that form the aggregation key: bits 0..7 num, 8..9 addr, 10 dev.
+    /// Fields that form the aggregation key: bits 0..15 num, 16..17 addr, 18 dev.
     pub key_mask: u32,
     /// `MODE_*` bits.
     pub mode: u32,
@@ -155,12 +155,12 @@ mod tests {
     #[test]
     fn layout_matches_the_c_header() {
         // sizes computed from vprobe.bpf.h by hand; a mismatch corrupts every key
-        assert_eq!(std::mem::size_of::<Record>(), 8 * 8 + 32 + 16);
-        assert_eq!(std::mem::size_of::<HistKey>(), 112 + 8);
-        assert_eq!(std::mem::size_of::<Event>(), 16 + 112);
+        assert_eq!(std::mem::size_of::<Record>(), 16 * 8 + 32 + 16);
+        assert_eq!(std::mem::size_of::<HistKey>(), 176 + 8);
+        assert_eq!(std::mem::size_of::<Event>(), 16 + 176);
         assert_eq!(
             std::mem::size_of::<Settings>(),
-            4 * 4 + 8 + 8 + 4 * 8 + 4 * 2 + 4 + 4 * 4 + 4 + 8 * 8 * 8 * 2 + 2 * 8 * 16 + 4 * 16
+            4 * 4 + 8 + 8 + 4 * 16 + 4 * 2 + 4 + 4 * 4 + 4 + 16 * 8 * 8 * 2 + 2 * 8 * 16 + 4 * 16
         );
     }
 

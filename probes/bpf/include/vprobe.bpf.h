@@ -19,15 +19,15 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 
-#define VP_NUM 8          /* numeric field slots */
+#define VP_NUM 16         /* numeric field slots (a power of two: slot indexes are masked) */
 #define VP_ADDR 2         /* 16-byte address slots (IPv6, or IPv4-mapped) */
 #define VP_FILTER_MAX 8   /* ranges/values per filtered field */
 #define VP_DEV_MAX 4      /* device-name patterns */
 #define VP_DEV_LEN 16     /* IFNAMSIZ */
 
-/* key_mask bits: 0..7 num[i], 8..9 addr[i], 10 dev */
-#define VP_KEY_ADDR0 8
-#define VP_KEY_DEV 10
+/* key_mask bits: 0..15 num[i], 16..17 addr[i], 18 dev */
+#define VP_KEY_ADDR0 16
+#define VP_KEY_DEV 18
 
 #define VP_MODE_COUNT 1
 #define VP_MODE_HIST 2
