@@ -18,6 +18,7 @@ pub mod run;
 pub mod script;
 pub mod session;
 pub mod symbols;
+pub mod trigger;
 pub mod value;
 
 pub use error::{Error, Result};
