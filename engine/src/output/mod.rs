@@ -1,4 +1,5 @@
-//! Where results go: one [`Output`] trait, a text and a JSON Lines implementation.
+//! Where results go: one [`Output`] trait, a text and a JSON Lines implementation,
+//! and SVG plots ([`svg`]).
 //!
 //! Writers return `io::Result`; a closed pipe surfaces as `ErrorKind::BrokenPipe`
 //! and the caller ends quietly.
@@ -11,6 +12,7 @@ use crate::agg::AggSnapshot;
 use crate::value::Value;
 
 mod json;
+pub mod svg;
 mod text;
 
 pub use json::JsonOutput;

@@ -1,0 +1,237 @@
+//! `--plot FILE.svg`: the latency histogram of a workload (log-scale counts, like
+//! the investigation's Figure 1) above a timeline of drops and slow transactions.
+//!
+//! Drawn with `plotters`' SVG backend, which writes `<text>` elements and so needs
+//! no font files.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One histogram bucket: latencies in `[lo_us, hi_us)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlotBucket {
+    /// Lower bound, µs.
+    pub lo_us: u64,
+    /// Upper bound, µs.
+    pub hi_us: u64,
+    /// Transactions in the bucket.
+    pub count: u64,
+}
+
+/// A labelled series of event times on the timeline (seconds since the start).
+#[derive(Clone, Debug, Default)]
+pub struct TimelineSeries {
+    /// Legend label (`macvtap drops`).
+    pub label: String,
+    /// Event times, seconds since the start of the session.
+    pub times_s: Vec<f64>,
+}
+
+/// What the plot shows.
+#[derive(Clone, Debug, Default)]
+pub struct LatencyPlot {
+    /// Caption.
+    pub title: String,
+    /// Latency histogram buckets (empty buckets may be left out).
+    pub buckets: Vec<PlotBucket>,
+    /// Vertical markers on the histogram (e.g. 200 ms and 400 ms), µs.
+    pub markers_us: Vec<u64>,
+    /// Length of the timeline, seconds.
+    pub duration_s: f64,
+    /// Event series drawn on the timeline, counted per bin.
+    pub timeline: Vec<TimelineSeries>,
+}
+
+/// Plotting failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {path}: {message}")]
+pub struct PlotError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub message: String,
+}
+
+/// Timeline bins per second.
+const BINS_PER_S: f64 = 10.0;
+const SERIES_COLORS: [RGBColor; 4] = [RED, BLUE, RGBColor(0, 140, 0), MAGENTA];
+
+/// Writes `plot` to `path` as SVG.
+///
+/// ```no_run
+/// use vprobe_engine::output::svg::{write_svg, LatencyPlot, PlotBucket};
+/// let plot = LatencyPlot {
+///     title: "tcp_rr".into(),
+///     buckets: vec![PlotBucket { lo_us: 64, hi_us: 128, count: 1000 }],
+///     markers_us: vec![200_000],
+///     duration_s: 10.0,
+///     timeline: vec![],
+/// };
+/// write_svg("latency.svg".as_ref(), &plot)?;
+/// # Ok::<(), vprobe_engine::output::svg::PlotError>(())
+/// ```
+pub fn write_svg(path: &Path, plot: &LatencyPlot) -> Result<(), PlotError> {
+    let err = |e: &dyn std::fmt::Display| PlotError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let root = SVGBackend::new(path, (1000, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (top, bottom) = root.split_vertically(440);
+    histogram(&top, plot).map_err(|e| err(&e))?;
+    timeline(&bottom, plot).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn histogram(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> DrawResult {
+    let buckets: Vec<_> = plot.buckets.iter().filter(|b| b.count > 0).collect();
+    let lo = buckets.iter().map(|b| b.lo_us.max(1)).min().unwrap_or(1);
+    let hi = buckets
+        .iter()
+        .map(|b| b.hi_us)
+        .chain(plot.markers_us.iter().map(|m| m + m / 4))
+        .max()
+        .unwrap_or(1_000)
+        .max(lo * 10);
+    let top = buckets.iter().map(|b| b.count).max().unwrap_or(1).max(10) * 2;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&plot.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((lo..hi).log_scale(), (1u64..top).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("transaction latency (µs, log scale)")
+        .y_desc("transactions (log scale)")
+        .draw()?;
+    chart.draw_series(buckets.iter().map(|b| {
+        Rectangle::new(
+            [
+                (b.lo_us.max(lo), 1),
+                (b.hi_us.max(b.lo_us + 1), b.count.max(1)),
+            ],
+            BLUE.mix(0.7).filled(),
+        )
+    }))?;
+    for &m in &plot.markers_us {
+        chart.draw_series(LineSeries::new(vec![(m, 1), (m, top)], RED.stroke_width(1)))?;
+        chart.draw_series(std::iter::once(Text::new(
+            crate::duration::format(std::time::Duration::from_micros(m)),
+            (m, top / 2),
+            ("sans-serif", 14).into_font().color(&RED),
+        )))?;
+    }
+    Ok(())
+}
+
+fn timeline(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> DrawResult {
+    let duration = plot.duration_s.max(0.1);
+    let bins = ((duration * BINS_PER_S).ceil() as usize).max(1);
+    let counts: Vec<Vec<u64>> = plot
+        .timeline
+        .iter()
+        .map(|s| {
+            let mut c = vec![0u64; bins];
+            for &t in &s.times_s {
+                let i = ((t.max(0.0) * BINS_PER_S) as usize).min(bins - 1);
+                c[i] += 1;
+            }
+            c
+        })
+        .collect();
+    let top = counts.iter().flatten().copied().max().unwrap_or(0).max(1) + 1;
+    let mut chart = ChartBuilder::on(area)
+        .caption("timeline (per 100 ms)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..duration, 0u64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc("events per 100 ms")
+        .draw()?;
+    for (i, (series, c)) in plot.timeline.iter().zip(&counts).enumerate() {
+        let color = SERIES_COLORS[i % SERIES_COLORS.len()];
+        let total: u64 = c.iter().sum();
+        chart
+            .draw_series(LineSeries::new(
+                c.iter()
+                    .enumerate()
+                    .map(|(b, &n)| (b as f64 / BINS_PER_S, n)),
+                color.stroke_width(2),
+            ))?
+            .label(format!("{} ({total})", series.label))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    if !plot.timeline.is_empty() {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_both_panels_with_labels_and_totals() {
+        let dir = std::env::temp_dir().join(format!("vprobe-svg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.svg");
+        let plot = LatencyPlot {
+            title: "tcp_rr 16 streams".into(),
+            buckets: vec![
+                PlotBucket {
+                    lo_us: 64,
+                    hi_us: 128,
+                    count: 200_000,
+                },
+                PlotBucket {
+                    lo_us: 131_072,
+                    hi_us: 262_144,
+                    count: 40,
+                },
+            ],
+            markers_us: vec![200_000, 400_000],
+            duration_s: 2.0,
+            timeline: vec![TimelineSeries {
+                label: "macvtap drops".into(),
+                times_s: vec![0.05, 0.06, 1.5],
+            }],
+        };
+        write_svg(&path, &plot).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("tcp_rr 16 streams"));
+        assert!(svg.contains("macvtap drops (3)"), "legend with the total");
+        assert!(svg.contains("200ms") && svg.contains("400ms"), "markers");
+        assert!(svg.matches("<rect").count() >= 3, "background + 2 bars");
+    }
+
+    #[test]
+    fn an_empty_plot_still_draws() {
+        let path =
+            std::env::temp_dir().join(format!("vprobe-svg-empty-{}.svg", std::process::id()));
+        write_svg(&path, &LatencyPlot::default()).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("timeline"));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_path_is_an_error_not_a_panic() {
+        let e = write_svg("/nonexistent-dir/x.svg".as_ref(), &LatencyPlot::default()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-dir/x.svg"), "{e}");
+    }
+}
