@@ -103,6 +103,7 @@ pub async fn run(
         timers,
         on_end,
         requests,
+        .. // workloads and triggers: wired in with the live session
     } = plan;
 
     // Nothing can happen: a script that only computes and prints ends at once.

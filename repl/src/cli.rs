@@ -90,6 +90,17 @@ pub struct RunArgs {
     /// Do not use this attach mechanism (tp_btf, tracepoint); the next one is tried.
     #[arg(long = "disable-mechanism", value_name = "KIND")]
     pub disable: Vec<String>,
+
+    /// Let the script do more than observe: `exec` runs external commands.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub allow: Vec<Allow>,
+}
+
+/// What a script may do beyond observing (`--allow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Allow {
+    /// Run external commands with `exec(..)`.
+    Exec,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

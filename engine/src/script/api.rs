@@ -18,15 +18,17 @@ use rhai::{
 use vprobe_probes::{suggest, FieldDef, FieldKind, ProbeDef, CATALOG};
 
 use super::convert::{self, describe, want_string};
+use super::live_api::Host;
 use super::{Action, Plan, Timer};
 use crate::filter;
-use crate::plan::{Consumer, Filter, HistKind, Origin, ProbeRequest};
+use crate::plan::{Consumer, Filter, HistKind, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
+use crate::trigger::Trigger;
 
 /// Shortest `every()` period.
 pub const MIN_PERIOD: Duration = Duration::from_millis(10);
 
-type Res<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// What the script has asked for so far, shared by the registered functions.
 pub(super) struct State {
@@ -43,6 +45,12 @@ pub(super) struct State {
     pub callbacks: Vec<Callback>,
     pub actions: Vec<Action>,
     pub aggs: Vec<Agg>,
+    pub workloads: Vec<WorkloadSpec>,
+    pub triggers: Vec<Trigger>,
+    /// Answers live queries (`total`, `workload`, ...) while the session runs.
+    pub host: Option<Rc<dyn Host>>,
+    /// `--allow exec`.
+    pub allow_exec: bool,
 }
 
 /// Lengths of what [`State`] has recorded, to tell one evaluation's additions.
@@ -52,6 +60,8 @@ pub(super) struct Marks {
     pub on_end: usize,
     pub callbacks: usize,
     pub aggs: usize,
+    pub workloads: usize,
+    pub triggers: usize,
 }
 
 /// A script function the runner calls later.
@@ -134,6 +144,10 @@ impl State {
             callbacks: Vec::new(),
             actions: Vec::new(),
             aggs: Vec::new(),
+            workloads: Vec::new(),
+            triggers: Vec::new(),
+            host: None,
+            allow_exec: false,
         }
     }
 
@@ -145,6 +159,8 @@ impl State {
             on_end: self.on_end.len(),
             callbacks: self.callbacks.len(),
             aggs: self.aggs.len(),
+            workloads: self.workloads.len(),
+            triggers: self.triggers.len(),
         }
     }
 
@@ -154,6 +170,8 @@ impl State {
             requests: self.requests[m.requests..].to_vec(),
             timers: self.timers[m.timers..].to_vec(),
             on_end: self.on_end[m.on_end..].to_vec(),
+            workloads: self.workloads[m.workloads..].to_vec(),
+            triggers: self.triggers[m.triggers..].to_vec(),
         }
     }
 
@@ -164,9 +182,11 @@ impl State {
         self.on_end.truncate(m.on_end);
         self.callbacks.truncate(m.callbacks);
         self.aggs.truncate(m.aggs);
+        self.workloads.truncate(m.workloads);
+        self.triggers.truncate(m.triggers);
     }
 
-    fn origin(&self, ctx: &NativeCallContext) -> Origin {
+    pub(super) fn origin(&self, ctx: &NativeCallContext) -> Origin {
         let pos = ctx.call_position();
         Origin {
             source: ctx.call_source().unwrap_or(&self.source).to_string(),
@@ -208,7 +228,7 @@ impl fmt::Display for ProbeHandle {
     }
 }
 
-fn fail(ctx: &NativeCallContext, msg: impl Into<String>) -> Box<EvalAltResult> {
+pub(super) fn fail(ctx: &NativeCallContext, msg: impl Into<String>) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(msg.into()),
         ctx.call_position(),
@@ -365,7 +385,7 @@ fn consume(
     Ok(())
 }
 
-fn callback(
+pub(super) fn callback(
     st: &Rc<RefCell<State>>,
     ctx: &NativeCallContext,
     f: &Dynamic,
@@ -805,6 +825,6 @@ pub(super) fn usage(name: &str) -> Option<&'static str> {
         "report" => "report(key, value)",
         "emit" => "emit(event)",
         "param" => "param(name, default) or param(name)",
-        _ => return None,
+        _ => return super::live_api::usage(name),
     })
 }

@@ -26,6 +26,7 @@
 mod api;
 mod convert;
 mod errors;
+mod live_api;
 mod meta;
 mod sandbox;
 #[cfg(test)]
@@ -45,11 +46,13 @@ use vprobe_probes::abi::Event;
 use vprobe_probes::ProbeDef;
 
 pub use api::{ProbeHandle, MIN_PERIOD};
+pub use live_api::{Host, TriggerHandle};
 pub use meta::{parse_meta, Meta};
 pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
 
-use crate::plan::{Origin, ProbeRequest};
+use crate::plan::{Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
+use crate::trigger::Trigger;
 use crate::value::Value;
 use api::State;
 
@@ -72,6 +75,8 @@ pub struct Options {
     /// `-p key=value` from the command line, read with `param(key, default)`
     /// and `params.key`.
     pub params: BTreeMap<String, String>,
+    /// `--allow exec`: the script may run external commands (`exec(..)`).
+    pub allow_exec: bool,
 }
 
 /// A callback to run every `period`.
@@ -92,6 +97,10 @@ pub struct Plan {
     pub timers: Vec<Timer>,
     /// `on_end(..)` callbacks, in order.
     pub on_end: Vec<usize>,
+    /// Workloads declared with `tcp_rr(..)` / `exec(..)`.
+    pub workloads: Vec<WorkloadSpec>,
+    /// `trigger(..)`s with their actions.
+    pub triggers: Vec<Trigger>,
 }
 
 /// Something a script asked the session to do, drained with [`Script::take_actions`].
@@ -194,10 +203,12 @@ impl Script {
             options.params,
             params.clone(),
         )));
+        state.borrow_mut().allow_exec = options.allow_exec;
         let mut engine = Engine::new();
         sandbox::harden(&mut engine);
         engine.set_module_resolver(sandbox::module_resolver(&module_dirs));
         api::register(&mut engine, &state);
+        live_api::register(&mut engine, &state);
 
         let mut ast = engine
             .compile(text)

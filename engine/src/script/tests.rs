@@ -22,7 +22,16 @@ fn with_params(text: &str, params: &[(&str, &str)]) -> Script {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Script::compile("t.rhai", text, symbols(), Options { params }).unwrap()
+    Script::compile(
+        "t.rhai",
+        text,
+        symbols(),
+        Options {
+            params,
+            ..Options::default()
+        },
+    )
+    .unwrap()
 }
 
 fn plan(text: &str) -> Plan {
@@ -528,4 +537,57 @@ fn imports_resolve_from_the_script_folder() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+mod live_api {
+    use super::*;
+
+    #[test]
+    fn triggers_and_workloads_are_planned_with_their_actions() {
+        let mut s = compile(
+            r#"
+            probe("skb.drop").count("drops");
+            tcp_rr(#{ name: "rr", streams: 16, duration: "2s", target: "192.0.2.2:12865" });
+            trigger("drops > 0").log("first drop").snapshot("drops").stop("rr").exit(3);
+            trigger("rr.p99 > 10ms").once().call(|| print("slow"));
+            "#,
+        );
+        let plan = s.plan().unwrap();
+        assert_eq!(plan.workloads.len(), 1);
+        assert_eq!(plan.workloads[0].name, "rr");
+        assert_eq!(plan.triggers.len(), 2);
+        let t = &plan.triggers[0];
+        assert_eq!(t.condition.text, "drops > 0");
+        assert_eq!(t.actions.len(), 4);
+        assert!(plan.triggers[1].once);
+        assert_eq!(plan.triggers[0].origin.line, 4);
+    }
+
+    #[test]
+    fn a_bad_condition_is_a_located_error() {
+        let mut s = compile("\n\ntrigger(\"drops >> 0\");");
+        let e = s.plan().unwrap_err();
+        assert_eq!(e.origin.line, 3, "{e}");
+        assert!(e.message.contains("invalid trigger condition"), "{e}");
+    }
+
+    #[test]
+    fn exec_needs_permission() {
+        let mut s = compile(r#"exec(#{ cmd: ["true"] });"#);
+        let e = s.plan().unwrap_err();
+        assert!(e.message.contains("--allow exec"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_workload_names_are_refused() {
+        let mut s =
+            compile(r#"tcp_rr(#{target: "192.0.2.2:1"}); tcp_rr(#{target: "192.0.2.2:1"});"#);
+        assert!(s.plan().unwrap_err().message.contains("already exists"));
+    }
+
+    #[test]
+    fn queries_without_a_running_session_are_unit() {
+        let mut s = compile(r#"let t = total("drops"); if t != () { throw "expected ()" } lab();"#);
+        s.plan().unwrap();
+    }
 }

@@ -21,6 +21,8 @@ pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCod
         symbols,
         Options {
             params: params.into_iter().collect(),
+            // checking runs nothing; `vprobe run` asks for --allow exec itself
+            allow_exec: true,
         },
     )?;
     let plan = script.plan()?;

@@ -12,7 +12,7 @@ use vprobe_engine::script::{Options, Script};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 
-use crate::cli::{Format, RunArgs};
+use crate::cli::{Allow, Format, RunArgs};
 
 /// Runs a script file.
 pub fn file(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -35,6 +35,7 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     let symbols = Rc::new(Symbols::load(true));
     let options = Options {
         params: args.params.into_iter().collect(),
+        allow_exec: args.allow.contains(&Allow::Exec),
     };
     let mut script = Script::compile(name, text, symbols.clone(), options)?;
     let stdout = io::stdout().lock();
