@@ -52,6 +52,7 @@ pub(super) struct Marks {
     pub on_end: usize,
     pub callbacks: usize,
     pub aggs: usize,
+    pub actions: usize,
 }
 
 /// A script function the runner calls later.
@@ -145,6 +146,7 @@ impl State {
             on_end: self.on_end.len(),
             callbacks: self.callbacks.len(),
             aggs: self.aggs.len(),
+            actions: self.actions.len(),
         }
     }
 
@@ -157,8 +159,10 @@ impl State {
         }
     }
 
-    /// Forgets what was asked for since `m` (an evaluation that failed).
+    /// Forgets what was asked for since `m` (an evaluation that failed),
+    /// including the actions it asked for and that were not taken yet.
     pub fn rewind(&mut self, m: &Marks) {
+        self.actions.truncate(m.actions);
         self.requests.truncate(m.requests);
         self.timers.truncate(m.timers);
         self.on_end.truncate(m.on_end);
