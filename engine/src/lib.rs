@@ -3,8 +3,9 @@
 //! A script ([`script`]) declares probe requests ([`plan`]); a [`session::Session`]
 //! loads the precompiled programs from `vprobe-probes` with the settings each
 //! request needs, attaches them and owns their links; [`agg`] reads the in-kernel
-//! aggregations; [`events`] drains ring buffers; [`run`] drives it all with timers
-//! and signals; [`output`] writes text or JSON Lines.
+//! aggregations; [`events`] drains ring buffers; [`live`] is a running session
+//! (plans applied, timers, callbacks, actions) that [`run`] drives with signals
+//! and a deadline, and the REPL with typed lines; [`output`] writes text or JSON Lines.
 #![deny(missing_docs)]
 
 pub mod agg;
@@ -12,6 +13,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod live;
 pub mod output;
 pub mod plan;
 pub mod run;

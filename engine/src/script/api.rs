@@ -62,6 +62,7 @@ pub(super) struct Marks {
     pub aggs: usize,
     pub workloads: usize,
     pub triggers: usize,
+    pub actions: usize,
 }
 
 /// A script function the runner calls later.
@@ -161,6 +162,7 @@ impl State {
             aggs: self.aggs.len(),
             workloads: self.workloads.len(),
             triggers: self.triggers.len(),
+            actions: self.actions.len(),
         }
     }
 
@@ -175,8 +177,10 @@ impl State {
         }
     }
 
-    /// Forgets what was asked for since `m` (an evaluation that failed).
+    /// Forgets what was asked for since `m` (an evaluation that failed),
+    /// including the actions it asked for and that were not taken yet.
     pub fn rewind(&mut self, m: &Marks) {
+        self.actions.truncate(m.actions);
         self.requests.truncate(m.requests);
         self.timers.truncate(m.timers);
         self.on_end.truncate(m.on_end);

@@ -54,7 +54,7 @@ use crate::plan::{Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
 use crate::trigger::Trigger;
 use crate::value::Value;
-use api::State;
+use api::{Marks, State};
 
 /// Source name of code given to [`Script::eval_line`].
 pub const REPL_SOURCE: &str = "<repl>";
@@ -140,6 +140,16 @@ pub struct Script {
     source: String,
     module_dirs: Vec<PathBuf>,
     last_value: Option<String>,
+    /// How things were before the last [`Script::eval_line`], for [`Script::undo_line`].
+    before_line: Option<Checkpoint>,
+}
+
+/// What an evaluation can change, saved to take a REPL line back.
+struct Checkpoint {
+    marks: Marks,
+    scope: Scope<'static>,
+    lib: AST,
+    imports: usize,
 }
 
 impl fmt::Debug for Script {
@@ -228,6 +238,7 @@ impl Script {
             source: source_name.to_string(),
             module_dirs,
             last_value: None,
+            before_line: None,
         })
     }
 
@@ -255,16 +266,59 @@ impl Script {
 
     /// Evaluates more code (a REPL line) in the same scope as the script: its
     /// variables, functions and imports are visible. Returns only what this
-    /// code asked for. Errors are located in `<repl>`.
+    /// code asked for. Errors are located in `<repl>`; a line that fails
+    /// changes nothing (variables, functions, imports, requests, actions).
     pub fn eval_line(&mut self, text: &str) -> Result<Plan, ScriptError> {
+        self.before_line = None;
         let mut ast = self
             .engine
             .compile(text)
             .map_err(|e| errors::parse_error(REPL_SOURCE, &e))?;
         ast.set_source(REPL_SOURCE);
-        let (value, plan) = self.run(&ast, REPL_SOURCE)?;
-        self.last_value = (!value.is_unit()).then(|| value.to_string());
-        Ok(plan)
+        let checkpoint = self.checkpoint();
+        match self.run(&ast, REPL_SOURCE) {
+            Ok((value, plan)) => {
+                self.last_value = (!value.is_unit()).then(|| value.to_string());
+                self.before_line = Some(checkpoint);
+                Ok(plan)
+            }
+            Err(e) => {
+                self.restore(checkpoint);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back the last successful [`Script::eval_line`] (its caller could
+    /// not attach what it asked for): variables, functions, imports, requests,
+    /// callbacks and actions are as before it. False if there is none to undo.
+    pub fn undo_line(&mut self) -> bool {
+        match self.before_line.take() {
+            Some(c) => {
+                self.restore(c);
+                self.last_value = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            marks: self.state.borrow().marks(),
+            scope: self.scope.clone(),
+            lib: self.lib.clone(),
+            imports: self.global.num_imports(),
+        }
+    }
+
+    fn restore(&mut self, c: Checkpoint) {
+        self.state.borrow_mut().rewind(&c.marks);
+        self.scope = c.scope;
+        self.lib = c.lib;
+        self.global.lib.clear();
+        self.global.lib.push(self.lib.shared_lib().clone());
+        self.global.truncate_imports(c.imports);
     }
 
     /// The value of the last [`Script::eval_line`], when it was not `()` (for

@@ -451,6 +451,45 @@ fn eval_line_keeps_the_scope_and_returns_only_new_requests() {
 }
 
 #[test]
+fn a_failing_line_changes_nothing() {
+    let mut s = compile("let n = 1;");
+    s.plan().unwrap();
+    // variables, actions and requests of a line that fails are forgotten
+    let e = s
+        .eval_line("let m = 2; n = 5; print(\"x\"); clear(\"a\"); probe(\"skb.drop\").count(\"a\"); fn f() { 1 } undefined_fn()")
+        .unwrap_err();
+    assert!(e.message.contains("undefined_fn"), "{e}");
+    assert_eq!(s.take_actions(), []);
+    assert!(s.eval_line("m").is_err(), "m must not exist");
+    assert!(s.eval_line("f()").is_err(), "f must not exist");
+    s.eval_line("n").unwrap();
+    assert_eq!(s.take_last_value().as_deref(), Some("1"));
+    // `a` can still be declared with another shape: the failed line's is gone
+    let p = s
+        .eval_line("probe(\"skb.drop\").count(\"a\", [\"dev\"])")
+        .unwrap();
+    assert_eq!(p.requests.len(), 1);
+}
+
+#[test]
+fn undo_line_takes_back_a_successful_line() {
+    let mut s = compile("let n = 1;");
+    s.plan().unwrap();
+    assert!(!s.undo_line(), "nothing to undo yet");
+    s.eval_line("n = 2; let k = 3; probe(\"skb.drop\").count(\"a\"); every(\"1s\", || print(k)); print(\"hi\")")
+        .unwrap();
+    assert!(s.undo_line());
+    assert!(!s.undo_line(), "undone once");
+    assert_eq!(s.take_actions(), []);
+    s.eval_line("n").unwrap();
+    assert_eq!(s.take_last_value().as_deref(), Some("1"));
+    assert!(s.eval_line("k").is_err(), "k must not exist");
+    // the count of `a` was taken back: another shape is fine now
+    s.eval_line("probe(\"skb.drop\").count(\"a\", [\"reason\"])")
+        .unwrap();
+}
+
+#[test]
 fn params_come_from_the_command_line_then_defaults() {
     let text = "//! param: every=5s  period\n//! param: n=3  count\nlet dev = param(\"dev\", \"mvt*\");\nlet k = param(\"k\", 1);\nprint(`${dev} ${k} ${params.every} ${params.n + 1} ${params.dev}`);";
     let mut s = compile(text);

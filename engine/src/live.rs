@@ -1,0 +1,502 @@
+//! A live session: the state machine that `vprobe run` and the REPL share.
+//!
+//! [`Live`] owns the [`Session`] (the attached instances), the ring buffers of
+//! `on_event` instances, the armed `every()` timers and the `on_end`
+//! callbacks, and carries out what the script asks of it ([`Action`]s). A
+//! driver applies plans with [`Live::apply`] (once for a script file, once per
+//! line in the REPL, see [`Live::eval`]), awaits [`Live::step`] in its own
+//! `select!` beside its own sources (signals and the deadline for `run`, typed
+//! lines for the REPL), and ends with [`Live::finish`], which writes the summary.
+//!
+//! Inside [`Live::step`], each event source is one arm of a `select!` that
+//! names a `Wake`, and `handle` carries each out synchronously: `step` is
+//! cancel-safe (a source that is not chosen keeps its state), so drivers can
+//! put it beside anything. A new source — a workload thread reporting
+//! results over a channel, triggers checked on each tick — is one more arm
+//! and one more match arm.
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::agg::AggSnapshot;
+use crate::events::Rings;
+use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
+use crate::plan::Consumer;
+use crate::script::{Action, Plan, Script, ScriptError};
+use crate::session::{Instance, InstanceId, Session, SessionOptions};
+use crate::symbols::Symbols;
+use crate::Result;
+
+/// Callback errors printed before the rest are only counted.
+const MAX_SHOWN_ERRORS: u64 = 20;
+/// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
+const DRAIN_PERIOD: Duration = Duration::from_millis(100);
+/// Events handed to callbacks per drain, so timers and signals stay responsive.
+const DRAIN_BATCH: usize = 4096;
+
+/// Identifies an `every()` timer within a [`Live`] session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId(pub u64);
+
+/// An armed `every()` timer.
+#[derive(Clone, Debug)]
+pub struct ArmedTimer {
+    /// How often it fires.
+    pub period: Duration,
+    /// The script callback.
+    pub callback: usize,
+    /// When it fires next.
+    next: tokio::time::Instant,
+}
+
+/// What one [`Live::apply`] added, to show it or take it back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Instances attached.
+    pub instances: Vec<InstanceId>,
+    /// Timers armed.
+    pub timers: Vec<TimerId>,
+    /// `on_end` callbacks registered.
+    pub on_end: usize,
+}
+
+/// An `on_event` instance: its callback and how many events it was handed.
+struct Feed {
+    callback: usize,
+    events: u64,
+}
+
+/// What woke [`Live::step`].
+enum Wake {
+    /// Some timer is due.
+    Timers,
+    /// Some ring buffer has events past its wakeup threshold.
+    Rings,
+    /// The periodic drain (a quiet ring's few events).
+    Tick,
+}
+
+/// A running session: attached probes, timers and callbacks, and what they printed.
+pub struct Live<'a> {
+    script: &'a mut Script,
+    output: &'a mut dyn Output,
+    symbols: Rc<Symbols>,
+    session: Session,
+    rings: Rings,
+    feeds: HashMap<InstanceId, Feed>,
+    timers: BTreeMap<TimerId, ArmedTimer>,
+    next_timer: u64,
+    on_end: Vec<usize>,
+    /// Created on the first [`Live::step`], inside the runtime.
+    drain: Option<tokio::time::Interval>,
+    /// Every instance ever attached (detached ones too), for `start` and the summary.
+    probes: Vec<(InstanceId, ProbeInfo)>,
+    last_printed: HashMap<String, AggSnapshot>,
+    /// Aggregations printed in full (not as deltas) since this was last cleared.
+    printed: Vec<String>,
+    reports: serde_json::Map<String, serde_json::Value>,
+    callback_errors: u64,
+    exit: Option<i32>,
+    started: Instant,
+}
+
+impl<'a> Live<'a> {
+    /// Opens a session (privileges, BTF) for `script`, writing to `output`.
+    /// Nothing is attached until [`Live::apply`].
+    pub fn new(
+        script: &'a mut Script,
+        output: &'a mut dyn Output,
+        symbols: Rc<Symbols>,
+        options: SessionOptions,
+    ) -> Result<Self> {
+        Ok(Self {
+            script,
+            output,
+            symbols,
+            session: Session::new(options)?,
+            rings: Rings::default(),
+            feeds: HashMap::new(),
+            timers: BTreeMap::new(),
+            next_timer: 0,
+            on_end: Vec::new(),
+            drain: None,
+            probes: Vec::new(),
+            last_printed: HashMap::new(),
+            printed: Vec::new(),
+            reports: serde_json::Map::new(),
+            callback_errors: 0,
+            exit: None,
+            started: Instant::now(),
+        })
+    }
+
+    /// Attaches the plan's requests, arms its timers (first firing one period
+    /// from now) and registers its `on_end` callbacks. If any request fails to
+    /// attach, what this plan attached is detached again and nothing is kept.
+    pub fn apply(&mut self, plan: Plan) -> Result<Applied> {
+        let mut applied = Applied::default();
+        for req in plan.requests {
+            if let Err(e) = self.attach(req, &mut applied) {
+                self.take_back(&applied);
+                return Err(e);
+            }
+        }
+        let now = tokio::time::Instant::now();
+        for t in plan.timers {
+            let id = TimerId(self.next_timer);
+            self.next_timer += 1;
+            self.timers.insert(
+                id,
+                ArmedTimer {
+                    period: t.period,
+                    callback: t.callback,
+                    next: now + t.period,
+                },
+            );
+            applied.timers.push(id);
+        }
+        applied.on_end = plan.on_end.len();
+        self.on_end.extend(plan.on_end);
+        Ok(applied)
+    }
+
+    fn attach(&mut self, req: crate::plan::ProbeRequest, applied: &mut Applied) -> Result<()> {
+        let callback = match req.consumer {
+            Consumer::Events { callback } => Some(callback),
+            _ => None,
+        };
+        let id = self.session.attach(req, &self.symbols)?;
+        applied.instances.push(id);
+        let inst = self.session.instance_mut(id).expect("just attached");
+        self.probes.push((id, probe_info(inst)));
+        if let Some(callback) = callback {
+            self.feeds.insert(
+                id,
+                Feed {
+                    callback,
+                    events: 0,
+                },
+            );
+            if let Some(ring) = inst.take_ring() {
+                self.rings.add(id, ring)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes an [`Live::apply`] that failed part way.
+    fn take_back(&mut self, applied: &Applied) {
+        for id in &applied.instances {
+            self.detach(*id);
+            self.probes.retain(|(i, _)| i != id);
+        }
+        for id in &applied.timers {
+            self.timers.remove(id);
+        }
+        let keep = self.on_end.len() - applied.on_end;
+        self.on_end.truncate(keep);
+    }
+
+    /// Evaluates more code (a REPL line) in the script's scope, attaches what
+    /// it asks for and carries out what it asked (prints, clears, ...). A line
+    /// that fails changes nothing: its probes are detached again, its timers,
+    /// callbacks, variables and actions forgotten. Returns the line's value
+    /// when it is not `()`, and what was added.
+    pub fn eval(&mut self, text: &str) -> Result<(Option<String>, Applied)> {
+        let plan = self.script.eval_line(text)?;
+        let applied = match self.apply(plan) {
+            Ok(a) => a,
+            Err(e) => {
+                self.script.undo_line();
+                return Err(e);
+            }
+        };
+        self.apply_actions()?;
+        Ok((self.script.take_last_value(), applied))
+    }
+
+    /// Writes the `start` record: every probe attached so far. The session's
+    /// clock (the summary's duration) starts now.
+    pub fn start(&mut self, script_name: &str, duration: Option<Duration>) -> Result<()> {
+        self.started = Instant::now();
+        self.output.start(&StartInfo {
+            schema: SCHEMA_VERSION,
+            kernel: crate::session::kernel_release(),
+            script: script_name.to_string(),
+            duration_s: duration.map(|d| d.as_secs_f64()),
+            probes: self.probe_infos(),
+        })?;
+        Ok(())
+    }
+
+    fn probe_infos(&self) -> Vec<ProbeInfo> {
+        self.probes.iter().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Whether nothing can happen any more by itself: no probe attached, no timer.
+    pub fn is_idle(&self) -> bool {
+        self.session.instances().next().is_none() && self.timers.is_empty()
+    }
+
+    /// The status the script asked to end with (`exit()`), once it has.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit
+    }
+
+    /// Waits for the next thing that is due — a timer, a ring buffer's events,
+    /// the periodic drain — and handles it: callbacks run, their actions are
+    /// carried out. Never returns when nothing is attached and no timer is armed.
+    /// Cancel-safe.
+    pub async fn step(&mut self) -> Result<()> {
+        let wake = self.wait().await;
+        self.handle(wake)
+    }
+
+    async fn wait(&mut self) -> Wake {
+        let next_timer = self.timers.values().map(|t| t.next).min();
+        let drain = self.drain.get_or_insert_with(|| {
+            let mut i = tokio::time::interval(DRAIN_PERIOD);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let rings = &self.rings;
+        tokio::select! {
+            _ = sleep_until(next_timer) => Wake::Timers,
+            _ = rings.readable(), if !rings.is_empty() => Wake::Rings,
+            _ = drain.tick(), if !rings.is_empty() => Wake::Tick,
+        }
+    }
+
+    fn handle(&mut self, wake: Wake) -> Result<()> {
+        match wake {
+            Wake::Timers => {
+                let t = tokio::time::Instant::now();
+                let due: Vec<TimerId> = self
+                    .timers
+                    .iter()
+                    .filter(|(_, timer)| timer.next <= t)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in due {
+                    let Some(timer) = self.timers.get_mut(&id) else {
+                        continue;
+                    };
+                    // no catch-up storm after a stall: next period from now
+                    timer.next = t + timer.period;
+                    let callback = timer.callback;
+                    self.drain_rings(usize::MAX)?;
+                    let res = self.script.call(callback);
+                    self.after_call(res)?;
+                }
+                Ok(())
+            }
+            Wake::Rings | Wake::Tick => self.drain_rings(DRAIN_BATCH),
+        }
+    }
+
+    fn drain_rings(&mut self, max: usize) -> Result<()> {
+        let mut batch = Vec::new();
+        loop {
+            batch.clear();
+            self.rings.drain(max.min(DRAIN_BATCH), &mut batch);
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for (id, ev) in &batch {
+                let Some(feed) = self.feeds.get_mut(id) else {
+                    continue;
+                };
+                let Some(inst) = self.session.instance_mut(*id) else {
+                    continue;
+                };
+                feed.events += 1;
+                let (cb, probe) = (feed.callback, inst.probe());
+                let res = self.script.call_event(cb, probe, ev);
+                self.after_call(res)?;
+            }
+            if max != usize::MAX {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Counts and reports a failed callback (the session keeps running), then
+    /// carries out what the callback asked for.
+    fn after_call(&mut self, res: Result<(), ScriptError>) -> Result<()> {
+        if let Err(e) = res {
+            self.callback_errors += 1;
+            if self.callback_errors <= MAX_SHOWN_ERRORS {
+                self.output.error(&e.to_string())?;
+            } else if self.callback_errors == MAX_SHOWN_ERRORS + 1 {
+                self.output
+                    .error("further callback errors are counted, not shown")?;
+            }
+        }
+        self.apply_actions()
+    }
+
+    /// Carries out what the script asked since the last call (prints, clears,
+    /// reports, `exit()`).
+    pub fn apply_actions(&mut self) -> Result<()> {
+        for action in self.script.take_actions() {
+            match action {
+                Action::Print(s) => match self.session.snapshot(&s, &self.symbols)? {
+                    Some(snap) => {
+                        self.output.aggregation(&snap, false)?;
+                        self.printed.push(s);
+                    }
+                    None => self.output.text(&s)?,
+                },
+                Action::PrintDelta(name) => match self.session.snapshot(&name, &self.symbols)? {
+                    Some(snap) => {
+                        let shown = match self.last_printed.get(&name) {
+                            Some(prev) => snap.delta(prev),
+                            None => snap.clone(),
+                        };
+                        self.output.aggregation(&shown, true)?;
+                        self.last_printed.insert(name, snap);
+                    }
+                    None => self
+                        .output
+                        .error(&format!("print_delta: no aggregation named `{name}`"))?,
+                },
+                Action::Clear(name) => {
+                    if !self.clear(&name)? {
+                        self.output
+                            .error(&format!("clear: no aggregation named `{name}`"))?;
+                    }
+                }
+                Action::Exit(code) => self.exit = Some(code),
+                Action::Report(k, v) => {
+                    self.reports.insert(k, v);
+                }
+                Action::Emit { probe, fields } => self.output.event(&probe, &fields)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties the aggregation `name` (and forgets its last `print_delta`);
+    /// false if nothing attached feeds it.
+    pub fn clear(&mut self, name: &str) -> Result<bool> {
+        let found = self.session.clear(name)?;
+        if found {
+            self.last_printed.remove(name);
+        }
+        Ok(found)
+    }
+
+    /// Detaches one instance (its ring and callback go with it); false if unknown.
+    pub fn detach(&mut self, id: InstanceId) -> bool {
+        self.rings.remove(id);
+        self.feeds.remove(&id);
+        self.session.detach(id)
+    }
+
+    /// Stops one timer; false if unknown.
+    pub fn stop_timer(&mut self, id: TimerId) -> bool {
+        self.timers.remove(&id).is_some()
+    }
+
+    /// The attached instances.
+    pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance)> {
+        self.session.instances()
+    }
+
+    /// The armed timers.
+    pub fn timers(&self) -> impl Iterator<Item = (TimerId, &ArmedTimer)> {
+        self.timers.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Events handed to the callback of an `on_event` instance so far.
+    pub fn events_delivered(&self, id: InstanceId) -> Option<u64> {
+        self.feeds.get(&id).map(|f| f.events)
+    }
+
+    /// The mechanism and fallbacks of an attached instance, as in `start`.
+    pub fn probe_info(&self, id: InstanceId) -> Option<&ProbeInfo> {
+        self.probes.iter().find(|(i, _)| *i == id).map(|(_, p)| p)
+    }
+
+    /// The aggregation `name`, merged over every instance that feeds it.
+    pub fn snapshot(&self, name: &str) -> Result<Option<AggSnapshot>> {
+        Ok(self.session.snapshot(name, &self.symbols)?)
+    }
+
+    /// What one instance has counted so far, if it feeds an aggregation.
+    pub fn instance_snapshot(&self, id: InstanceId) -> Result<Option<AggSnapshot>> {
+        match self.session.instances().find(|(i, _)| *i == id) {
+            Some((_, inst)) => Ok(inst.snapshot(&self.symbols)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Names of the aggregations being fed, in first-attach order.
+    pub fn aggregation_names(&self) -> Vec<String> {
+        self.session.aggregation_names()
+    }
+
+    /// Kernel-side losses over the attached instances and failed callbacks.
+    pub fn lost(&self) -> Lost {
+        let (events, map_full) = self.session.lost();
+        Lost {
+            events,
+            map_full,
+            callback_errors: self.callback_errors,
+        }
+    }
+
+    /// Where the session writes.
+    pub fn output(&mut self) -> &mut dyn Output {
+        self.output
+    }
+
+    /// The script, for what a driver asks of it directly (metadata, a value).
+    pub fn script(&mut self) -> &mut Script {
+        self.script
+    }
+
+    /// Ends the session: hands the last events in flight to their callbacks,
+    /// runs `on_end`, writes the summary, then detaches everything. Returns
+    /// the status the script asked for (0 by default).
+    pub fn finish(mut self) -> Result<i32> {
+        self.drain_rings(usize::MAX)?;
+        self.printed.clear();
+        for cb in std::mem::take(&mut self.on_end) {
+            let res = self.script.call(cb);
+            self.after_call(res)?;
+        }
+        let summary = Summary {
+            duration_s: self.started.elapsed().as_secs_f64(),
+            maps: self.session.snapshots(&self.symbols)?,
+            lost: self.lost(),
+            probes: self.probe_infos(),
+            printed_at_end: std::mem::take(&mut self.printed),
+            reports: std::mem::take(&mut self.reports),
+        };
+        self.output.summary(&summary)?;
+        Ok(self.exit.unwrap_or(0))
+    }
+}
+
+fn probe_info(inst: &Instance) -> ProbeInfo {
+    ProbeInfo {
+        name: inst.probe().name.to_string(),
+        mechanism: inst.mechanism.label(),
+        feeds: inst
+            .request
+            .consumer
+            .agg_name()
+            .unwrap_or("events")
+            .to_string(),
+        fallbacks: inst.fallbacks.clone(),
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
