@@ -13,6 +13,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod host;
 pub mod live;
 pub mod output;
 pub mod plan;

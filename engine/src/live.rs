@@ -15,19 +15,24 @@
 //! results over a channel, triggers checked on each tick — is one more arm
 //! and one more match arm.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
+use crate::host::LiveHost;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::Consumer;
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
+use crate::trigger::{Trigger, TriggerAction, View, WorkloadStat};
 use crate::Result;
 
+/// How often triggers are checked.
+const CHECK_PERIOD: Duration = Duration::from_millis(100);
 /// Callback errors printed before the rest are only counted.
 const MAX_SHOWN_ERRORS: u64 = 20;
 /// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
@@ -59,6 +64,8 @@ pub struct Applied {
     pub timers: Vec<TimerId>,
     /// `on_end` callbacks registered.
     pub on_end: usize,
+    /// Triggers added.
+    pub triggers: usize,
 }
 
 /// An `on_event` instance: its callback and how many events it was handed.
@@ -75,6 +82,8 @@ enum Wake {
     Rings,
     /// The periodic drain (a quiet ring's few events).
     Tick,
+    /// Time to check the triggers.
+    Check,
 }
 
 /// A running session: attached probes, timers and callbacks, and what they printed.
@@ -82,7 +91,8 @@ pub struct Live<'a> {
     script: &'a mut Script,
     output: &'a mut dyn Output,
     symbols: Rc<Symbols>,
-    session: Session,
+    /// Shared with the [`LiveHost`] that answers the script's queries.
+    session: Rc<RefCell<Session>>,
     rings: Rings,
     feeds: HashMap<InstanceId, Feed>,
     timers: BTreeMap<TimerId, ArmedTimer>,
@@ -99,6 +109,9 @@ pub struct Live<'a> {
     callback_errors: u64,
     exit: Option<i32>,
     started: Instant,
+    triggers: Vec<Trigger>,
+    /// Created with the first trigger.
+    check: Option<tokio::time::Interval>,
 }
 
 impl<'a> Live<'a> {
@@ -110,11 +123,16 @@ impl<'a> Live<'a> {
         symbols: Rc<Symbols>,
         options: SessionOptions,
     ) -> Result<Self> {
+        let session = Rc::new(RefCell::new(Session::new(options)?));
+        script.set_host(Rc::new(LiveHost {
+            session: session.clone(),
+            symbols: symbols.clone(),
+        }));
         Ok(Self {
             script,
             output,
             symbols,
-            session: Session::new(options)?,
+            session,
             rings: Rings::default(),
             feeds: HashMap::new(),
             timers: BTreeMap::new(),
@@ -128,6 +146,8 @@ impl<'a> Live<'a> {
             callback_errors: 0,
             exit: None,
             started: Instant::now(),
+            triggers: Vec::new(),
+            check: None,
         })
     }
 
@@ -158,6 +178,12 @@ impl<'a> Live<'a> {
         }
         applied.on_end = plan.on_end.len();
         self.on_end.extend(plan.on_end);
+        if let Err(e) = self.check_triggers_refer(&plan.triggers) {
+            self.take_back(&applied);
+            return Err(e);
+        }
+        applied.triggers = plan.triggers.len();
+        self.triggers.extend(plan.triggers);
         Ok(applied)
     }
 
@@ -166,10 +192,15 @@ impl<'a> Live<'a> {
             Consumer::Events { callback } => Some(callback),
             _ => None,
         };
-        let id = self.session.attach(req, &self.symbols)?;
+        let id = self.session.borrow_mut().attach(req, &self.symbols)?;
         applied.instances.push(id);
-        let inst = self.session.instance_mut(id).expect("just attached");
-        self.probes.push((id, probe_info(inst)));
+        let (info, ring) = {
+            let mut session = self.session.borrow_mut();
+            let inst = session.instance_mut(id).expect("just attached");
+            let ring = callback.and_then(|_| inst.take_ring());
+            (probe_info(inst), ring)
+        };
+        self.probes.push((id, info));
         if let Some(callback) = callback {
             self.feeds.insert(
                 id,
@@ -178,7 +209,7 @@ impl<'a> Live<'a> {
                     events: 0,
                 },
             );
-            if let Some(ring) = inst.take_ring() {
+            if let Some(ring) = ring {
                 self.rings.add(id, ring)?;
             }
         }
@@ -196,6 +227,34 @@ impl<'a> Live<'a> {
         }
         let keep = self.on_end.len() - applied.on_end;
         self.on_end.truncate(keep);
+        let keep = self.triggers.len() - applied.triggers;
+        self.triggers.truncate(keep);
+    }
+
+    /// A trigger must name aggregations that exist (so a typo is an error, not
+    /// a trigger that never fires).
+    fn check_triggers_refer(&self, triggers: &[Trigger]) -> Result<()> {
+        let names = self.session.borrow().aggregation_names();
+        for t in triggers {
+            if let Some(agg) = t.condition.aggregation() {
+                if !names.iter().any(|n| n == agg) {
+                    let known = if names.is_empty() {
+                        "none is declared".to_string()
+                    } else {
+                        format!("known: {}", names.join(", "))
+                    };
+                    return Err(ScriptError {
+                        origin: t.origin.clone(),
+                        message: format!(
+                            "trigger `{}`: no aggregation named `{agg}` ({known})",
+                            t.condition
+                        ),
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Evaluates more code (a REPL line) in the script's scope, attaches what
@@ -234,9 +293,12 @@ impl<'a> Live<'a> {
         self.probes.iter().map(|(_, p)| p.clone()).collect()
     }
 
-    /// Whether nothing can happen any more by itself: no probe attached, no timer.
+    /// Whether nothing can happen any more by itself: no probe attached, no timer,
+    /// no trigger.
     pub fn is_idle(&self) -> bool {
-        self.session.instances().next().is_none() && self.timers.is_empty()
+        self.session.borrow().instances().next().is_none()
+            && self.timers.is_empty()
+            && self.triggers.is_empty()
     }
 
     /// The status the script asked to end with (`exit()`), once it has.
@@ -260,11 +322,18 @@ impl<'a> Live<'a> {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
+        let check = self.check.get_or_insert_with(|| {
+            let mut i = tokio::time::interval(CHECK_PERIOD);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
         let rings = &self.rings;
+        let checking = !self.triggers.is_empty();
         tokio::select! {
             _ = sleep_until(next_timer) => Wake::Timers,
             _ = rings.readable(), if !rings.is_empty() => Wake::Rings,
             _ = drain.tick(), if !rings.is_empty() => Wake::Tick,
+            _ = check.tick(), if checking => Wake::Check,
         }
     }
 
@@ -292,7 +361,49 @@ impl<'a> Live<'a> {
                 Ok(())
             }
             Wake::Rings | Wake::Tick => self.drain_rings(DRAIN_BATCH),
+            Wake::Check => self.check_triggers(),
         }
+    }
+
+    /// Checks every trigger and carries out the actions of those that fire.
+    fn check_triggers(&mut self) -> Result<()> {
+        let now = Instant::now();
+        for i in 0..self.triggers.len() {
+            let fired = {
+                let session = self.session.borrow();
+                let view = SessionView {
+                    session: &session,
+                    symbols: &self.symbols,
+                };
+                self.triggers[i].check(&view, now)
+            };
+            if !fired {
+                continue;
+            }
+            for action in self.triggers[i].actions.clone() {
+                self.trigger_action(action)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn trigger_action(&mut self, action: TriggerAction) -> Result<()> {
+        match action {
+            TriggerAction::Print(text) => self.output.text(&text)?,
+            TriggerAction::Snapshot(name) => match self.snapshot(&name)? {
+                Some(snap) => self.output.aggregation(&snap, false)?,
+                None => self
+                    .output
+                    .error(&format!("trigger: no aggregation named `{name}`"))?,
+            },
+            TriggerAction::Exit(code) => self.exit = Some(code),
+            TriggerAction::Call(cb) => {
+                let res = self.script.call(cb);
+                self.after_call(res)?;
+            }
+            TriggerAction::Start(_) | TriggerAction::Stop(_) => {}
+        }
+        Ok(())
     }
 
     fn drain_rings(&mut self, max: usize) -> Result<()> {
@@ -307,11 +418,11 @@ impl<'a> Live<'a> {
                 let Some(feed) = self.feeds.get_mut(id) else {
                     continue;
                 };
-                let Some(inst) = self.session.instance_mut(*id) else {
+                let Some(probe) = self.session.borrow().instance(*id).map(|i| i.probe()) else {
                     continue;
                 };
                 feed.events += 1;
-                let (cb, probe) = (feed.callback, inst.probe());
+                let cb = feed.callback;
                 let res = self.script.call_event(cb, probe, ev);
                 self.after_call(res)?;
             }
@@ -341,26 +452,28 @@ impl<'a> Live<'a> {
     pub fn apply_actions(&mut self) -> Result<()> {
         for action in self.script.take_actions() {
             match action {
-                Action::Print(s) => match self.session.snapshot(&s, &self.symbols)? {
+                Action::Print(s) => match self.session.borrow().snapshot(&s, &self.symbols)? {
                     Some(snap) => {
                         self.output.aggregation(&snap, false)?;
                         self.printed.push(s);
                     }
                     None => self.output.text(&s)?,
                 },
-                Action::PrintDelta(name) => match self.session.snapshot(&name, &self.symbols)? {
-                    Some(snap) => {
-                        let shown = match self.last_printed.get(&name) {
-                            Some(prev) => snap.delta(prev),
-                            None => snap.clone(),
-                        };
-                        self.output.aggregation(&shown, true)?;
-                        self.last_printed.insert(name, snap);
+                Action::PrintDelta(name) => {
+                    match self.session.borrow().snapshot(&name, &self.symbols)? {
+                        Some(snap) => {
+                            let shown = match self.last_printed.get(&name) {
+                                Some(prev) => snap.delta(prev),
+                                None => snap.clone(),
+                            };
+                            self.output.aggregation(&shown, true)?;
+                            self.last_printed.insert(name, snap);
+                        }
+                        None => self
+                            .output
+                            .error(&format!("print_delta: no aggregation named `{name}`"))?,
                     }
-                    None => self
-                        .output
-                        .error(&format!("print_delta: no aggregation named `{name}`"))?,
-                },
+                }
                 Action::Clear(name) => {
                     if !self.clear(&name)? {
                         self.output
@@ -380,7 +493,7 @@ impl<'a> Live<'a> {
     /// Empties the aggregation `name` (and forgets its last `print_delta`);
     /// false if nothing attached feeds it.
     pub fn clear(&mut self, name: &str) -> Result<bool> {
-        let found = self.session.clear(name)?;
+        let found = self.session.borrow_mut().clear(name)?;
         if found {
             self.last_printed.remove(name);
         }
@@ -391,7 +504,7 @@ impl<'a> Live<'a> {
     pub fn detach(&mut self, id: InstanceId) -> bool {
         self.rings.remove(id);
         self.feeds.remove(&id);
-        self.session.detach(id)
+        self.session.borrow_mut().detach(id)
     }
 
     /// Stops one timer; false if unknown.
@@ -399,9 +512,10 @@ impl<'a> Live<'a> {
         self.timers.remove(&id).is_some()
     }
 
-    /// The attached instances.
-    pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance)> {
-        self.session.instances()
+    /// The session and its attached instances (`.instances()`), borrowed:
+    /// drop the guard before the next call that changes the session.
+    pub fn session(&self) -> std::cell::Ref<'_, Session> {
+        self.session.borrow()
     }
 
     /// The armed timers.
@@ -421,12 +535,12 @@ impl<'a> Live<'a> {
 
     /// The aggregation `name`, merged over every instance that feeds it.
     pub fn snapshot(&self, name: &str) -> Result<Option<AggSnapshot>> {
-        Ok(self.session.snapshot(name, &self.symbols)?)
+        Ok(self.session.borrow().snapshot(name, &self.symbols)?)
     }
 
     /// What one instance has counted so far, if it feeds an aggregation.
     pub fn instance_snapshot(&self, id: InstanceId) -> Result<Option<AggSnapshot>> {
-        match self.session.instances().find(|(i, _)| *i == id) {
+        match self.session.borrow().instances().find(|(i, _)| *i == id) {
             Some((_, inst)) => Ok(inst.snapshot(&self.symbols)?),
             None => Ok(None),
         }
@@ -434,12 +548,12 @@ impl<'a> Live<'a> {
 
     /// Names of the aggregations being fed, in first-attach order.
     pub fn aggregation_names(&self) -> Vec<String> {
-        self.session.aggregation_names()
+        self.session.borrow().aggregation_names()
     }
 
     /// Kernel-side losses over the attached instances and failed callbacks.
     pub fn lost(&self) -> Lost {
-        let (events, map_full) = self.session.lost();
+        let (events, map_full) = self.session.borrow().lost();
         Lost {
             events,
             map_full,
@@ -469,7 +583,7 @@ impl<'a> Live<'a> {
         }
         let summary = Summary {
             duration_s: self.started.elapsed().as_secs_f64(),
-            maps: self.session.snapshots(&self.symbols)?,
+            maps: self.session.borrow().snapshots(&self.symbols)?,
             lost: self.lost(),
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
@@ -477,6 +591,23 @@ impl<'a> Live<'a> {
         };
         self.output.summary(&summary)?;
         Ok(self.exit.unwrap_or(0))
+    }
+}
+
+/// What a trigger sees: the session's aggregations.
+struct SessionView<'a> {
+    session: &'a Session,
+    symbols: &'a Symbols,
+}
+
+impl View for SessionView<'_> {
+    fn agg_total(&self, name: &str) -> Option<u64> {
+        let snap = self.session.snapshot(name, self.symbols).ok()??;
+        Some(snap.total())
+    }
+
+    fn workload_stat(&self, _name: &str, _stat: &WorkloadStat) -> Option<f64> {
+        None
     }
 }
 

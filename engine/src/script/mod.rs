@@ -242,6 +242,12 @@ impl Script {
         })
     }
 
+    /// Installs what answers the script's live queries (`total`, `workload`, ...);
+    /// the run loop does this before it calls anything.
+    pub fn set_host(&mut self, host: Rc<dyn Host>) {
+        self.state.borrow_mut().host = Some(host);
+    }
+
     /// The script's `//!` metadata.
     pub fn meta(&self) -> &Meta {
         &self.meta

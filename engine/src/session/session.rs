@@ -281,6 +281,11 @@ impl Session {
     }
 
     /// One instance.
+    pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
+        self.instances.get(&id)
+    }
+
+    /// One instance, to change.
     pub fn instance_mut(&mut self, id: InstanceId) -> Option<&mut Instance> {
         self.instances.get_mut(&id)
     }
