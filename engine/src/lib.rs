@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod agg;
+pub mod correlate;
 pub mod duration;
 pub mod error;
 pub mod events;

@@ -8,6 +8,7 @@
 //! queries return `()`.
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext, INT};
 
 use super::api::{callback, fail, Res, State};
 use super::convert::{describe, want_string};
+use crate::correlate::{correlate, parse_ip, Connection, Correlation, Drop, SlowTransaction};
 use crate::plan::{ExecSpec, RrSpec, WorkloadKind, WorkloadSpec};
 use crate::trigger::{Condition, Trigger, TriggerAction};
 
@@ -259,6 +261,96 @@ fn host(st: &Rc<RefCell<State>>) -> Option<Rc<dyn Host>> {
     st.borrow().host.clone()
 }
 
+fn map_field<'m>(m: &'m Map, key: &str) -> Result<&'m Dynamic, String> {
+    m.get(key).ok_or_else(|| format!("missing `{key}`"))
+}
+
+fn uint_field(m: &Map, key: &str) -> Result<u64, String> {
+    let v = map_field(m, key)?;
+    v.as_int()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| {
+            format!(
+                "`{key}` must be a non-negative integer, got {}",
+                describe(v)
+            )
+        })
+}
+
+fn endpoint(m: &Map, addr: &str, port: &str) -> Result<SocketAddr, String> {
+    let a = map_field(m, addr)?.to_string();
+    let ip = parse_ip(&a).ok_or_else(|| format!("`{addr}` is not an IP address: {a}"))?;
+    let port =
+        u16::try_from(uint_field(m, port)?).map_err(|_| format!("`{port}` is not a port"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn socket_addr(m: &Map, key: &str) -> Result<SocketAddr, String> {
+    let s = map_field(m, key)?.to_string();
+    let (ip, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{key}` must be ADDRESS:PORT, got {s}"))?;
+    let ip = parse_ip(ip.trim_matches(|c| c == '[' || c == ']'))
+        .ok_or_else(|| format!("`{key}` must be ADDRESS:PORT, got {s}"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("`{key}` must be ADDRESS:PORT, got {s}"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn maps(v: &Dynamic, what: &str) -> Result<Vec<Map>, String> {
+    let items = v
+        .clone()
+        .into_array()
+        .map_err(|_| format!("{what} must be an array of maps, got {}", describe(v)))?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.try_cast::<Map>()
+                .ok_or_else(|| format!("{what}[{i}] is not a map"))
+        })
+        .collect()
+}
+
+/// `correlate(drops, slow)`: drop events (maps with `ts_ns`, `saddr`, `sport`,
+/// `daddr`, `dport`) against slow transactions (maps with `start_ns`, `end_ns`,
+/// `local`, `remote`), matched per connection and time.
+fn correlate_maps(drops: &Dynamic, slow: &Dynamic) -> Result<Correlation, String> {
+    let drops = maps(drops, "drops")?
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (|| {
+                Ok(Drop {
+                    ts_ns: uint_field(m, "ts_ns")?,
+                    conn: Connection::new(
+                        endpoint(m, "saddr", "sport")?,
+                        endpoint(m, "daddr", "dport")?,
+                    ),
+                })
+            })()
+            .map_err(|e: String| format!("drops[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let slow = maps(slow, "slow")?
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (|| {
+                Ok(SlowTransaction {
+                    start_ns: uint_field(m, "start_ns")?,
+                    end_ns: uint_field(m, "end_ns")?,
+                    conn: Connection::new(socket_addr(m, "local")?, socket_addr(m, "remote")?),
+                })
+            })()
+            .map_err(|e: String| format!("slow[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(correlate(&drops, &slow))
+}
+
 /// Registers workloads, triggers and live queries on `engine`.
 pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     let s = st.clone();
@@ -400,6 +492,14 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
                 .map_err(|e| fail(&ctx, format!("dev_stat: {e}")))
         },
     );
+    engine.register_fn(
+        "correlate",
+        |ctx: NativeCallContext, drops: Dynamic, slow: Dynamic| -> Res<Dynamic> {
+            let c =
+                correlate_maps(&drops, &slow).map_err(|e| fail(&ctx, format!("correlate: {e}")))?;
+            Ok(to_rhai(serde_json::to_value(c).unwrap_or_default()))
+        },
+    );
     let s = st.clone();
     engine.register_fn("lab", move || -> Dynamic {
         host(&s)
@@ -420,6 +520,7 @@ pub(super) fn usage(name: &str) -> Option<&'static str> {
         "workload" => "workload(name)",
         "dev_stat" => "dev_stat(device, \"rx_dropped\")",
         "lab" => "lab()",
+        "correlate" => "correlate(drop_events, workload(name).slow)",
         _ => return None,
     })
 }
@@ -471,6 +572,37 @@ mod tests {
         let (name, _, spec) =
             exec_spec(&map(&[("cmd", Dynamic::from_array(vec!["true".into()]))])).unwrap();
         assert_eq!((name.as_str(), spec.argv.len()), ("true", 1));
+    }
+
+    #[test]
+    fn correlate_reads_probe_events_and_workload_records() {
+        let drop = map(&[
+            ("ts_ns", Dynamic::from_int(1_100_000_000)),
+            ("saddr", Dynamic::from("::ffff:192.0.2.2")),
+            ("sport", Dynamic::from_int(12865)),
+            ("daddr", Dynamic::from("192.0.2.1")),
+            ("dport", Dynamic::from_int(40000)),
+        ]);
+        let slow = map(&[
+            ("start_ns", Dynamic::from_int(1_000_000_000)),
+            ("end_ns", Dynamic::from_int(1_210_000_000)),
+            ("local", Dynamic::from("192.0.2.1:40000")),
+            ("remote", Dynamic::from("192.0.2.2:12865")),
+        ]);
+        let c = correlate_maps(
+            &Dynamic::from_array(vec![Dynamic::from_map(drop.clone())]),
+            &Dynamic::from_array(vec![Dynamic::from_map(slow)]),
+        )
+        .unwrap();
+        assert_eq!((c.slow_with_drop, c.drops_in_slow), (1, 1));
+        let mut bad = drop;
+        bad.remove("sport");
+        let e = correlate_maps(
+            &Dynamic::from_array(vec![Dynamic::from_map(bad)]),
+            &Dynamic::from_array(vec![]),
+        )
+        .unwrap_err();
+        assert_eq!(e, "drops[0]: missing `sport`");
     }
 
     #[test]
