@@ -178,6 +178,7 @@ mod tests {
                 return;
             }
         };
+        eprintln!("{} layer runs", runs.len());
         assert!(
             runs.len() <= vprobe_probes::abi::LAYER_RUNS,
             "{}",
