@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 
 use vprobe_probes::abi::{self, Settings};
-use vprobe_probes::{suggest, FieldDef, FieldKind, Slot};
+use vprobe_probes::{layers, suggest, FieldDef, FieldKind, Slot};
 
 use crate::plan::{Consumer, FilterValue, HistKind, ProbeRequest};
 use crate::symbols::Symbols;
@@ -31,6 +31,7 @@ pub fn expected(kind: FieldKind) -> &'static str {
         FieldKind::IpAddr => "an IP address string (`192.0.2.1`, `2001:db8::1`)",
         FieldKind::TcpState => "a TCP state (`ESTABLISHED`) or number",
         FieldKind::Family => "`inet`, `inet6` or a number",
+        FieldKind::Layer => "a layer name (`tap`, `tun`, `qdisc`, `tcp`, …; see `vprobe list`)",
     }
 }
 
@@ -184,6 +185,18 @@ fn term(
                 .0;
             out.push(exact(n))
         }
+        (FieldKind::Layer, FilterValue::Str(s)) => match layers::id(s) {
+            Some(n) => out.push(exact(u64::from(n))),
+            None => {
+                let hint = suggest(&s.to_ascii_lowercase(), layers::NAMES.iter().copied())
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown layer `{s}`{hint} (layers: {})",
+                    layers::NAMES.join(", ")
+                ));
+            }
+        },
         (FieldKind::IpAddr, FilterValue::Str(s)) => {
             let ip: IpAddr = s.parse().map_err(|_| bad())?;
             let v6 = match ip {
@@ -427,6 +440,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("trailing `*`"), "{e}");
+    }
+
+    #[test]
+    fn layers_filter_by_name() {
+        let s = settings(
+            &req(vec![(
+                "layer",
+                vec![
+                    FilterValue::Str("tap".into()),
+                    FilterValue::Str("TUN".into()),
+                ],
+            )]),
+            &syms(),
+        )
+        .unwrap();
+        let tap = u64::from(layers::id("tap").unwrap());
+        let tun = u64::from(layers::id("tun").unwrap());
+        assert_eq!(s.filter_n[6], 2);
+        assert_eq!((s.filter_lo[6][0], s.filter_hi[6][0]), (tap, tap));
+        assert_eq!((s.filter_lo[6][1], s.filter_hi[6][1]), (tun, tun));
+        assert_ne!(s.need_mask & (1 << 6), 0);
+        let e = validate(
+            probe().field("layer").unwrap(),
+            &[FilterValue::Str("tpa".into())],
+            &syms(),
+        )
+        .unwrap_err();
+        assert!(e.contains("did you mean `tap`"), "{e}");
+        // numbers are ids; ranges of names make no sense
+        assert!(validate(
+            probe().field("layer").unwrap(),
+            &[FilterValue::Range(1, 3)],
+            &syms()
+        )
+        .is_err());
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
                 FieldKind::EtherType => Value::Str(ethertype_name(v)),
                 FieldKind::TcpState => Value::Str(tcp_state_name(v)),
                 FieldKind::Family => Value::Str(family_name(v)),
+                FieldKind::Layer => Value::Str(vprobe_probes::layers::name(v).to_string()),
                 FieldKind::Uint | FieldKind::Ifindex | FieldKind::Netns | FieldKind::Port => {
                     Value::Uint(v)
                 }

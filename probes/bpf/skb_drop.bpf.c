@@ -3,9 +3,10 @@
  * skb.drop: every skb freed as a drop (kfree_skb with a reason).
  * Slots (keep in sync with probes/src/catalog.rs, SKB_DROP_FIELDS):
  *   num[0] ifindex  num[1] netns  num[2] reason  num[3] location
- *   num[4] protocol num[5] len    dev
+ *   num[4] protocol num[5] len    num[6] layer  dev
  */
 #include "vprobe.bpf.h"
+#include "layer.bpf.h"
 
 #define S_IFINDEX 0
 #define S_NETNS 1
@@ -13,6 +14,7 @@
 #define S_LOCATION 3
 #define S_PROTOCOL 4
 #define S_LEN 5
+#define S_LAYER 6
 
 static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb, __u64 location,
 				      __u64 reason)
@@ -27,6 +29,8 @@ static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb, __u
 		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	if (vp_need(S_LEN))
 		r->num[S_LEN] = BPF_CORE_READ(skb, len);
+	if (vp_need(S_LAYER))
+		r->num[S_LAYER] = vp_layer_of(location, reason);
 }
 
 SEC("tp_btf/kfree_skb")

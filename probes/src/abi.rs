@@ -130,6 +130,37 @@ impl Default for Settings {
     }
 }
 
+/// Entries of the `layers` map (`bpf/include/layer.bpf.h`, `VP_LAYER_RUNS`).
+pub const LAYER_RUNS: usize = 8192;
+/// Entries of the `reason_layers` map (`VP_REASON_LAYERS`): drop reason → layer.
+pub const REASON_LAYERS: usize = 256;
+/// Flag on a [`LayerRun`] of generic code (core, other): there a drop reason
+/// that names a layer decides (`VP_LAYER_GENERIC`).
+pub const LAYER_GENERIC: u64 = 0x100;
+/// Entries of the `sites` map (`bpf/include/sites.bpf.h`, `VP_SITES_MAX`).
+pub const SITES_MAX: usize = 16;
+
+/// One run of kernel text of one layer: `[start, next run's start)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerRun {
+    /// First address of the run; `u64::MAX` in unused entries.
+    pub start: u64,
+    /// Layer id (`crate::layers`), 0 for none; with [`LAYER_GENERIC`] on
+    /// generic code.
+    pub layer: u64,
+}
+
+/// One accepted range of drop locations, `[lo, hi)`; `hi == 0` ends the list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Site {
+    /// First address.
+    pub lo: u64,
+    /// One past the last address.
+    pub hi: u64,
+}
+
 /// Bounds of a log2 slot as bpftrace prints them: slot 0 is `[0, 1)`, slot n is `[2^(n-1), 2^n)`.
 pub fn log2_bounds(slot: u64) -> (u64, u64) {
     match slot {

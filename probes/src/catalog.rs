@@ -44,6 +44,8 @@ pub enum FieldKind {
     TcpState,
     /// An address family (`inet`, `inet6`).
     Family,
+    /// A stack layer (`tap`, `tun`, `qdisc`, `tcp`, …: [`crate::layers`]).
+    Layer,
 }
 
 impl FieldKind {
@@ -200,6 +202,12 @@ const SKB_DROP_FIELDS: &[FieldDef] = &[
     ),
     num("protocol", 4, FieldKind::EtherType, "EtherType of the skb"),
     num("len", 5, FieldKind::Uint, "skb length in bytes"),
+    num(
+        "layer",
+        6,
+        FieldKind::Layer,
+        "stack layer of the location (tap, tun, macvlan, bridge, veth, qdisc, core, ip, tcp, udp, ...; from kallsyms)",
+    ),
 ];
 
 // keep in sync with bpf/tcp.bpf.c
@@ -253,6 +261,97 @@ const DEV_XMIT_FIELDS: &[FieldDef] = &[
         "driver return code (0 = NETDEV_TX_OK)",
     ),
 ];
+
+// ---- macvtap.drop / tun.drop (keep in sync with bpf/tap.bpf.c) ----
+
+// Both probes share one slot layout; the ring is the tap queue's ptr_ring.
+const TAP_RING_FIELDS: &[FieldDef] = &[
+    DEV,
+    DEV_IFINDEX,
+    DEV_NETNS,
+    num(
+        "reason",
+        2,
+        FieldKind::DropReason,
+        "drop reason (enum skb_drop_reason)",
+    ),
+    num(
+        "location",
+        3,
+        FieldKind::KernelAddr,
+        "where the skb was freed (symbol+offset)",
+    ),
+    num(
+        "queue",
+        4,
+        FieldKind::Uint,
+        "index of the device queue (open of its char device) the packet was for",
+    ),
+    num(
+        "queues",
+        5,
+        FieldKind::Uint,
+        "number of queues of the device at the drop",
+    ),
+    num(
+        "ring_size",
+        6,
+        FieldKind::Uint,
+        "slots in the queue's ring (the device's txqueuelen when the queue was opened); 0 when unreadable",
+    ),
+    num(
+        "ring_producer",
+        7,
+        FieldKind::Uint,
+        "ring slot the next packet goes into",
+    ),
+    num(
+        "ring_consumer_head",
+        8,
+        FieldKind::Uint,
+        "ring slot the reader takes next",
+    ),
+    num(
+        "ring_consumer_tail",
+        9,
+        FieldKind::Uint,
+        "first slot the reader has taken but not yet handed back",
+    ),
+    num(
+        "ring_occupancy",
+        10,
+        FieldKind::Uint,
+        "packets waiting in the ring, not yet taken by the reader",
+    ),
+    num(
+        "ring_unreleased",
+        11,
+        FieldKind::Uint,
+        "slots taken by the reader but not yet handed back (batched); occupancy + unreleased = size when the ring is full",
+    ),
+    num(
+        "ring_batch",
+        12,
+        FieldKind::Uint,
+        "slots the reader hands back at once (16 for rings of 32 and more, else 1)",
+    ),
+    num("len", 13, FieldKind::Uint, "skb length in bytes"),
+    num("protocol", 14, FieldKind::EtherType, "EtherType of the skb"),
+];
+
+/// Kernel functions a site-restricted attach point accepts drops in (each with
+/// its compiler-split parts such as `NAME.cold`), resolved in /proc/kallsyms
+/// when the probe attaches; the restriction itself runs in the kernel
+/// (`bpf/include/sites.bpf.h`). Empty for other attach points.
+pub fn sites(probe: &str) -> &'static [&'static str] {
+    match probe {
+        "macvtap.drop" => &["tap_handle_frame"],
+        "tun.drop" => &["tun_net_xmit"],
+        _ => &[],
+    }
+}
+
+// ---- end of macvtap.drop / tun.drop ----
 
 /// Every attach point.
 pub static CATALOG: &[ProbeDef] = &[
@@ -343,6 +442,51 @@ pub static CATALOG: &[ProbeDef] = &[
                 category: "net",
                 name: "net_dev_queue",
                 program: "vp_queue_tp",
+            },
+        ],
+    },
+    // macvtap.drop / tun.drop: kfree_skb restricted in the kernel to the
+    // driver's drop site (sites(), resolved in /proc/kallsyms: root or
+    // CAP_SYSLOG). Kernels: tp_btf 5.5+ with BTF, the classic tracepoint any;
+    // named reasons (FULL_RING, DEV_READY) where the drivers pass them (6.x),
+    // else NOT_SPECIFIED. The ring fields need ptr_ring queues (4.16+) and
+    // the drivers' types in vmlinux BTF (tap/tun built in; as modules the
+    // loader cannot relocate against them and the ring fields read 0).
+    // fentry/kprobe programs on macvtap_count_rx_dropped are in the object
+    // too (vp_mvtap_fentry, vp_mvtap_kprobe) for kernels that allow them.
+    ProbeDef {
+        name: "macvtap.drop",
+        layer: "macvtap",
+        about: "a packet dropped on its way into a macvtap/ipvtap queue (tap_handle_frame), with the queue's ring at that moment; counts as the device's rx_dropped",
+        object: "tap",
+        fields: TAP_RING_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "kfree_skb",
+                program: "vp_mvtap_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "skb",
+                name: "kfree_skb",
+                program: "vp_mvtap_tp",
+            },
+        ],
+    },
+    ProbeDef {
+        name: "tun.drop",
+        layer: "tun",
+        about: "a packet a tun/tap device could not queue for its reader (tun_net_xmit), with the queue's ring at that moment; counts as the device's tx_dropped",
+        object: "tap",
+        fields: TAP_RING_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "kfree_skb",
+                program: "vp_tun_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "skb",
+                name: "kfree_skb",
+                program: "vp_tun_tp",
             },
         ],
     },

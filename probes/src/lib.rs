@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod catalog;
+pub mod layers;
 pub mod objects;
 
 pub use catalog::{find, suggest, FieldDef, FieldKind, Mechanism, ProbeDef, Slot, CATALOG};

@@ -23,9 +23,10 @@ pub fn object(name: &str) -> Option<&'static [u8]> {
         "tcp" => object!("tcp"),
         "dev" => object!("dev"),
         "feature" => object!("feature"),
+        "tap" => object!("tap"),
         _ => return None,
     })
 }
 
 /// Every object name, for checks.
-pub const OBJECTS: &[&str] = &["skb_drop", "tcp", "dev", "feature"];
+pub const OBJECTS: &[&str] = &["skb_drop", "tcp", "dev", "feature", "tap"];

@@ -280,3 +280,171 @@ impl Drop for Conns {
         self.shutdown();
     }
 }
+
+// ---- tun/tap (tests/e2e/tap.rs) ----
+
+impl MacvtapLab {
+    /// Another handle on the macvtap's open char device (the same queue: a
+    /// second open would add a queue), non-blocking, for a reader thread.
+    pub fn reader(&self) -> File {
+        let f = self.tap.try_clone().expect("dup the macvtap fd");
+        set_nonblocking(&f);
+        f
+    }
+}
+
+impl MacvtapLab {
+    /// Opens the macvtap's char device once more: a new queue, whose index is
+    /// the number of queues opened before it. Its ring is sized now.
+    pub fn open_queue(&self) -> File {
+        let node = std::fs::read_dir(self._dir.path())
+            .expect("the lab's node directory")
+            .next()
+            .expect("the node")
+            .expect("the node's entry")
+            .path();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&node)
+            .unwrap_or_else(|e| panic!("open {}: {e}", node.display()))
+    }
+
+    /// Sends `per_flow` frames of each of `flows` UDP flows (source ports
+    /// 10000..), so that a multi-queue macvtap spreads them by flow hash.
+    pub fn flood_flows(&self, flows: u16, per_flow: usize, limit: Duration) -> usize {
+        let mut sent = 0;
+        for i in 0..flows {
+            let mut f = self.frame.clone();
+            // UDP source port, 14 (Ethernet) + 20 (IPv4) bytes in; no UDP checksum to fix
+            f[34..36].copy_from_slice(&(10000 + i).to_be_bytes());
+            sent += traffic::flood(&self.a, WIRE_A, &f, per_flow, limit);
+        }
+        sent
+    }
+}
+
+/// Reads everything `f` (non-blocking) receives until `stop`, waiting in
+/// poll(); at most `limit`. Returns how many frames it read.
+pub fn drain(f: &mut File, stop: &AtomicBool, limit: Duration) -> usize {
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 65536];
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let mut pfd = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd on an fd `f` owns.
+        unsafe { libc::poll(&mut pfd, 1, 10) };
+        loop {
+            match f.read(&mut buf) {
+                Ok(_) => n += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read the tap: {e}"),
+            }
+        }
+    }
+    n
+}
+
+fn set_nonblocking(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on an fd this frame owns.
+    unsafe {
+        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        assert!(fl >= 0, "F_GETFL: {}", std::io::Error::last_os_error());
+        let rc = libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        assert_eq!(rc, 0, "F_SETFL: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Reads one frame from `f` every `every` until `stop`, or for at most
+/// `limit`. Returns how many frames it read.
+pub fn read_slowly(f: &mut File, every: Duration, stop: &AtomicBool, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 65536];
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        match f.read(&mut buf) {
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("read the tap: {e}"),
+        }
+        std::thread::sleep(every);
+    }
+    n
+}
+
+/// The tap device in [`TunLab`].
+pub const TAP: &str = "vptap0";
+
+/// A namespace with a tap device (IFF_TAP | IFF_NO_PI) whose one queue is
+/// open and never read: frames sent out of it fill its ring (sized by
+/// `txqueuelen`) and every further one is dropped in `tun_net_xmit` with
+/// reason FULL_RING, counted in the device's tx_dropped.
+pub struct TunLab {
+    // Fields drop in order: close the queue, then the namespace.
+    _queue: File,
+    pub ns: Netns,
+    frame: Vec<u8>,
+}
+
+impl TunLab {
+    pub fn new(ring: usize) -> TunLab {
+        let ns = Netns::new();
+        let queue = ns.enter(|| open_tap(TAP));
+        ns.ip(&format!("link set {TAP} txqueuelen {ring} up"));
+        let src = netns::mac(&ns, TAP);
+        TunLab {
+            _queue: queue,
+            ns,
+            frame: traffic::udp_frame([0x02, 0, 0, 0, 0, 0x02], src),
+        }
+    }
+
+    /// The tap's `tx_dropped`, read inside the namespace.
+    pub fn tx_dropped(&self) -> u64 {
+        self.ns.dev_stat(TAP, "tx_dropped")
+    }
+
+    /// Sends up to `count` frames out of the tap, for at most `limit`.
+    pub fn flood(&self, count: usize, limit: Duration) -> usize {
+        traffic::flood(&self.ns, TAP, &self.frame, count, limit)
+    }
+}
+
+/// Opens /dev/net/tun and makes it the tap `name` in the caller's namespace.
+fn open_tap(name: &str) -> File {
+    use std::os::fd::AsRawFd;
+    // _IOW('T', 202, int)
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        pad: [u8; 22],
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .unwrap_or_else(|e| panic!("open /dev/net/tun: {e}"));
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+        pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq, which IfReq lays out.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF as _, &mut req) };
+    assert_eq!(
+        rc,
+        0,
+        "TUNSETIFF {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    f
+}

@@ -12,5 +12,6 @@ mod labs;
 mod leftovers;
 mod netns;
 mod runtime;
+mod tap;
 mod traffic;
 mod util;

@@ -10,6 +10,7 @@ mod fentry;
 mod instance;
 #[allow(clippy::module_inception)]
 mod session;
+mod tables;
 mod tp_btf;
 mod tracepoint;
 

@@ -8,6 +8,7 @@ use vprobe_probes::abi;
 use vprobe_probes::{Mechanism, ProbeDef};
 
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
+use super::tables::Tables;
 use super::{features, fentry, tp_btf, tracepoint, Features, SessionError};
 use crate::agg::AggSnapshot;
 use crate::filter;
@@ -89,6 +90,12 @@ impl Session {
                 origin: req.origin.clone(),
                 message,
             })?;
+        let tables = Tables::prepare(&req, &settings, symbols).map_err(|message| {
+            SessionError::Settings {
+                origin: req.origin.clone(),
+                message,
+            }
+        })?;
         let events = matches!(req.consumer, Consumer::Events { .. });
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
@@ -119,6 +126,7 @@ impl Session {
             )
             .map_max_entries("counts", self.options.map_entries)
             .map_max_entries("hists", self.options.map_entries);
+        tables.size_maps(&mut self.loader);
 
         let mut reasons = Vec::new();
         for mech in req.probe.mechanisms {
@@ -133,6 +141,10 @@ impl Session {
                     continue;
                 }
             };
+            if let Err(e) = tables.fill(&mut ebpf) {
+                reasons.push(format!("{}: {e}", mech.label()));
+                continue;
+            }
             match self.use_mechanism(&mut ebpf, mech, true) {
                 Ok(()) => {
                     let ring = if events {

@@ -6,12 +6,14 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader};
 
-/// One symbol: its address and where its name lies in the arena.
+/// One symbol: its address, where its name lies in the arena, and its module
+/// (an index into `modules`, 0 for the kernel image).
 #[derive(Clone, Copy, Debug)]
 struct Sym {
     addr: u64,
     name_off: u32,
-    name_len: u32,
+    name_len: u16,
+    module: u16,
 }
 
 /// Sorted kernel text symbols (types `t`, `T`, `w`, `W`) from /proc/kallsyms.
@@ -22,6 +24,8 @@ struct Sym {
 pub struct Kallsyms {
     syms: Vec<Sym>,
     names: String,
+    /// Module names; index 0 is the kernel image ("").
+    modules: Vec<String>,
     hidden: bool,
 }
 
@@ -55,6 +59,7 @@ impl Kallsyms {
         let mut k = Self {
             syms: Vec::with_capacity(RESERVE_SYMS),
             names: String::with_capacity(RESERVE_SYMS * 24),
+            modules: vec![String::new()],
             hidden: false,
         };
         let mut line = Vec::with_capacity(256);
@@ -71,7 +76,10 @@ impl Kallsyms {
 
     /// Parses kallsyms text (tests, saved copies).
     pub fn parse(text: &str) -> Self {
-        let mut k = Self::default();
+        let mut k = Self {
+            modules: vec![String::new()],
+            ..Self::default()
+        };
         for line in text.lines() {
             k.push_line(line.as_bytes());
         }
@@ -96,16 +104,37 @@ impl Kallsyms {
             return;
         };
         let (Ok(name_off), Ok(name_len)) =
-            (u32::try_from(self.names.len()), u32::try_from(name.len()))
+            (u32::try_from(self.names.len()), u16::try_from(name.len()))
         else {
             return;
+        };
+        let module = match parts.next().and_then(|m| m.strip_prefix(b"[")) {
+            Some(m) => self.module_index(m.strip_suffix(b"]").unwrap_or(m)),
+            None => 0,
         };
         self.names.push_str(name);
         self.syms.push(Sym {
             addr,
             name_off,
             name_len,
+            module,
         });
+    }
+
+    /// Index of module `m`, added on first sight (symbols of one module come
+    /// together, so the last one is the likely hit).
+    fn module_index(&mut self, m: &[u8]) -> u16 {
+        let m = String::from_utf8_lossy(m);
+        if let Some(i) = self.modules.iter().rposition(|x| *x == m) {
+            return i as u16;
+        }
+        match u16::try_from(self.modules.len()) {
+            Ok(i) => {
+                self.modules.push(m.into_owned());
+                i
+            }
+            Err(_) => 0,
+        }
     }
 
     fn finish(&mut self) {
@@ -119,7 +148,7 @@ impl Kallsyms {
 
     fn name(&self, s: &Sym) -> &str {
         let start = s.name_off as usize;
-        &self.names[start..start + s.name_len as usize]
+        &self.names[start..start + usize::from(s.name_len)]
     }
 
     /// End of the symbol starting at `start`: the next higher address.
@@ -129,6 +158,41 @@ impl Kallsyms {
             Some(s) => s.addr,
             None => start.saturating_add(LAST_SYMBOL_SPAN),
         }
+    }
+
+    /// Every symbol in address order: (address, name, module).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &str, Option<&str>)> {
+        self.syms.iter().map(|s| {
+            let module = self
+                .modules
+                .get(s.module as usize)
+                .filter(|m| !m.is_empty())
+                .map(String::as_str);
+            (s.addr, self.name(s), module)
+        })
+    }
+
+    /// Address ranges `[start, next symbol's start)` of function `name` and of
+    /// its compiler-made parts and clones (`name.cold`, `name.isra.0`,
+    /// `name.constprop.0`), sorted; empty when unknown or addresses are hidden.
+    pub fn function_ranges(&self, name: &str) -> Vec<(u64, u64)> {
+        if self.hidden {
+            return Vec::new();
+        }
+        let mut v: Vec<(u64, u64)> = self
+            .syms
+            .iter()
+            .filter(|s| {
+                let n = self.name(s);
+                n == name
+                    || n.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .map(|s| (s.addr, self.end_of(s.addr)))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Number of symbols kept.
@@ -261,6 +325,32 @@ ffffffffc0201080 t macvtap_close\t[macvtap]
         assert_eq!(k.range("tap_handle_frame"), Some((0, 0)));
         assert_eq!(k.range("macvtap_open"), Some((0, 0)));
         assert_eq!(k.range("nope"), None);
+    }
+
+    #[test]
+    fn modules_and_split_functions() {
+        let text = "\
+ffffffff81000100 t tun_net_xmit
+ffffffff81000180 t tun_other
+ffffffff81000200 t tun_net_xmit.cold
+ffffffff81000240 t tun_net_xmit_more
+ffffffff81000300 T _etext
+ffffffffc0201000 t macvtap_open\t[macvtap]
+ffffffffc0201080 t sch_fq_enqueue\t[sch_fq]
+";
+        let k = Kallsyms::parse(text);
+        assert_eq!(
+            k.function_ranges("tun_net_xmit"),
+            vec![
+                (0xffffffff81000100, 0xffffffff81000180),
+                (0xffffffff81000200, 0xffffffff81000240)
+            ]
+        );
+        assert!(k.function_ranges("tun_net").is_empty());
+        let mods: Vec<_> = k.iter().map(|(_, n, m)| (n, m)).collect();
+        assert_eq!(mods[0], ("tun_net_xmit", None));
+        assert_eq!(mods[5], ("macvtap_open", Some("macvtap")));
+        assert_eq!(mods[6], ("sch_fq_enqueue", Some("sch_fq")));
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Symbols {
     kallsyms: std::cell::OnceCell<Option<Kallsyms>>,
     with_kallsyms: bool,
     reasons: Vec<(u64, String)>,
+    /// Layer runs `(start, layer)` of kernel text, built on first use.
+    layer_runs: std::cell::OnceCell<Result<Vec<(u64, u8)>, String>>,
 }
 
 /// Prefix of the BTF enumerator names (`SKB_DROP_REASON_FULL_RING`).
@@ -46,6 +48,7 @@ impl Symbols {
             kallsyms: std::cell::OnceCell::new(),
             with_kallsyms,
             reasons,
+            layer_runs: std::cell::OnceCell::new(),
         }
     }
 
@@ -55,12 +58,18 @@ impl Symbols {
             kallsyms: std::cell::OnceCell::from(kallsyms),
             with_kallsyms: true,
             reasons,
+            layer_runs: std::cell::OnceCell::new(),
         }
     }
 
     /// Whether drop reasons were found.
     pub fn has_reasons(&self) -> bool {
         !self.reasons.is_empty()
+    }
+
+    /// All drop reasons: (value, name without `SKB_DROP_REASON_`).
+    pub fn reasons(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.reasons.iter().map(|(n, s)| (*n, s.as_str()))
     }
 
     /// All drop reason names, in numeric order.
@@ -97,6 +106,44 @@ impl Symbols {
         self.kallsyms()?.range(name)
     }
 
+    /// Address ranges of kernel function `name` with its split parts
+    /// (`name.cold`); empty when unknown or when addresses are hidden.
+    pub fn function_ranges(&self, name: &str) -> Vec<(u64, u64)> {
+        self.kallsyms()
+            .map(|k| k.function_ranges(name))
+            .unwrap_or_default()
+    }
+
+    /// Kernel text as runs `(start, layer id)` sorted by address (see
+    /// `vprobe_probes::layers`), computed once per session from kallsyms.
+    pub fn layer_runs(&self) -> Result<&[(u64, u8)], String> {
+        self.layer_runs
+            .get_or_init(|| {
+                let k = self.kallsyms().ok_or("/proc/kallsyms is not readable")?;
+                if k.addresses_hidden() {
+                    return Err(
+                        "/proc/kallsyms shows no addresses (needs root or CAP_SYSLOG)".into(),
+                    );
+                }
+                let c = vprobe_probes::layers::Classifier::new();
+                let syms: Vec<(u64, u8)> =
+                    k.iter().map(|(a, n, m)| (a, c.classify(n, m))).collect();
+                Ok(vprobe_probes::layers::runs(&syms))
+            })
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Clone::clone)
+    }
+
+    /// The layer of a kernel text address by location alone (for drops in
+    /// `core`/`other` code the kernel-side lookup also consults the reason).
+    pub fn layer_of(&self, addr: u64) -> Option<&'static str> {
+        let runs = self.layer_runs().ok()?;
+        Some(vprobe_probes::layers::name(u64::from(
+            vprobe_probes::layers::lookup(runs, addr),
+        )))
+    }
+
     /// Whether kernel symbols are available.
     pub fn has_kallsyms(&self) -> bool {
         self.kallsyms().is_some()
@@ -112,5 +159,51 @@ impl Symbols {
                 }
             })
             .as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // On the running kernel: the drop sites the tap/tun probes and the
+    // `layer` field rely on land in their layers, and the table fits.
+    #[test]
+    fn real_kernel_drop_sites_have_their_layers() {
+        let s = Symbols::load(true);
+        let runs = match s.layer_runs() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        eprintln!("{} layer runs", runs.len());
+        assert!(
+            runs.len() <= vprobe_probes::abi::LAYER_RUNS,
+            "{}",
+            runs.len()
+        );
+        assert!(runs.windows(2).all(|w| w[0].0 < w[1].0), "runs not sorted");
+        for (function, layer) in [
+            ("tap_handle_frame", "tap"),
+            ("tun_net_xmit", "tun"),
+            ("__netif_receive_skb_core", "core"),
+            ("ip_rcv_core", "ip"),
+            ("tcp_v4_rcv", "tcp"),
+            ("__udp4_lib_rcv", "udp"),
+            ("__dev_xmit_skb", "qdisc"),
+        ] {
+            let ranges = s.function_ranges(function);
+            if ranges.is_empty() {
+                eprintln!("{function}: not in this kernel");
+                continue;
+            }
+            for (lo, hi) in ranges {
+                for addr in [lo, lo + (hi - lo) / 2, hi - 1] {
+                    assert_eq!(s.layer_of(addr), Some(layer), "{function} at {addr:#x}");
+                }
+            }
+        }
     }
 }

@@ -33,6 +33,11 @@ struct net_device {
 	char name[16];
 	int ifindex;
 	possible_net_t nd_net;
+	/* the rx handler's private data: the tap_dev of a macvtap/ipvtap */
+	void *rx_handler_data;
+	/* netdev_priv() since v6.12; before, the private area followed the
+	 * struct at ALIGN(sizeof(struct net_device), 32) (vp_netdev_priv()) */
+	u8 priv[];
 };
 
 struct sk_buff {
@@ -40,6 +45,8 @@ struct sk_buff {
 	struct sock *sk;
 	unsigned int len;
 	__u16 protocol;
+	__u16 queue_mapping;
+	__u32 hash;
 };
 
 struct in6_addr {
@@ -75,6 +82,7 @@ struct trace_entry {
 /* Only the type name matters to CO-RE; the values come from the kernel's BTF. */
 enum skb_drop_reason {
 	SKB_DROP_REASON_NOT_SPECIFIED = 2,
+	SKB_DROP_REASON_FULL_RING = 80,
 };
 
 struct trace_event_raw_kfree_skb {
@@ -129,6 +137,44 @@ struct trace_event_raw_net_dev_xmit {
 	unsigned int len;
 	int rc;
 	__u32 __data_loc_name;
+};
+
+/* ---- tap/tun queues (probes/bpf/tap.bpf.c) ---- */
+
+/* include/linux/ptr_ring.h; the layout has been stable since 4.16, when
+ * tap and tun moved from skb_array to ptr_ring. */
+struct ptr_ring {
+	int producer;
+	int consumer_head;
+	int consumer_tail;
+	int size;
+	int batch;
+	void **queue;
+};
+
+/* drivers/net/tap.c: one per open of the char device */
+struct tap_queue {
+	u16 queue_index;
+	struct ptr_ring ring;
+};
+
+/* include/linux/if_tap.h: dev->rx_handler_data of a macvtap or ipvtap */
+struct tap_dev {
+	struct net_device *dev;
+	struct tap_queue *taps[256];
+	int numvtaps;
+	int numqueues;
+};
+
+/* drivers/net/tun.c: one per attached queue (open of /dev/net/tun) */
+struct tun_file {
+	struct ptr_ring tx_ring;
+};
+
+/* drivers/net/tun.c: netdev_priv() of a tun/tap device */
+struct tun_struct {
+	struct tun_file *tfiles[256];
+	unsigned int numqueues;
 };
 
 #pragma clang attribute pop

@@ -1,0 +1,399 @@
+//! `macvtap.drop`, `tun.drop` and `skb.drop`'s `layer` against the kernel's
+//! own counters, on rings the tests overflow themselves.
+//!
+//! Ring invariants checked on every event (see probes/bpf/tap.bpf.c): at a
+//! FULL_RING drop the producer's next slot is still taken, so the packets
+//! waiting (`ring_occupancy`) and the slots the reader took but has not yet
+//! handed back (`ring_unreleased`) add up to the ring's size.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::labs::{self, MacvtapLab, TunLab, MACVTAP, TAP};
+use crate::util::{self, Session};
+
+const FLOOD_LIMIT: Duration = Duration::from_secs(10);
+
+/// The entries of count map `map` in a summary: (key object, count).
+fn entries(summary: &Value, map: &str) -> Vec<(Value, u64)> {
+    summary["maps"][map]["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no map `{map}` in {summary}"))
+        .iter()
+        .map(|e| (e["key"].clone(), e["value"].as_u64().expect("a count")))
+        .collect()
+}
+
+fn num(key: &Value, field: &str) -> u64 {
+    key[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("`{field}` is not a number in {key}"))
+}
+
+/// Runs `script` (JSON output) around `work`, which returns the kernel
+/// counter's delta; returns (summary, delta).
+fn session_around(script: &str, extra: &[&str], work: impl FnOnce() -> u64) -> (Value, u64) {
+    let mut args = vec!["-e", script, "--format", "json", "--duration", "60s"];
+    args.extend_from_slice(extra);
+    let mut s = Session::spawn(&args);
+    s.wait_start();
+    let delta = work();
+    s.signal(Signal::SIGINT);
+    let done = s.finish();
+    done.assert_success();
+    (done.summary(), delta)
+}
+
+const RING_KEYS: &str = r#"["dev", "queue", "queues", "reason", "location", "ring_size", "ring_occupancy", "ring_unreleased", "ring_batch"]"#;
+
+#[test]
+fn macvtap_drop_unread_ring_is_full_and_counts_rx_dropped() {
+    macvtap_unread(
+        "tap::macvtap_drop_unread_ring_is_full_and_counts_rx_dropped",
+        &[],
+    );
+}
+
+// The classic tracepoint reads the same ring through the same CO-RE code.
+#[test]
+fn macvtap_drop_via_classic_tracepoint() {
+    macvtap_unread(
+        "tap::macvtap_drop_via_classic_tracepoint",
+        &["--disable-mechanism", "tp_btf"],
+    );
+}
+
+fn macvtap_unread(name: &str, extra: &[&str]) {
+    if !util::root_or_skip(name) {
+        return;
+    }
+    let _k = util::kernel_lock();
+    const RING: usize = 16;
+    let lab = MacvtapLab::new(RING);
+    let script = format!(
+        r#"probe("macvtap.drop").filter("netns", {}).count("drops", {RING_KEYS});"#,
+        lab.b.inode()
+    );
+    let (summary, delta) = session_around(&script, extra, || {
+        let before = lab.rx_dropped();
+        let sent = lab.flood(2000, FLOOD_LIMIT);
+        std::thread::sleep(Duration::from_millis(200));
+        let d = lab.rx_dropped() - before;
+        eprintln!("{sent} frames → {MACVTAP} rx_dropped +{d}");
+        d
+    });
+    let e = entries(&summary, "drops");
+    let counted: u64 = e.iter().map(|(_, n)| n).sum();
+    eprintln!("macvtap.drop {counted}: {e:?}");
+    assert!(delta > 0, "the lab made no drops");
+    assert_eq!(counted, delta, "macvtap.drop count != rx_dropped delta");
+    for (k, _) in &e {
+        assert_eq!(util::scalar(&k["dev"]), MACVTAP);
+        assert_eq!(util::scalar(&k["reason"]), "FULL_RING");
+        assert!(
+            util::scalar(&k["location"]).starts_with("tap_handle_frame"),
+            "{k}"
+        );
+        assert_eq!((num(k, "queue"), num(k, "queues")), (0, 1), "{k}");
+        // rings under 32 slots hand slots back one at a time
+        assert_eq!(num(k, "ring_batch"), 1, "{k}");
+        // nobody reads: the ring is truly full
+        assert_eq!(num(k, "ring_size"), RING as u64, "{k}");
+        assert_eq!(num(k, "ring_occupancy"), RING as u64, "{k}");
+        assert_eq!(num(k, "ring_unreleased"), 0, "{k}");
+    }
+}
+
+/// A reader that takes one frame every millisecond from a 64-slot ring
+/// (batch 16): drops happen while up to 15 taken slots are not yet handed
+/// back, so the ring is "full" with fewer than 64 packets in it.
+#[test]
+fn macvtap_drop_slow_reader_shows_unreleased_slots() {
+    if !util::root_or_skip("tap::macvtap_drop_slow_reader_shows_unreleased_slots") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    const RING: u64 = 64;
+    let lab = MacvtapLab::new(RING as usize);
+    let script = format!(
+        r#"probe("macvtap.drop").filter("netns", {}).count("drops", {RING_KEYS});
+           probe("macvtap.drop").filter("netns", {}).hist("occ", "ring_occupancy");"#,
+        lab.b.inode(),
+        lab.b.inode()
+    );
+    let stop = AtomicBool::new(false);
+    let mut reader = lab.reader();
+    let (summary, delta) = session_around(&script, &[], || {
+        std::thread::scope(|s| {
+            let before = lab.rx_dropped();
+            let r = s.spawn(|| {
+                labs::read_slowly(
+                    &mut reader,
+                    Duration::from_millis(1),
+                    &stop,
+                    Duration::from_secs(20),
+                )
+            });
+            // Slow enough for the reader to take a few hundred frames meanwhile.
+            let mut sent = 0;
+            for _ in 0..40 {
+                sent += lab.flood(100, FLOOD_LIMIT);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+            let read = r.join().expect("reader");
+            std::thread::sleep(Duration::from_millis(200));
+            let d = lab.rx_dropped() - before;
+            eprintln!("{sent} frames, {read} read → {MACVTAP} rx_dropped +{d}");
+            d
+        })
+    });
+    let e = entries(&summary, "drops");
+    let counted: u64 = e.iter().map(|(_, n)| n).sum();
+    eprintln!(
+        "macvtap.drop {counted}: (occupancy, unreleased) → count: {:?}",
+        e.iter()
+            .map(|(k, n)| ((num(k, "ring_occupancy"), num(k, "ring_unreleased")), *n))
+            .collect::<Vec<_>>()
+    );
+    assert!(delta > 0, "the lab made no drops");
+    assert_eq!(counted, delta, "macvtap.drop count != rx_dropped delta");
+    let mut off = 0;
+    let mut partial = 0;
+    for (k, n) in &e {
+        assert_eq!(util::scalar(&k["reason"]), "FULL_RING", "{k}");
+        assert_eq!(num(k, "ring_size"), RING, "{k}");
+        assert_eq!(num(k, "ring_batch"), 16, "{k}");
+        let (occ, unrel) = (num(k, "ring_occupancy"), num(k, "ring_unreleased"));
+        assert!(occ <= RING && unrel < 16, "{k}");
+        if occ + unrel != RING {
+            off += n;
+        }
+        if unrel > 0 {
+            partial += n;
+        }
+    }
+    // Read without the ring's locks: the reader may take a slot between the
+    // failed produce and the probe's read, rarely.
+    assert!(
+        off * 100 <= counted,
+        "{off} of {counted} drops break occupancy + unreleased = size"
+    );
+    assert!(
+        partial > 0,
+        "no drop happened with slots taken but not handed back: {e:?}"
+    );
+    // The histogram saw every drop too.
+    let hist_total: u64 = summary["maps"]["occ"]["entries"][0]["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist_total, counted);
+}
+
+#[test]
+fn tun_drop_count_equals_tx_dropped() {
+    if !util::root_or_skip("tap::tun_drop_count_equals_tx_dropped") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    const RING: usize = 16;
+    let lab = TunLab::new(RING);
+    let script = format!(
+        r#"probe("tun.drop").filter("netns", {}).count("drops", {RING_KEYS});"#,
+        lab.ns.inode()
+    );
+    let (summary, delta) = session_around(&script, &[], || {
+        let before = lab.tx_dropped();
+        let sent = lab.flood(2000, FLOOD_LIMIT);
+        std::thread::sleep(Duration::from_millis(200));
+        let d = lab.tx_dropped() - before;
+        eprintln!("{sent} frames → {TAP} tx_dropped +{d}");
+        d
+    });
+    let e = entries(&summary, "drops");
+    let counted: u64 = e.iter().map(|(_, n)| n).sum();
+    eprintln!("tun.drop {counted}: {e:?}");
+    assert!(delta > 0, "the lab made no drops");
+    assert_eq!(counted, delta, "tun.drop count != tx_dropped delta");
+    for (k, _) in &e {
+        assert_eq!(util::scalar(&k["dev"]), TAP);
+        assert_eq!(util::scalar(&k["reason"]), "FULL_RING");
+        assert!(
+            util::scalar(&k["location"]).starts_with("tun_net_xmit"),
+            "{k}"
+        );
+        assert_eq!((num(k, "queue"), num(k, "queues")), (0, 1), "{k}");
+        assert_eq!(num(k, "ring_size"), RING as u64, "{k}");
+        assert_eq!(num(k, "ring_occupancy"), RING as u64, "{k}");
+        assert_eq!(num(k, "ring_unreleased"), 0, "{k}");
+    }
+}
+
+/// skb.drop keyed by layer attributes the macvtap's drops to `tap`, and a
+/// `layer` filter (in the kernel) keeps them and nothing else: a UDP drop in
+/// the same namespace lands in `udp`.
+#[test]
+fn skb_drop_layer_names_and_filters_tap_drops() {
+    if !util::root_or_skip("tap::skb_drop_layer_names_and_filters_tap_drops") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let lab = MacvtapLab::new(16);
+    let ns = lab.b.inode();
+    let script = format!(
+        r#"probe("skb.drop").filter("netns", {ns}).count("by_layer", ["layer"]);
+           probe("skb.drop").filter("netns", {ns}).filter("layer", "tap").count("tap", ["layer", "location"]);"#
+    );
+    let (summary, delta) = session_around(&script, &[], || {
+        let before = lab.rx_dropped();
+        lab.flood(500, FLOOD_LIMIT);
+        // A datagram to a closed port on B's loopback: dropped by UDP.
+        lab.b.enter(|| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            for _ in 0..5 {
+                s.send_to(b"x", "127.0.0.1:9").expect("send");
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        lab.rx_dropped() - before
+    });
+    let by_layer = entries(&summary, "by_layer");
+    let tap = entries(&summary, "tap");
+    eprintln!("by layer: {by_layer:?}\ntap only: {tap:?}");
+    let layer_count = |name: &str| -> u64 {
+        by_layer
+            .iter()
+            .filter(|(k, _)| util::scalar(&k["layer"]) == name)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert!(delta > 0, "the lab made no drops");
+    assert_eq!(
+        layer_count("tap"),
+        delta,
+        "tap-layer drops != rx_dropped delta"
+    );
+    assert!(layer_count("udp") >= 5, "the UDP drops are not in `udp`");
+    let filtered: u64 = tap.iter().map(|(_, n)| n).sum();
+    assert_eq!(filtered, delta, "the layer filter let through other drops");
+    for (k, _) in &tap {
+        assert_eq!(util::scalar(&k["layer"]), "tap");
+        assert!(util::scalar(&k["location"]).starts_with("tap_"), "{k}");
+    }
+}
+
+/// A full qdisc's drops are freed in generic code (`__dev_queue_xmit` when
+/// `__dev_xmit_skb` is inlined): the QDISC_DROP reason makes them `qdisc`,
+/// and the in-kernel filter counts exactly what the qdisc says it dropped.
+#[test]
+fn skb_drop_layer_qdisc_counts_qdisc_drops() {
+    if !util::root_or_skip("tap::skb_drop_layer_qdisc_counts_qdisc_drops") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let lab = labs::TcpLab::new();
+    // 8 kbit/s and room for one packet: nearly every datagram is dropped.
+    lab.a.exec(&[
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        labs::WIRE_A,
+        "root",
+        "tbf",
+        "rate",
+        "8kbit",
+        "burst",
+        "1600",
+        "limit",
+        "1600",
+    ]);
+    let qdisc_drops = || -> u64 {
+        let out = lab
+            .a
+            .exec(&["tc", "-s", "-j", "qdisc", "show", "dev", labs::WIRE_A]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v[0]["drops"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no drops in {out}"))
+    };
+    let script = format!(
+        r#"probe("skb.drop").filter("netns", {}).filter("layer", "qdisc").count("q", ["layer", "reason"]);"#,
+        lab.a.inode()
+    );
+    let (summary, delta) = session_around(&script, &[], || {
+        let before = qdisc_drops();
+        lab.a.enter(|| {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            let to = format!("{}:9", labs::ADDR_B);
+            for _ in 0..300 {
+                // a qdisc drop is not an error for UDP without IP_RECVERR
+                let _ = s.send_to(&[0u8; 200], &to);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        qdisc_drops() - before
+    });
+    let e = entries(&summary, "q");
+    eprintln!("qdisc dropped {delta}; vprobe layer=qdisc: {e:?}");
+    let counted: u64 = e.iter().map(|(_, n)| n).sum();
+    assert!(delta > 0, "the qdisc dropped nothing");
+    assert_eq!(counted, delta, "layer=qdisc count != the qdisc's drops");
+    for (k, _) in &e {
+        assert_eq!(util::scalar(&k["layer"]), "qdisc");
+    }
+}
+
+/// Two queues, flows spread over them by hash: queue 0 is drained, queue 1
+/// never read. Every drop must report queue 1 and its full ring: a wrong
+/// queue choice (not tap_get_queue()'s) would show the drained ring instead.
+#[test]
+fn macvtap_drop_reports_the_queue_that_was_full() {
+    if !util::root_or_skip("tap::macvtap_drop_reports_the_queue_that_was_full") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    // Room enough that the drained queue never fills while its reader sleeps.
+    const RING: u64 = 256;
+    let lab = MacvtapLab::new(RING as usize);
+    let _unread = lab.open_queue();
+    let mut drained = lab.reader();
+    let script = format!(
+        r#"probe("macvtap.drop").filter("netns", {}).count("drops", {RING_KEYS});"#,
+        lab.b.inode()
+    );
+    let stop = AtomicBool::new(false);
+    let (summary, delta) = session_around(&script, &[], || {
+        std::thread::scope(|s| {
+            let before = lab.rx_dropped();
+            let r = s.spawn(|| labs::drain(&mut drained, &stop, Duration::from_secs(20)));
+            let sent = lab.flood_flows(64, 40, FLOOD_LIMIT);
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, Ordering::Relaxed);
+            let read = r.join().expect("reader");
+            let d = lab.rx_dropped() - before;
+            eprintln!("{sent} frames in 64 flows, {read} read from queue 0 → rx_dropped +{d}");
+            assert!(read > 0, "no flow hashed to queue 0");
+            d
+        })
+    });
+    let e = entries(&summary, "drops");
+    let counted: u64 = e.iter().map(|(_, n)| n).sum();
+    eprintln!("macvtap.drop {counted}: {e:?}");
+    assert!(
+        delta > 0,
+        "no flow hashed to queue 1, or its ring never filled"
+    );
+    assert_eq!(counted, delta, "macvtap.drop count != rx_dropped delta");
+    for (k, _) in &e {
+        assert_eq!((num(k, "queue"), num(k, "queues")), (1, 2), "{k}");
+        assert_eq!(num(k, "ring_size"), RING, "{k}");
+        assert_eq!(num(k, "ring_occupancy"), RING, "{k}");
+    }
+}
