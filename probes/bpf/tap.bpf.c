@@ -44,7 +44,10 @@
  *   num[0] ifindex  num[1] netns  num[2] reason  num[3] location  num[4] queue
  *   num[5] queues   num[6] ring_size  num[7] ring_producer
  *   num[8] ring_consumer_head  num[9] ring_consumer_tail  num[10] ring_occupancy
- *   num[11] ring_unreleased  num[12] ring_batch  num[13] len  num[14] protocol  dev
+ *   num[11] ring_unreleased  num[12] sport  num[13] len  num[14] protocol
+ *   num[15] dport  addr[0] saddr  addr[1] daddr  dev
+ * The flow (addresses and ports, IPv4 as ::ffff:a.b.c.d) is parsed from the
+ * packet's own headers, so a drop can be tied to its TCP connection.
  */
 #include "vprobe.bpf.h"
 #include "sites.bpf.h"
@@ -62,14 +65,20 @@
 #define S_RING_CONSUMER_TAIL 9
 #define S_RING_OCCUPANCY 10
 #define S_RING_UNRELEASED 11
-#define S_RING_BATCH 12
+#define S_SPORT 12
 #define S_LEN 13
 #define S_PROTOCOL 14
+#define S_DPORT 15
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
 
 #define MAX_QUEUES 256 /* MAX_TAP_QUEUES, the size of taps[] and tfiles[] */
 
-/* queue .. ring_batch: whether the queue has to be found at all */
-#define QUEUE_BITS (((1u << (S_RING_BATCH + 1)) - 1) & ~((1u << S_QUEUE) - 1))
+/* queue .. ring_unreleased: whether the queue has to be found at all */
+#define QUEUE_BITS (((1u << (S_RING_UNRELEASED + 1)) - 1) & ~((1u << S_QUEUE) - 1))
 
 static __always_inline int need_queue(void)
 {
@@ -101,7 +110,6 @@ static __always_inline void ring_fill(struct vp_rec *r, struct ptr_ring *ring)
 	r->num[S_RING_PRODUCER] = producer;
 	r->num[S_RING_CONSUMER_HEAD] = head;
 	r->num[S_RING_CONSUMER_TAIL] = tail;
-	r->num[S_RING_BATCH] = BPF_CORE_READ(ring, batch);
 	/* consumer_tail <= consumer_head: both go back to 0 together at the wrap */
 	r->num[S_RING_UNRELEASED] = head >= tail ? head - tail : 0;
 	if (!size || head >= size || producer >= size || !queue)
@@ -111,6 +119,65 @@ static __always_inline void ring_fill(struct vp_rec *r, struct ptr_ring *ring)
 	if (entry)
 		occupancy = (producer + size - head - 1) % size + 1;
 	r->num[S_RING_OCCUPANCY] = occupancy;
+}
+
+static __always_inline void v4_mapped(__u8 *dst, __u32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+static __always_inline int need_flow(void)
+{
+	return vp_need(S_SPORT) || vp_need(S_DPORT) || vp_need(VP_KEY_ADDR0) ||
+	       vp_need(VP_KEY_ADDR0 + 1);
+}
+
+/* Addresses and TCP/UDP ports from the packet's IPv4/IPv6 header (the network
+ * header offset is set on both the receive and the transmit path). */
+static __always_inline void flow_fill(struct vp_rec *r, struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	__u8 l4 = 0;
+	__u32 th;
+	__u16 ports[2];
+
+	if (!head || nh == (__u16)~0U)
+		return;
+	if (proto == ETH_P_IP) {
+		__u8 vihl = 0;
+		__u16 frag = 0;
+		__u32 saddr = 0, daddr = 0;
+
+		bpf_probe_read_kernel(&vihl, 1, head + nh);
+		bpf_probe_read_kernel(&frag, 2, head + nh + 6);
+		bpf_probe_read_kernel(&l4, 1, head + nh + 9);
+		bpf_probe_read_kernel(&saddr, 4, head + nh + 12);
+		bpf_probe_read_kernel(&daddr, 4, head + nh + 16);
+		v4_mapped(r->addr[0], saddr);
+		v4_mapped(r->addr[1], daddr);
+		/* ports only in the first fragment */
+		if (bpf_ntohs(frag) & 0x1fff)
+			return;
+		th = nh + (vihl & 0xf) * 4;
+	} else if (proto == ETH_P_IPV6) {
+		bpf_probe_read_kernel(&l4, 1, head + nh + 6);
+		bpf_probe_read_kernel(r->addr[0], 16, head + nh + 8);
+		bpf_probe_read_kernel(r->addr[1], 16, head + nh + 24);
+		th = nh + 40;
+	} else {
+		return;
+	}
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
+		return;
+	if (bpf_probe_read_kernel(ports, sizeof(ports), head + th))
+		return;
+	r->num[S_SPORT] = bpf_ntohs(ports[0]);
+	r->num[S_DPORT] = bpf_ntohs(ports[1]);
 }
 
 /* The fields every program here fills from the skb and the tracepoint. */
@@ -125,6 +192,8 @@ static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb,
 		r->num[S_LEN] = BPF_CORE_READ(skb, len);
 	if (vp_need(S_PROTOCOL))
 		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (need_flow())
+		flow_fill(r, skb);
 }
 
 /* tap_get_queue()'s choice, for an skb seen after that choice was made. */

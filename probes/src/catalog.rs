@@ -329,14 +329,26 @@ const TAP_RING_FIELDS: &[FieldDef] = &[
         FieldKind::Uint,
         "slots taken by the reader but not yet handed back (batched); occupancy + unreleased = size when the ring is full",
     ),
-    num(
-        "ring_batch",
-        12,
-        FieldKind::Uint,
-        "slots the reader hands back at once (16 for rings of 32 and more, else 1)",
-    ),
     num("len", 13, FieldKind::Uint, "skb length in bytes"),
     num("protocol", 14, FieldKind::EtherType, "EtherType of the skb"),
+    FieldDef {
+        name: "saddr",
+        slot: Slot::Addr(0),
+        kind: FieldKind::IpAddr,
+        filter: true,
+        key: true,
+        about: "source address from the packet's IP header",
+    },
+    FieldDef {
+        name: "daddr",
+        slot: Slot::Addr(1),
+        kind: FieldKind::IpAddr,
+        filter: true,
+        key: true,
+        about: "destination address from the packet's IP header",
+    },
+    num("sport", 12, FieldKind::Port, "TCP/UDP source port from the packet"),
+    num("dport", 15, FieldKind::Port, "TCP/UDP destination port from the packet"),
 ];
 
 /// Kernel functions a site-restricted attach point accepts drops in (each with

@@ -47,6 +47,8 @@ struct sk_buff {
 	__u16 protocol;
 	__u16 queue_mapping;
 	__u32 hash;
+	unsigned char *head;
+	__u16 network_header;
 };
 
 struct in6_addr {
