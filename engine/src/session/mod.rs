@@ -13,6 +13,7 @@ mod session;
 mod tp_btf;
 mod tracepoint;
 
+pub(crate) use features::tracefs;
 pub use features::{kernel_release, privileges, Features, Privileges};
 pub use instance::{Instance, InstanceId};
 pub use session::{Session, SessionOptions};
