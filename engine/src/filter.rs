@@ -10,9 +10,9 @@ use std::os::unix::fs::MetadataExt;
 use vprobe_probes::abi::{self, Settings};
 use vprobe_probes::{layers, suggest, FieldDef, FieldKind, Slot};
 
-use crate::plan::{Consumer, FilterValue, HistKind, ProbeRequest};
-use crate::symbols::Symbols;
-use crate::value::{ETHERTYPES, FAMILIES, TCP_STATES};
+use crate::plan::{Consumer, Filter, FilterValue, HistKind, ProbeRequest};
+use crate::symbols::{Symbols, ISA_SVM, ISA_VMX};
+use crate::value::{parse_tc_handle, ETHERTYPES, FAMILIES, TCP_STATES};
 
 /// What a value of this kind looks like, for error messages.
 pub fn expected(kind: FieldKind) -> &'static str {
@@ -32,6 +32,13 @@ pub fn expected(kind: FieldKind) -> &'static str {
         FieldKind::TcpState => "a TCP state (`ESTABLISHED`) or number",
         FieldKind::Family => "`inet`, `inet6` or a number",
         FieldKind::Layer => "a layer name (`tap`, `tun`, `qdisc`, `tcp`, …; see `vprobe list`)",
+        FieldKind::Comm => "a thread name or a glob ending in `*` (`vhost-*`)",
+        FieldKind::Duration => {
+            "nanoseconds, a duration (`2ms`) or a duration range (`1ms..`, `..500us`, `1ms..5ms`)"
+        }
+        FieldKind::Bool => "`true` or `false`",
+        FieldKind::TcHandle => "a tc handle (`1:`, `1:10`, `root`) or number",
+        FieldKind::KvmExitReason => "a KVM exit reason name (`HLT`, `npf`) or number",
     }
 }
 
@@ -119,7 +126,54 @@ fn term(
             }
         }
         (FieldKind::Netns, FilterValue::Str(s)) => out.push(exact(netns_inode(s)?)),
-        (FieldKind::Dev, FilterValue::Str(s)) => out.push(dev_term(s)?),
+        (FieldKind::Dev, FilterValue::Str(s)) => out.push(dev_term(s, "device")?),
+        (FieldKind::Comm, FilterValue::Str(s)) => out.push(dev_term(s, "thread")?),
+        (FieldKind::Duration, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
+        (FieldKind::Duration, FilterValue::Range(lo, hi)) if *lo >= 0 && lo <= hi => {
+            out.push(Term::Range(*lo as u64, *hi as u64))
+        }
+        (FieldKind::Duration, FilterValue::Str(s)) => {
+            let (lo, hi) =
+                duration_range(s).map_err(|e| format!("filter on `{}`: {e}", field.name))?;
+            out.push(Term::Range(lo, hi))
+        }
+        (FieldKind::Bool, FilterValue::Int(n)) if (0..=1).contains(n) => out.push(exact(*n as u64)),
+        (FieldKind::Bool, FilterValue::Str(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" => out.push(exact(1)),
+            "false" | "no" => out.push(exact(0)),
+            _ => return Err(bad()),
+        },
+        (FieldKind::TcHandle, FilterValue::Int(n)) if (0..=i64::from(u32::MAX)).contains(n) => {
+            out.push(exact(*n as u64))
+        }
+        (FieldKind::TcHandle, FilterValue::Str(s)) => {
+            out.push(exact(u64::from(parse_tc_handle(s).ok_or_else(bad)?)))
+        }
+        (FieldKind::KvmExitReason, FilterValue::Int(n))
+            if (0..=i64::from(u32::MAX)).contains(n) =>
+        {
+            // a hardware number means the same reason on either vendor's table
+            for isa in [ISA_VMX, ISA_SVM] {
+                out.push(exact(isa << 32 | *n as u64));
+            }
+        }
+        (FieldKind::KvmExitReason, FilterValue::Str(s)) => match symbols.kvm_exits() {
+            Ok(k) => {
+                let values = k.values(s);
+                if values.is_empty() {
+                    let hint = suggest(s, k.names())
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    return Err(format!("unknown KVM exit reason `{s}`{hint}"));
+                }
+                out.extend(values.into_iter().map(exact));
+            }
+            Err(why) if resolve => {
+                return Err(format!("cannot resolve KVM exit reason `{s}`: {why}"))
+            }
+            // `vprobe check` without root or without KVM: checked when it runs
+            Err(_) => {}
+        },
         (FieldKind::DropReason, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::DropReason, FilterValue::Str(s)) => match symbols.reason_value(s) {
             Some(n) => out.push(exact(n)),
@@ -218,19 +272,26 @@ fn show(v: &FilterValue) -> String {
     }
 }
 
-fn dev_term(s: &str) -> Result<Term, String> {
+/// A device (or thread) name or prefix glob, matched in the kernel on the
+/// 16-byte string slot. `what` names it in errors: `device`, `thread`.
+fn dev_term(s: &str, what: &str) -> Result<Term, String> {
     let (name, prefix) = match s.strip_suffix('*') {
         Some(p) => (p, true),
         None => (s, false),
     };
     if name.contains(['*', '?', '[', ']']) {
+        let example = if what == "device" {
+            "macvtap*"
+        } else {
+            "vhost-*"
+        };
         return Err(format!(
-            "device pattern `{s}`: only a trailing `*` can be matched in the kernel (`macvtap*`)"
+            "{what} pattern `{s}`: only a trailing `*` can be matched in the kernel (`{example}`)"
         ));
     }
     if name.len() >= abi::DEV_LEN {
         return Err(format!(
-            "device name `{s}` is longer than {} bytes",
+            "{what} name `{s}` is longer than {} bytes",
             abi::DEV_LEN - 1
         ));
     }
@@ -239,6 +300,31 @@ fn dev_term(s: &str) -> Result<Term, String> {
     // exact: compare the terminating NUL too
     let len = if prefix { name.len() } else { name.len() + 1 } as u32;
     Ok(Term::Dev { bytes, len })
+}
+
+/// `2ms` → [2ms, 2ms]; `1ms..` → [1ms, max]; `..500us` → [0, 500us); `1ms..5ms`
+/// → [1ms, 5ms); `1ms..=5ms` → [1ms, 5ms]; in nanoseconds.
+fn duration_range(s: &str) -> Result<(u64, u64), String> {
+    let ns = |p: &str| -> Result<u64, String> {
+        let d = crate::duration::parse(p)?;
+        Ok(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    };
+    let Some((a, b)) = s.split_once("..") else {
+        let v = ns(s)?;
+        return Ok((v, v));
+    };
+    let lo = if a.trim().is_empty() { 0 } else { ns(a)? };
+    let hi = match b.strip_prefix('=') {
+        Some(b) => ns(b)?,
+        None if b.trim().is_empty() => u64::MAX,
+        None => ns(b)?
+            .checked_sub(1)
+            .ok_or_else(|| format!("the range `{s}` is empty"))?,
+    };
+    if lo > hi {
+        return Err(format!("the range `{s}` is empty"));
+    }
+    Ok((lo, hi))
 }
 
 /// Inode of a network namespace given by `ip netns` name or by path.
@@ -265,7 +351,18 @@ fn key_bit(field: &FieldDef) -> u32 {
 pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, String> {
     let mut s = Settings::default();
     let mut filtered = 0u32;
-    for f in &req.filters {
+    // The attach point's own defaults (sched.wakeup_latency: comm `vhost-*`)
+    // stand unless the script filters that field itself.
+    let defaults: Vec<Filter> = req
+        .probe
+        .default_filters()
+        .filter(|(field, _)| !req.filters.iter().any(|f| f.field.name == field.name))
+        .map(|(field, value)| Filter {
+            field,
+            values: vec![FilterValue::Str(value.to_string())],
+        })
+        .collect();
+    for f in req.filters.iter().chain(&defaults) {
         filtered |= key_bit(f.field);
         for t in terms(f.field, &f.values, symbols, true)? {
             match (t, f.field.slot) {
@@ -489,5 +586,131 @@ mod tests {
             out,
             vec![Term::Range(-5i64 as u64, u64::MAX), Term::Range(0, 3)]
         );
+    }
+
+    fn field(probe: &str, name: &str) -> &'static FieldDef {
+        vprobe_probes::find(probe).unwrap().field(name).unwrap()
+    }
+
+    fn terms_of(probe: &str, name: &str, v: FilterValue) -> Result<Vec<Term>, String> {
+        let mut out = Vec::new();
+        term(field(probe, name), &v, &syms(), true, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn durations_take_numbers_units_and_open_ranges() {
+        let lat = |v| terms_of("sched.wakeup_latency", "latency", v);
+        assert_eq!(
+            lat(FilterValue::Int(1500)).unwrap(),
+            vec![Term::Range(1500, 1500)]
+        );
+        assert_eq!(
+            lat(FilterValue::Str("2ms".into())).unwrap(),
+            vec![Term::Range(2_000_000, 2_000_000)]
+        );
+        assert_eq!(
+            lat(FilterValue::Str("1ms..".into())).unwrap(),
+            vec![Term::Range(1_000_000, u64::MAX)]
+        );
+        assert_eq!(
+            lat(FilterValue::Str("..500us".into())).unwrap(),
+            vec![Term::Range(0, 499_999)]
+        );
+        assert_eq!(
+            lat(FilterValue::Str("1ms..=5ms".into())).unwrap(),
+            vec![Term::Range(1_000_000, 5_000_000)]
+        );
+        assert!(lat(FilterValue::Str("5ms..1ms".into()))
+            .unwrap_err()
+            .contains("empty"));
+        assert!(lat(FilterValue::Str("soon".into()))
+            .unwrap_err()
+            .contains("invalid duration"));
+    }
+
+    #[test]
+    fn flags_handles_and_comms_encode() {
+        assert_eq!(
+            terms_of("napi.poll", "exhausted", FilterValue::Str("true".into())).unwrap(),
+            vec![Term::Range(1, 1)]
+        );
+        assert!(terms_of("napi.poll", "exhausted", FilterValue::Int(2)).is_err());
+        assert_eq!(
+            terms_of("qdisc.enqueue", "handle", FilterValue::Str("1:".into())).unwrap(),
+            vec![Term::Range(0x1_0000, 0x1_0000)]
+        );
+        assert_eq!(
+            terms_of("qdisc.enqueue", "parent", FilterValue::Str("root".into())).unwrap(),
+            vec![Term::Range(0xffff_ffff, 0xffff_ffff)]
+        );
+        assert!(
+            terms_of("qdisc.enqueue", "handle", FilterValue::Str("x:y".into()))
+                .unwrap_err()
+                .contains("tc handle")
+        );
+        let comm = terms_of(
+            "sched.wakeup_latency",
+            "comm",
+            FilterValue::Str("vhost-*".into()),
+        );
+        assert!(matches!(comm.unwrap()[..], [Term::Dev { len: 6, .. }]));
+        let e = terms_of(
+            "sched.wakeup_latency",
+            "comm",
+            FilterValue::Str("v?host".into()),
+        );
+        assert!(e.unwrap_err().contains("thread pattern"));
+    }
+
+    #[test]
+    fn kvm_exit_reasons_resolve_by_name_in_both_tables() {
+        let names = crate::symbols::KvmExitNames::parse(
+            "print fmt: \"%s\", (REC->isa == 1) ? __print_symbolic(REC->exit_reason & 0xffff, { 12, \"HLT\" }) : __print_symbolic(REC->exit_reason, { 0x078, \"hlt\" }, { 0x400, \"npf\" })",
+        )
+        .unwrap();
+        let symbols = syms().with_kvm_exits(names);
+        let f = field("kvm.exit", "reason");
+        let mut out = Vec::new();
+        term(f, &FilterValue::Str("HLT".into()), &symbols, true, &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Term::Range(1 << 32 | 12, 1 << 32 | 12),
+                Term::Range(2 << 32 | 0x78, 2 << 32 | 0x78)
+            ]
+        );
+        let e = validate(f, &[FilterValue::Str("npff".into())], &symbols).unwrap_err();
+        assert!(e.contains("did you mean `npf`"), "{e}");
+    }
+
+    // The default is what makes the probe cheap on a busy host: every thread's
+    // wakeups would be timed without it.
+    #[test]
+    fn wakeup_latency_watches_vhost_threads_unless_told_otherwise() {
+        let p = vprobe_probes::find("sched.wakeup_latency").unwrap();
+        let req = |filters: Vec<Filter>| ProbeRequest {
+            probe: p,
+            filters,
+            consumer: Consumer::Hist {
+                name: "lat".into(),
+                field: p.field("latency").unwrap(),
+                keys: vec![],
+                kind: HistKind::Log2,
+            },
+            origin: Origin::default(),
+        };
+        let s = settings(&req(vec![]), &syms()).unwrap();
+        assert_eq!(s.dev_filter_n, 1);
+        assert_eq!(
+            (&s.dev_filter[0][..6], s.dev_filter_len[0]),
+            (&b"vhost-"[..], 6)
+        );
+        assert_ne!(s.need_mask & (1 << abi::KEY_DEV), 0);
+        let all = Filter {
+            field: p.field("comm").unwrap(),
+            values: vec![FilterValue::Str("*".into())],
+        };
+        let s = settings(&req(vec![all]), &syms()).unwrap();
+        assert_eq!((s.dev_filter_n, s.dev_filter_len[0]), (1, 0));
     }
 }

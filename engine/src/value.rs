@@ -17,6 +17,8 @@ pub enum Value {
     Uint(u64),
     /// Signed number.
     Int(i64),
+    /// A flag.
+    Bool(bool),
     /// Name, address or symbol.
     Str(String),
 }
@@ -26,6 +28,7 @@ impl fmt::Display for Value {
         match self {
             Value::Uint(v) => write!(f, "{v}"),
             Value::Int(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
             Value::Str(s) => f.write_str(s),
         }
     }
@@ -42,6 +45,7 @@ pub fn raw(field: &FieldDef, rec: &Record) -> u64 {
 /// Decodes `field` from `rec`, naming what can be named.
 pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
     match field.slot {
+        // device name or thread name (FieldKind::Dev, FieldKind::Comm)
         Slot::Dev => Value::Str(cstr(&rec.dev)),
         Slot::Addr(i) => Value::Str(addr_string(&rec.addr[i as usize])),
         Slot::Num(i) => {
@@ -54,10 +58,15 @@ pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
                 FieldKind::TcpState => Value::Str(tcp_state_name(v)),
                 FieldKind::Family => Value::Str(family_name(v)),
                 FieldKind::Layer => Value::Str(vprobe_probes::layers::name(v).to_string()),
-                FieldKind::Uint | FieldKind::Ifindex | FieldKind::Netns | FieldKind::Port => {
-                    Value::Uint(v)
-                }
-                FieldKind::Dev | FieldKind::IpAddr => Value::Uint(v),
+                FieldKind::Uint
+                | FieldKind::Ifindex
+                | FieldKind::Netns
+                | FieldKind::Port
+                | FieldKind::Duration => Value::Uint(v),
+                FieldKind::Bool => Value::Bool(v != 0),
+                FieldKind::TcHandle => Value::Str(tc_handle_string(v as u32)),
+                FieldKind::KvmExitReason => Value::Str(symbols.kvm_exit_name(v)),
+                FieldKind::Dev | FieldKind::Comm | FieldKind::IpAddr => Value::Uint(v),
             }
         }
     }
@@ -120,6 +129,43 @@ fn tcp_state_name(v: u64) -> String {
         .unwrap_or_else(|| v.to_string())
 }
 
+/// `TC_H_ROOT`: the parent of a root qdisc.
+pub const TC_H_ROOT: u32 = 0xffff_ffff;
+
+/// A tc handle as `tc` prints it: `1:`, `1:10`, `root`, `none` (hex major:minor).
+pub fn tc_handle_string(h: u32) -> String {
+    match h {
+        TC_H_ROOT => "root".into(),
+        0 => "none".into(),
+        h if h & 0xffff == 0 => format!("{:x}:", h >> 16),
+        h => format!("{:x}:{:x}", h >> 16, h & 0xffff),
+    }
+}
+
+/// Parses what [`tc_handle_string`] writes, plus `1:0` and plain numbers as strings.
+pub fn parse_tc_handle(s: &str) -> Option<u32> {
+    let s = s.trim();
+    match s {
+        "root" => return Some(TC_H_ROOT),
+        "none" => return Some(0),
+        _ => {}
+    }
+    let hex = |p: &str| {
+        if p.is_empty() {
+            Some(0)
+        } else if p.len() <= 4 {
+            u32::from_str_radix(p, 16).ok()
+        } else {
+            None
+        }
+    };
+    match s.split_once(':') {
+        Some((maj, min)) if !maj.is_empty() => Some((hex(maj)? << 16) | hex(min)?),
+        Some(_) => None,
+        None => s.parse().ok(),
+    }
+}
+
 /// Address families vprobe names.
 pub const FAMILIES: &[(u64, &str)] = &[(2, "inet"), (10, "inet6")];
 
@@ -153,5 +199,25 @@ mod tests {
         assert_eq!(tcp_state_name(1), "ESTABLISHED");
         assert_eq!(tcp_state_name(99), "99");
         assert_eq!(cstr(b"mvt0\0\0\0"), "mvt0");
+    }
+
+    #[test]
+    fn tc_handles_read_and_print_like_tc() {
+        for (h, s) in [
+            (0x0001_0000, "1:"),
+            (0x0001_0010, "1:10"),
+            (0x8001_0000, "8001:"),
+            (0xffff_fff1, "ffff:fff1"),
+            (TC_H_ROOT, "root"),
+            (0, "none"),
+        ] {
+            assert_eq!(tc_handle_string(h), s);
+            assert_eq!(parse_tc_handle(s), Some(h), "{s}");
+        }
+        assert_eq!(parse_tc_handle("1:0"), Some(0x0001_0000));
+        assert_eq!(parse_tc_handle("65536"), Some(0x0001_0000));
+        assert_eq!(parse_tc_handle(":1"), None);
+        assert_eq!(parse_tc_handle("1:fffff"), None);
+        assert_eq!(parse_tc_handle("x:1"), None);
     }
 }

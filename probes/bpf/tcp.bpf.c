@@ -1,52 +1,44 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * tcp.retransmit: every TCP segment retransmission.
- * Slots (keep in sync with probes/src/catalog.rs, TCP_RETRANSMIT_FIELDS):
+ * tcp.probe: every segment an established socket receives (tcp_rcv_established),
+ * with the sender-side state: smoothed RTT, congestion window, windows.
+ * Slots (keep in sync with probes/src/catalog.rs, TCP_RETRANSMIT_FIELDS and
+ * TCP_PROBE_FIELDS):
  *   num[0] sport  num[1] dport  num[2] state  num[3] family  num[4] netns
  *   addr[0] saddr addr[1] daddr  (IPv4 as ::ffff:a.b.c.d)
+ *   tcp.probe also: num[5] srtt (ns)  num[6] rttvar (ns)  num[7] cwnd
+ *   num[8] ssthresh  num[9] snd_wnd  num[10] rcv_wnd  num[11] len
+ *   num[12] snd_nxt  num[13] snd_una  num[14] mark
+ *
+ * Kernels: tcp:tcp_retransmit_skb since 4.15, tcp:tcp_probe since 4.16 (as
+ * tp_btf with BTF, 5.5+). Where the classic tcp_probe record carries the
+ * socket (skaddr, recent kernels; a CO-RE check) every field is read from it;
+ * from older records state, netns and rttvar read 0.
  */
-#include "vprobe.bpf.h"
+#include "sock.bpf.h"
 
 #define S_SPORT 0
 #define S_DPORT 1
 #define S_STATE 2
 #define S_FAMILY 3
 #define S_NETNS 4
+#define S_SRTT 5
+#define S_RTTVAR 6
+#define S_CWND 7
+#define S_SSTHRESH 8
+#define S_SND_WND 9
+#define S_RCV_WND 10
+#define S_LEN 11
+#define S_SND_NXT 12
+#define S_SND_UNA 13
+#define S_MARK 14
 
-#define AF_INET 2
-#define AF_INET6 10
-
-static __always_inline void v4_mapped(__u8 *dst, __u32 a)
-{
-	__builtin_memset(dst, 0, 10);
-	dst[10] = 0xff;
-	dst[11] = 0xff;
-	__builtin_memcpy(dst + 12, &a, 4);
-}
-
-static __always_inline void retx_fill_sk(struct vp_rec *r, const struct sock *sk)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-
-	if (vp_need(S_SPORT))
-		r->num[S_SPORT] = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (vp_need(S_DPORT))
-		r->num[S_DPORT] = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (vp_need(S_STATE))
-		r->num[S_STATE] = BPF_CORE_READ(sk, __sk_common.skc_state);
-	r->num[S_FAMILY] = family;
-	if (vp_need(S_NETNS))
-		r->num[S_NETNS] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (!vp_need(VP_KEY_ADDR0) && !vp_need(VP_KEY_ADDR0 + 1))
-		return;
-	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&r->addr[0], sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&r->addr[1], sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		v4_mapped(r->addr[0], BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		v4_mapped(r->addr[1], BPF_CORE_READ(sk, __sk_common.skc_daddr));
-	}
-}
+/* Shared with tcp.probe: the same slots for the same socket fields. */
+#define SOCK_SLOTS                                                                                 \
+	((struct vp_sock_slots){                                                                   \
+		.sport = S_SPORT, .dport = S_DPORT, .state = S_STATE, .family = S_FAMILY,          \
+		.netns = S_NETNS })
 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(vp_retx_btf, const struct sock *sk, const struct sk_buff *skb)
@@ -54,7 +46,7 @@ int BPF_PROG(vp_retx_btf, const struct sock *sk, const struct sk_buff *skb)
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
 		return 0;
-	retx_fill_sk(r, sk);
+	vp_fill_sock(r, sk, SOCK_SLOTS);
 	vp_submit(r);
 	return 0;
 }
@@ -77,7 +69,147 @@ int vp_retx_tp(void *ctx)
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_retransmit_skb *)ctx, skaddr);
 	else
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb *)ctx, skaddr);
-	retx_fill_sk(r, sk);
+	vp_fill_sock(r, sk, SOCK_SLOTS);
+	vp_submit(r);
+	return 0;
+}
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct tcp_sock {
+	__u32 srtt_us;  /* smoothed RTT << 3, in us */
+	__u32 mdev_us;  /* mean deviation << 2, in us */
+	__u32 snd_cwnd;
+	__u32 snd_ssthresh;
+	__u32 snd_wnd;
+	__u32 rcv_wnd;
+	__u32 snd_nxt;
+	__u32 snd_una;
+};
+
+/* local flavors: kernel.h declares only what the other programs read */
+struct sock___probe {
+	__u32 sk_mark;
+};
+
+struct sk_buff___probe {
+	unsigned char *data;
+};
+
+struct trace_event_raw_tcp_probe {
+	struct trace_entry ent;
+	__u8 saddr[28]; /* struct sockaddr_in or sockaddr_in6 */
+	__u8 daddr[28];
+	__u16 sport;
+	__u16 dport;
+	__u16 family; /* a CO-RE check: older records have none */
+	__u32 mark;
+	__u16 data_len;
+	__u32 snd_nxt;
+	__u32 snd_una;
+	__u32 snd_cwnd;
+	__u32 ssthresh;
+	__u32 snd_wnd;
+	__u32 srtt; /* us */
+	__u32 rcv_wnd;
+	const void *skaddr; /* a CO-RE check: recent records only */
+};
+
+#pragma clang attribute pop
+
+/* Sender state of a TCP socket, from struct tcp_sock. */
+static __always_inline void probe_fill_tp(struct vp_rec *r, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	if (vp_need(S_SRTT))
+		r->num[S_SRTT] = (__u64)(BPF_CORE_READ(tp, srtt_us) >> 3) * 1000;
+	if (vp_need(S_RTTVAR))
+		r->num[S_RTTVAR] = (__u64)(BPF_CORE_READ(tp, mdev_us) >> 2) * 1000;
+	if (vp_need(S_CWND))
+		r->num[S_CWND] = BPF_CORE_READ(tp, snd_cwnd);
+	if (vp_need(S_SSTHRESH))
+		r->num[S_SSTHRESH] = BPF_CORE_READ(tp, snd_ssthresh);
+	if (vp_need(S_SND_WND))
+		r->num[S_SND_WND] = BPF_CORE_READ(tp, snd_wnd);
+	if (vp_need(S_RCV_WND))
+		r->num[S_RCV_WND] = BPF_CORE_READ(tp, rcv_wnd);
+	if (vp_need(S_SND_NXT))
+		r->num[S_SND_NXT] = BPF_CORE_READ(tp, snd_nxt);
+	if (vp_need(S_SND_UNA))
+		r->num[S_SND_UNA] = BPF_CORE_READ(tp, snd_una);
+	if (vp_need(S_MARK))
+		r->num[S_MARK] = BPF_CORE_READ((const struct sock___probe *)sk, sk_mark);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(vp_probe_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return 0;
+	vp_fill_sock(r, sk, SOCK_SLOTS);
+	probe_fill_tp(r, sk);
+	if (vp_need(S_LEN)) {
+		/* As the classic record computes it: payload after the TCP header
+		 * (skb->data points at the TCP header in tcp_rcv_established()). */
+		const unsigned char *th = BPF_CORE_READ((const struct sk_buff___probe *)skb, data);
+		__u8 doff = 0;
+		__u32 len = BPF_CORE_READ(skb, len);
+		bpf_probe_read_kernel(&doff, 1, th + 12);
+		doff = (doff >> 4) * 4;
+		r->num[S_LEN] = len > doff ? len - doff : 0;
+	}
+	vp_submit(r);
+	return 0;
+}
+
+/* The record's sockaddr: family, then the port, then the address. */
+static __always_inline void probe_addr(__u8 *dst, const __u8 *sa, __u16 family)
+{
+	if (family == AF_INET6) {
+		__builtin_memcpy(dst, sa + 8, 16);
+	} else {
+		__u32 a;
+		__builtin_memcpy(&a, sa + 4, 4);
+		vp_v4_mapped(dst, a);
+	}
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int vp_probe_tp(struct trace_event_raw_tcp_probe *ctx)
+{
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return 0;
+	if (bpf_core_field_exists(ctx->skaddr)) {
+		const struct sock *sk = BPF_CORE_READ(ctx, skaddr);
+		vp_fill_sock(r, sk, SOCK_SLOTS);
+		probe_fill_tp(r, sk);
+	} else {
+		__u16 family = AF_INET;
+		__u8 sa[28], da[28];
+		if (bpf_core_field_exists(ctx->family))
+			family = BPF_CORE_READ(ctx, family);
+		r->num[S_SPORT] = BPF_CORE_READ(ctx, sport);
+		r->num[S_DPORT] = BPF_CORE_READ(ctx, dport);
+		r->num[S_FAMILY] = family;
+		r->num[S_SRTT] = (__u64)BPF_CORE_READ(ctx, srtt) * 1000;
+		r->num[S_CWND] = BPF_CORE_READ(ctx, snd_cwnd);
+		r->num[S_SSTHRESH] = BPF_CORE_READ(ctx, ssthresh);
+		r->num[S_SND_WND] = BPF_CORE_READ(ctx, snd_wnd);
+		r->num[S_RCV_WND] = BPF_CORE_READ(ctx, rcv_wnd);
+		r->num[S_SND_NXT] = BPF_CORE_READ(ctx, snd_nxt);
+		r->num[S_SND_UNA] = BPF_CORE_READ(ctx, snd_una);
+		r->num[S_MARK] = BPF_CORE_READ(ctx, mark);
+		if (vp_need(VP_KEY_ADDR0) || vp_need(VP_KEY_ADDR0 + 1)) {
+			BPF_CORE_READ_INTO(&sa, ctx, saddr);
+			BPF_CORE_READ_INTO(&da, ctx, daddr);
+			probe_addr(r->addr[0], sa, family);
+			probe_addr(r->addr[1], da, family);
+		}
+	}
+	r->num[S_LEN] = BPF_CORE_READ(ctx, data_len);
 	vp_submit(r);
 	return 0;
 }

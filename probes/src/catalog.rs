@@ -44,14 +44,26 @@ pub enum FieldKind {
     TcpState,
     /// An address family (`inet`, `inet6`).
     Family,
+    /// A thread name (`comm`, 15 bytes); filters take names or globs (`vhost-*`).
+    Comm,
+    /// A time span in nanoseconds; filters take numbers (ns), durations
+    /// (`2ms`) and duration ranges (`1ms..`, `..500us`, `1ms..5ms`).
+    Duration,
+    /// A yes/no flag stored as 0/1; filters take `true`, `false`, 0 or 1.
+    Bool,
+    /// A traffic-control handle `major:minor`, shown as tc shows it (`1:`, `1:10`, `root`).
+    TcHandle,
     /// A stack layer (`tap`, `tun`, `qdisc`, `tcp`, …: [`crate::layers`]).
     Layer,
+    /// An x86 KVM exit reason, stored `isa << 32 | exit_reason`; named from the
+    /// running kernel's `kvm:kvm_exit` format (`HLT`, `EPT_VIOLATION`, `npf`).
+    KvmExitReason,
 }
 
 impl FieldKind {
     /// Whether a histogram of this field makes sense.
     pub fn is_quantity(self) -> bool {
-        matches!(self, FieldKind::Uint | FieldKind::Int)
+        matches!(self, FieldKind::Uint | FieldKind::Int | FieldKind::Duration)
     }
 }
 
@@ -110,12 +122,67 @@ impl Mechanism {
         }
     }
 
-    /// Short label: `tp_btf/kfree_skb`, `tracepoint/skb/kfree_skb`.
+    /// Short label: `tp_btf/kfree_skb`, `tracepoint/skb/kfree_skb`; companions
+    /// follow with `+` (`tp_btf/sched_switch+sched_wakeup+sched_wakeup_new`).
     pub fn label(&self) -> String {
-        match self {
+        let mut l = match self {
             Mechanism::TpBtf { event, .. } => format!("tp_btf/{event}"),
             Mechanism::Tracepoint { category, name, .. } => format!("tracepoint/{category}/{name}"),
+        };
+        for c in self.companions() {
+            l.push('+');
+            l.push_str(match c {
+                Mechanism::TpBtf { event, .. } => event,
+                Mechanism::Tracepoint { name, .. } => name,
+            });
         }
+        l
+    }
+}
+
+// Programs attached beside a mechanism's own program, from the same loaded
+// object (so they share its maps): they keep state the main program reads.
+// runqlat-style: the wakeup programs stamp a thread, the switch program
+// measures. Keyed by the main program's name.
+static COMPANIONS: &[(&str, &[Mechanism])] = &[
+    (
+        "vp_wakelat_btf",
+        &[
+            Mechanism::TpBtf {
+                event: "sched_wakeup",
+                program: "vp_wakeup_btf",
+            },
+            Mechanism::TpBtf {
+                event: "sched_wakeup_new",
+                program: "vp_wakeup_new_btf",
+            },
+        ],
+    ),
+    (
+        "vp_wakelat_tp",
+        &[
+            Mechanism::Tracepoint {
+                category: "sched",
+                name: "sched_wakeup",
+                program: "vp_wakeup_tp",
+            },
+            Mechanism::Tracepoint {
+                category: "sched",
+                name: "sched_wakeup_new",
+                program: "vp_wakeup_new_tp",
+            },
+        ],
+    ),
+];
+
+impl Mechanism {
+    /// Programs of the same object and kind that must be attached with this
+    /// one (they feed its state); empty for most attach points.
+    pub fn companions(&self) -> &'static [Mechanism] {
+        COMPANIONS
+            .iter()
+            .find(|(main, _)| *main == self.program())
+            .map_or(&[], |(_, c)| c)
     }
 }
 
@@ -142,7 +209,22 @@ impl ProbeDef {
     pub fn field(&self, name: &str) -> Option<&'static FieldDef> {
         self.fields.iter().find(|f| f.name == name)
     }
+
+    /// Filters applied when a script sets none on that field: (field, value as
+    /// a script would write it).
+    pub fn default_filters(&self) -> impl Iterator<Item = (&'static FieldDef, &'static str)> + '_ {
+        DEFAULT_FILTERS
+            .iter()
+            .filter(move |(probe, _, _)| *probe == self.name)
+            .filter_map(move |(_, field, value)| Some((self.field(field)?, *value)))
+    }
 }
+
+// (probe, field, value): what an attach point watches unless told otherwise.
+static DEFAULT_FILTERS: &[(&str, &str, &str)] = &[
+    // every thread's wakeups would be a firehose; vhost workers are the usual suspects
+    ("sched.wakeup_latency", "comm", "vhost-*"),
+];
 
 const fn num(name: &'static str, slot: u8, kind: FieldKind, about: &'static str) -> FieldDef {
     FieldDef {
@@ -260,6 +342,317 @@ const DEV_XMIT_FIELDS: &[FieldDef] = &[
         FieldKind::Int,
         "driver return code (0 = NETDEV_TX_OK)",
     ),
+];
+
+// ---- qdisc, softirq, socket, tcp.probe, scheduler and kvm attach points ----
+
+const fn flag(name: &'static str, slot: u8, about: &'static str) -> FieldDef {
+    num(name, slot, FieldKind::Bool, about)
+}
+
+const fn addr(name: &'static str, slot: u8, about: &'static str) -> FieldDef {
+    FieldDef {
+        name,
+        slot: Slot::Addr(slot),
+        kind: FieldKind::IpAddr,
+        filter: true,
+        key: true,
+        about,
+    }
+}
+
+const COMM: FieldDef = FieldDef {
+    name: "comm",
+    slot: Slot::Dev,
+    kind: FieldKind::Comm,
+    filter: true,
+    key: true,
+    about: "thread name",
+};
+
+// keep in sync with bpf/qdisc.bpf.c
+const QDISC_ENQUEUE_FIELDS: &[FieldDef] = &[
+    DEV,
+    DEV_IFINDEX,
+    DEV_NETNS,
+    num(
+        "handle",
+        2,
+        FieldKind::TcHandle,
+        "the qdisc's handle (`1:`)",
+    ),
+    num(
+        "parent",
+        3,
+        FieldKind::TcHandle,
+        "its parent (`root`, `1:1`)",
+    ),
+    num(
+        "qlen",
+        4,
+        FieldKind::Uint,
+        "packets queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
+    ),
+    num(
+        "backlog",
+        5,
+        FieldKind::Uint,
+        "bytes queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
+    ),
+    num("len", 6, FieldKind::Uint, "packet length in bytes"),
+    num("queue", 8, FieldKind::Uint, "TX queue index on the device"),
+];
+
+const QDISC_DEQUEUE_FIELDS: &[FieldDef] = &[
+    DEV,
+    DEV_IFINDEX,
+    DEV_NETNS,
+    num(
+        "handle",
+        2,
+        FieldKind::TcHandle,
+        "the qdisc's handle (`1:`)",
+    ),
+    num(
+        "parent",
+        3,
+        FieldKind::TcHandle,
+        "its parent (`root`, `1:1`)",
+    ),
+    num(
+        "qlen",
+        4,
+        FieldKind::Uint,
+        "packets queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
+    ),
+    num(
+        "backlog",
+        5,
+        FieldKind::Uint,
+        "bytes queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
+    ),
+    num(
+        "len",
+        6,
+        FieldKind::Uint,
+        "length of the first packet in bytes",
+    ),
+    num(
+        "packets",
+        7,
+        FieldKind::Uint,
+        "packets dequeued at once (bulk dequeue)",
+    ),
+    num("queue", 8, FieldKind::Uint, "TX queue index on the device"),
+];
+
+// keep in sync with bpf/napi.bpf.c
+const NAPI_FIELDS: &[FieldDef] = &[
+    DEV,
+    DEV_IFINDEX,
+    DEV_NETNS,
+    num("work", 2, FieldKind::Uint, "packets processed in this poll"),
+    num("budget", 3, FieldKind::Uint, "packets the poll was allowed"),
+    flag(
+        "exhausted",
+        4,
+        "the poll used its whole budget (the device has more: polled again)",
+    ),
+    num(
+        "napi_id",
+        5,
+        FieldKind::Uint,
+        "NAPI instance id (busy polling)",
+    ),
+    num("cpu", 6, FieldKind::Uint, "CPU that ran the poll"),
+];
+
+// keep in sync with bpf/sock.bpf.c
+const SOCK_RCVQ_FIELDS: &[FieldDef] = &[
+    FieldDef {
+        name: "dev",
+        slot: Slot::Dev,
+        kind: FieldKind::Dev,
+        filter: true,
+        key: true,
+        about: "device the packet came from (tp_btf only)",
+    },
+    num(
+        "ifindex",
+        0,
+        FieldKind::Ifindex,
+        "its interface index (tp_btf only)",
+    ),
+    addr("saddr", 0, "local address of the socket (tp_btf only)"),
+    addr("daddr", 1, "remote address, if connected (tp_btf only)"),
+    num(
+        "sport",
+        1,
+        FieldKind::Port,
+        "local port (raw sockets: the protocol) (tp_btf only)",
+    ),
+    num(
+        "dport",
+        2,
+        FieldKind::Port,
+        "remote port, if connected (tp_btf only)",
+    ),
+    num(
+        "family",
+        3,
+        FieldKind::Family,
+        "address family (tp_btf only)",
+    ),
+    num(
+        "netns",
+        4,
+        FieldKind::Netns,
+        "network namespace inode of the socket (tp_btf only)",
+    ),
+    num(
+        "protocol",
+        5,
+        FieldKind::Uint,
+        "the socket's protocol number (tp_btf only)",
+    ),
+    num(
+        "rmem",
+        6,
+        FieldKind::Uint,
+        "bytes in the receive queue (sk_rmem_alloc)",
+    ),
+    num(
+        "truesize",
+        7,
+        FieldKind::Uint,
+        "memory the refused packet needed",
+    ),
+    num(
+        "rcvbuf",
+        8,
+        FieldKind::Uint,
+        "the receive buffer limit (sk_rcvbuf)",
+    ),
+];
+
+// keep in sync with bpf/tcp.bpf.c
+const TCP_PROBE_FIELDS: &[FieldDef] = &[
+    addr("saddr", 0, "local address"),
+    addr("daddr", 1, "remote address"),
+    num("sport", 0, FieldKind::Port, "local port"),
+    num("dport", 1, FieldKind::Port, "remote port"),
+    num("state", 2, FieldKind::TcpState, "TCP state of the socket"),
+    num("family", 3, FieldKind::Family, "address family"),
+    num(
+        "netns",
+        4,
+        FieldKind::Netns,
+        "network namespace inode of the socket",
+    ),
+    num(
+        "srtt",
+        5,
+        FieldKind::Duration,
+        "smoothed round-trip time, ns (µs precision)",
+    ),
+    num(
+        "rttvar",
+        6,
+        FieldKind::Duration,
+        "round-trip time mean deviation, ns (µs precision)",
+    ),
+    num("cwnd", 7, FieldKind::Uint, "congestion window, segments"),
+    num(
+        "ssthresh",
+        8,
+        FieldKind::Uint,
+        "slow-start threshold, segments",
+    ),
+    num(
+        "snd_wnd",
+        9,
+        FieldKind::Uint,
+        "send window the peer advertised, bytes",
+    ),
+    num("rcv_wnd", 10, FieldKind::Uint, "receive window, bytes"),
+    num(
+        "len",
+        11,
+        FieldKind::Uint,
+        "payload bytes of the received segment",
+    ),
+    num(
+        "snd_nxt",
+        12,
+        FieldKind::Uint,
+        "next sequence number to send",
+    ),
+    num(
+        "snd_una",
+        13,
+        FieldKind::Uint,
+        "first unacknowledged sequence number",
+    ),
+    num("mark", 14, FieldKind::Uint, "socket mark (SO_MARK)"),
+];
+
+// keep in sync with bpf/sched.bpf.c
+const WAKEUP_LATENCY_FIELDS: &[FieldDef] = &[
+    FieldDef {
+        about: "thread name; only matching threads are timed (default `vhost-*`; `*` for all)",
+        ..COMM
+    },
+    num("pid", 0, FieldKind::Uint, "thread id"),
+    num(
+        "tgid",
+        1,
+        FieldKind::Uint,
+        "process id (0 on the classic tracepoint)",
+    ),
+    num(
+        "latency",
+        2,
+        FieldKind::Duration,
+        "from wakeup to running on a CPU, ns",
+    ),
+    num("cpu", 3, FieldKind::Uint, "CPU it ran on"),
+    num(
+        "prio",
+        4,
+        FieldKind::Uint,
+        "kernel priority (100..139 = nice -20..19)",
+    ),
+    num(
+        "prev_pid",
+        5,
+        FieldKind::Uint,
+        "thread that had the CPU before it (0 = idle)",
+    ),
+];
+
+// keep in sync with bpf/kvm.bpf.c
+const KVM_EXIT_FIELDS: &[FieldDef] = &[
+    FieldDef {
+        about: "name of the VMM's vCPU thread (`CPU 0/KVM`)",
+        ..COMM
+    },
+    num(
+        "reason",
+        0,
+        FieldKind::KvmExitReason,
+        "exit reason, named from this kernel's kvm:kvm_exit format",
+    ),
+    num(
+        "exit_reason",
+        1,
+        FieldKind::Uint,
+        "exit reason as the hardware reports it (VMX basic reason and flags, SVM exit code)",
+    ),
+    num("isa", 2, FieldKind::Uint, "1 = VMX (Intel), 2 = SVM (AMD)"),
+    num("vcpu", 3, FieldKind::Uint, "vCPU index in its VM"),
+    num("pid", 4, FieldKind::Uint, "vCPU thread id"),
+    num("tgid", 5, FieldKind::Uint, "VMM process id"),
+    num("rip", 6, FieldKind::Uint, "guest instruction pointer"),
 ];
 
 // ---- macvtap.drop / tun.drop (keep in sync with bpf/tap.bpf.c) ----
@@ -457,6 +850,139 @@ pub static CATALOG: &[ProbeDef] = &[
             },
         ],
     },
+    // ---- qdisc, softirq, socket, tcp.probe, scheduler and kvm attach points ----
+    // Kernels: tp_btf needs BTF and 5.5+; each entry says when its event appeared.
+    // qdisc_enqueue: 5.14+ (both mechanisms).
+    ProbeDef {
+        name: "qdisc.enqueue",
+        layer: "qdisc",
+        about: "a packet accepted by a qdisc (not fired for packets that bypass an empty pfifo/pfifo_fast)",
+        object: "qdisc",
+        fields: QDISC_ENQUEUE_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "qdisc_enqueue",
+                program: "vp_qdisc_enq_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "qdisc",
+                name: "qdisc_enqueue",
+                program: "vp_qdisc_enq_tp",
+            },
+        ],
+    },
+    // qdisc_dequeue: 4.16+.
+    ProbeDef {
+        name: "qdisc.dequeue",
+        layer: "qdisc",
+        about: "packets taken from a qdisc for transmission (one event per dequeue, `packets` of them)",
+        object: "qdisc",
+        fields: QDISC_DEQUEUE_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "qdisc_dequeue",
+                program: "vp_qdisc_deq_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "qdisc",
+                name: "qdisc_dequeue",
+                program: "vp_qdisc_deq_tp",
+            },
+        ],
+    },
+    // napi_poll with work/budget: 4.6+.
+    ProbeDef {
+        name: "napi.poll",
+        layer: "softirq",
+        about: "one NAPI poll of a device in softirq: work done out of its budget",
+        object: "napi",
+        fields: NAPI_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "napi_poll",
+                program: "vp_napi_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "napi",
+                name: "napi_poll",
+                program: "vp_napi_tp",
+            },
+        ],
+    },
+    // sock_rcvqueue_full: any kernel; the classic record has no socket, so only
+    // rmem, truesize and rcvbuf are filled there.
+    ProbeDef {
+        name: "sock.rcvqueue_full",
+        layer: "socket",
+        about: "a packet refused by a full socket receive queue (raw and other sock_queue_rcv_skb users; UDP drops show in skb.drop as SOCKET_RCVBUFF)",
+        object: "sock",
+        fields: SOCK_RCVQ_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "sock_rcvqueue_full",
+                program: "vp_rcvq_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "sock",
+                name: "sock_rcvqueue_full",
+                program: "vp_rcvq_tp",
+            },
+        ],
+    },
+    // tcp_probe: 4.16+; the classic record carries the socket on recent kernels
+    // (else state, netns and rttvar read 0).
+    ProbeDef {
+        name: "tcp.probe",
+        layer: "tcp",
+        about: "a segment received on an established TCP socket, with its RTT, congestion and window state",
+        object: "tcp",
+        fields: TCP_PROBE_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "tcp_probe",
+                program: "vp_probe_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "tcp",
+                name: "tcp_probe",
+                program: "vp_probe_tp",
+            },
+        ],
+    },
+    // sched_wakeup/_new + sched_switch: any kernel (tp_btf 5.5+); three programs
+    // per mechanism (COMPANIONS). The classic records have no tgid.
+    ProbeDef {
+        name: "sched.wakeup_latency",
+        layer: "vhost",
+        about: "wakeup-to-run latency of threads by name (default `vhost-*`): a late vhost worker fills macvtap rings",
+        object: "sched",
+        fields: WAKEUP_LATENCY_FIELDS,
+        mechanisms: &[
+            Mechanism::TpBtf {
+                event: "sched_switch",
+                program: "vp_wakelat_btf",
+            },
+            Mechanism::Tracepoint {
+                category: "sched",
+                name: "sched_switch",
+                program: "vp_wakelat_tp",
+            },
+        ],
+    },
+    // kvm_exit: x86 with KVM built in or kvm_intel/kvm_amd loaded. Classic only:
+    // the BTF-typed arguments (vcpu, isa) do not carry the exit reason.
+    ProbeDef {
+        name: "kvm.exit",
+        layer: "kvm",
+        about: "a guest vCPU exit to the host (x86 KVM), with its reason",
+        object: "kvm",
+        fields: KVM_EXIT_FIELDS,
+        mechanisms: &[Mechanism::Tracepoint {
+            category: "kvm",
+            name: "kvm_exit",
+            program: "vp_kvm_exit_tp",
+        }],
+    },
     // macvtap.drop / tun.drop: kfree_skb restricted in the kernel to the
     // driver's drop site (sites(), resolved in /proc/kallsyms: root or
     // CAP_SYSLOG). Kernels: tp_btf 5.5+ with BTF, the classic tracepoint any;
@@ -573,5 +1099,33 @@ mod tests {
             Some("tcp.retransmit")
         );
         assert_eq!(suggest("zzz", names), None);
+    }
+
+    #[test]
+    fn companions_share_their_mechanism_kind() {
+        let p = find("sched.wakeup_latency").unwrap();
+        for m in p.mechanisms {
+            assert_eq!(m.companions().len(), 2, "{}", m.label());
+            assert!(m.companions().iter().all(|c| c.kind() == m.kind()));
+            assert!(m.companions().iter().all(|c| c.companions().is_empty()));
+        }
+        assert_eq!(
+            p.mechanisms[0].label(),
+            "tp_btf/sched_switch+sched_wakeup+sched_wakeup_new"
+        );
+        assert!(find("skb.drop").unwrap().mechanisms[0]
+            .companions()
+            .is_empty());
+    }
+
+    #[test]
+    fn default_filters_name_real_fields() {
+        for (probe, field, _) in DEFAULT_FILTERS {
+            let p = find(probe).unwrap_or_else(|| panic!("no probe {probe}"));
+            assert!(p.field(field).is_some(), "{probe}.{field}");
+        }
+        let p = find("sched.wakeup_latency").unwrap();
+        let d: Vec<_> = p.default_filters().map(|(f, v)| (f.name, v)).collect();
+        assert_eq!(d, vec![("comm", "vhost-*")]);
     }
 }

@@ -23,10 +23,20 @@ pub fn object(name: &str) -> Option<&'static [u8]> {
         "tcp" => object!("tcp"),
         "dev" => object!("dev"),
         "feature" => object!("feature"),
+        // qdisc, softirq, socket, scheduler and kvm attach points
+        "qdisc" => object!("qdisc"),
+        "napi" => object!("napi"),
+        "sock" => object!("sock"),
+        "sched" => object!("sched"),
+        "kvm" => object!("kvm"),
         "tap" => object!("tap"),
         _ => return None,
     })
 }
 
 /// Every object name, for checks.
-pub const OBJECTS: &[&str] = &["skb_drop", "tcp", "dev", "feature", "tap"];
+pub const OBJECTS: &[&str] = &[
+    "skb_drop", "tcp", "dev", "feature", // core
+    "qdisc", "napi", "sock", "sched", "kvm", // qdisc, softirq, socket, scheduler, kvm
+    "tap", // macvtap.drop, tun.drop
+];

@@ -6,6 +6,7 @@
 //! Tests that load programs take a lock, so they never overlap even when the
 //! harness runs tests in parallel; the README runs them with `--test-threads=1`.
 
+mod attach;
 mod cli;
 mod fidelity;
 mod labs;

@@ -83,6 +83,10 @@ fn one_filter_value(field: &FieldDef, v: &Dynamic) -> Result<FilterValue, String
     if let Ok(n) = v.as_int() {
         return Ok(FilterValue::Int(n));
     }
+    // `true`/`false` only where a flag is expected; elsewhere the error below
+    if let (Ok(b), FieldKind::Bool) = (v.as_bool(), field.kind) {
+        return Ok(FilterValue::Int(i64::from(b)));
+    }
     if v.is_string() || v.is_char() {
         return Ok(FilterValue::Str(v.to_string()));
     }
@@ -111,6 +115,7 @@ pub fn to_dynamic(v: Value) -> Dynamic {
     match v {
         Value::Uint(n) => Dynamic::from_int(INT::try_from(n).unwrap_or(INT::MAX)),
         Value::Int(n) => Dynamic::from_int(n),
+        Value::Bool(b) => Dynamic::from_bool(b),
         Value::Str(s) => Dynamic::from(s),
     }
 }
@@ -164,6 +169,9 @@ pub fn emit_fields(map: &Map) -> Result<(String, Vec<(String, Value)>), String> 
 
 fn to_value(kind: Option<FieldKind>, v: &Dynamic) -> Value {
     let v = v.flatten_clone();
+    if let Ok(b) = v.as_bool() {
+        return Value::Bool(b);
+    }
     match v.as_int() {
         Ok(n) if n >= 0 && kind != Some(FieldKind::Int) => Value::Uint(n as u64),
         Ok(n) => Value::Int(n),

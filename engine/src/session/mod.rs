@@ -14,6 +14,7 @@ mod tables;
 mod tp_btf;
 mod tracepoint;
 
+pub(crate) use features::tracefs;
 pub use features::{kernel_release, privileges, Features, Privileges};
 pub use instance::{Instance, InstanceId};
 pub use session::{Session, SessionOptions};

@@ -244,8 +244,22 @@ impl Session {
     }
 
     /// Loads the mechanism's program from `ebpf` (the verifier runs) and, when
-    /// `attach`, attaches it once.
+    /// `attach`, attaches it once; then its companions, which feed its state
+    /// (sched.wakeup_latency's wakeup stamps), the same way.
     fn use_mechanism(
+        &self,
+        ebpf: &mut aya::Ebpf,
+        mech: &Mechanism,
+        attach: bool,
+    ) -> Result<(), String> {
+        for m in mech.companions() {
+            self.use_program(ebpf, m, attach)
+                .map_err(|e| format!("with {}: {e}", m.program()))?;
+        }
+        self.use_program(ebpf, mech, attach)
+    }
+
+    fn use_program(
         &self,
         ebpf: &mut aya::Ebpf,
         mech: &Mechanism,

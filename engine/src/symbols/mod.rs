@@ -1,12 +1,14 @@
-//! Names from the running kernel: kernel text symbols (/proc/kallsyms) and drop
-//! reasons (`enum skb_drop_reason` in the kernel's BTF). Never a table compiled in:
-//! both change between kernels.
+//! Names from the running kernel: kernel text symbols (/proc/kallsyms), drop
+//! reasons (`enum skb_drop_reason` in the kernel's BTF) and KVM exit reasons
+//! (the `kvm:kvm_exit` format). Never a table compiled in: all change between kernels.
 
 mod btf_enum;
 mod kallsyms;
+mod kvm_exit;
 
 pub use btf_enum::{enum_values, BtfEnumError};
 pub use kallsyms::Kallsyms;
+pub use kvm_exit::{KvmExitNames, ISA_SVM, ISA_VMX};
 
 /// Symbol and drop-reason lookups for one session.
 #[derive(Debug, Default)]
@@ -18,6 +20,8 @@ pub struct Symbols {
     reasons: Vec<(u64, String)>,
     /// Layer runs `(start, layer)` of kernel text, built on first use.
     layer_runs: std::cell::OnceCell<Result<Vec<(u64, u8)>, String>>,
+    /// Read on first use from tracefs (root only); Err says why there are none.
+    kvm_exits: std::cell::OnceCell<Result<KvmExitNames, String>>,
 }
 
 /// Prefix of the BTF enumerator names (`SKB_DROP_REASON_FULL_RING`).
@@ -49,6 +53,7 @@ impl Symbols {
             with_kallsyms,
             reasons,
             layer_runs: std::cell::OnceCell::new(),
+            kvm_exits: std::cell::OnceCell::new(),
         }
     }
 
@@ -59,7 +64,37 @@ impl Symbols {
             with_kallsyms: true,
             reasons,
             layer_runs: std::cell::OnceCell::new(),
+            kvm_exits: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Sets the KVM exit reason names (tests).
+    pub fn with_kvm_exits(self, names: KvmExitNames) -> Self {
+        Self {
+            kvm_exits: std::cell::OnceCell::from(Ok(names)),
+            ..self
+        }
+    }
+
+    /// KVM exit reason names of this kernel, or why there are none.
+    pub fn kvm_exits(&self) -> Result<&KvmExitNames, &str> {
+        self.kvm_exits
+            .get_or_init(|| {
+                let tracefs = crate::session::tracefs()
+                    .ok_or_else(|| "tracefs is not mounted (/sys/kernel/tracing)".to_string())?;
+                KvmExitNames::load(tracefs)
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// `HLT` for a stored KVM exit reason (`isa << 32 | exit_reason`); the
+    /// hardware number when the kernel names none.
+    pub fn kvm_exit_name(&self, stored: u64) -> String {
+        self.kvm_exits()
+            .ok()
+            .and_then(|k| k.name(stored))
+            .unwrap_or_else(|| (stored & 0xffff_ffff).to_string())
     }
 
     /// Whether drop reasons were found.

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * A socket's identity (ports, addresses, family, state, namespace) into a
+ * record, for the socket-side attach points (tcp.bpf.c, sock.bpf.c).
+ */
+#ifndef __VPROBE_SOCK_BPF_H
+#define __VPROBE_SOCK_BPF_H
+
+#include "vprobe.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Slot numbers of the socket fields in one program's record; -1 = not recorded. */
+struct vp_sock_slots {
+	int sport;
+	int dport;
+	int state;
+	int family;
+	int netns;
+};
+
+static __always_inline int vp_need_slot(int slot)
+{
+	return slot >= 0 && vp_need(slot);
+}
+
+static __always_inline void vp_v4_mapped(__u8 *dst, __u32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+/* Local port, remote port, state, family, netns; saddr in addr[0], daddr in addr[1]. */
+static __always_inline void vp_fill_sock(struct vp_rec *r, const struct sock *sk,
+					 const struct vp_sock_slots s)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (vp_need_slot(s.sport))
+		r->num[s.sport & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (vp_need_slot(s.dport))
+		r->num[s.dport & (VP_NUM - 1)] = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (vp_need_slot(s.state))
+		r->num[s.state & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (s.family >= 0)
+		r->num[s.family & (VP_NUM - 1)] = family;
+	if (vp_need_slot(s.netns))
+		r->num[s.netns & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (!vp_need(VP_KEY_ADDR0) && !vp_need(VP_KEY_ADDR0 + 1))
+		return;
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&r->addr[0], sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&r->addr[1], sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		vp_v4_mapped(r->addr[0], BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		vp_v4_mapped(r->addr[1], BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	}
+}
+
+#endif /* __VPROBE_SOCK_BPF_H */

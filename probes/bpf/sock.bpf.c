@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sock.rcvqueue_full: a packet refused because the socket's receive queue
+ * holds its whole receive buffer (sk_rmem_alloc >= sk_rcvbuf) in
+ * __sock_queue_rcv_skb(): raw IP sockets and the protocols that queue through
+ * sock_queue_rcv_skb(). UDP and TCP account their own queues (UDP since 4.10:
+ * see skb.drop with reason SOCKET_RCVBUFF).
+ * Slots (keep in sync with probes/src/catalog.rs, SOCK_RCVQ_FIELDS):
+ *   num[0] ifindex  num[1] sport  num[2] dport  num[3] family  num[4] netns
+ *   num[5] protocol num[6] rmem   num[7] truesize  num[8] rcvbuf
+ *   addr[0] saddr addr[1] daddr  dev (the skb's device)
+ *
+ * Kernels: the tracepoint is old (2.6.35); tp_btf with BTF, 5.5+. The classic
+ * record has no socket: there only rmem, truesize and rcvbuf are known.
+ */
+#include "sock.bpf.h"
+
+#define S_IFINDEX 0
+#define S_SPORT 1
+#define S_DPORT 2
+#define S_FAMILY 3
+#define S_NETNS 4
+#define S_PROTOCOL 5
+#define S_RMEM 6
+#define S_TRUESIZE 7
+#define S_RCVBUF 8
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+/* local flavors: kernel.h declares only what the other programs read */
+struct sock___rcvq {
+	struct {
+		struct {
+			int counter;
+		} rmem_alloc;
+	} sk_backlog;
+	int sk_rcvbuf;
+	__u16 sk_protocol; /* a bitfield before 5.6: read with BPF_CORE_READ_BITFIELD_PROBED */
+};
+
+struct sk_buff___rcvq {
+	unsigned int truesize;
+};
+
+struct trace_event_raw_sock_rcvqueue_full {
+	struct trace_entry ent;
+	int rmem_alloc;
+	unsigned int truesize;
+	int sk_rcvbuf;
+};
+
+#pragma clang attribute pop
+
+static __always_inline __u64 nonneg(int v)
+{
+	return v < 0 ? 0 : v;
+}
+
+SEC("tp_btf/sock_rcvqueue_full")
+int BPF_PROG(vp_rcvq_btf, struct sock *sk, struct sk_buff *skb)
+{
+	struct sock___rcvq *s = (struct sock___rcvq *)sk;
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return 0;
+	vp_fill_sock(r, sk,
+		     (struct vp_sock_slots){ .sport = S_SPORT, .dport = S_DPORT, .state = -1,
+					     .family = S_FAMILY, .netns = S_NETNS });
+	/* The device, not its namespace: netns is the socket's (above). */
+	if (vp_need(VP_KEY_DEV) || vp_need(S_IFINDEX)) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		if (dev && vp_need(VP_KEY_DEV))
+			bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, dev->name);
+		if (dev && vp_need(S_IFINDEX))
+			r->num[S_IFINDEX] = BPF_CORE_READ(dev, ifindex);
+	}
+	if (vp_need(S_PROTOCOL))
+		r->num[S_PROTOCOL] = BPF_CORE_READ_BITFIELD_PROBED(s, sk_protocol);
+	r->num[S_RMEM] = nonneg(BPF_CORE_READ(s, sk_backlog.rmem_alloc.counter));
+	r->num[S_TRUESIZE] = BPF_CORE_READ((struct sk_buff___rcvq *)skb, truesize);
+	r->num[S_RCVBUF] = nonneg(BPF_CORE_READ(s, sk_rcvbuf));
+	vp_submit(r);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_rcvqueue_full")
+int vp_rcvq_tp(struct trace_event_raw_sock_rcvqueue_full *ctx)
+{
+	struct vp_rec *r = vp_rec_init();
+	if (!r)
+		return 0;
+	r->num[S_RMEM] = nonneg(ctx->rmem_alloc);
+	r->num[S_TRUESIZE] = ctx->truesize;
+	r->num[S_RCVBUF] = nonneg(ctx->sk_rcvbuf);
+	vp_submit(r);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
