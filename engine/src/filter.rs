@@ -31,6 +31,7 @@ pub fn expected(kind: FieldKind) -> &'static str {
         FieldKind::IpAddr => "an IP address string (`192.0.2.1`, `2001:db8::1`)",
         FieldKind::TcpState => "a TCP state (`ESTABLISHED`) or number",
         FieldKind::Family => "`inet`, `inet6` or a number",
+        FieldKind::Str => "a string or a prefix glob ending in `*` (`vhost-*`)",
     }
 }
 
@@ -39,7 +40,11 @@ pub fn expected(kind: FieldKind) -> &'static str {
 enum Term {
     Range(u64, u64),
     Addr([u8; 16]),
-    Dev { bytes: [u8; abi::DEV_LEN], len: u32 },
+    /// A string compared over `len` bytes: its NUL too (exact) or not (prefix).
+    Str {
+        bytes: [u8; abi::DEV_LEN],
+        len: u32,
+    },
 }
 
 /// Checks that `values` suit `field`; the error says what was expected.
@@ -66,7 +71,7 @@ fn terms(
     for v in values {
         term(field, v, symbols, resolve, &mut out)?;
     }
-    let max = if field.kind == FieldKind::Dev {
+    let max = if field.slot == Slot::Dev {
         abi::DEV_MAX
     } else {
         abi::FILTER_MAX
@@ -118,7 +123,8 @@ fn term(
             }
         }
         (FieldKind::Netns, FilterValue::Str(s)) => out.push(exact(netns_inode(s)?)),
-        (FieldKind::Dev, FilterValue::Str(s)) => out.push(dev_term(s)?),
+        (FieldKind::Dev, FilterValue::Str(s)) => out.push(str_term(s, "device name")?),
+        (FieldKind::Str, FilterValue::Str(s)) => out.push(str_term(s, "string")?),
         (FieldKind::DropReason, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::DropReason, FilterValue::Str(s)) => match symbols.reason_value(s) {
             Some(n) => out.push(exact(n)),
@@ -205,19 +211,20 @@ fn show(v: &FilterValue) -> String {
     }
 }
 
-fn dev_term(s: &str) -> Result<Term, String> {
+/// A name or a prefix glob (`macvtap*`) for a 16-byte string slot.
+fn str_term(s: &str, what: &str) -> Result<Term, String> {
     let (name, prefix) = match s.strip_suffix('*') {
         Some(p) => (p, true),
         None => (s, false),
     };
     if name.contains(['*', '?', '[', ']']) {
         return Err(format!(
-            "device pattern `{s}`: only a trailing `*` can be matched in the kernel (`macvtap*`)"
+            "pattern `{s}`: only a trailing `*` can be matched in the kernel (`macvtap*`)"
         ));
     }
     if name.len() >= abi::DEV_LEN {
         return Err(format!(
-            "device name `{s}` is longer than {} bytes",
+            "{what} `{s}` is longer than {} bytes, the most the kernel side keeps",
             abi::DEV_LEN - 1
         ));
     }
@@ -225,7 +232,7 @@ fn dev_term(s: &str) -> Result<Term, String> {
     bytes[..name.len()].copy_from_slice(name.as_bytes());
     // exact: compare the terminating NUL too
     let len = if prefix { name.len() } else { name.len() + 1 } as u32;
-    Ok(Term::Dev { bytes, len })
+    Ok(Term::Str { bytes, len })
 }
 
 /// Inode of a network namespace given by `ip netns` name or by path.
@@ -275,7 +282,25 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                     s.addr_filter[i][n] = a;
                     s.addr_filter_n[i] += 1;
                 }
-                (Term::Dev { bytes, len }, Slot::Dev) => {
+                // a string in an address slot: one compare length for the slot,
+                // so an exact name and a prefix cannot be mixed there
+                (Term::Str { bytes, len }, Slot::Addr(i)) => {
+                    let i = i as usize;
+                    let n = s.addr_filter_n[i] as usize;
+                    if n >= abi::FILTER_MAX {
+                        return Err(format!("too many filter values on `{}`", f.field.name));
+                    }
+                    if n > 0 && s.addr_filter_len[i] != len {
+                        return Err(format!(
+                            "filter on `{}`: its values must all be exact names, or all prefixes of one length",
+                            f.field.name
+                        ));
+                    }
+                    s.addr_filter[i][n] = bytes;
+                    s.addr_filter_len[i] = len;
+                    s.addr_filter_n[i] += 1;
+                }
+                (Term::Str { bytes, len }, Slot::Dev) => {
                     let n = s.dev_filter_n as usize;
                     if n >= abi::DEV_MAX {
                         return Err(format!("too many device patterns on `{}`", f.field.name));
@@ -325,7 +350,49 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
         Consumer::Hist { .. } => s.key_mask | filtered | (1 << s.hist_slot),
         Consumer::Count { .. } => s.key_mask | filtered,
     };
+    generic_settings(req, &mut s)?;
     Ok(s)
+}
+
+/// The parts of the settings only the generic programs read: where a
+/// tracepoint's fields lie in its record, and whether calls are timed.
+fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), String> {
+    // Function probes: time calls (entry stores, return submits) when the
+    // latency is read at all.
+    let latency = 1u32 << vprobe_probes::catalog::FUNC_LATENCY_SLOT;
+    if req.probe.mechanisms.iter().any(|m| m.exit().is_some()) && s.need_mask & latency != 0 {
+        s.timing = 1;
+    }
+    let Some(layout) = req.probe.mechanisms.iter().find_map(|m| m.layout()) else {
+        return Ok(());
+    };
+    for f in layout {
+        match f.slot {
+            Slot::Num(i) => s.raw_num[i as usize] = f.raw,
+            Slot::Addr(i) => s.raw_addr[i as usize] = f.raw,
+            Slot::Dev => s.raw_dev = f.raw,
+        }
+    }
+    // Every field used must have come with the layout (the session narrows
+    // generic tracepoint requests first); a placeholder slot would read nothing.
+    let used = req
+        .filters
+        .iter()
+        .map(|f| f.field)
+        .chain(match &req.consumer {
+            Consumer::Count { keys, .. } => keys.clone(),
+            Consumer::Hist { field, keys, .. } => keys.iter().copied().chain([*field]).collect(),
+            Consumer::Events { .. } => req.probe.fields.iter().collect(),
+        });
+    for f in used {
+        if !layout.iter().any(|l| l.slot == f.slot) {
+            return Err(format!(
+                "`{}`: field `{}` has no place in the record (the request was not narrowed)",
+                req.probe.name, f.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub fn raw(field: &FieldDef, rec: &Record) -> u64 {
 pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
     match field.slot {
         Slot::Dev => Value::Str(cstr(&rec.dev)),
+        // an address slot holds an address, or a string of a generic tracepoint
+        Slot::Addr(i) if field.kind == FieldKind::Str => Value::Str(cstr(&rec.addr[i as usize])),
         Slot::Addr(i) => Value::Str(addr_string(&rec.addr[i as usize])),
         Slot::Num(i) => {
             let v = rec.num[i as usize];
@@ -56,7 +58,7 @@ pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
                 FieldKind::Uint | FieldKind::Ifindex | FieldKind::Netns | FieldKind::Port => {
                     Value::Uint(v)
                 }
-                FieldKind::Dev | FieldKind::IpAddr => Value::Uint(v),
+                FieldKind::Dev | FieldKind::IpAddr | FieldKind::Str => Value::Uint(v),
             }
         }
     }

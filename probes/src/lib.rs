@@ -8,4 +8,7 @@ pub mod abi;
 pub mod catalog;
 pub mod objects;
 
-pub use catalog::{find, suggest, FieldDef, FieldKind, Mechanism, ProbeDef, Slot, CATALOG};
+pub use catalog::{
+    find, generic, suggest, FieldDef, FieldKind, GenericDef, Mechanism, ProbeDef, RawField, Slot,
+    CATALOG, GENERIC,
+};

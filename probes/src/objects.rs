@@ -22,10 +22,10 @@ pub fn object(name: &str) -> Option<&'static [u8]> {
         "skb_drop" => object!("skb_drop"),
         "tcp" => object!("tcp"),
         "dev" => object!("dev"),
-        "feature" => object!("feature"),
+        "generic" => object!("generic"),
         _ => return None,
     })
 }
 
 /// Every object name, for checks.
-pub const OBJECTS: &[&str] = &["skb_drop", "tcp", "dev", "feature"];
+pub const OBJECTS: &[&str] = &["skb_drop", "tcp", "dev", "generic"];
