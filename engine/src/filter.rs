@@ -497,6 +497,45 @@ mod tests {
     }
 
     #[test]
+    fn function_probes_time_calls_only_when_latency_is_read() {
+        let p = crate::generic::resolve("uprobe:libc:usleep")
+            .unwrap()
+            .unwrap();
+        let count = |keys: &[&str], filters: Vec<Filter>| ProbeRequest {
+            probe: p,
+            filters,
+            consumer: Consumer::Count {
+                name: "c".into(),
+                keys: keys.iter().map(|k| p.field(k).unwrap()).collect(),
+            },
+            origin: Origin::default(),
+        };
+        let s = settings(&count(&["comm"], vec![]), &syms()).unwrap();
+        assert_eq!(s.timing, 0);
+        assert_eq!(s.key_mask, 1 << abi::KEY_DEV);
+        let slow = Filter {
+            field: p.field("latency").unwrap(),
+            values: vec![FilterValue::Range(1_000_000, 9_000_000)],
+        };
+        assert_eq!(
+            settings(&count(&["pid"], vec![slow]), &syms())
+                .unwrap()
+                .timing,
+            1
+        );
+        let mut events = count(&[], vec![]);
+        events.consumer = Consumer::Events { callback: 0 };
+        assert_eq!(settings(&events, &syms()).unwrap().timing, 1);
+        // comm filters take a prefix in the dev slot
+        let comm = Filter {
+            field: p.field("comm").unwrap(),
+            values: vec![FilterValue::Str("qemu-*".into())],
+        };
+        let s = settings(&count(&[], vec![comm]), &syms()).unwrap();
+        assert_eq!((s.dev_filter_n, s.dev_filter_len[0]), (1, 5));
+    }
+
+    #[test]
     fn negative_ranges_split_across_zero() {
         let f = vprobe_probes::find("dev.xmit")
             .unwrap()

@@ -8,6 +8,7 @@
 
 mod cli;
 mod fidelity;
+mod generic;
 mod labs;
 mod leftovers;
 mod netns;

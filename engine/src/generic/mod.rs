@@ -706,6 +706,36 @@ mod tests {
     }
 
     #[test]
+    fn settings_carry_the_layout_and_string_prefixes() {
+        let tp = fake("test", "settings", &wide_format(2));
+        let mut r = req(tp.def, &["f1"], &[]);
+        let prefix = |f: &str, v: &str| Filter {
+            field: tp.def.field(f).unwrap(),
+            values: vec![FilterValue::Str(v.into())],
+        };
+        r.filters = vec![prefix("a", "eth*"), prefix("b", "x*")];
+        let symbols = crate::symbols::Symbols::default();
+        // not narrowed: refused rather than loaded reading nothing
+        let e = crate::filter::settings(&r, &symbols).unwrap_err();
+        assert!(e.contains("not narrowed"), "{e}");
+        let s = crate::filter::settings(&narrow(r).unwrap(), &symbols).unwrap();
+        assert_eq!(
+            s.raw_num[0],
+            Raw {
+                offset: 16,
+                size: 8,
+                read: abi::READ_UNSIGNED
+            }
+        );
+        assert_eq!(s.raw_dev.read, abi::READ_CHARS);
+        assert_eq!((s.dev_filter_n, s.dev_filter_len[0]), (1, 3));
+        assert_eq!(s.raw_addr[0].read, abi::READ_DATA_LOC);
+        assert_eq!((s.addr_filter_n[0], s.addr_filter_len[0]), (1, 1));
+        assert_eq!(&s.addr_filter[0][0][..2], b"x\0");
+        assert_eq!(s.key_mask, 1);
+    }
+
+    #[test]
     fn names_are_checked_before_anything_is_read() {
         for bad in [
             "tracepoint:net",

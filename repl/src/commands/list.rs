@@ -141,10 +141,14 @@ fn kernel_needs(def: &ProbeDef) -> String {
 pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let privileged = vprobe_engine::session::privileges().sufficient();
     let rows = rows(pattern)?;
-    let mut session = if privileged {
-        Session::new(SessionOptions::default()).ok()
+    // why nothing could be load-tested, when nothing could
+    let (mut session, unchecked) = if privileged {
+        match Session::new(SessionOptions::default()) {
+            Ok(s) => (Some(s), String::new()),
+            Err(e) => (None, format!("not checked: {e}")),
+        }
     } else {
-        None
+        (None, NOT_CHECKED.to_string())
     };
     let defs: Vec<&'static ProbeDef> = rows.iter().map(|r| r.def).collect();
     let support: Option<Vec<Support>> = session.as_mut().map(|s| s.support(&defs));
@@ -170,7 +174,7 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
                         reason: match r {
                             Some(Ok(())) => None,
                             Some(Err(e)) => Some(e.clone()),
-                            None => Some(NOT_CHECKED.into()),
+                            None => Some(unchecked.clone()),
                         },
                         needs: m.needs(),
                     }
@@ -188,7 +192,7 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
                     ),
                     None => (false, None, s.reason()),
                 },
-                None => (false, None, Some(NOT_CHECKED.to_string())),
+                None => (false, None, Some(unchecked.clone())),
             };
             let (name, usage, layer, about, fields) = match row.generic {
                 Some(g) => (g.kind, Some(g.usage), "generic", g.about, g.fields),
