@@ -9,6 +9,8 @@
  * Function slots (keep in sync with probes/src/catalog.rs, FUNC_FIELDS):
  *   num[0] pid  num[1] tid  num[2] latency (ns)  dev comm
  */
+/* address slots may hold strings here: prefix filters on them (vp_addr_match) */
+#define VP_ADDR_STRINGS
 #include "vprobe.bpf.h"
 
 #define S_PID 0

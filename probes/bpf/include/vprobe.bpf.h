@@ -210,8 +210,13 @@ static __always_inline int vp_addr_match(const struct vp_rec *r)
 #pragma unroll
 	for (int i = 0; i < VP_ADDR; i++) {
 		__u32 n = settings.addr_filter_n[i];
-		/* a string in an address slot may be matched by prefix */
+#ifdef VP_ADDR_STRINGS
+		/* generic.bpf.c: an address slot may hold a string, matched by prefix */
 		__u32 len = settings.addr_filter_len[i] ? settings.addr_filter_len[i] : 16;
+#else
+		/* a constant length keeps the compare small where slots hold addresses only */
+		__u32 len = 16;
+#endif
 		int ok = 0;
 		if (!n)
 			continue;
