@@ -358,8 +358,18 @@ fn consume(
     h: &ProbeHandle,
     consumer: Consumer,
 ) -> Res<()> {
+    let req = ProbeRequest {
+        probe: h.probe,
+        filters: h.filters.clone(),
+        consumer,
+        origin: h.origin.clone(),
+    };
+    // A generic tracepoint request must fit one record: say so at this line,
+    // also in `vprobe check`, rather than when the session loads it.
+    generic::narrow(req.clone()).map_err(|m| fail(ctx, m))?;
+    let consumer = &req.consumer;
     let mut s = st.borrow_mut();
-    let shape = match &consumer {
+    let shape = match consumer {
         Consumer::Count { keys, .. } => Some(Shape::Count {
             keys: shape_keys(keys),
         }),
@@ -390,12 +400,7 @@ fn consume(
             }
         }
     }
-    s.requests.push(ProbeRequest {
-        probe: h.probe,
-        filters: h.filters.clone(),
-        consumer,
-        origin: h.origin.clone(),
-    });
+    s.requests.push(req);
     Ok(())
 }
 
