@@ -39,6 +39,7 @@ pub fn expected(kind: FieldKind) -> &'static str {
         FieldKind::Bool => "`true` or `false`",
         FieldKind::TcHandle => "a tc handle (`1:`, `1:10`, `root`) or number",
         FieldKind::KvmExitReason => "a KVM exit reason name (`HLT`, `npf`) or number",
+        FieldKind::Str => "a string or a prefix glob ending in `*` (`vhost-*`)",
     }
 }
 
@@ -47,7 +48,11 @@ pub fn expected(kind: FieldKind) -> &'static str {
 enum Term {
     Range(u64, u64),
     Addr([u8; 16]),
-    Dev { bytes: [u8; abi::DEV_LEN], len: u32 },
+    /// A string compared over `len` bytes: its NUL too (exact) or not (prefix).
+    Str {
+        bytes: [u8; abi::DEV_LEN],
+        len: u32,
+    },
 }
 
 /// Checks that `values` suit `field`; the error says what was expected.
@@ -74,7 +79,7 @@ fn terms(
     for v in values {
         term(field, v, symbols, resolve, &mut out)?;
     }
-    let max = if field.kind == FieldKind::Dev {
+    let max = if field.slot == Slot::Dev {
         abi::DEV_MAX
     } else {
         abi::FILTER_MAX
@@ -126,8 +131,8 @@ fn term(
             }
         }
         (FieldKind::Netns, FilterValue::Str(s)) => out.push(exact(netns_inode(s)?)),
-        (FieldKind::Dev, FilterValue::Str(s)) => out.push(dev_term(s, "device")?),
-        (FieldKind::Comm, FilterValue::Str(s)) => out.push(dev_term(s, "thread")?),
+        (FieldKind::Dev, FilterValue::Str(s)) => out.push(str_term(s, "device")?),
+        (FieldKind::Comm, FilterValue::Str(s)) => out.push(str_term(s, "thread")?),
         (FieldKind::Duration, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::Duration, FilterValue::Range(lo, hi)) if *lo >= 0 && lo <= hi => {
             out.push(Term::Range(*lo as u64, *hi as u64))
@@ -174,6 +179,7 @@ fn term(
             // `vprobe check` without root or without KVM: checked when it runs
             Err(_) => {}
         },
+        (FieldKind::Str, FilterValue::Str(s)) => out.push(str_term(s, "string")?),
         (FieldKind::DropReason, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::DropReason, FilterValue::Str(s)) => match symbols.reason_value(s) {
             Some(n) => out.push(exact(n)),
@@ -272,9 +278,9 @@ fn show(v: &FilterValue) -> String {
     }
 }
 
-/// A device (or thread) name or prefix glob, matched in the kernel on the
-/// 16-byte string slot. `what` names it in errors: `device`, `thread`.
-fn dev_term(s: &str, what: &str) -> Result<Term, String> {
+/// A name or a prefix glob (`macvtap*`, `vhost-*`) for a 16-byte string slot.
+/// `what` names it in errors: `device`, `thread`, `string`.
+fn str_term(s: &str, what: &str) -> Result<Term, String> {
     let (name, prefix) = match s.strip_suffix('*') {
         Some(p) => (p, true),
         None => (s, false),
@@ -291,7 +297,7 @@ fn dev_term(s: &str, what: &str) -> Result<Term, String> {
     }
     if name.len() >= abi::DEV_LEN {
         return Err(format!(
-            "{what} name `{s}` is longer than {} bytes",
+            "{what} `{s}` is longer than {} bytes, the most the kernel side keeps",
             abi::DEV_LEN - 1
         ));
     }
@@ -299,7 +305,7 @@ fn dev_term(s: &str, what: &str) -> Result<Term, String> {
     bytes[..name.len()].copy_from_slice(name.as_bytes());
     // exact: compare the terminating NUL too
     let len = if prefix { name.len() } else { name.len() + 1 } as u32;
-    Ok(Term::Dev { bytes, len })
+    Ok(Term::Str { bytes, len })
 }
 
 /// `2ms` → [2ms, 2ms]; `1ms..` → [1ms, max]; `..500us` → [0, 500us); `1ms..5ms`
@@ -385,7 +391,25 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                     s.addr_filter[i][n] = a;
                     s.addr_filter_n[i] += 1;
                 }
-                (Term::Dev { bytes, len }, Slot::Dev) => {
+                // a string in an address slot: one compare length for the slot,
+                // so an exact name and a prefix cannot be mixed there
+                (Term::Str { bytes, len }, Slot::Addr(i)) => {
+                    let i = i as usize;
+                    let n = s.addr_filter_n[i] as usize;
+                    if n >= abi::FILTER_MAX {
+                        return Err(format!("too many filter values on `{}`", f.field.name));
+                    }
+                    if n > 0 && s.addr_filter_len[i] != len {
+                        return Err(format!(
+                            "filter on `{}`: its values must all be exact names, or all prefixes of one length",
+                            f.field.name
+                        ));
+                    }
+                    s.addr_filter[i][n] = bytes;
+                    s.addr_filter_len[i] = len;
+                    s.addr_filter_n[i] += 1;
+                }
+                (Term::Str { bytes, len }, Slot::Dev) => {
                     let n = s.dev_filter_n as usize;
                     if n >= abi::DEV_MAX {
                         return Err(format!("too many device patterns on `{}`", f.field.name));
@@ -435,7 +459,49 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
         Consumer::Hist { .. } => s.key_mask | filtered | (1 << s.hist_slot),
         Consumer::Count { .. } => s.key_mask | filtered,
     };
+    generic_settings(req, &mut s)?;
     Ok(s)
+}
+
+/// The parts of the settings only the generic programs read: where a
+/// tracepoint's fields lie in its record, and whether calls are timed.
+fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), String> {
+    // Function probes: time calls (entry stores, return submits) when the
+    // latency is read at all.
+    let latency = 1u32 << vprobe_probes::catalog::FUNC_LATENCY_SLOT;
+    if req.probe.mechanisms.iter().any(|m| m.exit().is_some()) && s.need_mask & latency != 0 {
+        s.timing = 1;
+    }
+    let Some(layout) = req.probe.mechanisms.iter().find_map(|m| m.layout()) else {
+        return Ok(());
+    };
+    for f in layout {
+        match f.slot {
+            Slot::Num(i) => s.raw_num[i as usize] = f.raw,
+            Slot::Addr(i) => s.raw_addr[i as usize] = f.raw,
+            Slot::Dev => s.raw_dev = f.raw,
+        }
+    }
+    // Every field used must have come with the layout (the session narrows
+    // generic tracepoint requests first); a placeholder slot would read nothing.
+    let used = req
+        .filters
+        .iter()
+        .map(|f| f.field)
+        .chain(match &req.consumer {
+            Consumer::Count { keys, .. } => keys.clone(),
+            Consumer::Hist { field, keys, .. } => keys.iter().copied().chain([*field]).collect(),
+            Consumer::Events { .. } => req.probe.fields.iter().collect(),
+        });
+    for f in used {
+        if !layout.iter().any(|l| l.slot == f.slot) {
+            return Err(format!(
+                "`{}`: field `{}` has no place in the record (the request was not narrowed)",
+                req.probe.name, f.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -575,6 +641,45 @@ mod tests {
     }
 
     #[test]
+    fn function_probes_time_calls_only_when_latency_is_read() {
+        let p = crate::generic::resolve("uprobe:libc:usleep")
+            .unwrap()
+            .unwrap();
+        let count = |keys: &[&str], filters: Vec<Filter>| ProbeRequest {
+            probe: p,
+            filters,
+            consumer: Consumer::Count {
+                name: "c".into(),
+                keys: keys.iter().map(|k| p.field(k).unwrap()).collect(),
+            },
+            origin: Origin::default(),
+        };
+        let s = settings(&count(&["comm"], vec![]), &syms()).unwrap();
+        assert_eq!(s.timing, 0);
+        assert_eq!(s.key_mask, 1 << abi::KEY_DEV);
+        let slow = Filter {
+            field: p.field("latency").unwrap(),
+            values: vec![FilterValue::Range(1_000_000, 9_000_000)],
+        };
+        assert_eq!(
+            settings(&count(&["pid"], vec![slow]), &syms())
+                .unwrap()
+                .timing,
+            1
+        );
+        let mut events = count(&[], vec![]);
+        events.consumer = Consumer::Events { callback: 0 };
+        assert_eq!(settings(&events, &syms()).unwrap().timing, 1);
+        // comm filters take a prefix in the dev slot
+        let comm = Filter {
+            field: p.field("comm").unwrap(),
+            values: vec![FilterValue::Str("qemu-*".into())],
+        };
+        let s = settings(&count(&[], vec![comm]), &syms()).unwrap();
+        assert_eq!((s.dev_filter_n, s.dev_filter_len[0]), (1, 5));
+    }
+
+    #[test]
     fn negative_ranges_split_across_zero() {
         let f = vprobe_probes::find("dev.xmit")
             .unwrap()
@@ -653,7 +758,7 @@ mod tests {
             "comm",
             FilterValue::Str("vhost-*".into()),
         );
-        assert!(matches!(comm.unwrap()[..], [Term::Dev { len: 6, .. }]));
+        assert!(matches!(comm.unwrap()[..], [Term::Str { len: 6, .. }]));
         let e = terms_of(
             "sched.wakeup_latency",
             "comm",

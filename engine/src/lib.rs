@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod generic;
 pub mod host;
 pub mod live;
 pub mod output;

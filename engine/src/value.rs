@@ -47,6 +47,8 @@ pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
     match field.slot {
         // device name or thread name (FieldKind::Dev, FieldKind::Comm)
         Slot::Dev => Value::Str(cstr(&rec.dev)),
+        // an address slot holds an address, or a string of a generic tracepoint
+        Slot::Addr(i) if field.kind == FieldKind::Str => Value::Str(cstr(&rec.addr[i as usize])),
         Slot::Addr(i) => Value::Str(addr_string(&rec.addr[i as usize])),
         Slot::Num(i) => {
             let v = rec.num[i as usize];
@@ -66,7 +68,9 @@ pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
                 FieldKind::Bool => Value::Bool(v != 0),
                 FieldKind::TcHandle => Value::Str(tc_handle_string(v as u32)),
                 FieldKind::KvmExitReason => Value::Str(symbols.kvm_exit_name(v)),
-                FieldKind::Dev | FieldKind::Comm | FieldKind::IpAddr => Value::Uint(v),
+                FieldKind::Dev | FieldKind::Comm | FieldKind::IpAddr | FieldKind::Str => {
+                    Value::Uint(v)
+                }
             }
         }
     }

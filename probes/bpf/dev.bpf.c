@@ -36,6 +36,16 @@ int BPF_PROG(vp_rx_btf, struct sk_buff *skb)
 	return 0;
 }
 
+/* Raw tracepoints (4.17+): the same arguments as tp_btf, untyped for the verifier. */
+SEC("raw_tp/netif_receive_skb")
+int BPF_PROG(vp_rx_raw, struct sk_buff *skb)
+{
+	struct vp_rec *r = dev_rec(skb, NULL);
+	if (r)
+		vp_submit(r);
+	return 0;
+}
+
 SEC("tracepoint/net/netif_receive_skb")
 int vp_rx_tp(struct trace_event_raw_net_dev_template *ctx)
 {
@@ -54,6 +64,15 @@ int BPF_PROG(vp_queue_btf, struct sk_buff *skb)
 	return 0;
 }
 
+SEC("raw_tp/net_dev_queue")
+int BPF_PROG(vp_queue_raw, struct sk_buff *skb)
+{
+	struct vp_rec *r = dev_rec(skb, NULL);
+	if (r)
+		vp_submit(r);
+	return 0;
+}
+
 SEC("tracepoint/net/net_dev_queue")
 int vp_queue_tp(struct trace_event_raw_net_dev_template *ctx)
 {
@@ -64,16 +83,28 @@ int vp_queue_tp(struct trace_event_raw_net_dev_template *ctx)
 }
 
 /* The skb may already be freed when rc says so: take len and dev from the arguments. */
-SEC("tp_btf/net_dev_xmit")
-int BPF_PROG(vp_xmit_btf, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+static __always_inline void xmit(int rc, struct net_device *dev, unsigned int len)
 {
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
-		return 0;
+		return;
 	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
 	r->num[S_LEN] = len;
 	r->num[S_RC] = (__u64)(__s64)rc;
 	vp_submit(r);
+}
+
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(vp_xmit_btf, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	xmit(rc, dev, len);
+	return 0;
+}
+
+SEC("raw_tp/net_dev_xmit")
+int BPF_PROG(vp_xmit_raw, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	xmit(rc, dev, len);
 	return 0;
 }
 

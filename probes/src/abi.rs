@@ -35,6 +35,34 @@ pub const LOSS_EVENTS: u32 = 0;
 /// `loss` slot: failed aggregation inserts (map full).
 pub const LOSS_MAP_FULL: u32 = 1;
 
+/// `Raw::read`: an integer zero-extended to 64 bits.
+pub const READ_UNSIGNED: u32 = 0;
+/// `Raw::read`: an integer sign-extended to 64 bits.
+pub const READ_SIGNED: u32 = 1;
+/// `Raw::read`: `char name[N]`, a string in place.
+pub const READ_CHARS: u32 = 2;
+/// `Raw::read`: `__data_loc char[]`, a u32 `len << 16 | offset from the record start`.
+pub const READ_DATA_LOC: u32 = 3;
+/// `Raw::read`: `__rel_loc char[]`, a u32 `len << 16 | offset from the end of the field`.
+pub const READ_REL_LOC: u32 = 4;
+/// `Raw::read`: `u8 addr[4]`, stored IPv4-mapped.
+pub const READ_IPV4: u32 = 5;
+/// `Raw::read`: `u8 addr[16]`, copied as is.
+pub const READ_BYTES: u32 = 6;
+
+/// Where the generic tracepoint program finds one slot's value in the raw
+/// record (`struct vp_raw`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Raw {
+    /// Byte offset in the record.
+    pub offset: u16,
+    /// Bytes; 0 leaves the slot unfilled.
+    pub size: u16,
+    /// `READ_*`.
+    pub read: u32,
+}
+
 /// One kernel event as a program records it; also the aggregation key (with
 /// unselected fields zeroed).
 #[repr(C)]
@@ -106,6 +134,19 @@ pub struct Settings {
     pub addr_filter: [[[u8; 16]; FILTER_MAX]; ADDR],
     /// Device-name patterns.
     pub dev_filter: [[u8; DEV_LEN]; DEV_MAX],
+    /// Bytes compared per address-slot filter (a string prefix); 0 = all 16.
+    pub addr_filter_len: [u32; ADDR],
+    /// Function probes: 1 = the entry stores a timestamp and the return submits
+    /// the record with the latency; 0 = the entry submits.
+    pub timing: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Generic tracepoint: where `num[i]` is in the raw record.
+    pub raw_num: [Raw; NUM],
+    /// Generic tracepoint: where `addr[i]` is (a string or an address).
+    pub raw_addr: [Raw; ADDR],
+    /// Generic tracepoint: where `dev` is (a string).
+    pub raw_dev: Raw,
 }
 
 impl Default for Settings {
@@ -126,6 +167,12 @@ impl Default for Settings {
             filter_hi: [[0; FILTER_MAX]; NUM],
             addr_filter: [[[0; 16]; FILTER_MAX]; ADDR],
             dev_filter: [[0; DEV_LEN]; DEV_MAX],
+            addr_filter_len: [0; ADDR],
+            timing: 0,
+            pad: 0,
+            raw_num: [Raw::default(); NUM],
+            raw_addr: [Raw::default(); ADDR],
+            raw_dev: Raw::default(),
         }
     }
 }
@@ -191,8 +238,24 @@ mod tests {
         assert_eq!(std::mem::size_of::<Event>(), 16 + 176);
         assert_eq!(
             std::mem::size_of::<Settings>(),
-            4 * 4 + 8 + 8 + 4 * 16 + 4 * 2 + 4 + 4 * 4 + 4 + 16 * 8 * 8 * 2 + 2 * 8 * 16 + 4 * 16
+            4 * 4
+                + 8
+                + 8
+                + 4 * 16
+                + 4 * 2
+                + 4
+                + 4 * 4
+                + 4
+                + 16 * 8 * 8 * 2
+                + 2 * 8 * 16
+                + 4 * 16
+                + 4 * 2
+                + 4
+                + 4
+                + 8 * (16 + 2 + 1)
         );
+        assert_eq!(std::mem::size_of::<Raw>(), 8);
+        assert_eq!(std::mem::offset_of!(Settings, raw_num), 2512);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum FieldKind {
     /// An x86 KVM exit reason, stored `isa << 32 | exit_reason`; named from the
     /// running kernel's `kvm:kvm_exit` format (`HLT`, `EPT_VIOLATION`, `npf`).
     KvmExitReason,
+    /// A short string (a task's comm, a tracepoint's `char[]` field), at most
+    /// 15 bytes; filters take the string or a prefix glob (`vhost-*`).
+    Str,
 }
 
 impl FieldKind {
@@ -95,6 +98,13 @@ pub enum Mechanism {
         /// Program name in the object.
         program: &'static str,
     },
+    /// A raw tracepoint (`raw_tp/EVENT`): the tracepoint's arguments untyped; 4.17+.
+    RawTracepoint {
+        /// Tracepoint name without category (`net_dev_queue`).
+        event: &'static str,
+        /// Program name in the object.
+        program: &'static str,
+    },
     /// A classic tracepoint (`tracepoint/CAT/NAME`); needs tracefs.
     Tracepoint {
         /// Category (`skb`).
@@ -104,36 +114,127 @@ pub enum Mechanism {
         /// Program name in the object.
         program: &'static str,
     },
+    /// A classic tracepoint read by the generic program field by field, where
+    /// the event's format file puts them (`tracepoint:CAT:NAME`).
+    TracepointFormat {
+        /// Category (`net`).
+        category: &'static str,
+        /// Event (`net_dev_queue`).
+        name: &'static str,
+        /// Program name in the object.
+        program: &'static str,
+        /// Which record bytes fill which slot.
+        #[serde(skip)]
+        layout: &'static [RawField],
+    },
+    /// A kprobe on a kernel function; needs CONFIG_KPROBE_EVENTS.
+    Kprobe {
+        /// Kernel function.
+        function: &'static str,
+        /// Program name in the object (attached at the function's entry).
+        program: &'static str,
+        /// A kretprobe program, attached too when a request measures latency.
+        exit: Option<&'static str>,
+    },
+    /// An fentry program (BPF trampoline) on a kernel function; needs BTF, 5.5+.
+    Fentry {
+        /// Kernel function.
+        function: &'static str,
+        /// Program name in the object.
+        program: &'static str,
+        /// An fexit program, attached too when a request measures latency.
+        exit: Option<&'static str>,
+    },
+    /// A uprobe on a function of a user-space binary or library.
+    Uprobe {
+        /// Path of the ELF file, or a library name (`libc`).
+        target: &'static str,
+        /// Symbol in it.
+        symbol: &'static str,
+        /// Program name in the object.
+        program: &'static str,
+        /// A uretprobe program, attached too when a request measures latency.
+        exit: Option<&'static str>,
+    },
+}
+
+/// Where the generic tracepoint program finds one field in the raw record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawField {
+    /// The record slot it fills.
+    pub slot: Slot,
+    /// Offset, size and how to read it.
+    pub raw: crate::abi::Raw,
 }
 
 impl Mechanism {
-    /// The program to load from the object.
+    /// The program to load from the object (the entry program of a pair).
     pub fn program(&self) -> &'static str {
         match self {
-            Mechanism::TpBtf { program, .. } | Mechanism::Tracepoint { program, .. } => program,
+            Mechanism::TpBtf { program, .. }
+            | Mechanism::RawTracepoint { program, .. }
+            | Mechanism::Tracepoint { program, .. }
+            | Mechanism::TracepointFormat { program, .. }
+            | Mechanism::Kprobe { program, .. }
+            | Mechanism::Fentry { program, .. }
+            | Mechanism::Uprobe { program, .. } => program,
         }
     }
 
-    /// The mechanism kind: `tp_btf`, `tracepoint`.
+    /// The return-side program of a function mechanism, for latency.
+    pub fn exit(&self) -> Option<&'static str> {
+        match self {
+            Mechanism::Kprobe { exit, .. }
+            | Mechanism::Fentry { exit, .. }
+            | Mechanism::Uprobe { exit, .. } => *exit,
+            _ => None,
+        }
+    }
+
+    /// The raw-record layout of a generic tracepoint.
+    pub fn layout(&self) -> Option<&'static [RawField]> {
+        match self {
+            Mechanism::TracepointFormat { layout, .. } => Some(layout),
+            _ => None,
+        }
+    }
+
+    /// The mechanism kind: `tp_btf`, `raw_tracepoint`, `tracepoint`, `kprobe`,
+    /// `fentry`, `uprobe` (what `--disable-mechanism` takes).
     pub fn kind(&self) -> &'static str {
         match self {
             Mechanism::TpBtf { .. } => "tp_btf",
-            Mechanism::Tracepoint { .. } => "tracepoint",
+            Mechanism::RawTracepoint { .. } => "raw_tracepoint",
+            Mechanism::Tracepoint { .. } | Mechanism::TracepointFormat { .. } => "tracepoint",
+            Mechanism::Kprobe { .. } => "kprobe",
+            Mechanism::Fentry { .. } => "fentry",
+            Mechanism::Uprobe { .. } => "uprobe",
         }
     }
 
-    /// Short label: `tp_btf/kfree_skb`, `tracepoint/skb/kfree_skb`; companions
-    /// follow with `+` (`tp_btf/sched_switch+sched_wakeup+sched_wakeup_new`).
+    /// Short label: `tp_btf/kfree_skb`, `tracepoint/skb/kfree_skb`, `kprobe/tap_handle_frame`;
+    /// companions follow with `+` (`tp_btf/sched_switch+sched_wakeup+sched_wakeup_new`).
     pub fn label(&self) -> String {
         let mut l = match self {
             Mechanism::TpBtf { event, .. } => format!("tp_btf/{event}"),
-            Mechanism::Tracepoint { category, name, .. } => format!("tracepoint/{category}/{name}"),
+            Mechanism::RawTracepoint { event, .. } => format!("raw_tracepoint/{event}"),
+            Mechanism::Tracepoint { category, name, .. }
+            | Mechanism::TracepointFormat { category, name, .. } => {
+                format!("tracepoint/{category}/{name}")
+            }
+            Mechanism::Kprobe { function, .. } => format!("kprobe/{function}"),
+            Mechanism::Fentry { function, .. } => format!("fentry/{function}"),
+            Mechanism::Uprobe { target, symbol, .. } => format!("uprobe/{target}:{symbol}"),
         };
         for c in self.companions() {
             l.push('+');
             l.push_str(match c {
-                Mechanism::TpBtf { event, .. } => event,
-                Mechanism::Tracepoint { name, .. } => name,
+                Mechanism::TpBtf { event, .. } | Mechanism::RawTracepoint { event, .. } => event,
+                Mechanism::Tracepoint { name, .. } | Mechanism::TracepointFormat { name, .. } => {
+                    name
+                }
+                Mechanism::Kprobe { function, .. } | Mechanism::Fentry { function, .. } => function,
+                Mechanism::Uprobe { symbol, .. } => symbol,
             });
         }
         l
@@ -183,6 +284,26 @@ impl Mechanism {
             .iter()
             .find(|(main, _)| *main == self.program())
             .map_or(&[], |(_, c)| c)
+    }
+
+    /// What the kernel needs for this mechanism, for `vprobe list`.
+    pub fn needs(&self) -> &'static str {
+        needs(self.kind())
+    }
+}
+
+/// What the kernel needs for a mechanism kind (`Mechanism::kind`).
+pub fn needs(kind: &str) -> &'static str {
+    match kind {
+        "tp_btf" => "Linux 5.5+ with BTF (CONFIG_DEBUG_INFO_BTF=y)",
+        "raw_tracepoint" => "Linux 4.17+",
+        "tracepoint" => "Linux 4.7+ and tracefs",
+        "kprobe" => "CONFIG_KPROBE_EVENTS=y (the kprobe PMU: Linux 4.17+)",
+        "fentry" => {
+            "Linux 5.5+ with BTF and BPF trampolines (x86-64, arm64 6.0+), not refused by lockdown or an LSM"
+        }
+        "uprobe" => "CONFIG_UPROBE_EVENTS=y (the uprobe PMU: Linux 4.17+)",
+        _ => "",
     }
 }
 
@@ -757,6 +878,89 @@ pub fn sites(probe: &str) -> &'static [&'static str] {
 }
 
 // ---- end of macvtap.drop / tun.drop ----
+/// Slots of the generic function probes (`kprobe:`, `fentry:`, `uprobe:`).
+/// Keep in sync with bpf/generic.bpf.c.
+pub const FUNC_FIELDS: &[FieldDef] = &[
+    num("pid", 0, FieldKind::Uint, "process id (tgid) of the caller"),
+    num("tid", 1, FieldKind::Uint, "thread id of the caller"),
+    num(
+        "latency",
+        2,
+        FieldKind::Uint,
+        "nanoseconds from the function's entry to its return",
+    ),
+    FieldDef {
+        name: "comm",
+        slot: Slot::Dev,
+        kind: FieldKind::Str,
+        filter: true,
+        key: true,
+        about: "the calling thread's name (comm)",
+    },
+];
+
+/// The slot of `latency` in [`FUNC_FIELDS`]: when a request needs it, the
+/// return-side program is attached too and submits the record.
+pub const FUNC_LATENCY_SLOT: u8 = 2;
+
+/// A family of generic attach points, named `KIND:...` in scripts.
+#[derive(Debug, Serialize)]
+pub struct GenericDef {
+    /// The prefix (`tracepoint`, `kprobe`, `fentry`, `uprobe`).
+    pub kind: &'static str,
+    /// How a name is written (`kprobe:FUNC`).
+    pub usage: &'static str,
+    /// An example name.
+    pub example: &'static str,
+    /// One line of documentation.
+    pub about: &'static str,
+    /// Its fields; empty when they come from elsewhere (a format file).
+    pub fields: &'static [FieldDef],
+    /// The mechanism kinds it may use, most preferred first.
+    pub mechanisms: &'static [&'static str],
+}
+
+/// The generic attach points.
+pub static GENERIC: &[GenericDef] = &[
+    GenericDef {
+        kind: "tracepoint",
+        usage: "tracepoint:CATEGORY:NAME",
+        example: "tracepoint:net:net_dev_queue",
+        about: "any classic tracepoint; its fields come from its format file (tracefs events/CATEGORY/NAME/format)",
+        fields: &[],
+        mechanisms: &["tracepoint"],
+    },
+    GenericDef {
+        kind: "kprobe",
+        usage: "kprobe:FUNCTION",
+        example: "kprobe:tcp_retransmit_skb",
+        about: "calls of a kernel function (kprobe; kretprobe too for latency)",
+        fields: FUNC_FIELDS,
+        mechanisms: &["kprobe"],
+    },
+    GenericDef {
+        kind: "fentry",
+        usage: "fentry:FUNCTION",
+        example: "fentry:tcp_retransmit_skb",
+        about: "calls of a kernel function (fentry; fexit too for latency)",
+        fields: FUNC_FIELDS,
+        mechanisms: &["fentry"],
+    },
+    GenericDef {
+        kind: "uprobe",
+        usage: "uprobe:PATH:SYMBOL",
+        example: "uprobe:libc:getpid",
+        about: "calls of a function in a user-space binary or library (uprobe; uretprobe too for latency); PATH may be a library name like libc",
+        fields: FUNC_FIELDS,
+        mechanisms: &["uprobe"],
+    },
+];
+
+/// The generic family a name belongs to (`kprobe:tcp_sendmsg` → kprobe).
+pub fn generic(name: &str) -> Option<&'static GenericDef> {
+    let (kind, _) = name.split_once(':')?;
+    GENERIC.iter().find(|g| g.kind == kind)
+}
 
 /// Every attach point.
 pub static CATALOG: &[ProbeDef] = &[
@@ -807,6 +1011,10 @@ pub static CATALOG: &[ProbeDef] = &[
                 event: "netif_receive_skb",
                 program: "vp_rx_btf",
             },
+            Mechanism::RawTracepoint {
+                event: "netif_receive_skb",
+                program: "vp_rx_raw",
+            },
             Mechanism::Tracepoint {
                 category: "net",
                 name: "netif_receive_skb",
@@ -825,6 +1033,10 @@ pub static CATALOG: &[ProbeDef] = &[
                 event: "net_dev_xmit",
                 program: "vp_xmit_btf",
             },
+            Mechanism::RawTracepoint {
+                event: "net_dev_xmit",
+                program: "vp_xmit_raw",
+            },
             Mechanism::Tracepoint {
                 category: "net",
                 name: "net_dev_xmit",
@@ -842,6 +1054,10 @@ pub static CATALOG: &[ProbeDef] = &[
             Mechanism::TpBtf {
                 event: "net_dev_queue",
                 program: "vp_queue_btf",
+            },
+            Mechanism::RawTracepoint {
+                event: "net_dev_queue",
+                program: "vp_queue_raw",
             },
             Mechanism::Tracepoint {
                 category: "net",
@@ -990,8 +1206,9 @@ pub static CATALOG: &[ProbeDef] = &[
     // else NOT_SPECIFIED. The ring fields need ptr_ring queues (4.16+) and
     // the drivers' types in vmlinux BTF (tap/tun built in; as modules the
     // loader cannot relocate against them and the ring fields read 0).
-    // fentry/kprobe programs on macvtap_count_rx_dropped are in the object
-    // too (vp_mvtap_fentry, vp_mvtap_kprobe) for kernels that allow them.
+    // Preferred where the kernel allows them: fentry (5.5+ with BTF and
+    // trampolines) or a kprobe on macvtap_count_rx_dropped, the function that
+    // bumps rx_dropped; the kfree_skb ones need the site table.
     ProbeDef {
         name: "macvtap.drop",
         layer: "macvtap",
@@ -999,6 +1216,17 @@ pub static CATALOG: &[ProbeDef] = &[
         object: "tap",
         fields: TAP_RING_FIELDS,
         mechanisms: &[
+            // the rx-dropped counting path itself: no site table, nothing else to filter
+            Mechanism::Fentry {
+                function: "macvtap_count_rx_dropped",
+                program: "vp_mvtap_fentry",
+                exit: None,
+            },
+            Mechanism::Kprobe {
+                function: "macvtap_count_rx_dropped",
+                program: "vp_mvtap_kprobe",
+                exit: None,
+            },
             Mechanism::TpBtf {
                 event: "kfree_skb",
                 program: "vp_mvtap_btf",
@@ -1088,6 +1316,16 @@ mod tests {
                 assert_eq!(same_slot, 1, "{}.{} shares its slot", p.name, f.name);
             }
         }
+    }
+
+    #[test]
+    fn generic_function_fields_fit_their_slots() {
+        let latency = FUNC_FIELDS.iter().find(|f| f.name == "latency").unwrap();
+        assert_eq!(latency.slot, Slot::Num(FUNC_LATENCY_SLOT));
+        assert_eq!(generic("kprobe:tcp_sendmsg").unwrap().kind, "kprobe");
+        assert_eq!(generic("uprobe:/bin/true:main").unwrap().kind, "uprobe");
+        assert!(generic("skb.drop").is_none());
+        assert!(generic("nope:x").is_none());
     }
 
     #[test]

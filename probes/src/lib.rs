@@ -9,4 +9,7 @@ pub mod catalog;
 pub mod layers;
 pub mod objects;
 
-pub use catalog::{find, suggest, FieldDef, FieldKind, Mechanism, ProbeDef, Slot, CATALOG};
+pub use catalog::{
+    find, generic, suggest, FieldDef, FieldKind, GenericDef, Mechanism, ProbeDef, RawField, Slot,
+    CATALOG, GENERIC,
+};

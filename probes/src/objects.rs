@@ -22,7 +22,6 @@ pub fn object(name: &str) -> Option<&'static [u8]> {
         "skb_drop" => object!("skb_drop"),
         "tcp" => object!("tcp"),
         "dev" => object!("dev"),
-        "feature" => object!("feature"),
         // qdisc, softirq, socket, scheduler and kvm attach points
         "qdisc" => object!("qdisc"),
         "napi" => object!("napi"),
@@ -30,13 +29,14 @@ pub fn object(name: &str) -> Option<&'static [u8]> {
         "sched" => object!("sched"),
         "kvm" => object!("kvm"),
         "tap" => object!("tap"),
+        "generic" => object!("generic"),
         _ => return None,
     })
 }
 
 /// Every object name, for checks.
 pub const OBJECTS: &[&str] = &[
-    "skb_drop", "tcp", "dev", "feature", // core
+    "skb_drop", "tcp", "dev", "generic", // core and the generic attach points
     "qdisc", "napi", "sock", "sched", "kvm", // qdisc, softirq, socket, scheduler, kvm
     "tap", // macvtap.drop, tun.drop
 ];

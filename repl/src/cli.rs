@@ -48,7 +48,8 @@ pub enum Command {
     },
     /// List attach points, their fields, and whether this kernel supports them.
     List {
-        /// Only attach points whose name contains this.
+        /// Only attach points whose name contains this; a generic name
+        /// (tracepoint:net:net_dev_queue, kprobe:FUNC) lists that one with its fields.
         pattern: Option<String>,
         /// Print a JSON array.
         #[arg(long)]
@@ -87,7 +88,8 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
-    /// Do not use this attach mechanism (tp_btf, tracepoint); the next one is tried.
+    /// Do not use this attach mechanism (tp_btf, raw_tracepoint, tracepoint, fentry, kprobe,
+    /// uprobe); the next one is tried.
     #[arg(long = "disable-mechanism", value_name = "KIND")]
     pub disable: Vec<String>,
 

@@ -9,6 +9,7 @@
 mod attach;
 mod cli;
 mod fidelity;
+mod generic;
 mod labs;
 mod leftovers;
 mod netns;

@@ -15,12 +15,13 @@ use rhai::{
     Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, NativeCallContext,
     Position, INT,
 };
-use vprobe_probes::{suggest, FieldDef, FieldKind, ProbeDef, CATALOG};
+use vprobe_probes::{suggest, FieldDef, FieldKind, ProbeDef, CATALOG, GENERIC};
 
 use super::convert::{self, describe, want_string};
 use super::live_api::Host;
 use super::{Action, Plan, Timer};
 use crate::filter;
+use crate::generic;
 use crate::plan::{Consumer, Filter, HistKind, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
 use crate::trigger::Trigger;
@@ -246,15 +247,48 @@ fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-/// The catalog entry called `name`, or a message with the closest name.
+/// The attach point called `name` — a catalog entry, or a generic one
+/// (`tracepoint:CAT:NAME`, `kprobe:FUNC`, `fentry:FUNC`, `uprobe:PATH:SYMBOL`) —
+/// or a message with the closest name.
 pub fn find_probe(name: &str) -> Result<&'static ProbeDef, String> {
-    vprobe_probes::find(name).ok_or_else(|| match suggest(name, CATALOG.iter().map(|p| p.name)) {
+    if let Some(def) = generic::resolve(name)? {
+        return Ok(def);
+    }
+    if let Some(def) = vprobe_probes::find(name) {
+        return Ok(def);
+    }
+    let generic = || quoted_list(GENERIC.iter().map(|g| g.usage));
+    if let Some((kind, rest)) = name.split_once(':') {
+        return Err(match suggest(kind, GENERIC.iter().map(|g| g.kind)) {
+            Some(k) => format!("unknown probe kind `{kind}`; did you mean `{k}:{rest}`?"),
+            None => format!(
+                "unknown probe kind `{kind}`; generic probes are {}",
+                generic()
+            ),
+        });
+    }
+    Err(match suggest(name, CATALOG.iter().map(|p| p.name)) {
         Some(s) => format!("unknown probe `{name}`; did you mean `{s}`?"),
         None => format!(
-            "unknown probe `{name}`; the probes are {}",
-            quoted_list(CATALOG.iter().map(|p| p.name))
+            "unknown probe `{name}`; the probes are {}, and the generic {}",
+            quoted_list(CATALOG.iter().map(|p| p.name)),
+            generic()
         ),
     })
+}
+
+/// A function probe's function must exist, when /proc/kallsyms can say.
+fn check_function(probe: &ProbeDef, symbols: &Symbols) -> Result<(), String> {
+    let Some(f) = generic::function_of(probe) else {
+        return Ok(());
+    };
+    if symbols.has_kallsyms() && symbols.symbol_range(f).is_none() {
+        return Err(format!(
+            "`{}`: unknown kernel function `{f}` (not in /proc/kallsyms)",
+            probe.name
+        ));
+    }
+    Ok(())
 }
 
 /// The field `name` of `probe`, or a message with the closest name.
@@ -348,8 +382,18 @@ fn consume(
     h: &ProbeHandle,
     consumer: Consumer,
 ) -> Res<()> {
+    let req = ProbeRequest {
+        probe: h.probe,
+        filters: h.filters.clone(),
+        consumer,
+        origin: h.origin.clone(),
+    };
+    // A generic tracepoint request must fit one record: say so at this line,
+    // also in `vprobe check`, rather than when the session loads it.
+    generic::narrow(req.clone()).map_err(|m| fail(ctx, m))?;
+    let consumer = &req.consumer;
     let mut s = st.borrow_mut();
-    let shape = match &consumer {
+    let shape = match consumer {
         Consumer::Count { keys, .. } => Some(Shape::Count {
             keys: shape_keys(keys),
         }),
@@ -380,12 +424,7 @@ fn consume(
             }
         }
     }
-    s.requests.push(ProbeRequest {
-        probe: h.probe,
-        filters: h.filters.clone(),
-        consumer,
-        origin: h.origin.clone(),
-    });
+    s.requests.push(req);
     Ok(())
 }
 
@@ -525,6 +564,7 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
         move |ctx: NativeCallContext, name: Dynamic| -> Res<ProbeHandle> {
             let name = want_string(&name, "the probe name").map_err(|m| fail(&ctx, m))?;
             let probe = find_probe(&name).map_err(|m| fail(&ctx, m))?;
+            check_function(probe, &s.borrow().symbols).map_err(|m| fail(&ctx, m))?;
             Ok(ProbeHandle {
                 probe,
                 filters: Vec::new(),
@@ -815,7 +855,7 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
 /// How each API function is called, for "function not found" errors.
 pub(super) fn usage(name: &str) -> Option<&'static str> {
     Some(match name {
-        "probe" => "probe(\"skb.drop\")",
+        "probe" => "probe(\"skb.drop\") or probe(\"tracepoint:CAT:NAME\"), probe(\"kprobe:FUNC\"), probe(\"fentry:FUNC\"), probe(\"uprobe:PATH:SYMBOL\")",
         "filter" => ".filter(field, value | [values] | lo..hi)",
         "count" => ".count(name) or .count(name, [keys])",
         "hist" => ".hist(name, field) or .hist(name, field, [keys])",

@@ -2,7 +2,7 @@
 //! kprobes, ring buffers, privileges. Used by `vprobe doctor`, `vprobe list`
 //! and the mechanism choice.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -83,19 +83,75 @@ pub struct Features {
 /// Where the kernel's BTF lives.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Path of a mounted tracefs, if any.
+/// Where tracefs is, as this process sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tracefs {
+    /// Mounted and readable.
+    Ready(&'static Path),
+    /// Mounted, but this process cannot read it (tracefs is root-only by default).
+    Unreadable(PathBuf),
+    /// Not mounted.
+    Missing,
+}
+
+const TRACEFS_PATHS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Path of a mounted, readable tracefs, if any.
 pub fn tracefs() -> Option<&'static Path> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    TRACEFS_PATHS
         .into_iter()
         .map(Path::new)
         .find(|p| p.join("events").is_dir())
 }
 
+/// Whether tracefs is mounted and readable here. A tracefs that is mounted but
+/// unreadable (not root) is found in /proc/self/mountinfo.
+pub fn tracefs_state() -> Tracefs {
+    if let Some(p) = tracefs() {
+        return Tracefs::Ready(p);
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    match tracefs_mount(&mounts) {
+        Some(p) => Tracefs::Unreadable(p),
+        None => Tracefs::Missing,
+    }
+}
+
+/// The tracefs mount point in a mountinfo text (`… /sys/kernel/tracing … - tracefs …`),
+/// or debugfs's `tracing` directory.
+fn tracefs_mount(mountinfo: &str) -> Option<PathBuf> {
+    let mut debugfs = None;
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let (Some(point), Some(fstype)) = (
+            pre.split_whitespace().nth(4),
+            post.split_whitespace().next(),
+        ) else {
+            continue;
+        };
+        match fstype {
+            "tracefs" => return Some(PathBuf::from(point)),
+            "debugfs" => debugfs = Some(Path::new(point).join("tracing")),
+            _ => {}
+        }
+    }
+    debugfs
+}
+
 /// Mounts tracefs at /sys/kernel/tracing when nothing is mounted (root only).
 /// Classic tracepoints are found through it; many minimal hosts leave it unmounted.
 pub fn ensure_tracefs() -> Result<&'static Path, String> {
-    if let Some(p) = tracefs() {
-        return Ok(p);
+    match tracefs_state() {
+        Tracefs::Ready(p) => return Ok(p),
+        Tracefs::Unreadable(p) => {
+            return Err(format!(
+                "tracefs at {} is readable by root only",
+                p.display()
+            ))
+        }
+        Tracefs::Missing => {}
     }
     let target = Path::new("/sys/kernel/tracing");
     nix::mount::mount(
@@ -114,17 +170,53 @@ pub fn ensure_tracefs() -> Result<&'static Path, String> {
     tracefs().ok_or_else(|| "tracefs mounted but has no events/".to_string())
 }
 
+/// Why kprobes cannot be used here, if they cannot.
+pub fn kprobes_missing() -> Option<String> {
+    let pmu = Path::new("/sys/bus/event_source/devices/kprobe/type");
+    (!pmu.exists()).then(|| KPROBES_ABSENT.to_string())
+}
+
+/// The reason kprobe mechanisms give on a kernel without them.
+pub const KPROBES_ABSENT: &str =
+    "kprobes are not built in (no /sys/bus/event_source/devices/kprobe)";
+
+/// Why uprobes cannot be used here, if they cannot.
+pub fn uprobes_missing() -> Option<String> {
+    let pmu = Path::new("/sys/bus/event_source/devices/uprobe/type");
+    (!pmu.exists())
+        .then(|| "uprobes are not built in (no /sys/bus/event_source/devices/uprobe)".to_string())
+}
+
+/// The kernel's lockdown mode (`integrity`, `confidentiality`), when securityfs
+/// shows one other than `none`.
+pub fn lockdown() -> Option<String> {
+    let text = std::fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    let mode = text.split('[').nth(1)?.split(']').next()?.to_string();
+    (mode != "none").then_some(mode)
+}
+
 /// Whether perf kprobes exist (CONFIG_KPROBE_EVENTS / the kprobe PMU).
 pub fn kprobes() -> Feature {
-    let ok = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    let missing = kprobes_missing();
     Feature {
         name: "kprobe",
-        ok,
-        detail: if ok {
-            "kprobe PMU present".into()
-        } else {
-            "kprobes are not built in (no /sys/bus/event_source/devices/kprobe); use tracepoint-based attach points".into()
+        ok: missing.is_none(),
+        detail: match missing {
+            None => "kprobe PMU present".into(),
+            Some(m) => {
+                format!("{m}; kprobe:FUNC cannot attach, use tracepoint-based attach points")
+            }
         },
+    }
+}
+
+/// Whether perf uprobes exist (CONFIG_UPROBE_EVENTS / the uprobe PMU).
+pub fn uprobes() -> Feature {
+    let missing = uprobes_missing();
+    Feature {
+        name: "uprobe",
+        ok: missing.is_none(),
+        detail: missing.unwrap_or_else(|| "uprobe PMU present".into()),
     }
 }
 
@@ -167,17 +259,25 @@ impl Features {
                 p.missing()
             },
         );
-        let tfs = tracefs();
-        f.push(
-            "tracefs",
-            tfs.is_some(),
-            match tfs {
-                Some(p) => p.display().to_string(),
-                None => "not mounted; vprobe mounts it at /sys/kernel/tracing when a classic tracepoint needs it".into(),
-            },
-        );
-        let k = kprobes();
-        f.push(k.name, k.ok, k.detail);
+        match tracefs_state() {
+            Tracefs::Ready(p) => f.push("tracefs", true, p.display().to_string()),
+            Tracefs::Unreadable(p) => f.push(
+                "tracefs",
+                false,
+                format!(
+                    "mounted at {} but unreadable by this user (root only); classic tracepoints need root",
+                    p.display()
+                ),
+            ),
+            Tracefs::Missing => f.push(
+                "tracefs",
+                false,
+                "not mounted; vprobe mounts it at /sys/kernel/tracing when a classic tracepoint needs it".into(),
+            ),
+        }
+        for k in [kprobes(), uprobes()] {
+            f.push(k.name, k.ok, k.detail);
+        }
         f
     }
 
@@ -189,5 +289,27 @@ impl Features {
     /// The feature called `name`.
     pub fn get(&self, name: &str) -> Option<&Feature> {
         self.features.iter().find(|f| f.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tracefs_in_mountinfo() {
+        let info = "22 27 0:21 / /proc rw,nosuid - proc proc rw
+42 23 0:13 / /sys/kernel/tracing rw,relatime - tracefs nodev rw
+30 23 0:7 / /sys/kernel/debug rw - debugfs debugfs rw";
+        assert_eq!(
+            tracefs_mount(info),
+            Some(PathBuf::from("/sys/kernel/tracing"))
+        );
+        let debug_only = "30 23 0:7 / /sys/kernel/debug rw - debugfs debugfs rw";
+        assert_eq!(
+            tracefs_mount(debug_only),
+            Some(PathBuf::from("/sys/kernel/debug/tracing"))
+        );
+        assert_eq!(tracefs_mount("22 27 0:21 / /proc rw - proc proc rw"), None);
     }
 }

@@ -45,6 +45,17 @@ pub struct Instance {
     pub(super) ring: Option<RingBuf<MapData>>,
 }
 
+/// The program `name` of `ebpf` as its aya type (`KProbe`, `TracePoint`, ...).
+pub(super) fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: ProgramError| format!("program {name}: {e}"))
+}
+
 /// A readable message for a program error, with the verifier log when there is one.
 pub(super) fn describe(e: &ProgramError) -> String {
     match e {

@@ -8,16 +8,22 @@
 mod features;
 mod fentry;
 mod instance;
+mod kprobe;
+mod raw_tracepoint;
 #[allow(clippy::module_inception)]
 mod session;
 mod tables;
 mod tp_btf;
 mod tracepoint;
+mod uprobe;
 
 pub(crate) use features::tracefs;
-pub use features::{kernel_release, privileges, Features, Privileges};
+pub use features::{
+    ensure_tracefs, kernel_release, privileges, tracefs_state, Features, Privileges, Tracefs,
+    KPROBES_ABSENT,
+};
 pub use instance::{Instance, InstanceId};
-pub use session::{Session, SessionOptions};
+pub use session::{Session, SessionOptions, Support};
 
 use crate::plan::Origin;
 
@@ -39,13 +45,26 @@ pub enum SessionError {
         message: String,
     },
     /// No mechanism of this attach point works on this kernel.
-    #[error("{origin}: `{probe}` is not available on this kernel: {}", reasons.join("; "))]
+    #[error("{origin}: `{probe}` is not available on this kernel: {}{}", reasons.join("; "), hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
     Unavailable {
         /// Where the probe was requested.
         origin: Origin,
         /// Attach point.
         probe: String,
         /// Per mechanism, why it failed.
+        reasons: Vec<String>,
+        /// What to use instead, when an attach point that works covers the same events.
+        hint: Option<String>,
+    },
+    /// The attach point works on this kernel, but attaching this request failed
+    /// (a function or symbol that is not there, ...).
+    #[error("{origin}: cannot attach `{probe}`: {}", reasons.join("; "))]
+    Attach {
+        /// Where the probe was requested.
+        origin: Origin,
+        /// Attach point.
+        probe: String,
+        /// Per mechanism, why attaching failed.
         reasons: Vec<String>,
     },
     /// A map could not be read.

@@ -9,9 +9,12 @@ use vprobe_probes::{Mechanism, ProbeDef};
 
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
 use super::tables::Tables;
-use super::{features, fentry, tp_btf, tracepoint, Features, SessionError};
+use super::{
+    features, fentry, kprobe, raw_tracepoint, tp_btf, tracepoint, uprobe, Features, SessionError,
+};
 use crate::agg::AggSnapshot;
 use crate::filter;
+use crate::generic;
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
 
@@ -34,6 +37,60 @@ impl Default for SessionOptions {
             map_entries: 10240,
             disable: Vec::new(),
         }
+    }
+}
+
+/// Entries of the latency map (`starts`) when a request does not time calls.
+const IDLE_STARTS: u32 = 64;
+
+/// Why a mechanism did not work for a request.
+#[derive(Debug)]
+enum Failure {
+    /// This kernel does not support it, or refused the program.
+    Load(String),
+    /// It loaded, but attaching failed (a missing function or symbol, ...).
+    Attach(String),
+}
+
+/// Which mechanisms of an attach point work here.
+#[derive(Clone, Debug)]
+pub struct Support {
+    /// The attach point.
+    pub probe: &'static ProbeDef,
+    /// Each mechanism, in preference order, with why it does not work.
+    pub mechanisms: Vec<(Mechanism, Result<(), String>)>,
+}
+
+impl Support {
+    /// The mechanism an attach would use: the first that works.
+    pub fn chosen(&self) -> Option<Mechanism> {
+        self.mechanisms
+            .iter()
+            .find(|(_, r)| r.is_ok())
+            .map(|(m, _)| *m)
+    }
+
+    /// Why none works: each mechanism's reason (labelled when there are several).
+    pub fn reason(&self) -> Option<String> {
+        if self.chosen().is_some() {
+            return None;
+        }
+        let one = self.mechanisms.len() == 1;
+        Some(
+            self.mechanisms
+                .iter()
+                .filter_map(|(m, r)| {
+                    r.as_ref().err().map(|e| {
+                        if one {
+                            e.clone()
+                        } else {
+                            format!("{}: {e}", m.label())
+                        }
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     }
 }
 
@@ -85,6 +142,9 @@ impl Session {
         req: ProbeRequest,
         symbols: &Symbols,
     ) -> Result<InstanceId, SessionError> {
+        let origin = req.origin.clone();
+        let req =
+            generic::narrow(req).map_err(|message| SessionError::Settings { origin, message })?;
         let mut settings =
             filter::settings(&req, symbols).map_err(|message| SessionError::Settings {
                 origin: req.origin.clone(),
@@ -97,6 +157,7 @@ impl Session {
             }
         })?;
         let events = matches!(req.consumer, Consumer::Events { .. });
+        let timing = settings.timing != 0;
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
             u64::from(self.options.ring_bytes / 4)
@@ -111,6 +172,7 @@ impl Session {
                 origin: req.origin.clone(),
                 probe: req.probe.name.into(),
                 reasons: vec![format!("object {} is not embedded", req.probe.object)],
+                hint: None,
             }
         })?;
         let page = 4096u32;
@@ -125,27 +187,50 @@ impl Session {
                 },
             )
             .map_max_entries("counts", self.options.map_entries)
-            .map_max_entries("hists", self.options.map_entries);
+            .map_max_entries("hists", self.options.map_entries)
+            .map_max_entries(
+                "starts",
+                if timing {
+                    self.options.map_entries
+                } else {
+                    IDLE_STARTS
+                },
+            );
         tables.size_maps(&mut self.loader);
 
         let mut reasons = Vec::new();
+        // whether every mechanism tried loaded and only the attach failed
+        let mut attach_only = true;
+        let one = req.probe.mechanisms.len() == 1;
+        let why = |mech: &Mechanism, e: String| {
+            // a probe with one way of attaching is named after it: no label needed
+            if one {
+                e
+            } else {
+                format!("{}: {e}", mech.label())
+            }
+        };
         for mech in req.probe.mechanisms {
             if self.options.disable.iter().any(|d| d == mech.kind()) {
-                reasons.push(format!("{}: disabled by request", mech.label()));
+                // named even when alone: the user turned this one off
+                reasons.push(format!("{} is disabled by request", mech.label()));
+                attach_only = false;
                 continue;
             }
             let mut ebpf = match self.loader.load(object) {
                 Ok(e) => e,
                 Err(e) => {
-                    reasons.push(format!("{}: loading the object failed: {e}", mech.label()));
+                    reasons.push(why(mech, format!("loading the object failed: {e}")));
+                    attach_only = false;
                     continue;
                 }
             };
-            if let Err(e) = tables.fill(&mut ebpf) {
-                reasons.push(format!("{}: {e}", mech.label()));
+            if let Err(e) = tables.fill(&mut ebpf, mech) {
+                reasons.push(why(mech, e));
+                attach_only = false;
                 continue;
             }
-            match self.use_mechanism(&mut ebpf, mech, true) {
+            match self.attach_mechanism(&mut ebpf, mech, timing) {
                 Ok(()) => {
                     let ring = if events {
                         let map = ebpf
@@ -173,43 +258,117 @@ impl Session {
                     );
                     return Ok(id);
                 }
-                Err(e) => reasons.push(format!("{}: {e}", mech.label())),
+                Err(Failure::Attach(e)) => reasons.push(why(mech, e)),
+                Err(Failure::Load(e)) => {
+                    attach_only = false;
+                    reasons.push(why(mech, e));
+                }
             }
         }
+        if attach_only && !reasons.is_empty() {
+            return Err(SessionError::Attach {
+                origin: req.origin,
+                probe: req.probe.name.into(),
+                reasons,
+            });
+        }
+        let hint = self.hint(req.probe);
         Err(SessionError::Unavailable {
             origin: req.origin,
             probe: req.probe.name.into(),
             reasons,
+            hint,
         })
+    }
+
+    /// For a function probe that cannot attach: a catalog attach point that
+    /// sees the same events and works here.
+    fn hint(&mut self, probe: &'static ProbeDef) -> Option<String> {
+        let alt = generic::alternative(generic::function_of(probe)?)?;
+        if alt.name == probe.name {
+            return None;
+        }
+        let mech = self.check_support(alt).ok()?;
+        Some(format!(
+            "use `{}` instead, which works here ({})",
+            alt.name,
+            mech.label()
+        ))
     }
 
     /// Which mechanism of `probe` works here: each is loaded (so the verifier
     /// runs) but not attached, then unloaded. Err lists why each failed.
     pub fn check_support(&mut self, probe: &'static ProbeDef) -> Result<Mechanism, Vec<String>> {
-        let mut reasons = Vec::new();
-        for mech in probe.mechanisms {
-            match self.load_one(probe, mech) {
-                Ok(()) => return Ok(*mech),
-                Err(e) => reasons.push(format!("{}: {e}", mech.label())),
-            }
+        let support = self.support(&[probe]).pop().expect("one probe, one answer");
+        match support.chosen() {
+            Some(m) => Ok(m),
+            None => Err(support
+                .mechanisms
+                .iter()
+                .filter_map(|(m, r)| r.as_ref().err().map(|e| format!("{}: {e}", m.label())))
+                .collect()),
         }
-        Err(reasons)
     }
 
-    /// Load-tested features for `vprobe doctor`: tp_btf, classic tracepoints,
-    /// ring buffers (every object has one) and fentry.
+    /// Every mechanism of every probe in `probes`, load-tested (not attached).
+    /// Each object is loaded once (its maps made once, at their smallest) and
+    /// each program loaded once, however many probes share it: `vprobe list`
+    /// stays fast.
+    pub fn support(&mut self, probes: &[&'static ProbeDef]) -> Vec<Support> {
+        self.loader
+            .override_global("settings", self.idle_settings, true)
+            .map_max_entries("events", 4096)
+            .map_max_entries("counts", 1)
+            .map_max_entries("hists", 1)
+            .map_max_entries("starts", IDLE_STARTS);
+        let mut objects: BTreeMap<&'static str, Result<aya::Ebpf, String>> = BTreeMap::new();
+        // (object, mechanism label) → result: a program is loaded once
+        let mut done: BTreeMap<(&'static str, String), Result<(), String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for &probe in probes {
+            let mut mechanisms = Vec::new();
+            for mech in probe.mechanisms {
+                let key = (probe.object, format!("{}#{}", mech.label(), mech.program()));
+                let r = if self.options.disable.iter().any(|d| d == mech.kind()) {
+                    Err("disabled by request".to_string())
+                } else if let Some(r) = done.get(&key) {
+                    r.clone()
+                } else {
+                    let ebpf = objects.entry(probe.object).or_insert_with(|| {
+                        let bytes = vprobe_probes::objects::object(probe.object)
+                            .ok_or_else(|| format!("object {} is not embedded", probe.object))?;
+                        self.loader.load(bytes).map_err(|e| e.to_string())
+                    });
+                    let r = match ebpf {
+                        Ok(ebpf) => self.load_mechanism(ebpf, mech),
+                        Err(e) => Err(format!("loading the object failed: {e}")),
+                    };
+                    done.insert(key, r.clone());
+                    r
+                };
+                mechanisms.push((*mech, r));
+            }
+            out.push(Support { probe, mechanisms });
+        }
+        out
+    }
+
+    /// Load-tested features for `vprobe doctor`: tp_btf, raw and classic
+    /// tracepoints, ring buffers (every object has one), fentry and uprobes.
     pub fn load_features(&mut self, into: &mut Features) {
-        let skb = vprobe_probes::find("skb.drop").expect("skb.drop is in the catalog");
+        let queue = vprobe_probes::find("dev.queue").expect("dev.queue is in the catalog");
+        let uprobe = generic::representative("uprobe").expect("uprobes are generic");
+        let fentry = generic::representative("fentry").expect("fentry is generic");
+        let all = self.support(&[queue, fentry, uprobe]);
         let mut any = Err(String::new());
-        for mech in skb.mechanisms {
-            let r = self.load_one(skb, mech);
+        for (mech, r) in &all[0].mechanisms {
             into.push(
                 mech.kind(),
                 r.is_ok(),
                 r.clone()
                     .map_or_else(|e| e, |()| format!("{} loads", mech.label())),
             );
-            any = any.or(r);
+            any = any.or(r.clone());
         }
         // every object carries a ring buffer map, so any successful load created one
         into.push(
@@ -217,78 +376,133 @@ impl Session {
             any.is_ok(),
             any.map_or_else(|e| e, |()| "BPF_MAP_TYPE_RINGBUF maps create".into()),
         );
-        let fentry = self
-            .loader
-            .load(vprobe_probes::objects::object("feature").expect("feature object is embedded"))
-            .map_err(|e| e.to_string())
-            .and_then(|mut ebpf| {
-                fentry::load(&mut ebpf, "vp_feat_fentry", "tcp_retransmit_skb", self.btf)
-            });
+        let (_, fentry) = &all[1].mechanisms[0];
         into.push(
             "fentry",
             fentry.is_ok(),
-            fentry.map_or_else(
-                |e| format!("{e}; fentry-based attach points fall back to tracepoints"),
+            fentry.clone().map_or_else(
+                |e| format!("{e}; fentry:FUNC cannot attach, and attach points fall back to other mechanisms"),
                 |()| "fentry programs load".into(),
             ),
         );
+        let (_, uprobe) = &all[2].mechanisms[0];
+        if let Some(f) = into.features.iter_mut().find(|f| f.name == "uprobe") {
+            if f.ok {
+                f.ok = uprobe.is_ok();
+                f.detail = uprobe
+                    .clone()
+                    .map_or_else(|e| e, |()| "uprobe programs load".into());
+            }
+        }
     }
 
-    fn load_one(&mut self, probe: &'static ProbeDef, mech: &Mechanism) -> Result<(), String> {
-        let object = vprobe_probes::objects::object(probe.object).ok_or("object missing")?;
-        self.loader
-            .override_global("settings", self.idle_settings, true)
-            .map_max_entries("events", 4096);
-        let mut ebpf = self.loader.load(object).map_err(|e| e.to_string())?;
-        self.use_mechanism(&mut ebpf, mech, false)
+    /// Loads the mechanism's program from `ebpf` (the verifier runs), and its
+    /// companions, which feed its state (sched.wakeup_latency's wakeup
+    /// stamps): whether this kernel supports the mechanism at all.
+    fn load_mechanism(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
+        for c in mech.companions() {
+            self.load_program(ebpf, c)
+                .map_err(|e| format!("with {}: {e}", c.program()))?;
+        }
+        self.load_program(ebpf, mech)
     }
 
-    /// Loads the mechanism's program from `ebpf` (the verifier runs) and, when
-    /// `attach`, attaches it once; then its companions, which feed its state
-    /// (sched.wakeup_latency's wakeup stamps), the same way.
-    fn use_mechanism(
+    fn load_program(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
+        match *mech {
+            Mechanism::TpBtf { event, program } => tp_btf::load(ebpf, program, event, self.btf),
+            Mechanism::RawTracepoint { event, program } => {
+                raw_tracepoint::load(ebpf, program, event, self.btf)
+            }
+            Mechanism::Tracepoint {
+                category,
+                name,
+                program,
+            }
+            | Mechanism::TracepointFormat {
+                category,
+                name,
+                program,
+                ..
+            } => tracepoint::load(ebpf, program, category, name),
+            Mechanism::Kprobe { program, .. } => kprobe::load(ebpf, program),
+            Mechanism::Fentry {
+                function, program, ..
+            } => fentry::load(ebpf, program, function, self.btf, false),
+            Mechanism::Uprobe { program, .. } => uprobe::load(ebpf, program),
+        }
+    }
+
+    /// Loads and attaches the mechanism's program, and with `timing` its
+    /// return-side program too (latency).
+    fn attach_mechanism(
         &self,
         ebpf: &mut aya::Ebpf,
         mech: &Mechanism,
-        attach: bool,
-    ) -> Result<(), String> {
-        for m in mech.companions() {
-            self.use_program(ebpf, m, attach)
-                .map_err(|e| format!("with {}: {e}", m.program()))?;
+        timing: bool,
+    ) -> Result<(), Failure> {
+        self.load_mechanism(ebpf, mech).map_err(Failure::Load)?;
+        for c in mech.companions() {
+            Self::attach_program(ebpf, c)
+                .map_err(|e| Failure::Attach(format!("with {}: {e}", c.program())))?;
         }
-        self.use_program(ebpf, mech, attach)
+        Self::attach_program(ebpf, mech).map_err(Failure::Attach)?;
+        let exit = mech.exit().filter(|_| timing);
+        let Some(x) = exit else {
+            return Ok(());
+        };
+        match *mech {
+            Mechanism::Kprobe { function, .. } => {
+                kprobe::load(ebpf, x).map_err(Failure::Load)?;
+                kprobe::attach(ebpf, x, function).map_err(Failure::Attach)
+            }
+            Mechanism::Fentry { function, .. } => {
+                fentry::load(ebpf, x, function, self.btf, true).map_err(Failure::Load)?;
+                fentry::attach(ebpf, x, function, true).map_err(Failure::Attach)
+            }
+            Mechanism::Uprobe { target, symbol, .. } => {
+                uprobe::load(ebpf, x).map_err(Failure::Load)?;
+                uprobe::attach(ebpf, x, target, symbol).map_err(Failure::Attach)
+            }
+            _ => Ok(()),
+        }
     }
 
-    fn use_program(
-        &self,
-        ebpf: &mut aya::Ebpf,
-        mech: &Mechanism,
-        attach: bool,
-    ) -> Result<(), String> {
-        match (mech, attach) {
-            (Mechanism::TpBtf { event, program }, false) => {
-                tp_btf::load(ebpf, program, event, self.btf)
+    /// Attaches one loaded program (the entry side of a function mechanism).
+    fn attach_program(ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
+        match *mech {
+            Mechanism::TpBtf { program, .. } => tp_btf::attach(ebpf, program),
+            Mechanism::RawTracepoint { event, program } => {
+                raw_tracepoint::attach(ebpf, program, event)
             }
-            (Mechanism::TpBtf { event, program }, true) => {
-                tp_btf::attach(ebpf, program, event, self.btf)
+            Mechanism::Tracepoint {
+                category,
+                name,
+                program,
             }
-            (
-                Mechanism::Tracepoint {
-                    category,
-                    name,
-                    program,
-                },
-                false,
-            ) => tracepoint::load(ebpf, program, category, name),
-            (
-                Mechanism::Tracepoint {
-                    category,
-                    name,
-                    program,
-                },
-                true,
-            ) => tracepoint::attach(ebpf, program, category, name),
+            | Mechanism::TracepointFormat {
+                category,
+                name,
+                program,
+                ..
+            } => tracepoint::attach(ebpf, program, category, name),
+            Mechanism::Kprobe {
+                function, program, ..
+            } => kprobe::attach(ebpf, program, function),
+            Mechanism::Fentry {
+                function, program, ..
+            } => fentry::attach(ebpf, program, function, false),
+            Mechanism::Uprobe {
+                target,
+                symbol,
+                program,
+                ..
+            } => uprobe::attach(ebpf, program, target, symbol),
         }
+    }
+
+    /// One instance.
+    pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
+        self.instances.get(&id)
     }
 
     /// Detaches and unloads one instance; false if unknown.
@@ -307,11 +521,6 @@ impl Session {
     }
 
     /// One instance.
-    pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
-        self.instances.get(&id)
-    }
-
-    /// One instance, to change.
     pub fn instance_mut(&mut self, id: InstanceId) -> Option<&mut Instance> {
         self.instances.get_mut(&id)
     }

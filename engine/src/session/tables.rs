@@ -10,7 +10,7 @@
 use aya::maps::Array;
 use aya::{Ebpf, EbpfLoader, Pod};
 use vprobe_probes::abi::{self, LayerRun, Settings, Site};
-use vprobe_probes::{catalog, layers, FieldKind, Slot};
+use vprobe_probes::{catalog, layers, FieldKind, Mechanism, Slot};
 
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
@@ -33,6 +33,8 @@ pub(super) struct Tables {
     reason_layers: Vec<(u32, u64)>,
     /// The accepted ranges, when the attach point is site-restricted.
     sites: Vec<Site>,
+    /// Why the sites could not be resolved (the kfree_skb mechanisms fail with it).
+    sites_missing: Option<String>,
 }
 
 impl Tables {
@@ -89,7 +91,8 @@ impl Tables {
         }
         if !functions.is_empty() && t.sites.is_empty() {
             let names = functions.join("`, `");
-            return Err(if !symbols.has_kallsyms() {
+            // only the kfree_skb mechanisms need the sites: fail when one is tried
+            t.sites_missing = Some(if !symbols.has_kallsyms() {
                 format!(
                     "`{}` finds its drop sites (`{names}`) in /proc/kallsyms, which is not readable",
                     req.probe.name
@@ -128,8 +131,12 @@ impl Tables {
         loader.map_max_entries("reason_layers", reasons);
     }
 
-    /// Writes the tables into the loaded object's maps.
-    pub(super) fn fill(&self, ebpf: &mut Ebpf) -> Result<(), String> {
+    /// Writes the tables into the loaded object's maps, for `mech`.
+    pub(super) fn fill(&self, ebpf: &mut Ebpf, mech: &Mechanism) -> Result<(), String> {
+        let tracepoint = matches!(mech.kind(), "tp_btf" | "raw_tracepoint" | "tracepoint");
+        if let (true, Some(why)) = (tracepoint, &self.sites_missing) {
+            return Err(why.clone());
+        }
         if let Some(entries) = &self.layers {
             let map = ebpf
                 .map_mut("layers")

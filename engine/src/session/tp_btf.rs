@@ -3,32 +3,30 @@
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf};
 
-fn program<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut BtfTracePoint, String> {
-    ebpf.program_mut(program)
-        .ok_or_else(|| format!("program {program} missing from the object"))?
-        .try_into()
-        .map_err(|e| format!("{e}"))
+use super::instance::{describe, program_mut};
+
+/// Whether the kernel has tracepoint `event` (its `btf_trace_EVENT` typedef).
+pub(super) fn has_event(btf: &Btf, event: &str) -> Result<(), String> {
+    btf.id_by_type_name_kind(
+        &format!("btf_trace_{event}"),
+        aya_obj::btf::BtfKind::Typedef,
+    )
+    .map(|_| ())
+    .map_err(|_| format!("the kernel's BTF has no tracepoint `{event}`"))
 }
 
 /// Loads `program` for `tp_btf/event` (the verifier runs) without attaching.
 pub(super) fn load(ebpf: &mut Ebpf, name: &str, event: &str, btf: &Btf) -> Result<(), String> {
-    let has_event = btf.id_by_type_name_kind(
-        &format!("btf_trace_{event}"),
-        aya_obj::btf::BtfKind::Typedef,
-    );
-    if has_event.is_err() {
-        return Err(format!("the kernel's BTF has no tracepoint `{event}`"));
-    }
-    program(ebpf, name)?
+    has_event(btf, event)?;
+    program_mut::<BtfTracePoint>(ebpf, name)?
         .load(event, btf)
-        .map_err(|e| super::instance::describe(&e))
+        .map_err(|e| describe(&e))
 }
 
-/// Loads `program` for `tp_btf/event` and attaches it once.
-pub(super) fn attach(ebpf: &mut Ebpf, name: &str, event: &str, btf: &Btf) -> Result<(), String> {
-    load(ebpf, name, event, btf)?;
-    program(ebpf, name)?
+/// Attaches the loaded `program` once.
+pub(super) fn attach(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+    program_mut::<BtfTracePoint>(ebpf, name)?
         .attach()
-        .map_err(|e| super::instance::describe(&e))?;
+        .map_err(|e| describe(&e))?;
     Ok(())
 }

@@ -1,17 +1,12 @@
 //! Classic tracepoints (`tracepoint/CAT/NAME`): found through tracefs, attached
-//! with perf_event_open; any kernel since 4.7.
+//! with perf_event_open; any kernel since 4.7. Also the generic
+//! `tracepoint:CAT:NAME`, whose one program attaches to any of them.
 
 use aya::programs::TracePoint;
 use aya::Ebpf;
 
 use super::features;
-
-fn program<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut TracePoint, String> {
-    ebpf.program_mut(program)
-        .ok_or_else(|| format!("program {program} missing from the object"))?
-        .try_into()
-        .map_err(|e| format!("{e}"))
-}
+use super::instance::{describe, program_mut};
 
 /// Loads `program` (the verifier runs) after checking `category:name` exists.
 pub(super) fn load(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
@@ -22,21 +17,20 @@ pub(super) fn load(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> 
             tracefs.display()
         ));
     }
-    program(ebpf, name)?
+    program_mut::<TracePoint>(ebpf, name)?
         .load()
-        .map_err(|e| super::instance::describe(&e))
+        .map_err(|e| describe(&e))
 }
 
-/// Loads `program` and attaches it once to `category:event`.
+/// Attaches the loaded `program` once to `category:event`.
 pub(super) fn attach(
     ebpf: &mut Ebpf,
     name: &str,
     category: &str,
     event: &str,
 ) -> Result<(), String> {
-    load(ebpf, name, category, event)?;
-    program(ebpf, name)?
+    program_mut::<TracePoint>(ebpf, name)?
         .attach(category, event)
-        .map_err(|e| super::instance::describe(&e))?;
+        .map_err(|e| describe(&e))?;
     Ok(())
 }

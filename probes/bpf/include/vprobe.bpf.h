@@ -40,6 +40,15 @@
 #define VP_LOSS_MAP_FULL 1  /* aggregation insert failed */
 #define VP_LOSS_SLOTS 2
 
+/* How the generic tracepoint program reads one slot from the raw record (vp_raw.read) */
+#define VP_READ_UNSIGNED 0 /* integer of vp_raw.size bytes, zero-extended */
+#define VP_READ_SIGNED 1   /* integer of vp_raw.size bytes, sign-extended */
+#define VP_READ_CHARS 2    /* char name[size]: a NUL-terminated string in place */
+#define VP_READ_DATA_LOC 3 /* __data_loc char[]: u32 (len << 16 | offset from the record start) */
+#define VP_READ_REL_LOC 4  /* __rel_loc char[]: u32 (len << 16 | offset from the end of the field) */
+#define VP_READ_IPV4 5     /* u8 addr[4]: stored IPv4-mapped (::ffff:a.b.c.d) */
+#define VP_READ_BYTES 6    /* u8 addr[16]: copied as is */
+
 struct vp_rec {
 	__u64 num[VP_NUM];
 	__u8 addr[VP_ADDR][16];
@@ -58,6 +67,13 @@ struct vp_event {
 	struct vp_rec rec;
 };
 
+/* Where a slot's value lies in a classic tracepoint's raw record (its format file). */
+struct vp_raw {
+	__u16 offset;
+	__u16 size; /* bytes; 0 = the slot is not filled */
+	__u32 read; /* VP_READ_* */
+};
+
 struct vp_settings {
 	__u32 key_mask;
 	__u32 mode;
@@ -74,6 +90,13 @@ struct vp_settings {
 	__u64 filter_hi[VP_NUM][VP_FILTER_MAX];
 	__u8 addr_filter[VP_ADDR][VP_FILTER_MAX][16];
 	char dev_filter[VP_DEV_MAX][VP_DEV_LEN];
+	/* Appended for the generic programs (generic.bpf.c); zero for the others. */
+	__u32 addr_filter_len[VP_ADDR]; /* bytes compared per address filter; 0 = all 16 */
+	__u32 timing; /* function probes: 1 = entry stores a timestamp, return submits the latency */
+	__u32 pad;
+	struct vp_raw raw_num[VP_NUM];   /* tracepoint: where num[i] is in the record */
+	struct vp_raw raw_addr[VP_ADDR]; /* ... addr[i] (a string or an address) */
+	struct vp_raw raw_dev;           /* ... dev (a string) */
 };
 
 /* Set by the loader before load; the verifier prunes what they turn off. */
@@ -187,12 +210,19 @@ static __always_inline int vp_addr_match(const struct vp_rec *r)
 #pragma unroll
 	for (int i = 0; i < VP_ADDR; i++) {
 		__u32 n = settings.addr_filter_n[i];
+#ifdef VP_ADDR_STRINGS
+		/* generic.bpf.c: an address slot may hold a string, matched by prefix */
+		__u32 len = settings.addr_filter_len[i] ? settings.addr_filter_len[i] : 16;
+#else
+		/* a constant length keeps the compare small where slots hold addresses only */
+		__u32 len = 16;
+#endif
 		int ok = 0;
 		if (!n)
 			continue;
 #pragma unroll
 		for (int j = 0; j < VP_FILTER_MAX; j++) {
-			if (j < n && vp_bytes_eq(r->addr[i], settings.addr_filter[i][j], 16))
+			if (j < n && vp_bytes_eq(r->addr[i], settings.addr_filter[i][j], len))
 				ok = 1;
 		}
 		if (!ok)

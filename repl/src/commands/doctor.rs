@@ -1,5 +1,6 @@
 //! `vprobe doctor`: what this kernel and this process can do.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use vprobe_engine::session::{Features, Session, SessionOptions};
@@ -14,7 +15,13 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
             Err(e) => features.push("session", false, e.to_string()),
         }
     } else {
-        for name in ["tp_btf", "tracepoint", "ringbuf", "fentry"] {
+        for name in [
+            "tp_btf",
+            "raw_tracepoint",
+            "tracepoint",
+            "ringbuf",
+            "fentry",
+        ] {
             features.push(
                 name,
                 false,
@@ -25,10 +32,11 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
     // vprobe works when it can load with privileges, BTF, and some tracepoint mechanism
     let ok = |n: &str| features.get(n).is_some_and(|f| f.ok);
     let usable = ok("privileges") && ok("btf") && (ok("tp_btf") || ok("tracepoint"));
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&features)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&features)?)?;
     } else {
-        println!("kernel {}", features.kernel);
+        writeln!(out, "kernel {}", features.kernel)?;
         let width = features
             .features
             .iter()
@@ -36,21 +44,23 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
             .max()
             .unwrap_or(0);
         for f in &features.features {
-            println!(
+            writeln!(
+                out,
                 "  {:width$}  {:3}  {}",
                 f.name,
                 if f.ok { "yes" } else { "no" },
                 f.detail
-            );
+            )?;
         }
-        println!(
+        writeln!(
+            out,
             "{}",
             if usable {
                 "vprobe can run here"
             } else {
                 "vprobe cannot run here: see the `no` lines"
             }
-        );
+        )?;
     }
     Ok(if usable {
         ExitCode::SUCCESS

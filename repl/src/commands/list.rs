@@ -1,88 +1,262 @@
-//! `vprobe list`: the catalog, and what works on this kernel.
+//! `vprobe list`: the catalog and the generic attach points, and what works on
+//! this kernel (each mechanism load-tested, not attached).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use vprobe_engine::probes::{FieldDef, ProbeDef, CATALOG};
-use vprobe_engine::session::{Session, SessionOptions};
+use vprobe_engine::generic;
+use vprobe_engine::probes::{FieldDef, FieldKind, GenericDef, ProbeDef, CATALOG, GENERIC};
+use vprobe_engine::session::{Session, SessionOptions, Support};
+
+#[derive(Serialize)]
+struct Field {
+    name: &'static str,
+    kind: FieldKind,
+    filter: bool,
+    key: bool,
+    about: &'static str,
+}
+
+impl From<&FieldDef> for Field {
+    fn from(f: &FieldDef) -> Self {
+        Field {
+            name: f.name,
+            kind: f.kind,
+            filter: f.filter,
+            key: f.key,
+            about: f.about,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Mech {
+    kind: &'static str,
+    label: String,
+    available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// What the kernel needs for it.
+    needs: &'static str,
+}
+
+#[derive(Serialize)]
+struct Unreadable {
+    name: String,
+    why: String,
+}
 
 #[derive(Serialize)]
 struct Listed {
     name: &'static str,
+    /// How a generic attach point is written (`kprobe:FUNCTION`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'static str>,
     layer: &'static str,
     about: &'static str,
-    fields: &'static [FieldDef],
-    mechanisms: Vec<String>,
+    fields: Vec<Field>,
+    /// Fields of a tracepoint that vprobe cannot read, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreadable: Vec<Unreadable>,
     available: bool,
-    /// Whether a program was actually loaded to find out (needs privileges).
+    /// Whether programs were actually loaded to find out (needs privileges).
     verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     mechanism: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    mechanisms: Vec<Mech>,
+    /// What the kernel needs: for each mechanism, in preference order.
+    kernel: String,
+}
+
+/// What one row describes and the def its availability is tested with.
+struct Row {
+    def: &'static ProbeDef,
+    generic: Option<&'static GenericDef>,
+    unreadable: Vec<Unreadable>,
+}
+
+/// The rows for `pattern`: a generic name (`tracepoint:net:net_dev_queue`)
+/// lists that attach point with its own fields; otherwise names containing it.
+fn rows(pattern: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    if let Some(p) = pattern.filter(|p| p.contains(':')) {
+        let def = generic::resolve(p)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .ok_or_else(|| anyhow::anyhow!("`{p}` is not an attach point name"))?;
+        let unreadable = match p
+            .strip_prefix("tracepoint:")
+            .and_then(|r| r.split_once(':'))
+        {
+            Some((cat, ev)) => generic::tracepoint(cat, ev)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .unsupported
+                .iter()
+                .map(|(name, why)| Unreadable {
+                    name: name.clone(),
+                    why: why.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        return Ok(vec![Row {
+            def,
+            generic: None,
+            unreadable,
+        }]);
+    }
+    let matches = |name: &str| pattern.is_none_or(|pat| name.contains(pat));
+    let mut out: Vec<Row> = CATALOG
+        .iter()
+        .filter(|p| matches(p.name))
+        .map(|def| Row {
+            def,
+            generic: None,
+            unreadable: Vec::new(),
+        })
+        .collect();
+    for g in GENERIC.iter().filter(|g| matches(g.kind)) {
+        // availability is tested on the example (`kprobe:tcp_retransmit_skb`)
+        let def = generic::representative(g.kind)
+            .ok_or_else(|| anyhow::anyhow!("no representative for `{}`", g.kind))?;
+        out.push(Row {
+            def,
+            generic: Some(g),
+            unreadable: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+fn kernel_needs(def: &ProbeDef) -> String {
+    def.mechanisms
+        .iter()
+        .map(|m| format!("{} ({})", m.needs(), m.kind()))
+        .collect::<Vec<_>>()
+        .join(", or ")
 }
 
 /// Lists attach points matching `pattern`.
 pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let probes: Vec<&'static ProbeDef> = CATALOG
-        .iter()
-        .filter(|p| pattern.is_none_or(|pat| p.name.contains(pat)))
-        .collect();
-    let mut session = if vprobe_engine::session::privileges().sufficient() {
-        Session::new(SessionOptions::default()).ok()
+    let privileged = vprobe_engine::session::privileges().sufficient();
+    let rows = rows(pattern)?;
+    // why nothing could be load-tested, when nothing could
+    let (mut session, unchecked) = if privileged {
+        match Session::new(SessionOptions::default()) {
+            Ok(s) => (Some(s), String::new()),
+            Err(e) => (None, format!("not checked: {e}")),
+        }
     } else {
-        None
+        (None, NOT_CHECKED.to_string())
     };
-    let listed: Vec<Listed> = probes
-        .iter()
-        .map(|p| {
-            let (available, verified, mechanism, reason) = match &mut session {
-                Some(s) => match s.check_support(p) {
-                    Ok(m) => (true, true, Some(m.label()), None),
-                    Err(reasons) => (false, true, None, Some(reasons.join("; "))),
-                },
-                None => (
-                    false,
-                    false,
-                    None,
-                    Some(
-                        "not checked: needs root or CAP_BPF+CAP_PERFMON to load a test program"
-                            .into(),
+    let defs: Vec<&'static ProbeDef> = rows.iter().map(|r| r.def).collect();
+    let support: Option<Vec<Support>> = session.as_mut().map(|s| s.support(&defs));
+    let listed: Vec<Listed> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let s = support.as_ref().map(|v| &v[i]);
+            let mechanisms = row
+                .def
+                .mechanisms
+                .iter()
+                .enumerate()
+                .map(|(j, m)| {
+                    let r = s.map(|s| &s.mechanisms[j].1);
+                    Mech {
+                        kind: m.kind(),
+                        label: match row.generic {
+                            Some(g) => g.usage.to_string(),
+                            None => m.label(),
+                        },
+                        available: r.is_some_and(|r| r.is_ok()),
+                        reason: match r {
+                            Some(Ok(())) => None,
+                            Some(Err(e)) => Some(e.clone()),
+                            None => Some(unchecked.clone()),
+                        },
+                        needs: m.needs(),
+                    }
+                })
+                .collect();
+            let (available, mechanism, reason) = match s {
+                Some(s) => match s.chosen() {
+                    Some(m) => (
+                        true,
+                        Some(match row.generic {
+                            Some(_) => m.kind().to_string(),
+                            None => m.label(),
+                        }),
+                        None,
                     ),
+                    None => (false, None, s.reason()),
+                },
+                None => (false, None, Some(unchecked.clone())),
+            };
+            let (name, usage, layer, about, fields) = match row.generic {
+                Some(g) => (g.kind, Some(g.usage), "generic", g.about, g.fields),
+                None => (
+                    row.def.name,
+                    None,
+                    row.def.layer,
+                    row.def.about,
+                    row.def.fields,
                 ),
             };
             Listed {
-                name: p.name,
-                layer: p.layer,
-                about: p.about,
-                fields: p.fields,
-                mechanisms: p.mechanisms.iter().map(|m| m.label()).collect(),
+                name,
+                usage,
+                layer,
+                about,
+                fields: fields.iter().map(Field::from).collect(),
+                unreadable: row.unreadable,
                 available,
-                verified,
+                verified: s.is_some(),
                 mechanism,
                 reason,
+                mechanisms,
+                kernel: kernel_needs(row.def),
             }
         })
         .collect();
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string(&listed)?);
+        writeln!(out, "{}", serde_json::to_string(&listed)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if listed.is_empty() {
-        println!("no attach point matches `{}`", pattern.unwrap_or_default());
+        writeln!(
+            out,
+            "no attach point matches `{}`",
+            pattern.unwrap_or_default()
+        )?;
         return Ok(ExitCode::from(1));
     }
-    let w = listed.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    let label = |l: &Listed| l.usage.unwrap_or(l.name).to_string();
+    let w = listed.iter().map(|l| label(l).len()).max().unwrap_or(0);
+    let lw = listed.iter().map(|l| l.layer.len()).max().unwrap_or(0);
     for l in &listed {
         let status = match (&l.mechanism, &l.reason) {
             (Some(m), _) => m.clone(),
             (None, Some(r)) => format!("unavailable: {r}"),
             (None, None) => "unavailable".into(),
         };
-        println!("{:w$}  {:7}  {}", l.name, l.layer, status);
-        println!("{:w$}  {:7}  {}", "", "", l.about);
-        let fields: Vec<String> = l.fields.iter().map(|f| f.name.to_string()).collect();
-        println!("{:w$}  {:7}  fields: {}", "", "", fields.join(" "));
+        writeln!(out, "{:w$}  {:lw$}  {}", label(l), l.layer, status)?;
+        writeln!(out, "{:w$}  {:lw$}  {}", "", "", l.about)?;
+        if !l.fields.is_empty() {
+            let fields: Vec<&str> = l.fields.iter().map(|f| f.name).collect();
+            writeln!(out, "{:w$}  {:lw$}  fields: {}", "", "", fields.join(" "))?;
+        }
+        for u in &l.unreadable {
+            writeln!(
+                out,
+                "{:w$}  {:lw$}  not readable: {} ({})",
+                "", "", u.name, u.why
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
+
+const NOT_CHECKED: &str = "not checked: needs root or CAP_BPF+CAP_PERFMON to load a test program";
