@@ -12,6 +12,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod filter;
+pub mod lab;
 pub mod output;
 pub mod plan;
 pub mod run;
