@@ -8,6 +8,7 @@
 
 mod cli;
 mod fidelity;
+mod lab;
 mod labs;
 mod leftovers;
 mod netns;
