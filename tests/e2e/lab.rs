@@ -437,13 +437,12 @@ impl Holder {
             .process_group(0)
             .spawn()
             .expect("spawn vprobe lab up");
-        let h = Holder {
+        let mut h = Holder {
             child: Some(child),
             dir,
             name: name.to_string(),
         };
         let path = h.state_path();
-        let mut h = h;
         let up = util::poll_until(Duration::from_secs(20), || {
             path.exists() || h.child.as_mut().unwrap().try_wait().unwrap().is_some()
         });
@@ -474,13 +473,7 @@ impl Holder {
     }
 
     fn vprobe(&self, args: &[&str]) -> util::Run {
-        let (out, timed_out) = util::output_within(
-            Command::new(VPROBE)
-                .args(args)
-                .env("VPROBE_STATE_DIR", self.dir.path()),
-            Duration::from_secs(30),
-        );
-        util::Run::from_output(format!("vprobe {args:?}"), out, timed_out)
+        vprobe_with_state(self.dir.path(), args)
     }
 
     /// Waits (bounded) for the holder to end.
@@ -504,6 +497,29 @@ impl Drop for Holder {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs vprobe with `dir` as its lab state directory.
+fn vprobe_with_state(dir: &Path, args: &[&str]) -> util::Run {
+    let (out, timed_out) = util::output_within(
+        Command::new(VPROBE).args(args).env("VPROBE_STATE_DIR", dir),
+        Duration::from_secs(30),
+    );
+    let run = util::Run::from_output(format!("vprobe {args:?}"), out, timed_out);
+    run.assert_no_panic();
+    run
+}
+
+/// Opens lab namespace `name` through the path its state file gives.
+fn ns_file(state: &Value, name: &str) -> std::fs::File {
+    let ns = state["namespaces"]
+        .as_array()
+        .expect("namespaces in the state file")
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no namespace {name} in {state}"));
+    std::fs::File::open(ns["path"].as_str().unwrap())
+        .expect("open the namespace path of the state file")
 }
 
 fn inodes_of(state: &Value) -> Vec<u64> {
@@ -548,17 +564,7 @@ fn macvtap_drops_via_state(state: &Value) -> u64 {
 
 /// Enters guest A and guest B through the paths the state file gives.
 fn ping_pong_via_state(state: &Value) {
-    let path = |name: &str| {
-        let ns = state["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["name"] == name)
-            .unwrap();
-        std::fs::File::open(ns["path"].as_str().unwrap())
-            .expect("open the namespace path of the state file")
-    };
-    ping_pong(&path("guest-a"), &path("guest-b"));
+    ping_pong(&ns_file(state, "guest-a"), &ns_file(state, "guest-b"));
 }
 
 #[test]
@@ -586,18 +592,9 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
     let ours = lab_view("vprobe lab up macvtap", &before, 2);
     // The seed case: a ring of 8 with the default stalls overflows under 16 streams.
     let d0 = macvtap_drops_via_state(&state);
-    let ns = |name: &str| {
-        let n = state["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["name"] == name)
-            .unwrap();
-        std::fs::File::open(n["path"].as_str().unwrap()).unwrap()
-    };
     let (n, slow) = tcp_rr(
-        &ns("guest-a"),
-        &ns("guest-b"),
+        &ns_file(&state, "guest-a"),
+        &ns_file(&state, "guest-b"),
         16,
         Duration::from_millis(2200),
     );
@@ -637,7 +634,6 @@ fn lab_up_killed_leaves_no_namespace_and_status_forgets_it() {
     // Only the state file can outlive a SIGKILL; status notices and removes it.
     assert!(h.state_path().exists());
     let run = h.vprobe(&["lab", "status", "--json"]);
-    run.assert_no_panic();
     assert!(run.status.success(), "{}", run.describe());
     assert_eq!(
         serde_json::from_str::<Value>(&run.stdout).unwrap(),
@@ -664,17 +660,7 @@ fn lab_up_detached_is_listed_and_taken_down() {
     let _k = util::kernel_lock();
     let before = host_view();
     let dir = TempDir::new("labstate");
-    let run = |args: &[&str]| {
-        let (out, timed_out) = util::output_within(
-            Command::new(VPROBE)
-                .args(args)
-                .env("VPROBE_STATE_DIR", dir.path()),
-            Duration::from_secs(30),
-        );
-        let r = util::Run::from_output(format!("vprobe {args:?}"), out, timed_out);
-        r.assert_no_panic();
-        r
-    };
+    let run = |args: &[&str]| vprobe_with_state(dir.path(), args);
     let up = run(&["lab", "up", "veth", "--detach"]);
     assert!(up.status.success(), "{}", up.describe());
     assert!(
