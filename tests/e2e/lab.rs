@@ -340,6 +340,12 @@ fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
     // Guest B's interface saw the exchange: stats are read from the right namespace.
     let st = lab.link_stats("guest-b", "eth0").unwrap();
     assert!(st.rx_packets > 0 && st.tx_packets > 0, "{spec}: {st:?}");
+    let err = |ns: &str, dev: &str| lab.link_stats(ns, dev).unwrap_err().to_string();
+    assert_eq!(
+        err("guest-b", "eth9"),
+        "no device `eth9` in lab namespace `guest-b`"
+    );
+    assert!(err("host-c", "eth0").starts_with("no namespace `host-c` in this lab; it has "));
     let inodes = lab.netns_inodes();
     lab.down();
     assert_gone(&format!("{spec} after down"), &inodes, &before, &ours);

@@ -44,7 +44,7 @@ pub struct LinkStats {
 }
 
 /// What to change on a link (`ip link set`).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct LinkSet {
     pub up: bool,
     pub mac: Option<[u8; 6]>,
@@ -222,19 +222,28 @@ impl Netlink {
     fn get_link(&mut self, name: &str) -> Result<LinkMessage, LabError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        let replies = self.request(RouteNetlinkMessage::GetLink(msg), 0, || {
+        let ns = self.ns.clone();
+        let no_device = move || LabError::NoDevice {
+            ns,
+            dev: name.to_string(),
+        };
+        let replies = match self.request(RouteNetlinkMessage::GetLink(msg), 0, || {
             format!("get link {name}")
-        })?;
+        }) {
+            Err(LabError::Netlink { source, .. })
+                if source.raw_os_error() == Some(libc::ENODEV) =>
+            {
+                return Err(no_device())
+            }
+            r => r?,
+        };
         replies
             .into_iter()
             .find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(m) => Some(m),
                 _ => None,
             })
-            .ok_or_else(|| LabError::NoDevice {
-                ns: self.ns.clone(),
-                dev: name.to_string(),
-            })
+            .ok_or_else(no_device)
     }
 
     /// Whether `name` is operationally up (`IFF_RUNNING`): the kernel's link
@@ -297,7 +306,20 @@ impl Netlink {
             msg.attributes.push(LinkAttribute::Controller(m));
         }
         self.request(RouteNetlinkMessage::SetLink(msg), 0, || {
-            format!("set link {index} {set:?}")
+            let mut what = format!("set link {index}");
+            if set.up {
+                what.push_str(" up");
+            }
+            if let Some(m) = set.mac {
+                what += &format!(" address {}", m.map(|b| format!("{b:02x}")).join(":"));
+            }
+            if let Some(q) = set.qlen {
+                what += &format!(" txqueuelen {q}");
+            }
+            if let Some(m) = set.master {
+                what += &format!(" master {m}");
+            }
+            what
         })?;
         Ok(())
     }
