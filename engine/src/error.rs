@@ -1,5 +1,6 @@
 //! The engine's error: one small enum per module, gathered here.
 
+use crate::lab::LabError;
 use crate::script::ScriptError;
 use crate::session::SessionError;
 
@@ -12,6 +13,9 @@ pub enum Error {
     /// Loading or attaching failed.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A lab could not be built or read.
+    #[error(transparent)]
+    Lab(#[from] LabError),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

@@ -16,6 +16,7 @@ pub mod events;
 pub mod filter;
 pub mod generic;
 pub mod host;
+pub mod lab;
 pub mod live;
 pub mod output;
 pub mod plan;

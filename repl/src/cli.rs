@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vprobe_engine::lab::LabSpec;
 
 /// Diagnose packet loss and latency in Linux network virtualization: precompiled
 /// eBPF attach points driven by Rhai scripts.
@@ -61,6 +62,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build, list and take down disposable labs: network namespaces owned by a vprobe process.
+    #[command(after_help = crate::commands::lab::knobs_help())]
+    Lab {
+        /// What to do.
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+/// `vprobe lab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build a lab and hold it until Ctrl-C, SIGTERM or `vprobe lab down`.
+    #[command(after_help = crate::commands::lab::knobs_help())]
+    Up {
+        /// TOPOLOGY[:knob=value,…], e.g. `macvtap`, `macvtap:qlen=64`, `bridge`, `veth`.
+        #[arg(value_name = "TOPOLOGY[:KNOBS]", value_parser = parse_lab)]
+        spec: LabSpec,
+        /// Name of the lab (default: its topology); letters, digits, `-` and `_`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Return once the lab is up, leaving a holder process in the background.
+        #[arg(long)]
+        detach: bool,
+        /// (internal) the holder of `--detach`: say READY on stdout, then close it.
+        #[arg(long, hide = true)]
+        notify_ready: bool,
+    },
+    /// Take a lab down: stop its holder process (SIGTERM) and wait for it.
+    Down {
+        /// The lab (default: the only one up).
+        name: Option<String>,
+        /// Every lab that is up.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+    },
+    /// List the labs that are up; forget those whose holder is gone.
+    Status {
+        /// Print a JSON array of the labs' state.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Output formats.
@@ -96,6 +139,11 @@ pub struct RunArgs {
     /// Let the script do more than observe: `exec` runs external commands.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub allow: Vec<Allow>,
+
+    /// Build a lab for the run and take it down after: TOPOLOGY[:knob=value,…]
+    /// (`vprobe lab --help` lists topologies and knobs).
+    #[arg(long, value_name = "TOPOLOGY[:KNOBS]", value_parser = parse_lab)]
+    pub lab: Option<LabSpec>,
 }
 
 /// What a script may do beyond observing (`--allow`).
@@ -103,6 +151,10 @@ pub struct RunArgs {
 pub enum Allow {
     /// Run external commands with `exec(..)`.
     Exec,
+}
+
+fn parse_lab(s: &str) -> Result<LabSpec, String> {
+    LabSpec::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, LabCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,6 +31,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         (Some(Command::Check { script, params }), _) => commands::check::run(&script, params),
         (Some(Command::List { pattern, json }), _) => commands::list::run(pattern.as_deref(), json),
         (Some(Command::Doctor { json }), _) => commands::doctor::run(json),
+        (Some(Command::Lab { command }), _) => match command {
+            LabCommand::Up {
+                spec,
+                name,
+                detach,
+                notify_ready,
+            } => commands::lab::up(&spec, name, detach, notify_ready),
+            LabCommand::Down { name, all } => commands::lab::down(name.as_deref(), all),
+            LabCommand::Status { json } => commands::lab::status(json),
+        },
         (None, None) => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -10,6 +10,7 @@ mod attach;
 mod cli;
 mod fidelity;
 mod generic;
+mod lab;
 mod labs;
 mod leftovers;
 mod netns;

@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod doctor;
+pub mod lab;
 pub mod list;
 pub mod run;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use anyhow::Context;
+use vprobe_engine::lab::Lab;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
 use vprobe_engine::run::{run, RunOptions};
 use vprobe_engine::script::{Options, Script};
@@ -38,6 +39,18 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         allow_exec: args.allow.contains(&Allow::Exec),
     };
     let mut script = Script::compile(name, text, symbols.clone(), options)?;
+    // The lab lives as long as the run: built once the script compiled, torn
+    // down when this returns (its namespaces die with the process anyway).
+    let lab = args.lab.as_ref().map(Lab::up).transpose()?;
+    if let Some(lab) = &lab {
+        eprintln!("vprobe: lab {} up", lab.spec());
+        for g in lab.guests() {
+            eprintln!(
+                "  {} {}/{} on {} (netns {})",
+                g.name, g.addr, g.prefix, g.dev, g.netns_inode
+            );
+        }
+    }
     let stdout = io::stdout().lock();
     let mut output: Box<dyn Output> = match args.format {
         Format::Text => Box::new(TextOutput::new(BufWriter::new(stdout))),
@@ -54,5 +67,6 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let code = runtime.block_on(run(&mut script, name, output.as_mut(), symbols, options))?;
+    drop(lab);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

@@ -1,0 +1,364 @@
+//! What lab to build: a topology and its knobs, written `macvtap:qlen=8,stall=20ms/1s`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::LabError;
+use crate::duration;
+
+/// The shapes of lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topology {
+    /// Two hosts joined by a veth wire; on each, a bridge-mode macvtap on the
+    /// wire and a relay playing vhost-net between its char device and a guest's tap.
+    Macvtap,
+    /// One host with a bridge: guest A behind a tap (and a relay), a veth to guest B.
+    Bridge,
+    /// Two guests joined by a veth pair, nothing in between.
+    Veth,
+}
+
+impl Topology {
+    /// Every topology, in the order `vprobe lab` lists them.
+    pub const ALL: [Topology; 3] = [Topology::Macvtap, Topology::Bridge, Topology::Veth];
+
+    /// The name used in lab specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Macvtap => "macvtap",
+            Topology::Bridge => "bridge",
+            Topology::Veth => "veth",
+        }
+    }
+
+    /// One line on what it builds.
+    pub fn about(self) -> &'static str {
+        match self {
+            Topology::Macvtap => {
+                "guest A ~ relay ~ macvtap0 on nic0 (host A) == veth wire == nic1 (host B) with macvtap1 ~ relay ~ guest B"
+            }
+            Topology::Bridge => "guest A ~ relay ~ tap0 on br0 (host) with veth nic0 == eth0 of guest B",
+            Topology::Veth => "guest A eth0 == eth0 guest B (a veth pair)",
+        }
+    }
+
+    /// Whether it has relays, and so takes the relay and ring knobs.
+    pub fn has_relay(self) -> bool {
+        !matches!(self, Topology::Veth)
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The relay pauses `pause` every `every`: a vhost thread that is not scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stall {
+    /// How long each pause lasts.
+    pub pause: Duration,
+    /// How often a pause starts.
+    pub every: Duration,
+}
+
+/// The knobs of a lab with relays (`macvtap`, `bridge`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// Ring size of each macvtap (`bridge`: of the tap) queue: its `txqueuelen`,
+    /// set before the relay opens the char device, which sizes the ring.
+    pub qlen: u32,
+    /// Queues per macvtap/tap; one relay thread pair per queue.
+    pub queues: u32,
+    /// Frames the relay moves per wakeup, per direction.
+    pub batch: u32,
+    /// Pauses of the host → guest direction of every relay; `None`: never.
+    pub stall: Option<Stall>,
+    /// CPU every relay thread is pinned to; `None`: not pinned.
+    pub cpu: Option<usize>,
+}
+
+impl Default for Knobs {
+    /// The seed case: a ring of 8 and a relay stalled 20 ms every second
+    /// overflow the macvtap ring under a 16-stream TCP_RR load.
+    fn default() -> Knobs {
+        Knobs {
+            qlen: 8,
+            queues: 1,
+            batch: 64,
+            stall: Some(Stall {
+                pause: Duration::from_millis(20),
+                every: Duration::from_secs(1),
+            }),
+            cpu: None,
+        }
+    }
+}
+
+/// One knob's documentation, for `vprobe lab --help` and errors.
+#[derive(Clone, Copy, Debug)]
+pub struct KnobDoc {
+    /// Its name in a spec.
+    pub name: &'static str,
+    /// Its value when not given.
+    pub default: &'static str,
+    /// The values it takes.
+    pub values: &'static str,
+    /// What it does.
+    pub about: &'static str,
+}
+
+/// Every knob (of `macvtap` and `bridge`; `veth` takes none).
+pub const KNOBS: &[KnobDoc] = &[
+    KnobDoc {
+        name: "qlen",
+        default: "8",
+        values: "1..=65536",
+        about: "ring size of each macvtap (bridge: tap) queue, i.e. its txqueuelen",
+    },
+    KnobDoc {
+        name: "queues",
+        default: "1",
+        values: "1..=16",
+        about: "queues per macvtap/tap; one relay thread pair per queue",
+    },
+    KnobDoc {
+        name: "batch",
+        default: "64",
+        values: "1..=4096",
+        about: "frames the relay moves per wakeup, per direction",
+    },
+    KnobDoc {
+        name: "stall",
+        default: "20ms/1s",
+        values: "PAUSE/PERIOD or off",
+        about: "the relay stops reading the macvtap for PAUSE every PERIOD (a descheduled vhost thread)",
+    },
+    KnobDoc {
+        name: "cpu",
+        default: "any",
+        values: "a CPU number or any",
+        about: "pin every relay thread to this CPU",
+    },
+];
+
+/// The knobs that make the control of the seed case: the same stalls with a
+/// ring deep enough for 16 streams, and no drops.
+pub const CONTROL_KNOBS: &str = "qlen=64";
+
+/// A lab to build: `macvtap`, `macvtap:qlen=64,stall=off`, `veth`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabSpec {
+    /// Its shape.
+    pub topology: Topology,
+    /// Its knobs (ignored by `veth`).
+    pub knobs: Knobs,
+}
+
+impl LabSpec {
+    /// A topology with default knobs.
+    pub fn new(topology: Topology) -> LabSpec {
+        LabSpec {
+            topology,
+            knobs: Knobs::default(),
+        }
+    }
+
+    /// Parses `TOPOLOGY[:knob=value,…]`.
+    ///
+    /// ```
+    /// use vprobe_engine::lab::{LabSpec, Topology};
+    /// let s = LabSpec::parse("macvtap:qlen=64,stall=off").unwrap();
+    /// assert_eq!(s.topology, Topology::Macvtap);
+    /// assert_eq!((s.knobs.qlen, s.knobs.stall), (64, None));
+    /// assert!(LabSpec::parse("macvtap:qlen=0").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<LabSpec, LabError> {
+        let err = |message: String| LabError::Spec {
+            spec: text.to_string(),
+            message,
+        };
+        let (name, knobs) = match text.split_once(':') {
+            Some((n, k)) => (n.trim(), Some(k)),
+            None => (text.trim(), None),
+        };
+        let topology = Topology::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                err(format!(
+                    "unknown topology `{name}`; expected one of {}",
+                    Topology::ALL.map(|t| t.name()).join(", ")
+                ))
+            })?;
+        let mut spec = LabSpec::new(topology);
+        let Some(knobs) = knobs else {
+            return Ok(spec);
+        };
+        for item in knobs.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| err(format!("expected knob=value, got `{item}`")))?;
+            if !topology.has_relay() {
+                return Err(err(format!(
+                    "topology `{topology}` takes no knobs (got `{key}`)"
+                )));
+            }
+            let doc = KNOBS.iter().find(|d| d.name == key).ok_or_else(|| {
+                err(format!(
+                    "unknown knob `{key}`; knobs are {}",
+                    KNOBS.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let bad = |why: &str| {
+                err(format!(
+                    "knob `{key}`: `{value}` {why}; expected {}",
+                    doc.values
+                ))
+            };
+            let k = &mut spec.knobs;
+            match key {
+                "qlen" => k.qlen = int(value, 1, 65536).ok_or_else(|| bad("is out of range"))?,
+                "queues" => k.queues = int(value, 1, 16).ok_or_else(|| bad("is out of range"))?,
+                "batch" => k.batch = int(value, 1, 4096).ok_or_else(|| bad("is out of range"))?,
+                "cpu" => {
+                    k.cpu = match value {
+                        "any" | "none" => None,
+                        v => Some(v.parse::<usize>().map_err(|_| bad("is not a CPU number"))?),
+                    }
+                }
+                "stall" => k.stall = parse_stall(value).map_err(|why| bad(&why))?,
+                _ => unreachable!("every knob in KNOBS is handled"),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+fn int(s: &str, min: u32, max: u32) -> Option<u32> {
+    s.parse::<u32>().ok().filter(|n| (min..=max).contains(n))
+}
+
+fn parse_stall(s: &str) -> Result<Option<Stall>, String> {
+    if matches!(s, "off" | "none" | "0") {
+        return Ok(None);
+    }
+    let (pause, every) = s
+        .split_once('/')
+        .ok_or_else(|| "is not PAUSE/PERIOD".to_string())?;
+    let pause = duration::parse(pause)?;
+    let every = duration::parse(every)?;
+    if pause.is_zero() || every < Duration::from_millis(1) {
+        return Err("needs a pause above 0 and a period of at least 1ms".into());
+    }
+    if pause >= every {
+        return Err("pauses as long as its period (the relay would never run)".into());
+    }
+    Ok(Some(Stall { pause, every }))
+}
+
+impl FromStr for LabSpec {
+    type Err = LabError;
+
+    fn from_str(s: &str) -> Result<LabSpec, LabError> {
+        LabSpec::parse(s)
+    }
+}
+
+impl fmt::Display for LabSpec {
+    /// The spec with every knob spelled out; [`LabSpec::parse`] reads it back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.topology)?;
+        if !self.topology.has_relay() {
+            return Ok(());
+        }
+        let k = &self.knobs;
+        let stall = match k.stall {
+            Some(s) => format!(
+                "{}/{}",
+                duration::format(s.pause),
+                duration::format(s.every)
+            ),
+            None => "off".into(),
+        };
+        let cpu = k.cpu.map_or("any".to_string(), |c| c.to_string());
+        write!(
+            f,
+            ":qlen={},queues={},batch={},stall={stall},cpu={cpu}",
+            k.qlen, k.queues, k.batch
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seed_case() {
+        let s = LabSpec::parse("macvtap").unwrap();
+        assert_eq!(s.knobs, Knobs::default());
+        assert_eq!(
+            s.to_string(),
+            "macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any"
+        );
+        // The documented defaults are the real ones.
+        let written: Vec<String> = KNOBS
+            .iter()
+            .map(|d| format!("{}={}", d.name, d.default))
+            .collect();
+        assert_eq!(
+            LabSpec::parse(&format!("macvtap:{}", written.join(","))).unwrap(),
+            s
+        );
+    }
+
+    #[test]
+    fn knobs_parse_and_round_trip() {
+        let s = LabSpec::parse("bridge: qlen=64, queues=2,batch=1,stall=5ms/250ms,cpu=1").unwrap();
+        assert_eq!(s.topology, Topology::Bridge);
+        assert_eq!(
+            s.knobs,
+            Knobs {
+                qlen: 64,
+                queues: 2,
+                batch: 1,
+                stall: Some(Stall {
+                    pause: Duration::from_millis(5),
+                    every: Duration::from_millis(250)
+                }),
+                cpu: Some(1),
+            }
+        );
+        assert_eq!(LabSpec::parse(&s.to_string()).unwrap(), s);
+        let c = LabSpec::parse(&format!("macvtap:{CONTROL_KNOBS}")).unwrap();
+        assert_eq!(c.knobs.qlen, 64);
+        assert_eq!(c.knobs.stall, Knobs::default().stall);
+        assert_eq!(
+            LabSpec::parse("macvtap:stall=off").unwrap().knobs.stall,
+            None
+        );
+        assert_eq!(LabSpec::parse("veth").unwrap().to_string(), "veth");
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let msg = |s: &str| LabSpec::parse(s).unwrap_err().to_string();
+        assert!(msg("macvlan")
+            .contains("unknown topology `macvlan`; expected one of macvtap, bridge, veth"));
+        assert!(msg("macvtap:qlem=8").contains("unknown knob `qlem`"));
+        assert!(msg("macvtap:qlen").contains("expected knob=value, got `qlen`"));
+        assert!(
+            msg("macvtap:qlen=0").contains("knob `qlen`: `0` is out of range; expected 1..=65536")
+        );
+        assert!(msg("macvtap:queues=x").contains("`x` is out of range"));
+        assert!(msg("macvtap:stall=20ms").contains("is not PAUSE/PERIOD"));
+        assert!(msg("macvtap:stall=1s/1s").contains("as long as its period"));
+        assert!(msg("macvtap:stall=2q/1s").contains("unknown unit"));
+        assert!(msg("macvtap:cpu=-1").contains("not a CPU number"));
+        assert!(msg("veth:qlen=8").contains("topology `veth` takes no knobs"));
+    }
+}
