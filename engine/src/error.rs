@@ -2,6 +2,7 @@
 
 use crate::script::ScriptError;
 use crate::session::SessionError;
+use crate::workload::WorkloadError;
 
 /// Anything the engine can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,9 @@ pub enum Error {
     /// Loading or attaching failed.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A workload could not start.
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

@@ -4,7 +4,8 @@
 //! loads the precompiled programs from `vprobe-probes` with the settings each
 //! request needs, attaches them and owns their links; [`agg`] reads the in-kernel
 //! aggregations; [`events`] drains ring buffers; [`run`] drives it all with timers
-//! and signals; [`output`] writes text or JSON Lines.
+//! and signals; [`output`] writes text or JSON Lines; [`workload`] makes traffic
+//! (netperf-style TCP_RR, external commands) while a session watches.
 #![deny(missing_docs)]
 
 pub mod agg;
@@ -19,6 +20,7 @@ pub mod script;
 pub mod session;
 pub mod symbols;
 pub mod value;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use vprobe_probes as probes;
