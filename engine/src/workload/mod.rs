@@ -2,6 +2,8 @@
 //!
 //! - [`tcp_rr`]: netperf's TCP_RR, client ([`tcp_rr::start`]) and server
 //!   ([`tcp_rr::serve`]), every transaction's latency in an hdrhistogram.
+//! - [`exec`]: an external command (netperf, iperf3, a user's program), its
+//!   output captured, its process group killed when it is stopped.
 //!
 //! Each workload runs on its own OS threads (blocking sockets, the lowest
 //! latency) and hands back a handle: a live snapshot at any time, `stop()`,
@@ -14,9 +16,11 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+pub mod exec;
 pub mod latency;
 pub mod tcp_rr;
 
+pub use exec::{ExecHandle, ExecOptions, ExecResult};
 pub use latency::{LatencyBucket, LatencySummary, ThresholdCount};
 pub use tcp_rr::{RrHandle, RrOptions, RrResult, ServeOptions, ServerHandle};
 
