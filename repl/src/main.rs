@@ -31,6 +31,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         (Some(Command::Check { script, params }), _) => commands::check::run(&script, params),
         (Some(Command::List { pattern, json }), _) => commands::list::run(pattern.as_deref(), json),
         (Some(Command::Doctor { json }), _) => commands::doctor::run(json),
+        (Some(Command::Serve { bind }), _) => commands::serve::run(bind),
+        (Some(Command::Rr(args)), _) => commands::rr::run(args),
         (None, None) => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -3,4 +3,6 @@
 pub mod check;
 pub mod doctor;
 pub mod list;
+pub mod rr;
 pub mod run;
+pub mod serve;
