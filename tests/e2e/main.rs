@@ -14,3 +14,4 @@ mod netns;
 mod runtime;
 mod traffic;
 mod util;
+mod workload;
