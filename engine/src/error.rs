@@ -3,6 +3,7 @@
 use crate::lab::LabError;
 use crate::script::ScriptError;
 use crate::session::SessionError;
+use crate::workload::WorkloadError;
 
 /// Anything the engine can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,9 @@ pub enum Error {
     /// A lab could not be built or read.
     #[error(transparent)]
     Lab(#[from] LabError),
+    /// A workload could not start.
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

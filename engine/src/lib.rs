@@ -5,7 +5,9 @@
 //! request needs, attaches them and owns their links; [`agg`] reads the in-kernel
 //! aggregations; [`events`] drains ring buffers; [`live`] is a running session
 //! (plans applied, timers, callbacks, actions) that [`run`] drives with signals
-//! and a deadline, and the REPL with typed lines; [`output`] writes text or JSON Lines.
+//! and a deadline, and the REPL with typed lines; [`output`] writes text or JSON
+//! Lines; [`workload`] makes traffic (netperf-style TCP_RR, external commands)
+//! while a session watches; [`lab`] builds disposable topologies to watch.
 #![deny(missing_docs)]
 
 pub mod agg;
@@ -26,6 +28,7 @@ pub mod session;
 pub mod symbols;
 pub mod trigger;
 pub mod value;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use vprobe_probes as probes;

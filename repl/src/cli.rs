@@ -1,5 +1,6 @@
 //! The command line. The doc comments are the `--help` text.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -69,6 +70,24 @@ pub enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
+    /// Answer `vprobe rr` clients (what netserver is to netperf) until Ctrl-C or SIGTERM.
+    ///
+    /// One thread per connection; each request is answered with a response of
+    /// the size the client asked for. Needs no privileges.
+    Serve {
+        /// Address to listen on (port 0: any free port; the one chosen is printed).
+        #[arg(short, long, value_name = "ADDR:PORT", default_value = DEFAULT_BIND)]
+        bind: SocketAddr,
+    },
+    /// Measure TCP request/response rate and latency against `vprobe serve`,
+    /// with netperf TCP_RR semantics.
+    ///
+    /// Each stream is one TCP connection (TCP_NODELAY) doing synchronous
+    /// transactions: send the request, read the whole response, repeat. Every
+    /// transaction's latency is recorded. Ends after --duration, or on Ctrl-C or
+    /// SIGTERM with the result so far. Exits 1 if a stream failed during the run,
+    /// 2 if it could not start (e.g. nothing listens).
+    Rr(RrArgs),
 }
 
 /// `vprobe lab` subcommands.
@@ -104,6 +123,54 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `vprobe serve`'s default address: every IPv4 address, netperf's port + 1.
+pub const DEFAULT_BIND: &str = "0.0.0.0:12866";
+
+/// Options of `vprobe rr`.
+#[derive(Debug, Args)]
+pub struct RrArgs {
+    /// The server: HOST, HOST:PORT, [IPV6]:PORT (default port 12866).
+    #[arg(value_name = "HOST[:PORT]")]
+    pub server: String,
+
+    /// Concurrent streams (TCP connections), each with one transaction in flight.
+    #[arg(short = 'n', long, default_value_t = 1, value_name = "N")]
+    pub streams: usize,
+
+    /// How long to measure, after the warm-up: 500ms, 10s, 2m.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+
+    /// Run this long first without counting (connections and caches warm up).
+    #[arg(short = 'w', long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: std::time::Duration,
+
+    /// Bytes per request.
+    #[arg(short = 'r', long, default_value_t = 1, value_name = "BYTES")]
+    pub request_size: usize,
+
+    /// Bytes per response.
+    #[arg(short = 'R', long, default_value_t = 1, value_name = "BYTES")]
+    pub response_size: usize,
+
+    /// Count transactions taking at least this long (repeatable; default 200ms and 400ms,
+    /// TCP's minimum retransmission timeout and its first backoff).
+    #[arg(short = 't', long = "threshold", value_name = "DURATION", value_parser = parse_duration)]
+    pub thresholds: Vec<std::time::Duration>,
+
+    /// Give up on a connection (or its hello) after this long.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: std::time::Duration,
+
+    /// Pin the streams to these CPUs, round robin: 0,1 or 0-3.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub cpus: Option<Vec<usize>>,
+
+    /// Output format: text (with a progress bar on a terminal) or one JSON line.
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Output formats.
@@ -159,6 +226,24 @@ fn parse_lab(s: &str) -> Result<LabSpec, String> {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     vprobe_engine::duration::parse(s)
+}
+
+/// `0,2-3` → [0, 2, 3].
+fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let bad = || format!("invalid CPU list `{s}`: expected e.g. `0,2-3`");
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b || b >= 4096 {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    Ok(cpus)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {

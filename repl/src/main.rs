@@ -41,6 +41,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             LabCommand::Down { name, all } => commands::lab::down(name.as_deref(), all),
             LabCommand::Status { json } => commands::lab::status(json),
         },
+        (Some(Command::Serve { bind }), _) => commands::serve::run(bind),
+        (Some(Command::Rr(args)), _) => commands::rr::run(args),
         (None, None) => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -18,3 +18,4 @@ mod runtime;
 mod tap;
 mod traffic;
 mod util;
+mod workload;

@@ -16,7 +16,7 @@ pub mod svg;
 mod text;
 
 pub use json::JsonOutput;
-pub use text::TextOutput;
+pub use text::{rr_text, TextOutput};
 
 /// Version of the JSON Lines schema, written in the `start` line.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use super::{Output, StartInfo, Summary};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
+use crate::workload::{LatencyBucket, RrResult};
 
 /// Width of a histogram bar at its largest bucket (bpftrace's).
 const BAR_WIDTH: u64 = 52;
@@ -354,6 +355,132 @@ fn with_gaps(buckets: &[Bucket]) -> Vec<Bucket> {
     out
 }
 
+/// A TCP_RR result as text: rates, latency figures, threshold counts, errors,
+/// then the latency histogram in log2 buckets (µs), bpftrace style.
+pub fn rr_text(r: &RrResult) -> String {
+    let mut b = String::new();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let _ = write!(
+        b,
+        "tcp_rr to {}: {} stream{}, {}-byte requests, {}-byte responses, {} measured",
+        r.target,
+        r.streams,
+        plural(r.streams),
+        r.request_size,
+        r.response_size,
+        seconds(r.duration_s)
+    );
+    if r.warmup_s > 0.0 {
+        let _ = write!(b, " after {} of warm-up", seconds(r.warmup_s));
+    }
+    b.push('\n');
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut tps = format!("{} ({:.1}/s", r.transactions, r.tps);
+    if r.streams > 1 {
+        let lo = r
+            .tps_per_stream
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let hi = r.tps_per_stream.iter().copied().fold(0.0, f64::max);
+        let _ = write!(tps, "; per stream {lo:.1} to {hi:.1}/s");
+    }
+    tps.push(')');
+    rows.push(("transactions".into(), tps));
+    if let Some(l) = &r.latency_us {
+        rows.push((
+            "latency µs".into(),
+            format!(
+                "min {:.1}  mean {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+                l.min, l.mean, l.p50, l.p90, l.p99, l.p99_9, l.max
+            ),
+        ));
+    }
+    for t in &r.thresholds {
+        let at = crate::duration::format(std::time::Duration::from_micros(t.at_us));
+        let share = if r.transactions > 0 {
+            format!(" ({:.4} %)", t.count as f64 * 100.0 / r.transactions as f64)
+        } else {
+            String::new()
+        };
+        rows.push((format!("≥ {at}"), format!("{}{share}", t.count)));
+    }
+    if r.unfinished > 0 {
+        rows.push((
+            "unfinished".into(),
+            format!("{} (no response at the end)", r.unfinished),
+        ));
+    }
+    for e in &r.errors {
+        rows.push((
+            "error".into(),
+            format!("stream {}: {}", e.stream, e.message),
+        ));
+    }
+    let w = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in &rows {
+        let pad = w - k.chars().count();
+        let _ = writeln!(b, "{k}{:pad$}  {v}", "");
+    }
+    if !r.buckets.is_empty() {
+        b.push_str("\n@latency_us\n");
+        render_buckets(&mut b, &log2_buckets(&r.buckets));
+    }
+    b
+}
+
+/// Merges log-linear latency buckets into log2 ones (`[0]`, `[1]`, `[2, 4)`, …);
+/// the fine buckets never straddle a power of two.
+fn log2_buckets(fine: &[LatencyBucket]) -> Vec<Bucket> {
+    let mut out: Vec<Bucket> = Vec::new();
+    for f in fine {
+        let (low, high) = match f.lo_us {
+            0 => (0, 1),
+            v => {
+                let low = 1u64 << (63 - v.leading_zeros());
+                (low, low.saturating_mul(2))
+            }
+        };
+        match out.last_mut() {
+            Some(x) if x.low == low => x.count += f.count,
+            _ => out.push(Bucket {
+                low,
+                high,
+                count: f.count,
+            }),
+        }
+    }
+    out
+}
+
+/// One histogram, with the empty buckets between non-empty ones as zero rows.
+fn render_buckets(b: &mut String, buckets: &[Bucket]) {
+    let rows = with_gaps(buckets);
+    let label_w = rows.iter().map(|x| label(x).len()).max().unwrap_or(0);
+    let count_w = rows
+        .iter()
+        .map(|x| x.count.to_string().len())
+        .max()
+        .unwrap_or(1);
+    let max = rows.iter().map(|x| x.count).max().unwrap_or(0).max(1);
+    for x in &rows {
+        let bar = (u128::from(x.count) * u128::from(BAR_WIDTH) / u128::from(max)) as usize;
+        let _ = writeln!(
+            b,
+            "{:<label_w$}  {:>count_w$} |{:<width$}|",
+            label(x),
+            x.count,
+            "@".repeat(bar),
+            width = BAR_WIDTH as usize,
+        );
+    }
+    b.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -595,6 +722,137 @@ duration: 12.0s
             printed_at_end: vec![],
             reports: serde_json::Map::new(),
         }
+    }
+
+    fn rr_result() -> RrResult {
+        use crate::workload::tcp_rr::StreamError;
+        use crate::workload::{LatencySummary, ThresholdCount};
+        let fine = |lo_us, hi_us, count| LatencyBucket {
+            lo_us,
+            hi_us,
+            count,
+        };
+        RrResult {
+            target: "198.51.100.1:12866".into(),
+            streams: 2,
+            request_size: 1,
+            response_size: 1,
+            duration_s: 10.0,
+            warmup_s: 1.0,
+            transactions: 1000,
+            tps: 100.0,
+            transactions_per_stream: vec![400, 600],
+            tps_per_stream: vec![40.0, 60.0],
+            latency_us: Some(LatencySummary {
+                min: 30.0,
+                mean: 440.125,
+                p50: 35.5,
+                p90: 38.0,
+                p99: 60.0,
+                p99_9: 205000.0,
+                max: 410000.0,
+            }),
+            thresholds: vec![
+                ThresholdCount {
+                    at_us: 200_000,
+                    count: 2,
+                },
+                ThresholdCount {
+                    at_us: 400_000,
+                    count: 1,
+                },
+            ],
+            unfinished: 0,
+            errors: vec![StreamError {
+                stream: 1,
+                message: "Connection reset by peer after 600 transactions".into(),
+            }],
+            buckets: vec![
+                fine(32, 36, 900),
+                fine(36, 40, 90),
+                fine(56, 60, 8),
+                fine(196_608, 212_992, 1),
+                fine(393_216, 425_984, 1),
+            ],
+        }
+    }
+
+    #[test]
+    fn rr_result_as_text() {
+        let out = rr_text(&rr_result());
+        let bar = |n: usize| format!("|{:<52}|", "@".repeat(n));
+        let mut expected = vec![
+            "tcp_rr to 198.51.100.1:12866: 2 streams, 1-byte requests, 1-byte responses, \
+             10.0s measured after 1.0s of warm-up"
+                .to_string(),
+            "transactions  1000 (100.0/s; per stream 40.0 to 60.0/s)".into(),
+            "latency µs    min 30.0  mean 440.1  p50 35.5  p90 38.0  p99 60.0  p99.9 205000.0  max 410000.0".into(),
+            "≥ 200ms       2 (0.2000 %)".into(),
+            "≥ 400ms       1 (0.1000 %)".into(),
+            "error         stream 1: Connection reset by peer after 600 transactions".into(),
+            String::new(),
+            "@latency_us".into(),
+            format!("[32, 64)      998 {}", bar(52)),
+        ];
+        // the empty log2 buckets between are shown, as bpftrace does
+        for l in [
+            "[64, 128)",
+            "[128, 256)",
+            "[256, 512)",
+            "[512, 1K)",
+            "[1K, 2K)",
+            "[2K, 4K)",
+        ]
+        .into_iter()
+        .chain([
+            "[4K, 8K)",
+            "[8K, 16K)",
+            "[16K, 32K)",
+            "[32K, 64K)",
+            "[64K, 128K)",
+        ]) {
+            expected.push(format!("{l:<12}    0 {}", bar(0)));
+        }
+        expected.extend([
+            format!("[128K, 256K)    1 {}", bar(0)),
+            format!("[256K, 512K)    1 {}", bar(0)),
+            String::new(),
+        ]);
+        expected.push(String::new());
+        assert_eq!(out, expected.join("\n"));
+        // merging keeps every count
+        let merged = log2_buckets(&rr_result().buckets);
+        assert_eq!(merged.iter().map(|x| x.count).sum::<u64>(), 1000);
+        assert_eq!(
+            log2_buckets(&[LatencyBucket {
+                lo_us: 0,
+                hi_us: 1,
+                count: 5
+            }])[0]
+                .high,
+            1
+        );
+    }
+
+    #[test]
+    fn rr_without_transactions() {
+        let mut r = rr_result();
+        r.streams = 1;
+        r.transactions = 0;
+        r.latency_us = None;
+        r.buckets.clear();
+        r.errors.clear();
+        r.unfinished = 1;
+        r.warmup_s = 0.0;
+        for t in &mut r.thresholds {
+            t.count = 0;
+        }
+        let out = rr_text(&r);
+        assert!(out.starts_with("tcp_rr to 198.51.100.1:12866: 1 stream, 1-byte requests, 1-byte responses, 10.0s measured\ntransactions  0 (100.0/s)\n≥ 200ms       0\n"), "{out}");
+        assert!(
+            out.ends_with("unfinished    1 (no response at the end)\n"),
+            "{out}"
+        );
     }
 
     /// A reader gone away must surface as an error (the caller ends quietly on BrokenPipe).

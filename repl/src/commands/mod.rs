@@ -4,4 +4,6 @@ pub mod check;
 pub mod doctor;
 pub mod lab;
 pub mod list;
+pub mod rr;
 pub mod run;
+pub mod serve;

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# `vprobe rr` against `sockperf ping-pong --tcp`, side by side in one run, over
+# a veth pair between two network namespaces this script makes (and deletes):
+#   vprobe-bench-srv-PID  198.51.100.1/24   vprobe serve + sockperf server --tcp
+#   vprobe-bench-cli-PID  198.51.100.2/24   vprobe rr    + sockperf ping-pong --tcp
+# at 1 and 16 streams (BENCH_STREAMS), ROUNDS rounds each, the two tools
+# alternating (which goes first flips every round, so a drift of the machine
+# hits both alike). Prints every run, then the median of the rounds and the
+# ratios vprobe/sockperf of transactions/s and of p50 latency.
+#
+# Same semantics on both sides:
+#   - one TCP connection per stream, TCP_NODELAY, one message in flight, a
+#     blocking client (sockperf's client blocks in recvfrom() on one socket);
+#   - N streams: vprobe rr --streams N (N threads) against N sockperf client
+#     processes (one connection each); their rates are added;
+#   - message size: sockperf's minimum is 14 bytes (its header), so both send
+#     14-byte requests and get 14-byte responses (BENCH_MSG); netperf's default
+#     of 1 byte cannot be asked of sockperf;
+#   - latency: the full round trip of a transaction (sockperf --full-rtt; by
+#     default sockperf reports half of it); the p50 of N sockperf clients is
+#     computed over all their transactions (--full-log), not averaged;
+#   - warm-up: sockperf discards its first 400 ms (and its last 50 ms); vprobe
+#     rr gets --warmup 400ms;
+#   - servers: one `vprobe serve` (a thread per connection, blocking), and two
+#     sockperf setups, each measured:
+#       sockperf      one `sockperf server -F epoll` for all streams: one thread
+#                     multiplexing every connection. (`sockperf server --tcp`
+#                     alone blocks in recvfrom() on one connection at a time and
+#                     leaves the other clients hanging; -F epoll is accepted only
+#                     with a feed file, whose `T:` line means TCP.)
+#       sockperf-1:1  one `sockperf server --tcp` (blocking) per stream, on its
+#                     own port: a process per connection on both sides, the
+#                     model of netperf/netserver and of vprobe rr/serve.
+# Neither side busy-polls (no --lls, no SO_BUSY_POLL).
+#
+# Not a test: it prints numbers. Needs root, iproute2, python3, sockperf
+# (installed with apt-get if missing). Every command is bounded in time.
+#
+# Usage: bench/rr_vs_sockperf.sh [SECONDS [ROUNDS]]   (default 10 s, 3 rounds)
+#   BENCH_STREAMS="1 16"  stream counts
+#   BENCH_MSG=14          request and response size, bytes (sockperf: >= 14)
+#   BENCH_SOCKPERF="sockperf sockperf-1:1"   which sockperf setups to measure
+#   VPROBE_BIN=P          benchmark this vprobe binary instead of building one
+set -euo pipefail
+export LC_ALL=C
+
+secs=${1:-10}
+rounds=${2:-3}
+streams_list=${BENCH_STREAMS:-1 16}
+setups=${BENCH_SOCKPERF:-sockperf sockperf-1:1}
+msg=${BENCH_MSG:-14}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+die() { echo "bench: $*" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || die "needs root (it makes network namespaces)"
+[[ $secs =~ ^[0-9]+$ && $secs -ge 2 ]] || die "SECONDS must be a whole number >= 2"
+[[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 ]] || die "ROUNDS must be a whole number >= 1"
+(( msg >= 14 )) || die "BENCH_MSG must be >= 14 (sockperf's minimum message)"
+for t in ip python3 timeout; do
+	command -v "$t" >/dev/null || die "needs $t"
+done
+if ! command -v sockperf >/dev/null; then
+	echo "installing sockperf..." >&2
+	timeout 300 apt-get install -y sockperf >&2 || die "cannot install sockperf (apt-get install -y sockperf)"
+fi
+
+if [[ -n ${VPROBE_BIN:-} ]]; then
+	vprobe=$VPROBE_BIN
+else
+	echo "building vprobe (release)..." >&2
+	cargo build --release --locked -p vprobe --manifest-path "$root/Cargo.toml" >&2
+	vprobe=$root/target/release/vprobe
+fi
+
+tmp=$(mktemp -d /tmp/vprobe-bench-rr.XXXXXX)
+srv=vprobe-bench-srv-$$
+cli=vprobe-bench-cli-$$
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		timeout 5 tail --pid="$p" -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+	done
+	ip netns del "$srv" 2>/dev/null || true
+	ip netns del "$cli" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$srv"
+ip netns add "$cli"
+ip link add vpb-s netns "$srv" type veth peer name vpb-c netns "$cli"
+ip -n "$srv" addr add 198.51.100.1/24 dev vpb-s
+ip -n "$cli" addr add 198.51.100.2/24 dev vpb-c
+for ns in "$srv" "$cli"; do
+	ip -n "$ns" link set lo up
+done
+ip -n "$srv" link set vpb-s up
+ip -n "$cli" link set vpb-c up
+
+# The servers live until the cleanup; bounded anyway.
+limit=$(( (secs + 20) * rounds * 2 * $(wc -w <<<"$streams_list") + 60 ))
+ip netns exec "$srv" timeout "$limit" "$vprobe" serve --bind 198.51.100.1:12866 >"$tmp/serve.out" 2>&1 &
+pids+=($!)
+max_streams=0
+for n in $streams_list; do
+	[[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 256 ]] || die "stream counts must be 1 to 256, not $n"
+	(( n > max_streams )) && max_streams=$n
+done
+echo "T:198.51.100.1:11111" >"$tmp/feed"
+ip netns exec "$srv" timeout "$limit" sockperf server -F epoll -f "$tmp/feed" >"$tmp/sockperf-server.out" 2>&1 &
+pids+=($!)
+if [[ " $setups " == *" sockperf-1:1 "* ]]; then
+	for i in $(seq "$max_streams"); do
+		ip netns exec "$srv" timeout "$limit" sockperf server --tcp -i 198.51.100.1 -p $((11200 + i)) \
+			>"$tmp/sockperf-server-$i.out" 2>&1 &
+		pids+=($!)
+	done
+fi
+for _ in $(seq 50); do
+	grep -q listening "$tmp/serve.out" 2>/dev/null && break
+	sleep 0.1
+done
+grep -q listening "$tmp/serve.out" || die "vprobe serve did not start: $(cat "$tmp/serve.out")"
+sleep 0.5 # sockperf server prints nothing useful when ready
+
+run_vprobe() { # STREAMS TAG
+	timeout $((secs + 20)) ip netns exec "$cli" "$vprobe" rr 198.51.100.1:12866 \
+		--streams "$1" --duration "${secs}s" --warmup 400ms \
+		--request-size "$msg" --response-size "$msg" --format json >"$tmp/$2.json" 2>"$tmp/$2.err" ||
+		die "vprobe rr failed: $(cat "$tmp/$2.err")"
+}
+
+run_sockperf() { # SETUP STREAMS TAG
+	local p=() i port
+	for i in $(seq "$2"); do
+		port=11111
+		[[ $1 == sockperf-1:1 ]] && port=$((11200 + i))
+		timeout $((secs + 20)) ip netns exec "$cli" sockperf ping-pong --tcp -i 198.51.100.1 -p "$port" \
+			-m "$msg" -t "$secs" --full-rtt --full-log "$tmp/$3-$i.csv" >"$tmp/$3-$i.out" 2>&1 &
+		p+=($!)
+	done
+	for i in "${p[@]}"; do
+		wait "$i" || die "sockperf ping-pong failed: $(cat "$tmp/$3"-*.out | tail -5)"
+	done
+}
+
+echo "vprobe rr vs sockperf ping-pong --tcp ($setups): ${msg}-byte request/response, ${secs}s runs, $rounds rounds, veth between two namespaces" >&2
+for n in $streams_list; do
+	for r in $(seq "$rounds"); do
+		echo "  $n stream(s), round $r..." >&2
+		if (( r % 2 )); then
+			run_vprobe "$n" "vprobe-$n-$r"
+		fi
+		for s in $setups; do
+			run_sockperf "$s" "$n" "$s-$n-$r"
+		done
+		if (( r % 2 == 0 )); then
+			run_vprobe "$n" "vprobe-$n-$r"
+		fi
+	done
+done
+
+python3 - "$tmp" "$rounds" "$msg" "$setups" $streams_list <<'PY'
+import json, re, statistics, sys
+
+tmp, rounds, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+setups, streams = sys.argv[4].split(), [int(s) for s in sys.argv[5:]]
+
+def pct(sorted_vals, q):
+    # nearest rank, as sockperf does
+    if not sorted_vals:
+        return float("nan")
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[i]
+
+def vprobe(tag):
+    r = json.load(open(f"{tmp}/{tag}.json"))["workloads"]["tcp_rr"]
+    l = r["latency_us"]
+    return r["tps"], l["p50"], l["p99"], r["transactions"], len(r["errors"])
+
+def sockperf(tag, n):
+    tps, rtts, total = 0.0, [], 0
+    for i in range(1, n + 1):
+        out = open(f"{tmp}/{tag}-{i}.out").read()
+        m = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", out)
+        if not m:
+            sys.exit(f"bench: no [Valid Duration] line from sockperf client {i}:\n{out[-2000:]}")
+        tps += int(m.group(3)) / float(m.group(1))
+        total += int(m.group(3))
+        for line in open(f"{tmp}/{tag}-{i}.csv"):
+            f = line.split(",")
+            if len(f) == 4 and f[0].strip().isdigit():
+                rtts.append(float(f[3]))
+    rtts.sort()
+    return tps, pct(rtts, 0.5), pct(rtts, 0.99), total, 0
+
+print(f"{'streams':>7} {'round':>5}  {'tool':12} {'tx/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'transactions':>12}")
+summary = []
+for n in streams:
+    runs = {t: [] for t in ["vprobe"] + setups}
+    for r in range(1, rounds + 1):
+        runs["vprobe"].append(vprobe(f"vprobe-{n}-{r}"))
+        for s in setups:
+            runs[s].append(sockperf(f"{s}-{n}-{r}", n))
+        for tool in runs:
+            x = runs[tool][-1]
+            err = f"  ({x[4]} stream errors)" if x[4] else ""
+            print(f"{n:>7} {r:>5}  {tool:12} {x[0]:>10.0f} {x[1]:>8.1f} {x[2]:>8.1f} {x[3]:>12}{err}")
+    med = lambda rows, k: statistics.median(x[k] for x in rows)
+    for s in setups:
+        vp, sp = runs["vprobe"], runs[s]
+        # ratios per round (the two ran back to back), then their median
+        tps_ratio = statistics.median(a[0] / b[0] for a, b in zip(vp, sp))
+        p50_ratio = statistics.median(a[1] / b[1] for a, b in zip(vp, sp))
+        summary.append((n, s, med(vp, 0), med(sp, 0), tps_ratio, med(vp, 1), med(sp, 1), p50_ratio))
+
+print()
+print(f"median of {rounds} round(s), {msg}-byte request/response:")
+print(f"{'streams':>7}  {'peer':12} {'vprobe tx/s':>11} {'peer tx/s':>10} {'ratio':>6}   {'vprobe p50':>10} {'peer p50':>9} {'ratio':>6}")
+for n, s, vt, st, tr, vl, sl, lr in summary:
+    print(f"{n:>7}  {s:12} {vt:>11.0f} {st:>10.0f} {tr:>6.3f}   {vl:>10.1f} {sl:>9.1f} {lr:>6.3f}")
+print("(ratio = vprobe/peer, the median of the per-round ratios; target: tx/s >= 0.95, p50 within 0.90-1.10)")
+PY

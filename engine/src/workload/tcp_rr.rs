@@ -1,0 +1,1248 @@
+//! netperf's TCP_RR: `streams` TCP connections, each doing synchronous
+//! request/response, every transaction timed.
+//!
+//! Each stream is one connection (TCP_NODELAY on both ends) on its own thread
+//! with a blocking socket: send `request_size` bytes, read the full
+//! `response_size` bytes back, repeat; a transaction's latency is the
+//! monotonic time from before the send to after the last byte of the response.
+//! Only one transaction is ever in flight per stream, exactly as netperf
+//! `-t TCP_RR -- -r REQ,RESP`; with N streams, netperf users run N netperf
+//! processes side by side, which is what the N threads do here.
+//!
+//! Before the test, each connection carries one 16-byte hello (magic, version
+//! and the two sizes) and the server's 4-byte answer, so [`serve`] needs no
+//! configuration (netperf sends the same on its control connection). After
+//! that, the connection carries only requests and responses.
+//!
+//! The run: connect every stream (start fails with the first connection
+//! error), warm up for `warmup` (transactions not counted), measure for
+//! `duration` (or until [`RrHandle::stop`]). A transaction in flight at the
+//! end may finish within [`END_GRACE`] and is counted (so a slow tail is not
+//! cut off); after that, the connections are shut down and what was still in
+//! flight is reported as `unfinished`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::latency::{Latencies, LatencyBucket, LatencySummary, ThresholdCount};
+use super::{enter, lock, pin, Netns, WorkloadError};
+
+/// `vprobe serve`'s default port: netperf's 12865 plus one, so a netserver
+/// and a vprobe server can run side by side (the protocols differ).
+pub const DEFAULT_PORT: u16 = 12866;
+
+/// Largest request or response.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// Most streams in one run.
+pub const MAX_STREAMS: usize = 4096;
+
+/// How long a transaction in flight at the end of a run may still take.
+pub const END_GRACE: Duration = Duration::from_secs(2);
+
+/// The client's hello: `VPRR`, version, request size, response size (u32 BE).
+const HELLO_MAGIC: &[u8; 4] = b"VPRR";
+const HELLO_LEN: usize = 16;
+/// The server's answer.
+const HELLO_OK: &[u8; 4] = b"VPOK";
+const PROTOCOL_VERSION: u32 = 1;
+
+/// The server's limit for a client's hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the rate is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// The window of the live rate.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// What a TCP_RR client run does.
+#[derive(Clone, Debug)]
+pub struct RrOptions {
+    /// The server (`vprobe serve`).
+    pub target: SocketAddr,
+    /// Concurrent connections, each with one transaction in flight.
+    pub streams: usize,
+    /// Bytes per request (netperf's default: 1).
+    pub request_size: usize,
+    /// Bytes per response (netperf's default: 1).
+    pub response_size: usize,
+    /// How long to measure, after the warm-up; None: until [`RrHandle::stop`].
+    pub duration: Option<Duration>,
+    /// Transactions before this are not counted.
+    pub warmup: Duration,
+    /// Count transactions taking at least each of these.
+    pub thresholds: Vec<Duration>,
+    /// Limit for each connection and its hello.
+    pub connect_timeout: Duration,
+    /// Network namespace the client sockets are made in.
+    pub netns: Option<Netns>,
+    /// CPUs to pin the streams to, round robin (stream i on `cpus[i % len]`);
+    /// empty: no pinning.
+    pub cpus: Vec<usize>,
+}
+
+impl RrOptions {
+    /// netperf's defaults: one stream, 1-byte request and response, 10 s,
+    /// no warm-up; thresholds 200 ms and 400 ms (TCP's minimum RTO and its
+    /// first backoff: a transaction that met one or two losses).
+    pub fn new(target: SocketAddr) -> RrOptions {
+        RrOptions {
+            target,
+            streams: 1,
+            request_size: 1,
+            response_size: 1,
+            duration: Some(Duration::from_secs(10)),
+            warmup: Duration::ZERO,
+            thresholds: default_thresholds(),
+            connect_timeout: Duration::from_secs(5),
+            netns: None,
+            cpus: Vec::new(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), WorkloadError> {
+        let bad = |m: String| Err(WorkloadError::Invalid(m));
+        if !(1..=MAX_STREAMS).contains(&self.streams) {
+            return bad(format!(
+                "streams must be 1 to {MAX_STREAMS}, not {}",
+                self.streams
+            ));
+        }
+        for (what, n) in [
+            ("request size", self.request_size),
+            ("response size", self.response_size),
+        ] {
+            if !(1..=MAX_MESSAGE).contains(&n) {
+                return bad(format!("{what} must be 1 to {MAX_MESSAGE} bytes, not {n}"));
+            }
+        }
+        for t in &self.thresholds {
+            if t.is_zero() || t.subsec_nanos() % 1000 != 0 {
+                return bad(format!(
+                    "threshold {t:?} must be a positive whole number of microseconds"
+                ));
+            }
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return bad("duration must be positive".into());
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("connect timeout must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// 200 ms and 400 ms.
+pub fn default_thresholds() -> Vec<Duration> {
+    vec![Duration::from_millis(200), Duration::from_millis(400)]
+}
+
+/// A stream that ended with an error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamError {
+    /// Stream index (0-based).
+    pub stream: usize,
+    /// What happened, and after how many transactions.
+    pub message: String,
+}
+
+/// The outcome of a TCP_RR run. Warm-up transactions are not in it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RrResult {
+    /// Server address.
+    pub target: String,
+    /// Streams.
+    pub streams: usize,
+    /// Bytes per request.
+    pub request_size: usize,
+    /// Bytes per response.
+    pub response_size: usize,
+    /// Measured time (warm-up excluded), seconds.
+    pub duration_s: f64,
+    /// Warm-up, seconds.
+    pub warmup_s: f64,
+    /// Transactions measured, all streams.
+    pub transactions: u64,
+    /// Transactions per second, all streams.
+    pub tps: f64,
+    /// Transactions of each stream.
+    pub transactions_per_stream: Vec<u64>,
+    /// Transactions per second of each stream.
+    pub tps_per_stream: Vec<f64>,
+    /// Latency figures, µs; null without transactions.
+    pub latency_us: Option<LatencySummary>,
+    /// Transactions at or above each threshold.
+    pub thresholds: Vec<ThresholdCount>,
+    /// Transactions still waiting for their response when the run ended
+    /// (after [`END_GRACE`]), not counted.
+    pub unfinished: u64,
+    /// Streams that ended with an error.
+    pub errors: Vec<StreamError>,
+    /// The latency histogram: non-empty log-linear buckets, ascending.
+    pub buckets: Vec<LatencyBucket>,
+}
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RrPhase {
+    /// Transactions are not counted yet.
+    WarmingUp,
+    /// Measuring.
+    Running,
+    /// The end has come; transactions in flight are finishing.
+    Ending,
+    /// Every stream has stopped; [`RrHandle::join`] returns at once.
+    Done,
+}
+
+/// A live view of a run, cheap enough to take every tick.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RrSnapshot {
+    /// Where the run is.
+    pub phase: RrPhase,
+    /// Measured time so far (seconds in JSON).
+    #[serde(rename = "elapsed_s", serialize_with = "as_seconds")]
+    pub elapsed: Duration,
+    /// Transactions measured so far.
+    pub transactions: u64,
+    /// Transactions measured so far by each stream.
+    pub per_stream: Vec<u64>,
+    /// Transactions per second over about the last second (warm-up included).
+    pub rate: f64,
+    /// Measured transactions at or above each threshold so far.
+    pub thresholds: Vec<ThresholdCount>,
+    /// Streams that ended with an error so far.
+    pub errors: usize,
+}
+
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// One stream's counters; aligned so that streams do not share cache lines.
+#[repr(align(128))]
+struct Slot {
+    stats: Mutex<StreamStats>,
+    /// A dup of the stream's socket, so the run can shut it down.
+    sock: Mutex<Option<TcpStream>>,
+    /// Set when the run shut the socket down itself.
+    cut: AtomicBool,
+}
+
+struct StreamStats {
+    measured: Latencies,
+    warmup: u64,
+    error: Option<String>,
+    unfinished: bool,
+}
+
+enum Go {
+    Wait,
+    Start(Instant),
+    Abort,
+}
+
+struct Shared {
+    slots: Vec<Slot>,
+    stop: AtomicBool,
+    go: Mutex<Go>,
+    go_cv: Condvar,
+    /// The end of the measurement, once decided.
+    end: Mutex<Option<Instant>>,
+    /// (time, transactions including warm-up), over the last [`RATE_WINDOW`].
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+    thresholds: Vec<Duration>,
+}
+
+impl Shared {
+    fn set_go(&self, go: Go) {
+        *lock(&self.go) = go;
+        self.go_cv.notify_all();
+    }
+
+    /// Blocks until the run starts (its start time) or is aborted (None).
+    fn wait_go(&self) -> Option<Instant> {
+        let mut g = lock(&self.go);
+        loop {
+            match *g {
+                Go::Wait => g = self.go_cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Go::Start(t) => return Some(t),
+                Go::Abort => return None,
+            }
+        }
+    }
+
+    fn all_transactions(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| {
+                let st = lock(&s.stats);
+                st.warmup + st.measured.count()
+            })
+            .sum()
+    }
+
+    fn sample(&self) {
+        let now = Instant::now();
+        let total = self.all_transactions();
+        let mut s = lock(&self.samples);
+        s.push_back((now, total));
+        while s.len() > 2 && s[1].0 + RATE_WINDOW <= now {
+            s.pop_front();
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        let s = lock(&self.samples);
+        match (s.front(), s.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1 - a.1) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Messages to the supervisor.
+enum Msg {
+    Stop,
+    StreamDone,
+}
+
+/// A running TCP_RR client. Dropping it stops the run and waits for its threads.
+pub struct RrHandle {
+    shared: Arc<Shared>,
+    control: Sender<Msg>,
+    supervisor: Option<JoinHandle<RrResult>>,
+    measure_start: Instant,
+}
+
+/// Connects every stream and starts the run; returns once all are connected
+/// (at most twice `connect_timeout`: connection, then hello), or with the
+/// first stream's error. Blocks: call it from a thread that may wait.
+///
+/// ```no_run
+/// use vprobe_engine::workload::tcp_rr::{start, RrOptions};
+/// let mut o = RrOptions::new("198.51.100.1:12866".parse().unwrap());
+/// o.streams = 16;
+/// let result = start(o)?.join();
+/// println!("{} transactions/s, p99 {:?} µs", result.tps, result.latency_us.map(|l| l.p99));
+/// # Ok::<(), vprobe_engine::workload::WorkloadError>(())
+/// ```
+pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
+    opts.validate()?;
+    let opts = Arc::new(opts);
+    let shared = Arc::new(Shared {
+        slots: (0..opts.streams)
+            .map(|_| Slot {
+                stats: Mutex::new(StreamStats {
+                    measured: Latencies::new(&opts.thresholds),
+                    warmup: 0,
+                    error: None,
+                    unfinished: false,
+                }),
+                sock: Mutex::new(None),
+                cut: AtomicBool::new(false),
+            })
+            .collect(),
+        stop: AtomicBool::new(false),
+        go: Mutex::new(Go::Wait),
+        go_cv: Condvar::new(),
+        end: Mutex::new(None),
+        samples: Mutex::new(VecDeque::new()),
+        thresholds: opts.thresholds.clone(),
+    });
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), WorkloadError>>();
+    let (control, control_rx) = mpsc::channel::<Msg>();
+    let mut threads = Vec::with_capacity(opts.streams);
+    let abort = |shared: &Shared, threads: Vec<JoinHandle<()>>| {
+        shared.stop.store(true, Ordering::Release);
+        shared.set_go(Go::Abort);
+        for t in threads {
+            let _ = t.join();
+        }
+    };
+    for i in 0..opts.streams {
+        let (o, sh, ready, done) = (
+            opts.clone(),
+            shared.clone(),
+            ready_tx.clone(),
+            control.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("vprobe-rr-{i}"))
+            .spawn(move || stream_main(i, &o, &sh, ready, done));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(source) => {
+                abort(&shared, threads);
+                return Err(WorkloadError::Spawn {
+                    what: format!("the thread of stream {i}"),
+                    source,
+                });
+            }
+        }
+    }
+    drop(ready_tx);
+    let mut first_error = None;
+    for _ in 0..opts.streams {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error = Some(e);
+                break;
+            }
+            Err(_) => {
+                first_error = Some(WorkloadError::Spawn {
+                    what: "a stream (its thread ended before connecting)".into(),
+                    source: io::Error::other("thread ended"),
+                });
+                break;
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        abort(&shared, threads);
+        return Err(e);
+    }
+    let started = Instant::now();
+    let measure_start = started + opts.warmup;
+    let deadline = opts.duration.map(|d| measure_start + d);
+    let sup_shared = shared.clone();
+    let sup_opts = opts.clone();
+    let spawned = std::thread::Builder::new()
+        .name("vprobe-rr".into())
+        .spawn(move || {
+            supervise(
+                &sup_shared,
+                &sup_opts,
+                threads,
+                &control_rx,
+                measure_start,
+                deadline,
+            )
+        });
+    let supervisor = match spawned {
+        Ok(t) => t,
+        Err(source) => {
+            // The stream threads went with the closure; tell them to end.
+            shared.stop.store(true, Ordering::Release);
+            shared.set_go(Go::Abort);
+            return Err(WorkloadError::Spawn {
+                what: "the supervisor thread".into(),
+                source,
+            });
+        }
+    };
+    shared.set_go(Go::Start(started));
+    Ok(RrHandle {
+        shared,
+        control,
+        supervisor: Some(supervisor),
+        measure_start,
+    })
+}
+
+impl RrHandle {
+    /// Counts and rate so far (no percentiles: see [`RrHandle::latency`]).
+    pub fn snapshot(&self) -> RrSnapshot {
+        let now = Instant::now();
+        let end = *lock(&self.shared.end);
+        let phase = if self.is_finished() {
+            RrPhase::Done
+        } else if end.is_some() {
+            RrPhase::Ending
+        } else if now < self.measure_start {
+            RrPhase::WarmingUp
+        } else {
+            RrPhase::Running
+        };
+        let upto = end.map_or(now, |e| e.min(now));
+        let mut per_stream = Vec::with_capacity(self.shared.slots.len());
+        let mut thresholds: Vec<ThresholdCount> = Vec::new();
+        let mut errors = 0;
+        for s in &self.shared.slots {
+            let st = lock(&s.stats);
+            per_stream.push(st.measured.count());
+            errors += usize::from(st.error.is_some());
+            let t = st.measured.thresholds();
+            if thresholds.is_empty() {
+                thresholds = t;
+            } else {
+                for (a, b) in thresholds.iter_mut().zip(t) {
+                    a.count += b.count;
+                }
+            }
+        }
+        if thresholds.is_empty() {
+            thresholds = Latencies::new(&self.shared.thresholds).thresholds();
+        }
+        RrSnapshot {
+            phase,
+            elapsed: upto.saturating_duration_since(self.measure_start),
+            transactions: per_stream.iter().sum(),
+            per_stream,
+            rate: self.shared.rate(),
+            thresholds,
+            errors,
+        }
+    }
+
+    /// Latency figures of the transactions measured so far (merges every
+    /// stream's histogram: a few hundred µs for 16 streams).
+    pub fn latency(&self) -> Option<LatencySummary> {
+        let mut all = Latencies::new(&self.shared.thresholds);
+        for s in &self.shared.slots {
+            all.merge(&lock(&s.stats).measured);
+        }
+        all.summary()
+    }
+
+    /// Ends the run now (the result covers the time until now). Returns at
+    /// once; [`RrHandle::join`] waits for the streams.
+    pub fn stop(&self) {
+        let _ = self.control.send(Msg::Stop);
+    }
+
+    /// Whether every thread of the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.supervisor.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits for the end (the duration, or [`RrHandle::stop`]) and returns the result.
+    pub fn join(mut self) -> RrResult {
+        let t = self.supervisor.take().expect("joined once");
+        t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+impl Drop for RrHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.supervisor.take() {
+            let _ = self.control.send(Msg::Stop);
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ends the run at its deadline, on stop, or when every stream has ended;
+/// then lets transactions in flight finish, cuts the rest, and sums up.
+fn supervise(
+    shared: &Shared,
+    opts: &RrOptions,
+    threads: Vec<JoinHandle<()>>,
+    control: &Receiver<Msg>,
+    measure_start: Instant,
+    deadline: Option<Instant>,
+) -> RrResult {
+    let mut alive = threads.len();
+    let end = loop {
+        shared.sample();
+        let now = Instant::now();
+        if alive == 0 || deadline.is_some_and(|d| now >= d) {
+            break deadline.map_or(now, |d| d.min(now));
+        }
+        let wait = deadline.map_or(SAMPLE_EVERY, |d| (d - now).min(SAMPLE_EVERY));
+        match control.recv_timeout(wait) {
+            Ok(Msg::StreamDone) => alive -= 1,
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break Instant::now(),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    };
+    *lock(&shared.end) = Some(end);
+    shared.stop.store(true, Ordering::Release);
+    let grace_end = Instant::now() + END_GRACE;
+    while alive > 0 {
+        let left = grace_end.saturating_duration_since(Instant::now());
+        match control.recv_timeout(left) {
+            Ok(Msg::StreamDone) => alive -= 1,
+            Ok(Msg::Stop) => {}
+            Err(_) => break,
+        }
+    }
+    if alive > 0 {
+        for s in &shared.slots {
+            s.cut.store(true, Ordering::Release);
+            if let Some(sock) = lock(&s.sock).as_ref() {
+                let _ = sock.shutdown(Shutdown::Both);
+            }
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    shared.sample();
+    result(shared, opts, end.saturating_duration_since(measure_start))
+}
+
+fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
+    let secs = measured.as_secs_f64();
+    let per_s = |n: u64| {
+        if secs > 0.0 {
+            (n as f64 / secs * 100.0).round() / 100.0
+        } else {
+            0.0
+        }
+    };
+    let mut all = Latencies::new(&opts.thresholds);
+    let mut per_stream = Vec::with_capacity(shared.slots.len());
+    let mut errors = Vec::new();
+    let mut unfinished = 0;
+    for (i, s) in shared.slots.iter().enumerate() {
+        let st = lock(&s.stats);
+        all.merge(&st.measured);
+        per_stream.push(st.measured.count());
+        unfinished += u64::from(st.unfinished);
+        if let Some(m) = &st.error {
+            errors.push(StreamError {
+                stream: i,
+                message: m.clone(),
+            });
+        }
+    }
+    RrResult {
+        target: opts.target.to_string(),
+        streams: opts.streams,
+        request_size: opts.request_size,
+        response_size: opts.response_size,
+        duration_s: secs,
+        warmup_s: opts.warmup.as_secs_f64(),
+        transactions: all.count(),
+        tps: per_s(all.count()),
+        tps_per_stream: per_stream.iter().map(|&n| per_s(n)).collect(),
+        transactions_per_stream: per_stream,
+        latency_us: all.summary(),
+        thresholds: all.thresholds(),
+        unfinished,
+        errors,
+        buckets: all.buckets(),
+    }
+}
+
+/// Tells the supervisor a stream ended, however it ended.
+struct DoneGuard(Sender<Msg>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Msg::StreamDone);
+    }
+}
+
+fn stream_main(
+    i: usize,
+    opts: &RrOptions,
+    shared: &Shared,
+    ready: Sender<Result<(), WorkloadError>>,
+    done: Sender<Msg>,
+) {
+    let slot = &shared.slots[i];
+    let sock = match connect(i, opts) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if let Ok(dup) = sock.try_clone() {
+        *lock(&slot.sock) = Some(dup);
+    }
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    let Some(started) = shared.wait_go() else {
+        return;
+    };
+    let _done = DoneGuard(done);
+    let measure_start = started + opts.warmup;
+    let deadline = opts.duration.map(|d| measure_start + d);
+    if let Err(message) = transact(&sock, opts, shared, slot, measure_start, deadline) {
+        let mut st = lock(&slot.stats);
+        if slot.cut.load(Ordering::Acquire) {
+            st.unfinished = true;
+        } else {
+            let n = st.warmup + st.measured.count();
+            st.error = Some(format!("{message} after {n} transactions"));
+        }
+    }
+    // Close the socket now, not when the run's handle goes.
+    lock(&slot.sock).take();
+}
+
+/// Connects, sets TCP_NODELAY and says hello; on this thread, which enters the
+/// namespace and its CPU first.
+fn connect(i: usize, opts: &RrOptions) -> Result<TcpStream, WorkloadError> {
+    if let Some(ns) = &opts.netns {
+        enter(ns)?;
+    }
+    if !opts.cpus.is_empty() {
+        pin(opts.cpus[i % opts.cpus.len()])?;
+    }
+    let target = opts.target;
+    let err = |source: io::Error| WorkloadError::Connect {
+        stream: i,
+        target,
+        source,
+    };
+    let sock = TcpStream::connect_timeout(&target, opts.connect_timeout).map_err(err)?;
+    sock.set_nodelay(true).map_err(err)?;
+    let mut hello = [0u8; HELLO_LEN];
+    hello[..4].copy_from_slice(HELLO_MAGIC);
+    hello[4..8].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    hello[8..12].copy_from_slice(&(opts.request_size as u32).to_be_bytes());
+    hello[12..16].copy_from_slice(&(opts.response_size as u32).to_be_bytes());
+    let handshake = |detail: String| WorkloadError::Handshake {
+        stream: i,
+        target,
+        detail,
+    };
+    (&sock).write_all(&hello).map_err(err)?;
+    sock.set_read_timeout(Some(opts.connect_timeout))
+        .map_err(err)?;
+    let mut answer = [0u8; 4];
+    match read_full(&sock, &mut answer) {
+        Ok(true) if &answer == HELLO_OK => {}
+        Ok(true) => return Err(handshake(format!("it answered {answer:02x?}"))),
+        Ok(false) => {
+            return Err(handshake(
+                "it closed the connection (a different program, or a different vprobe version)"
+                    .into(),
+            ))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(handshake(format!(
+                "no answer within {:?}",
+                opts.connect_timeout
+            )))
+        }
+        Err(e) => return Err(handshake(e.to_string())),
+    }
+    sock.set_read_timeout(None).map_err(err)?;
+    Ok(sock)
+}
+
+/// The transaction loop of one stream, until the deadline, stop, or an error.
+fn transact(
+    sock: &TcpStream,
+    opts: &RrOptions,
+    shared: &Shared,
+    slot: &Slot,
+    measure_start: Instant,
+    deadline: Option<Instant>,
+) -> Result<(), String> {
+    let request = vec![b'r'; opts.request_size];
+    let mut response = vec![0u8; opts.response_size];
+    let mut w = sock;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        w.write_all(&request).map_err(|e| e.to_string())?;
+        match read_full(sock, &mut response) {
+            Ok(true) => {}
+            Ok(false) => return Err("the server closed the connection".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let t1 = Instant::now();
+        {
+            let mut st = lock(&slot.stats);
+            if t0 >= measure_start {
+                st.measured.record(t1 - t0);
+            } else {
+                st.warmup += 1;
+            }
+        }
+        if deadline.is_some_and(|d| t1 >= d) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` on a clean end of stream
+/// before the first byte.
+fn read_full(mut s: &TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in the middle of a message",
+                ))
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------
+// The server
+
+/// What a TCP_RR server does.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0: any free port, see [`ServerHandle::local_addr`]).
+    pub bind: SocketAddr,
+    /// Network namespace the listening socket is made in.
+    pub netns: Option<Netns>,
+}
+
+impl ServeOptions {
+    /// Listens on `bind`.
+    pub fn new(bind: SocketAddr) -> ServeOptions {
+        ServeOptions { bind, netns: None }
+    }
+}
+
+/// What a server has done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServeStats {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Transactions answered.
+    pub transactions: u64,
+    /// Connections that ended with an error (a failed hello, a reset).
+    pub errors: u64,
+}
+
+struct Conn {
+    /// A dup of the socket, so the server can shut it down.
+    sock: TcpStream,
+    served: Arc<AtomicU64>,
+    thread: JoinHandle<Result<(), String>>,
+}
+
+struct ServerShared {
+    stop: AtomicBool,
+    conns: Mutex<HashMap<u64, Conn>>,
+    /// Totals of connections already reaped.
+    closed: Mutex<ServeStats>,
+}
+
+impl ServerShared {
+    /// Joins connections whose thread has ended, adding them to the totals.
+    fn reap(&self, all: bool) {
+        let ended: Vec<Conn> = {
+            let mut conns = lock(&self.conns);
+            let ids: Vec<u64> = conns
+                .iter()
+                .filter(|(_, c)| all || c.thread.is_finished())
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| conns.remove(id)).collect()
+        };
+        for c in ended {
+            if all {
+                let _ = c.sock.shutdown(Shutdown::Both);
+            }
+            let failed = !matches!(c.thread.join(), Ok(Ok(())));
+            let mut closed = lock(&self.closed);
+            closed.transactions += c.served.load(Ordering::Relaxed);
+            closed.errors += u64::from(failed && !self.stop.load(Ordering::Acquire));
+        }
+    }
+
+    fn stats(&self) -> ServeStats {
+        let conns = lock(&self.conns);
+        let mut s = *lock(&self.closed);
+        s.active = conns.len() as u64;
+        s.transactions += conns
+            .values()
+            .map(|c| c.served.load(Ordering::Relaxed))
+            .sum::<u64>();
+        s
+    }
+}
+
+/// A running TCP_RR server. Dropping it stops it and waits for its threads.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<ServerShared>,
+    /// A dup of the listening socket, so `stop` can wake `accept`.
+    listener: TcpListener,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// Starts a server: one thread accepting, one per connection answering each
+/// request with a response of the size the client asked for. Returns once it
+/// listens.
+pub fn serve(opts: ServeOptions) -> Result<ServerHandle, WorkloadError> {
+    let shared = Arc::new(ServerShared {
+        stop: AtomicBool::new(false),
+        conns: Mutex::new(HashMap::new()),
+        closed: Mutex::new(ServeStats::default()),
+    });
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let acc_shared = shared.clone();
+    let acceptor = std::thread::Builder::new()
+        .name("vprobe-serve".into())
+        .spawn(move || {
+            let listener = match listen(&opts) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let dup = listener
+                .try_clone()
+                .and_then(|d| Ok((listener.local_addr()?, d)));
+            let ok = dup.is_ok();
+            let _ = ready_tx.send(dup.map_err(|source| WorkloadError::Bind {
+                addr: opts.bind,
+                source,
+            }));
+            if ok {
+                accept_loop(&listener, &acc_shared);
+            }
+        })
+        .map_err(|source| WorkloadError::Spawn {
+            what: "the server thread".into(),
+            source,
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok((local_addr, listener))) => Ok(ServerHandle {
+            local_addr,
+            shared,
+            listener,
+            acceptor: Some(acceptor),
+        }),
+        Ok(Err(e)) => {
+            let _ = acceptor.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = acceptor.join();
+            Err(WorkloadError::Spawn {
+                what: "the server thread".into(),
+                source: io::Error::other("it ended before listening"),
+            })
+        }
+    }
+}
+
+fn listen(opts: &ServeOptions) -> Result<TcpListener, WorkloadError> {
+    if let Some(ns) = &opts.netns {
+        enter(ns)?;
+    }
+    let l = TcpListener::bind(opts.bind).map_err(|source| WorkloadError::Bind {
+        addr: opts.bind,
+        source,
+    })?;
+    // std listens with a backlog of 128; thousands of streams connect at once.
+    // SAFETY: listen(2) on a socket this function owns; calling it again on a
+    // listening socket only changes the backlog.
+    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    Ok(l)
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
+    let mut next_id = 0u64;
+    loop {
+        let accepted = listener.accept();
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        shared.reap(false);
+        let sock = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => match e.raw_os_error() {
+                // out of fds or memory: wait for some to be released
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                _ => continue, // ECONNABORTED, EINTR, EPROTO…: that one connection
+            },
+        };
+        let Ok(dup) = sock.try_clone() else {
+            lock(&shared.closed).errors += 1;
+            continue;
+        };
+        let served = Arc::new(AtomicU64::new(0));
+        let s2 = shared.clone();
+        let counter = served.clone();
+        let spawned = std::thread::Builder::new()
+            .name("vprobe-serve-conn".into())
+            .spawn(move || answer(&sock, &counter, &s2.stop));
+        let mut closed = lock(&shared.closed);
+        closed.connections += 1;
+        match spawned {
+            Ok(thread) => {
+                drop(closed);
+                lock(&shared.conns).insert(
+                    next_id,
+                    Conn {
+                        sock: dup,
+                        served,
+                        thread,
+                    },
+                );
+                next_id += 1;
+            }
+            Err(_) => closed.errors += 1,
+        }
+    }
+    shared.reap(true);
+}
+
+/// One connection: the hello, then a response for every request until the
+/// client closes.
+fn answer(sock: &TcpStream, served: &AtomicU64, stop: &AtomicBool) -> Result<(), String> {
+    let _ = sock.set_nodelay(true);
+    let _ = sock.set_read_timeout(Some(HELLO_TIMEOUT));
+    let mut hello = [0u8; HELLO_LEN];
+    match read_full(sock, &mut hello) {
+        Ok(true) => {}
+        Ok(false) => return Ok(()), // a port probe
+        Err(e) => return Err(format!("hello: {e}")),
+    }
+    let word = |i: usize| u32::from_be_bytes([hello[i], hello[i + 1], hello[i + 2], hello[i + 3]]);
+    let (version, req, resp) = (word(4), word(8) as usize, word(12) as usize);
+    if &hello[..4] != HELLO_MAGIC || version != PROTOCOL_VERSION {
+        return Err("not a vprobe rr client (or another version)".into());
+    }
+    if !(1..=MAX_MESSAGE).contains(&req) || !(1..=MAX_MESSAGE).contains(&resp) {
+        return Err(format!("sizes {req}/{resp} out of range"));
+    }
+    let mut w = sock;
+    w.write_all(HELLO_OK).map_err(|e| e.to_string())?;
+    let _ = sock.set_read_timeout(None);
+    let mut request = vec![0u8; req];
+    let response = vec![b'R'; resp];
+    let mut n = 0u64;
+    loop {
+        match read_full(sock, &mut request) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(_) if stop.load(Ordering::Acquire) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+        if let Err(e) = w.write_all(&response) {
+            return if stop.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err(e.to_string())
+            };
+        }
+        n += 1;
+        served.store(n, Ordering::Relaxed);
+    }
+}
+
+impl ServerHandle {
+    /// The address it listens on (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Connections and transactions so far.
+    pub fn stats(&self) -> ServeStats {
+        self.shared.stats()
+    }
+
+    /// Stops accepting and closes every connection; returns at once.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        // Wakes accept() (EINVAL on a listener that is shut down).
+        let _ = self.listener_shutdown();
+    }
+
+    fn listener_shutdown(&self) -> io::Result<()> {
+        // SAFETY: shutdown(2) on a socket this handle owns.
+        if unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Stops (if not yet) and waits for every thread; the final counts.
+    pub fn join(mut self) -> ServeStats {
+        self.stop();
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+        self.shared.stats()
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.acceptor.take() {
+            self.stop();
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback_server() -> ServerHandle {
+        serve(ServeOptions::new("127.0.0.1:0".parse().unwrap())).unwrap()
+    }
+
+    #[test]
+    fn rr_on_loopback_counts_every_stream() {
+        let server = loopback_server();
+        let mut o = RrOptions::new(server.local_addr());
+        o.streams = 3;
+        o.request_size = 100;
+        o.response_size = 2000;
+        o.duration = Some(Duration::from_millis(300));
+        o.warmup = Duration::from_millis(100);
+        let h = start(o).unwrap();
+        let r = h.join();
+        assert_eq!(r.streams, 3);
+        assert!(r.transactions > 0, "{r:?}");
+        assert_eq!(
+            r.transactions_per_stream.iter().sum::<u64>(),
+            r.transactions
+        );
+        assert!(r.transactions_per_stream.iter().all(|&n| n > 0), "{r:?}");
+        assert!(r.errors.is_empty(), "{r:?}");
+        assert!((r.duration_s - 0.3).abs() < 0.05, "{r:?}");
+        let l = r.latency_us.unwrap();
+        assert!(l.min <= l.p50 && l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+        assert_eq!(
+            r.buckets.iter().map(|b| b.count).sum::<u64>(),
+            r.transactions
+        );
+        // The server answered at least every measured transaction (warm-up too).
+        let s = server.join();
+        assert!(s.transactions >= r.transactions, "{s:?} {r:?}");
+        assert_eq!(s.connections, 3);
+        assert_eq!(s.errors, 0);
+    }
+
+    #[test]
+    fn stop_ends_an_unbounded_run() {
+        let server = loopback_server();
+        let mut o = RrOptions::new(server.local_addr());
+        o.duration = None;
+        let h = start(o).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let s = h.snapshot();
+        assert_eq!(s.phase, RrPhase::Running);
+        assert!(s.transactions > 0);
+        assert_eq!(s.thresholds.len(), 2);
+        assert!(h.latency().is_some());
+        h.stop();
+        let r = h.join();
+        assert!(r.transactions >= s.transactions);
+        // (generous: other builds share this machine)
+        assert!(r.duration_s >= 0.2 && r.duration_s < 5.0, "{r:?}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["elapsed_s"].is_f64(), "{json}");
+    }
+
+    #[test]
+    fn connection_refused_is_an_error_not_a_panic() {
+        // A port that was just free.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let mut o = RrOptions::new(addr);
+        o.streams = 4;
+        let e = start(o).err().expect("nobody listens");
+        assert!(matches!(e, WorkloadError::Connect { .. }), "{e:?}");
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+    }
+
+    #[test]
+    fn a_foreign_server_fails_the_hello() {
+        // Accepts and closes at once, like a server of another protocol.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            drop(s);
+        });
+        let e = start(RrOptions::new(addr))
+            .err()
+            .expect("not a vprobe server");
+        assert!(matches!(e, WorkloadError::Handshake { .. }), "{e}");
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_server_that_goes_away_is_reported_per_stream() {
+        let server = loopback_server();
+        let mut o = RrOptions::new(server.local_addr());
+        o.streams = 2;
+        o.duration = Some(Duration::from_secs(5));
+        let h = start(o).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        drop(server); // closes every connection
+        let r = h.join();
+        assert!(t0.elapsed() < Duration::from_secs(3), "the run did not end");
+        assert_eq!(r.errors.len(), 2, "{r:?}");
+        assert!(r.errors[0].message.contains("transactions"), "{r:?}");
+        assert!(r.transactions > 0);
+    }
+
+    #[test]
+    fn a_silent_server_is_cut_after_the_grace() {
+        // Answers the hello, then never responds.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut hello = [0u8; HELLO_LEN];
+            s.read_exact(&mut hello).unwrap();
+            s.write_all(HELLO_OK).unwrap();
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink); // until the client shuts down
+        });
+        let mut o = RrOptions::new(addr);
+        o.duration = Some(Duration::from_millis(100));
+        let t0 = Instant::now();
+        let r = start(o).unwrap().join();
+        assert!(t0.elapsed() < END_GRACE + Duration::from_secs(3));
+        assert_eq!((r.transactions, r.unfinished), (0, 1), "{r:?}");
+        assert!(r.errors.is_empty(), "{r:?}");
+        assert_eq!(r.latency_us, None);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        let mut o = RrOptions::new("127.0.0.1:1".parse().unwrap());
+        o.streams = 0;
+        assert!(matches!(start(o.clone()), Err(WorkloadError::Invalid(_))));
+        o.streams = 1;
+        o.request_size = 0;
+        assert!(matches!(start(o.clone()), Err(WorkloadError::Invalid(_))));
+        o.request_size = 1;
+        o.thresholds = vec![Duration::from_nanos(1500)];
+        assert!(matches!(start(o), Err(WorkloadError::Invalid(_))));
+    }
+
+    #[test]
+    fn serve_refuses_a_busy_address() {
+        let server = loopback_server();
+        let e = serve(ServeOptions::new(server.local_addr())).err().unwrap();
+        assert!(matches!(e, WorkloadError::Bind { .. }), "{e}");
+    }
+}

@@ -1,0 +1,169 @@
+//! `vprobe rr`: the TCP_RR client on its own, like `netperf -t TCP_RR`.
+
+use std::io::{self, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::signal::unix::{signal, SignalKind};
+use vprobe_engine::output::rr_text;
+use vprobe_engine::workload::tcp_rr::{self, RrHandle, RrOptions, RrSnapshot, DEFAULT_PORT};
+use vprobe_engine::workload::WorkloadError;
+
+use crate::cli::{Format, RrArgs};
+
+/// How often the progress bar is redrawn (and the end looked for).
+const TICK: Duration = Duration::from_millis(200);
+
+/// Runs the client and prints its result; exit 1 if a stream failed mid-run.
+pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
+    let target = resolve(&args.server)?;
+    let mut o = RrOptions::new(target);
+    o.streams = args.streams;
+    o.duration = Some(args.duration);
+    o.warmup = args.warmup;
+    o.request_size = args.request_size;
+    o.response_size = args.response_size;
+    if !args.thresholds.is_empty() {
+        o.thresholds = args.thresholds;
+    }
+    o.connect_timeout = args.connect_timeout;
+    o.cpus = args.cpus.unwrap_or_default();
+    let planned = args.warmup + args.duration;
+    let show_progress = args.format == Format::Text && io::stderr().is_terminal();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let handle = tcp_rr::start(o).map_err(start_error)?;
+        let started = Instant::now();
+        let progress = show_progress.then(|| progress_bar(planned));
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = sigint.recv() => handle.stop(),
+                _ = sigterm.recv() => handle.stop(),
+                _ = tick.tick() => {
+                    if handle.is_finished() {
+                        break;
+                    }
+                    if let Some(p) = &progress {
+                        update(p, &handle, started, planned);
+                    }
+                }
+            }
+        }
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        anyhow::Ok(handle.join())
+    })?;
+
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Text => out.write_all(rr_text(&result).as_bytes())?,
+        Format::Json => {
+            // A struct, not json!(), so `type` comes first like every vprobe JSON line.
+            #[derive(serde::Serialize)]
+            struct Summary<'a> {
+                r#type: &'static str,
+                workloads: Workloads<'a>,
+            }
+            #[derive(serde::Serialize)]
+            struct Workloads<'a> {
+                tcp_rr: &'a tcp_rr::RrResult,
+            }
+            let line = Summary {
+                r#type: "summary",
+                workloads: Workloads { tcp_rr: &result },
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        }
+    }
+    out.flush()?;
+    Ok(if result.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address; the first address
+/// the name resolves to.
+fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = server.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = server.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let (host, port) = match server.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .with_context(|| format!("invalid port in `{server}`"))?,
+        ),
+        None => (server, DEFAULT_PORT),
+    };
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve `{host}`"))?
+        .next()
+        .with_context(|| format!("`{host}` has no address"))
+}
+
+/// A start error, with a hint when nothing listens.
+fn start_error(e: WorkloadError) -> anyhow::Error {
+    let refused = matches!(&e, WorkloadError::Connect { source, .. }
+        if source.kind() == io::ErrorKind::ConnectionRefused);
+    let e = anyhow::Error::from(e);
+    if refused {
+        anyhow::anyhow!("{e:#} (is `vprobe serve` running there?)")
+    } else {
+        e
+    }
+}
+
+fn progress_bar(planned: Duration) -> ProgressBar {
+    let p = ProgressBar::with_draw_target(
+        Some(planned.as_millis() as u64),
+        ProgressDrawTarget::stderr_with_hz(5),
+    );
+    p.set_style(
+        ProgressStyle::with_template("[{bar:30}] {msg}")
+            .expect("constant template")
+            .progress_chars("=> "),
+    );
+    p
+}
+
+fn update(p: &ProgressBar, h: &RrHandle, started: Instant, planned: Duration) {
+    let s: RrSnapshot = h.snapshot();
+    let elapsed = started.elapsed().min(planned);
+    p.set_position(elapsed.as_millis() as u64);
+    let mut msg = format!(
+        "{:.1}s/{:.1}s  {:.0} tx/s",
+        elapsed.as_secs_f64(),
+        planned.as_secs_f64(),
+        s.rate
+    );
+    match s.phase {
+        tcp_rr::RrPhase::WarmingUp => msg.push_str("  (warm-up)"),
+        _ => {
+            msg.push_str(&format!("  {} tx", s.transactions));
+            for t in &s.thresholds {
+                let at = vprobe_engine::duration::format(Duration::from_micros(t.at_us));
+                msg.push_str(&format!("  ≥{at}: {}", t.count));
+            }
+        }
+    }
+    if s.errors > 0 {
+        msg.push_str(&format!("  {} stream error(s)", s.errors));
+    }
+    p.set_message(msg);
+}
