@@ -1,7 +1,8 @@
-//! `vprobe`: the command line (and, later, the REPL) around vprobe-engine.
+//! `vprobe`: the command line and the REPL around vprobe-engine.
 
 mod cli;
 mod commands;
+mod repl;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,6 +32,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         (Some(Command::Check { script, params }), _) => commands::check::run(&script, params),
         (Some(Command::List { pattern, json }), _) => commands::list::run(pattern.as_deref(), json),
         (Some(Command::Doctor { json }), _) => commands::doctor::run(json),
+        (
+            Some(Command::Repl {
+                script,
+                params,
+                disable,
+            }),
+            _,
+        ) => repl::run(repl::ReplOptions {
+            script,
+            params,
+            disable,
+        }),
+        // on a terminal, no arguments: the interactive session
+        (None, None) if repl::on_terminal() => repl::run(repl::ReplOptions {
+            script: None,
+            params: Vec::new(),
+            disable: Vec::new(),
+        }),
         (None, None) => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -11,6 +11,7 @@ mod fidelity;
 mod labs;
 mod leftovers;
 mod netns;
+mod repl;
 mod runtime;
 mod traffic;
 mod util;
