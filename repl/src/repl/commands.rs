@@ -552,7 +552,7 @@ fn describe_probe(p: &ProbeDef, long: bool) -> String {
             if f.kind.is_quantity() {
                 can.push("hist");
             }
-            let _ = write!(s, "\n  {:w$}  {:14}  {}", f.name, can.join(","), f.about);
+            let _ = write!(s, "\n  {:w$}  {:15}  {}", f.name, can.join(","), f.about);
         }
     } else {
         let names: Vec<&str> = p.fields.iter().map(|f| f.name).collect();
