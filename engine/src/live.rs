@@ -262,8 +262,10 @@ impl<'a> Live<'a> {
     /// that fails changes nothing: its probes are detached again, its timers,
     /// callbacks, variables and actions forgotten. Returns the line's value
     /// when it is not `()`, and what was added.
-    pub fn eval(&mut self, text: &str) -> Result<(Option<String>, Applied)> {
-        let plan = self.script.eval_line(text)?;
+    /// `source_name` locates errors: [`crate::script::REPL_SOURCE`] for typed
+    /// lines, a file name for a file loaded into the session.
+    pub fn eval(&mut self, source_name: &str, text: &str) -> Result<(Option<String>, Applied)> {
+        let plan = self.script.eval_source(source_name, text)?;
         let applied = match self.apply(plan) {
             Ok(a) => a,
             Err(e) => {
@@ -566,8 +568,8 @@ impl<'a> Live<'a> {
         self.output
     }
 
-    /// The script, for what a driver asks of it directly (metadata, a value).
-    pub fn script(&mut self) -> &mut Script {
+    /// The script, for what a driver asks of it directly (metadata, variables).
+    pub fn script(&self) -> &Script {
         self.script
     }
 

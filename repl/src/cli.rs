@@ -57,6 +57,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Interactive session: attach probes, watch counts, refine filters, detach, all without
+    /// restarting (also `vprobe` alone on a terminal).
+    Repl {
+        /// A script to run into the session first.
+        script: Option<PathBuf>,
+        /// Script parameter (repeatable); read in scripts with param("key", default).
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Do not use this attach mechanism (tp_btf, raw_tracepoint, tracepoint, fentry,
+        /// kprobe, uprobe); the next one is tried.
+        #[arg(long = "disable-mechanism", value_name = "KIND")]
+        disable: Vec<String>,
+        /// Let lines do more than observe: `exec` runs external commands.
+        #[arg(long, value_enum, value_name = "WHAT")]
+        allow: Vec<Allow>,
+    },
     /// Report the kernel's capabilities: BTF, tp_btf, fentry, kprobes, ring buffer, privileges.
     Doctor {
         /// Print JSON.

@@ -1,7 +1,8 @@
-//! `vprobe`: the command line (and, later, the REPL) around vprobe-engine.
+//! `vprobe`: the command line and the REPL around vprobe-engine.
 
 mod cli;
 mod commands;
+mod repl;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,6 +44,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         (Some(Command::Serve { bind }), _) => commands::serve::run(bind),
         (Some(Command::Rr(args)), _) => commands::rr::run(args),
+        (
+            Some(Command::Repl {
+                script,
+                params,
+                disable,
+                allow,
+            }),
+            _,
+        ) => repl::run(repl::ReplOptions {
+            script,
+            params,
+            disable,
+            allow_exec: allow.contains(&cli::Allow::Exec),
+        }),
+        // on a terminal, no arguments: the interactive session
+        (None, None) if repl::on_terminal() => repl::run(repl::ReplOptions {
+            script: None,
+            params: Vec::new(),
+            disable: Vec::new(),
+            allow_exec: false,
+        }),
         (None, None) => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

@@ -22,7 +22,7 @@ const SCRIPT: &str = r#"probe("skb.drop").count("drops", ["reason"]);
 probe("dev.xmit").hist("sizes", "len");
 probe("tcp.retransmit").on_event(|e| print(e.dport));"#;
 
-const RELEASE_LIMIT: Duration = Duration::from_secs(3);
+pub const RELEASE_LIMIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, Debug)]
 enum End {
@@ -56,7 +56,7 @@ fn id(v: &Value, field: &str) -> u64 {
 }
 
 /// `vp_` programs now: (id, map ids).
-fn vp_programs() -> Vec<(u64, Vec<u64>)> {
+pub fn vp_programs() -> Vec<(u64, Vec<u64>)> {
     bpftool("prog")
         .iter()
         .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("vp_")))
@@ -70,16 +70,39 @@ fn vp_programs() -> Vec<(u64, Vec<u64>)> {
         .collect()
 }
 
+/// Programs, maps and links in the kernel.
 #[derive(Debug, Default)]
-struct Kernel {
+pub struct Kernel {
     progs: BTreeSet<u64>,
     maps: BTreeSet<u64>,
     links: BTreeSet<u64>,
 }
 
 impl Kernel {
+    /// The `vp_` programs loaded now that are not in `before`, with their maps and links.
+    pub fn new_since(before: &BTreeSet<u64>) -> Kernel {
+        let mut ours = Kernel::default();
+        for (id, maps) in vp_programs() {
+            if !before.contains(&id) {
+                ours.progs.insert(id);
+                ours.maps.extend(maps);
+            }
+        }
+        for l in bpftool("link") {
+            if ours.progs.contains(&id(&l, "prog_id")) {
+                ours.links.insert(id(&l, "id"));
+            }
+        }
+        ours
+    }
+
+    /// Programs found.
+    pub fn programs(&self) -> usize {
+        self.progs.len()
+    }
+
     /// Of `ours`, what is still loaded, plus every `vp_` program not in `before`.
-    fn remaining(ours: &Kernel, before: &BTreeSet<u64>) -> Kernel {
+    pub fn remaining(ours: &Kernel, before: &BTreeSet<u64>) -> Kernel {
         let vp: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
         let all_progs: BTreeSet<u64> = bpftool("prog").iter().map(|p| id(p, "id")).collect();
         let maps: BTreeSet<u64> = bpftool("map").iter().map(|m| id(m, "id")).collect();
@@ -101,7 +124,7 @@ impl Kernel {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.progs.is_empty() && self.maps.is_empty() && self.links.is_empty()
     }
 }
@@ -126,18 +149,7 @@ fn leaves_nothing(test: &str, end: End) {
     let mut s = Session::spawn(&["-e", &script, "--format", "json", "--duration", duration]);
     s.wait_start();
 
-    let mut ours = Kernel::default();
-    for (id, maps) in vp_programs() {
-        if !before.contains(&id) {
-            ours.progs.insert(id);
-            ours.maps.extend(maps);
-        }
-    }
-    for l in bpftool("link") {
-        if ours.progs.contains(&id(&l, "prog_id")) {
-            ours.links.insert(id(&l, "id"));
-        }
-    }
+    let ours = Kernel::new_since(&before);
     eprintln!("{test}: while running: {ours:?}");
     assert!(
         ours.progs.len() >= 3,

@@ -14,6 +14,7 @@ mod lab;
 mod labs;
 mod leftovers;
 mod netns;
+mod repl;
 mod runtime;
 mod tap;
 mod traffic;

@@ -509,22 +509,6 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     });
 }
 
-/// How each function here is called, for "function not found" errors.
-pub(super) fn usage(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "tcp_rr" => "tcp_rr(#{streams: 16, duration: \"10s\", target: \"HOST:PORT\"})",
-        "exec" => "exec(#{cmd: [\"iperf3\", \"-c\", \"HOST\"], timeout: \"30s\"})",
-        "trigger" => "trigger(\"drops > 0\").log(text).snapshot(agg).start(w).stop(w).exit(code).call(|| ..).once()",
-        "total" => "total(aggregation)",
-        "entries" => "entries(aggregation)",
-        "workload" => "workload(name)",
-        "dev_stat" => "dev_stat(device, \"rx_dropped\")",
-        "lab" => "lab()",
-        "correlate" => "correlate(drop_events, workload(name).slow)",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ use rhai::{
 use vprobe_probes::abi::Event;
 use vprobe_probes::ProbeDef;
 
-pub use api::{ProbeHandle, MIN_PERIOD};
+pub use api::{ApiFunction, ProbeHandle, API, MIN_PERIOD};
 pub use live_api::{Host, TriggerHandle};
 pub use meta::{parse_meta, Meta};
 pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
@@ -162,6 +162,14 @@ impl fmt::Debug for Script {
     }
 }
 
+/// A value as the REPL echoes it: a probe as the code that makes it.
+fn show(value: &Dynamic) -> String {
+    match value.clone().try_cast::<ProbeHandle>() {
+        Some(h) => h.to_string(),
+        None => value.to_string(),
+    }
+}
+
 impl Script {
     /// Parses `text` (named `source_name` in errors; a path's folder is searched
     /// first by `import`). Syntax errors are located.
@@ -275,16 +283,22 @@ impl Script {
     /// code asked for. Errors are located in `<repl>`; a line that fails
     /// changes nothing (variables, functions, imports, requests, actions).
     pub fn eval_line(&mut self, text: &str) -> Result<Plan, ScriptError> {
+        self.eval_source(REPL_SOURCE, text)
+    }
+
+    /// [`Script::eval_line`] for code from elsewhere (a file loaded into a REPL
+    /// session): errors are located in `source_name`.
+    pub fn eval_source(&mut self, source_name: &str, text: &str) -> Result<Plan, ScriptError> {
         self.before_line = None;
         let mut ast = self
             .engine
             .compile(text)
-            .map_err(|e| errors::parse_error(REPL_SOURCE, &e))?;
-        ast.set_source(REPL_SOURCE);
+            .map_err(|e| errors::parse_error(source_name, &e))?;
+        ast.set_source(source_name);
         let checkpoint = self.checkpoint();
-        match self.run(&ast, REPL_SOURCE) {
+        match self.run(&ast, source_name) {
             Ok((value, plan)) => {
-                self.last_value = (!value.is_unit()).then(|| value.to_string());
+                self.last_value = (!value.is_unit()).then(|| show(&value));
                 self.before_line = Some(checkpoint);
                 Ok(plan)
             }
@@ -293,6 +307,25 @@ impl Script {
                 Err(e)
             }
         }
+    }
+
+    /// The variables in the script's scope, each with the attach point when
+    /// it holds a probe (`let d = probe("skb.drop")`), for completion.
+    pub fn variables(&self) -> Vec<(String, Option<&'static ProbeDef>)> {
+        let mut out: Vec<(String, Option<&'static ProbeDef>)> = Vec::new();
+        // newest first: the first of a name shadows the older ones
+        for (name, _, value) in self.scope.iter_raw() {
+            if out.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let probe = value
+                .flatten_clone()
+                .try_cast::<ProbeHandle>()
+                .map(|h| h.probe());
+            out.push((name.to_string(), probe));
+        }
+        out.reverse();
+        out
     }
 
     /// Takes back the last successful [`Script::eval_line`] (its caller could

@@ -440,6 +440,11 @@ fn eval_line_keeps_the_scope_and_returns_only_new_requests() {
     s.eval_line("fn twice(x) { x * 2 }").unwrap();
     s.eval_line("twice(n)").unwrap();
     assert_eq!(s.take_last_value().as_deref(), Some("84"));
+    s.eval_line("d").unwrap();
+    assert_eq!(
+        s.take_last_value().as_deref(),
+        Some(r#"probe("skb.drop").filter("dev", "mvt0")"#)
+    );
     // an error in a line is located in the line and adds nothing
     let e = s
         .eval_line("d.count(\"c\");\nprobe(\"skb.dorp\")")
@@ -629,4 +634,42 @@ mod live_api {
         let mut s = compile(r#"let t = total("drops"); if t != () { throw "expected ()" } lab();"#);
         s.plan().unwrap();
     }
+}
+
+#[test]
+fn the_api_table_lists_every_registered_function() {
+    let s = compile("");
+    let registered: std::collections::BTreeSet<String> = s
+        .engine
+        .collect_fn_metadata(None, |f| Some(f.metadata.name.to_string()), false)
+        .into_iter()
+        .filter(|n| !n.starts_with("get$") && n != "to_string" && n != "to_debug")
+        .collect();
+    let listed: std::collections::BTreeSet<String> = API
+        .iter()
+        .map(|f| f.name.to_string())
+        .filter(|n| n != "print") // Rhai's own, redirected with on_print
+        .collect();
+    assert_eq!(registered, listed);
+}
+
+#[test]
+fn variables_name_the_probe_they_hold() {
+    let mut s = compile(
+        r#"let d = probe("skb.drop").filter("dev", "x"); let n = 1; let n = probe("tcp.retransmit");"#,
+    );
+    s.plan().unwrap();
+    let vars: Vec<(String, Option<&str>)> = s
+        .variables()
+        .into_iter()
+        .map(|(n, p)| (n, p.map(|p| p.name)))
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            ("params".to_string(), None),
+            ("d".to_string(), Some("skb.drop")),
+            ("n".to_string(), Some("tcp.retransmit")),
+        ]
+    );
 }
