@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
 use crate::host::LiveHost;
+use crate::lab::Lab;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::Consumer;
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
-use crate::trigger::{Trigger, TriggerAction, View, WorkloadStat};
+use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
+use crate::workload::{LabPath, Running};
 use crate::Result;
 
 /// How often triggers are checked.
@@ -39,6 +41,8 @@ const MAX_SHOWN_ERRORS: u64 = 20;
 const DRAIN_PERIOD: Duration = Duration::from_millis(100);
 /// Events handed to callbacks per drain, so timers and signals stay responsive.
 const DRAIN_BATCH: usize = 4096;
+/// How often running workloads are looked at (to collect the ones that ended).
+const WORKLOAD_POLL: Duration = Duration::from_millis(100);
 
 /// Identifies an `every()` timer within a [`Live`] session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,6 +70,8 @@ pub struct Applied {
     pub on_end: usize,
     /// Triggers added.
     pub triggers: usize,
+    /// Workloads declared (started, if they start with the session).
+    pub workloads: Vec<String>,
 }
 
 /// An `on_event` instance: its callback and how many events it was handed.
@@ -84,6 +90,8 @@ enum Wake {
     Tick,
     /// Time to check the triggers.
     Check,
+    /// Time to look at the running workloads.
+    Workloads,
 }
 
 /// A running session: attached probes, timers and callbacks, and what they printed.
@@ -109,9 +117,17 @@ pub struct Live<'a> {
     callback_errors: u64,
     exit: Option<i32>,
     started: Instant,
+    /// CLOCK_MONOTONIC at `started` (the clock of events' `ts_ns`).
+    monotonic_start_ns: u64,
     triggers: Vec<Trigger>,
     /// Created with the first trigger.
     check: Option<tokio::time::Interval>,
+    /// Declared workloads; shared with the [`LiveHost`].
+    workloads: Rc<RefCell<Running>>,
+    /// Created on the first [`Live::step`].
+    workload_poll: Option<tokio::time::Interval>,
+    /// The lab the session watches, if any; shared with the [`LiveHost`].
+    lab: Rc<RefCell<Option<Rc<Lab>>>>,
 }
 
 impl<'a> Live<'a> {
@@ -124,9 +140,13 @@ impl<'a> Live<'a> {
         options: SessionOptions,
     ) -> Result<Self> {
         let session = Rc::new(RefCell::new(Session::new(options)?));
+        let workloads = Rc::new(RefCell::new(Running::default()));
+        let lab = Rc::new(RefCell::new(None));
         script.set_host(Rc::new(LiveHost {
             session: session.clone(),
             symbols: symbols.clone(),
+            workloads: workloads.clone(),
+            lab: lab.clone(),
         }));
         Ok(Self {
             script,
@@ -146,9 +166,33 @@ impl<'a> Live<'a> {
             callback_errors: 0,
             exit: None,
             started: Instant::now(),
+            monotonic_start_ns: monotonic_ns(),
             triggers: Vec::new(),
             check: None,
+            workloads,
+            workload_poll: None,
+            lab,
         })
+    }
+
+    /// The lab the session watches (or none): `lab()` describes it, `dev_stat`
+    /// finds devices in its namespaces, and a `tcp_rr` without a target runs
+    /// across it. Set it before applying plans that use it.
+    pub fn set_lab(&mut self, lab: Option<Rc<Lab>>) {
+        self.workloads
+            .borrow_mut()
+            .set_lab(lab.as_deref().and_then(LabPath::of));
+        *self.lab.borrow_mut() = lab;
+    }
+
+    /// The lab, if any.
+    pub fn lab(&self) -> Option<Rc<Lab>> {
+        self.lab.borrow().clone()
+    }
+
+    /// Runs the script's top level (once) and returns what it asked for.
+    pub fn plan(&mut self) -> Result<Plan> {
+        Ok(self.script.plan()?)
     }
 
     /// Attaches the plan's requests, arms its timers (first firing one period
@@ -178,12 +222,51 @@ impl<'a> Live<'a> {
         }
         applied.on_end = plan.on_end.len();
         self.on_end.extend(plan.on_end);
-        if let Err(e) = self.check_triggers_refer(&plan.triggers) {
+        if let Err(e) = self.check_triggers_refer(&plan.triggers, &plan.workloads) {
             self.take_back(&applied);
             return Err(e);
         }
         applied.triggers = plan.triggers.len();
         self.triggers.extend(plan.triggers);
+        if let Some(bad) = plan
+            .workloads
+            .iter()
+            .find_map(|w| {
+                self.workloads
+                    .borrow()
+                    .check(std::slice::from_ref(w))
+                    .err()
+                    .map(|m| (w, m))
+            })
+            .or_else(|| {
+                self.workloads
+                    .borrow()
+                    .check(&plan.workloads)
+                    .err()
+                    .map(|m| (plan.workloads.last().expect("a failed check has one"), m))
+            })
+        {
+            self.take_back(&applied);
+            return Err(ScriptError {
+                origin: bad.0.origin.clone(),
+                message: bad.1,
+            }
+            .into());
+        }
+        // last: starting a workload makes traffic, so only once all else is in place
+        for w in plan.workloads {
+            let (name, origin) = (w.name.clone(), w.origin.clone());
+            let declared = self.workloads.borrow_mut().declare(w);
+            if let Err(e) = declared {
+                self.take_back(&applied);
+                return Err(ScriptError {
+                    origin,
+                    message: format!("workload `{name}` cannot start: {}", error_chain(&e)),
+                }
+                .into());
+            }
+            applied.workloads.push(name);
+        }
         Ok(applied)
     }
 
@@ -229,13 +312,65 @@ impl<'a> Live<'a> {
         self.on_end.truncate(keep);
         let keep = self.triggers.len() - applied.triggers;
         self.triggers.truncate(keep);
+        for name in &applied.workloads {
+            self.workloads.borrow_mut().remove(name);
+        }
     }
 
     /// A trigger must name aggregations that exist (so a typo is an error, not
     /// a trigger that never fires).
-    fn check_triggers_refer(&self, triggers: &[Trigger]) -> Result<()> {
+    fn check_triggers_refer(
+        &self,
+        triggers: &[Trigger],
+        declared: &[crate::plan::WorkloadSpec],
+    ) -> Result<()> {
         let names = self.session.borrow().aggregation_names();
+        let workloads = self.workloads.borrow();
+        let is_workload = |n: &str| workloads.contains(n) || declared.iter().any(|w| w.name == n);
         for t in triggers {
+            let fail = |message: String| -> Result<()> {
+                Err(ScriptError {
+                    origin: t.origin.clone(),
+                    message,
+                }
+                .into())
+            };
+            let mut named: Vec<&str> = t
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    TriggerAction::Start(w) | TriggerAction::Stop(w) => Some(w.as_str()),
+                    _ => None,
+                })
+                .collect();
+            named.extend(t.condition.workload());
+            if let Some(w) = named.into_iter().find(|w| !is_workload(w)) {
+                return fail(format!(
+                    "trigger `{}`: no workload named `{w}` (declare it with tcp_rr(#{{name: \"{w}\", ..}}) or exec(..))",
+                    t.condition
+                ));
+            }
+            if let Metric::Workload {
+                name,
+                stat: WorkloadStat::Slow(d),
+            } = &t.condition.metric
+            {
+                let counted = workloads.has_threshold(name, *d).or_else(|| {
+                    declared
+                        .iter()
+                        .find(|w| &w.name == name)
+                        .map(|w| match &w.kind {
+                            crate::plan::WorkloadKind::TcpRr(rr) => rr.thresholds.contains(d),
+                            crate::plan::WorkloadKind::Exec(_) => false,
+                        })
+                });
+                if counted == Some(false) {
+                    return fail(format!(
+                        "trigger `{}`: `{name}` does not count transactions ≥ {d:?}: add it to its `thresholds`",
+                        t.condition
+                    ));
+                }
+            }
             if let Some(agg) = t.condition.aggregation() {
                 if !names.iter().any(|n| n == agg) {
                     let known = if names.is_empty() {
@@ -281,6 +416,7 @@ impl<'a> Live<'a> {
     /// clock (the summary's duration) starts now.
     pub fn start(&mut self, script_name: &str, duration: Option<Duration>) -> Result<()> {
         self.started = Instant::now();
+        self.monotonic_start_ns = monotonic_ns();
         self.output.start(&StartInfo {
             schema: SCHEMA_VERSION,
             kernel: crate::session::kernel_release(),
@@ -296,11 +432,28 @@ impl<'a> Live<'a> {
     }
 
     /// Whether nothing can happen any more by itself: no probe attached, no timer,
-    /// no trigger.
+    /// no trigger, no workload running.
     pub fn is_idle(&self) -> bool {
         self.session.borrow().instances().next().is_none()
             && self.timers.is_empty()
             && self.triggers.is_empty()
+            && !self.workloads.borrow().any_running()
+    }
+
+    /// Whether the workloads that started with the session have all ended
+    /// (false when there were none): a run without a duration ends then.
+    pub fn workloads_done(&self) -> bool {
+        self.workloads.borrow().all_done()
+    }
+
+    /// Stops every running workload (Ctrl-C in the REPL); returns how many ran.
+    pub fn stop_workloads(&mut self) -> usize {
+        self.workloads.borrow_mut().stop_all()
+    }
+
+    /// Progress of each running `tcp_rr`: (name, elapsed, duration, transactions).
+    pub fn workload_progress(&self) -> Vec<(String, Duration, Duration, u64)> {
+        self.workloads.borrow().progress()
     }
 
     /// The status the script asked to end with (`exit()`), once it has.
@@ -329,13 +482,20 @@ impl<'a> Live<'a> {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
+        let poll = self.workload_poll.get_or_insert_with(|| {
+            let mut i = tokio::time::interval(WORKLOAD_POLL);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
         let rings = &self.rings;
         let checking = !self.triggers.is_empty();
+        let running = self.workloads.borrow().any_running();
         tokio::select! {
             _ = sleep_until(next_timer) => Wake::Timers,
             _ = rings.readable(), if !rings.is_empty() => Wake::Rings,
             _ = drain.tick(), if !rings.is_empty() => Wake::Tick,
             _ = check.tick(), if checking => Wake::Check,
+            _ = poll.tick(), if running => Wake::Workloads,
         }
     }
 
@@ -364,6 +524,13 @@ impl<'a> Live<'a> {
             }
             Wake::Rings | Wake::Tick => self.drain_rings(DRAIN_BATCH),
             Wake::Check => self.check_triggers(),
+            Wake::Workloads => {
+                let ended = self.workloads.borrow_mut().poll();
+                for e in ended {
+                    self.output.text(&e.line)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -373,9 +540,11 @@ impl<'a> Live<'a> {
         for i in 0..self.triggers.len() {
             let fired = {
                 let session = self.session.borrow();
+                let workloads = self.workloads.borrow();
                 let view = SessionView {
                     session: &session,
                     symbols: &self.symbols,
+                    workloads: &workloads,
                 };
                 self.triggers[i].check(&view, now)
             };
@@ -403,7 +572,18 @@ impl<'a> Live<'a> {
                 let res = self.script.call(cb);
                 self.after_call(res)?;
             }
-            TriggerAction::Start(_) | TriggerAction::Stop(_) => {}
+            TriggerAction::Start(name) => {
+                let started = self.workloads.borrow_mut().start(&name);
+                if let Err(e) = started {
+                    self.output.error(&format!(
+                        "trigger: workload `{name}` cannot start: {}",
+                        error_chain(&e)
+                    ))?;
+                }
+            }
+            TriggerAction::Stop(name) => {
+                self.workloads.borrow_mut().stop(&name);
+            }
         }
         Ok(())
     }
@@ -576,8 +756,15 @@ impl<'a> Live<'a> {
     /// Ends the session: hands the last events in flight to their callbacks,
     /// runs `on_end`, writes the summary, then detaches everything. Returns
     /// the status the script asked for (0 by default).
-    pub fn finish(mut self) -> Result<i32> {
+    pub fn finish(self) -> Result<i32> {
+        self.finish_with_summary().map(|(code, _)| code)
+    }
+
+    /// [`Live::finish`], also returning the summary it wrote (for a plot).
+    pub fn finish_with_summary(mut self) -> Result<(i32, Summary)> {
         self.drain_rings(usize::MAX)?;
+        // results first: on_end callbacks read them with workload(name)
+        let workloads = self.workloads.borrow_mut().finish();
         self.printed.clear();
         for cb in std::mem::take(&mut self.on_end) {
             let res = self.script.call(cb);
@@ -590,16 +777,19 @@ impl<'a> Live<'a> {
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
             reports: std::mem::take(&mut self.reports),
+            workloads,
+            monotonic_start_ns: self.monotonic_start_ns,
         };
         self.output.summary(&summary)?;
-        Ok(self.exit.unwrap_or(0))
+        Ok((self.exit.unwrap_or(0), summary))
     }
 }
 
-/// What a trigger sees: the session's aggregations.
+/// What a trigger sees: the session's aggregations and workloads.
 struct SessionView<'a> {
     session: &'a Session,
     symbols: &'a Symbols,
+    workloads: &'a Running,
 }
 
 impl View for SessionView<'_> {
@@ -608,8 +798,8 @@ impl View for SessionView<'_> {
         Some(snap.total())
     }
 
-    fn workload_stat(&self, _name: &str, _stat: &WorkloadStat) -> Option<f64> {
-        None
+    fn workload_stat(&self, name: &str, stat: &WorkloadStat) -> Option<f64> {
+        self.workloads.stat(name, stat)
     }
 }
 
@@ -625,6 +815,25 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
             .to_string(),
         fallbacks: inst.fallbacks.clone(),
     }
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

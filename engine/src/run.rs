@@ -8,32 +8,52 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::lab::Lab;
 use crate::live::Live;
-use crate::output::Output;
+use crate::output::{Output, Summary};
 use crate::script::Script;
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::{Error, Result};
 
+/// Progress of the running `tcp_rr` workloads: (name, elapsed, duration, transactions).
+pub type WorkloadProgress = (String, Duration, Duration, u64);
+
+/// Shows workload progress (a terminal's progress bars).
+pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
+
 /// How a run is bounded and configured.
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct RunOptions {
-    /// End after this long (else on Ctrl-C, SIGTERM or `exit()`).
+    /// End after this long (else on Ctrl-C, SIGTERM, `exit()`, or when the
+    /// workloads that started with the session have ended).
     pub duration: Option<Duration>,
     /// Session tunables.
     pub session: SessionOptions,
+    /// The lab the run watches (see [`Live::set_lab`]).
+    pub lab: Option<Rc<Lab>>,
+    /// Called twice a second while workloads run, with their progress; and
+    /// once with an empty slice when the run ends.
+    pub progress: Option<ProgressFn>,
 }
 
-/// Runs `script` to the end and returns the exit status the script asked for (0 by default).
+/// How often `progress` is called.
+const PROGRESS_PERIOD: Duration = Duration::from_millis(500);
+
+/// Runs `script` to the end and returns the exit status the script asked
+/// for (0 by default) and the summary it wrote.
 pub async fn run(
     script: &mut Script,
     script_name: &str,
     output: &mut dyn Output,
     symbols: Rc<Symbols>,
-    options: RunOptions,
-) -> Result<i32> {
-    let plan = script.plan()?;
+    mut options: RunOptions,
+) -> Result<(i32, Summary)> {
+    // The session first: the script's top level may already ask it things
+    // (`lab()`, `dev_stat(..)` for a baseline).
     let mut live = Live::new(script, output, symbols, options.session.clone())?;
+    live.set_lab(options.lab.take());
+    let plan = live.plan()?;
     live.apply(plan)?;
     live.start(script_name, options.duration)?;
     // prints and reports made by the top level itself
@@ -45,6 +65,9 @@ pub async fn run(
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+        let mut progress = tokio::time::interval(PROGRESS_PERIOD);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let showing = options.progress.is_some();
         while live.exit_code().is_none() {
             tokio::select! {
                 // the deadline wins over a timer due at the same moment
@@ -52,11 +75,23 @@ pub async fn run(
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
                 _ = sleep_until(deadline) => break,
+                _ = progress.tick(), if showing => {
+                    if let Some(show) = options.progress.as_mut() {
+                        show(&live.workload_progress());
+                    }
+                }
                 r = live.step() => r?,
+            }
+            // a run that is only bounded by its workloads ends with them
+            if options.duration.is_none() && live.workloads_done() {
+                break;
             }
         }
     }
-    live.finish()
+    if let Some(show) = options.progress.as_mut() {
+        show(&[]);
+    }
+    live.finish_with_summary()
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

@@ -227,6 +227,12 @@ pub struct RunArgs {
     /// (`vprobe lab --help` lists topologies and knobs).
     #[arg(long, value_name = "TOPOLOGY[:KNOBS]", value_parser = parse_lab)]
     pub lab: Option<LabSpec>,
+
+    /// After the run, draw the latency histogram of its tcp_rr workload (log-scale
+    /// counts) above a timeline of slow transactions and of the script's
+    /// `timeline` report (e.g. drops) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 /// What a script may do beyond observing (`--allow`).

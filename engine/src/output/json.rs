@@ -299,6 +299,8 @@ mod tests {
             probes: probes(),
             printed_at_end: vec!["drops".into()],
             reports,
+            workloads: Default::default(),
+            monotonic_start_ns: 0,
         };
         let out = lines(|o| o.summary(&s));
         assert_eq!(out.len(), 1);
@@ -325,6 +327,8 @@ mod tests {
         // Without reports the key is left out.
         let s = Summary {
             reports: serde_json::Map::new(),
+            workloads: Default::default(),
+            monotonic_start_ns: 0,
             ..s
         };
         assert!(lines(|o| o.summary(&s))[0].get("reports").is_none());

@@ -81,6 +81,11 @@ pub struct Summary {
     /// Values scripts added with `report(key, value)`.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub reports: serde_json::Map<String, serde_json::Value>,
+    /// Results of the workloads the session ran, by name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub workloads: std::collections::BTreeMap<String, crate::workload::WorkloadResult>,
+    /// CLOCK_MONOTONIC (the clock of events' `ts_ns`) when the session started.
+    pub monotonic_start_ns: u64,
 }
 
 fn maps_by_name<S: serde::Serializer>(maps: &[AggSnapshot], s: S) -> Result<S::Ok, S::Error> {

@@ -44,6 +44,64 @@ pub struct LatencyPlot {
     pub timeline: Vec<TimelineSeries>,
 }
 
+/// What `--plot` draws for a finished session: the latency histogram of its
+/// first `tcp_rr` workload with its thresholds marked, above a timeline of
+/// that workload's slow transactions (from `slow[].start_ns`) and of the
+/// series a script reported under `timeline` (`report("timeline", #{"macvtap
+/// drops": [ts_ns, ..]})`: CLOCK_MONOTONIC ns, as events' `ts_ns`). `None`
+/// when the session ran no `tcp_rr`.
+pub fn plot_of(summary: &crate::output::Summary, title: &str) -> Option<LatencyPlot> {
+    use crate::workload::WorkloadResult;
+    let (name, rr) = summary.workloads.iter().find_map(|(n, r)| match r {
+        WorkloadResult::TcpRr(rr) => Some((n, rr)),
+        WorkloadResult::Exec(_) => None,
+    })?;
+    let t0 = summary.monotonic_start_ns;
+    let seconds = |ns: u64| ns.saturating_sub(t0) as f64 / 1e9;
+    let mut timeline = Vec::new();
+    let json = serde_json::to_value(rr).unwrap_or_default();
+    if let Some(slow) = json.get("slow").and_then(|v| v.as_array()) {
+        let first = rr.thresholds.first().map_or(0, |t| t.at_us / 1000);
+        timeline.push(TimelineSeries {
+            label: format!("{name}: transactions ≥ {first} ms (start)"),
+            times_s: slow
+                .iter()
+                .filter_map(|t| t.get("start_ns")?.as_u64())
+                .map(seconds)
+                .collect(),
+        });
+    }
+    if let Some(series) = summary.reports.get("timeline").and_then(|v| v.as_object()) {
+        for (label, times) in series {
+            timeline.push(TimelineSeries {
+                label: label.clone(),
+                times_s: times
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|t| t.as_u64()).map(seconds).collect())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Some(LatencyPlot {
+        title: format!(
+            "{title}: {name}, {} streams, {} transactions",
+            rr.streams, rr.transactions
+        ),
+        buckets: rr
+            .buckets
+            .iter()
+            .map(|b| PlotBucket {
+                lo_us: b.lo_us,
+                hi_us: b.hi_us,
+                count: b.count,
+            })
+            .collect(),
+        markers_us: rr.thresholds.iter().map(|t| t.at_us).collect(),
+        duration_s: summary.duration_s,
+        timeline,
+    })
+}
+
 /// Plotting failed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw {path}: {message}")]

@@ -58,8 +58,14 @@ impl<W: Write> Output for TextOutput<W> {
             let _ = write!(b, "{sep}{} ({}) → {}", p.name, p.mechanism, p.feeds);
         }
         b.push('\n');
+        // several instances of one attach point fall back the same way: say it once
+        let mut said: Vec<(&str, &str)> = Vec::new();
         for p in &info.probes {
             for f in &p.fallbacks {
+                if said.contains(&(p.name.as_str(), f.as_str())) {
+                    continue;
+                }
+                said.push((&p.name, f));
                 let _ = writeln!(b, "  {} fell back: {f}", p.name);
             }
         }
@@ -107,13 +113,23 @@ impl<W: Write> Output for TextOutput<W> {
         {
             render_agg(b, agg, false);
         }
+        for (name, w) in &s.workloads {
+            let _ = writeln!(b, "workload {name}:");
+            match w {
+                crate::workload::WorkloadResult::TcpRr(r) => b.push_str(&rr_text(r)),
+                crate::workload::WorkloadResult::Exec(x) => b.push_str(&exec_text(x)),
+            }
+            if !b.ends_with('\n') {
+                b.push('\n');
+            }
+        }
         for (k, v) in &s.reports {
             match v {
                 serde_json::Value::String(s) => {
                     let _ = writeln!(b, "{k}: {s}");
                 }
                 v => {
-                    let _ = writeln!(b, "{k}: {v}");
+                    let _ = writeln!(b, "{k}: {}", brief(v));
                 }
             }
         }
@@ -131,6 +147,23 @@ impl<W: Write> Output for TextOutput<W> {
         }
         let _ = writeln!(b, "duration: {}", seconds(s.duration_s));
         self.emit()
+    }
+}
+
+/// A report value on one line: long arrays are summed up by their length
+/// (JSON output keeps them whole).
+fn brief(v: &serde_json::Value) -> String {
+    const LONG: usize = 16;
+    match v {
+        serde_json::Value::Array(a) if a.len() > LONG => format!("[{} values]", a.len()),
+        serde_json::Value::Object(o) => {
+            let fields: Vec<String> = o
+                .iter()
+                .map(|(k, v)| format!("{k:?}: {}", brief(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        v => v.to_string(),
     }
 }
 
@@ -353,6 +386,35 @@ fn with_gaps(buckets: &[Bucket]) -> Vec<Bucket> {
         out.push(x.clone());
     }
     out
+}
+
+/// An `exec` workload's end, with the last lines of its output.
+pub fn exec_text(x: &crate::workload::ExecResult) -> String {
+    let mut b = String::new();
+    let how = match (x.exit_code, x.signal, x.timed_out) {
+        (_, _, true) => "timed out".to_string(),
+        (Some(c), _, _) => format!("exit status {c}"),
+        (None, Some(sig), _) => format!("killed by signal {sig}"),
+        _ => "ended".to_string(),
+    };
+    let _ = writeln!(
+        b,
+        "  `{}` (pid {}): {how} after {}",
+        x.command.join(" "),
+        x.pid,
+        seconds(x.duration_s)
+    );
+    for (what, text) in [("stdout", &x.stdout), ("stderr", &x.stderr)] {
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(5)..];
+        if !tail.is_empty() {
+            let _ = writeln!(b, "  {what} (last {} lines):", tail.len());
+            for l in tail {
+                let _ = writeln!(b, "    {l}");
+            }
+        }
+    }
+    b
 }
 
 /// A TCP_RR result as text: rates, latency figures, threshold counts, errors,
@@ -677,6 +739,8 @@ eth0  NO_SOCKET     12      7
             probes: info.probes.clone(),
             printed_at_end: vec![],
             reports,
+            workloads: Default::default(),
+            monotonic_start_ns: 0,
         };
         let out = render(|o| o.summary(&summary));
         assert_eq!(
@@ -697,6 +761,8 @@ duration: 12.0s
         let quiet = Summary {
             lost: Lost::default(),
             reports: serde_json::Map::new(),
+            workloads: Default::default(),
+            monotonic_start_ns: 0,
             ..summary
         };
         assert!(render(|o| o.summary(&quiet)).ends_with("      7\n\nduration: 12.0s\n"));
@@ -721,6 +787,8 @@ duration: 12.0s
             probes: vec![],
             printed_at_end: vec![],
             reports: serde_json::Map::new(),
+            workloads: Default::default(),
+            monotonic_start_ns: 0,
         }
     }
 

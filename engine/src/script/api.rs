@@ -1008,6 +1008,11 @@ pub const API: &[ApiFunction] = &[
     ),
     free("lab", "lab()", "the lab of the run: guests, devices, namespaces"),
     free(
+        "devices",
+        "devices(\"macvtap*\")",
+        "names of the network devices matching a name or prefix glob (the lab's, in a lab)",
+    ),
+    free(
         "correlate",
         "correlate(drop_events, workload(name).slow)",
         "match drops with slow transactions by connection and time",

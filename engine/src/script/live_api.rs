@@ -33,6 +33,9 @@ pub trait Host {
     fn dev_stat(&self, dev: &str, stat: &str) -> Result<u64, String>;
     /// The lab, when the run has one.
     fn lab(&self) -> Option<serde_json::Value>;
+    /// Network devices whose name matches `pattern` (a name, or a prefix
+    /// glob `macvtap*`): the lab's when there is a lab, else this namespace's.
+    fn devices(&self, pattern: &str) -> Vec<String>;
 }
 
 /// A trigger being configured; every method adds an action and returns the handle.
@@ -492,6 +495,15 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
                 .map_err(|e| fail(&ctx, format!("dev_stat: {e}")))
         },
     );
+    let s = st.clone();
+    engine.register_fn("devices", move |pattern: &str| -> Dynamic {
+        match host(&s) {
+            Some(h) => {
+                Dynamic::from_array(h.devices(pattern).into_iter().map(Dynamic::from).collect())
+            }
+            None => Dynamic::UNIT,
+        }
+    });
     engine.register_fn(
         "correlate",
         |ctx: NativeCallContext, drops: Dynamic, slow: Dynamic| -> Res<Dynamic> {

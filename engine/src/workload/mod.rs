@@ -2,6 +2,7 @@
 //!
 //! - [`tcp_rr`]: netperf's TCP_RR, client ([`tcp_rr::start`]) and server
 //!   ([`tcp_rr::serve`]), every transaction's latency in an hdrhistogram.
+//! - [`running`]: a session's declared workloads, started, polled, finished.
 //! - [`exec`]: an external command (netperf, iperf3, a user's program), its
 //!   output captured, its process group killed when it is stopped.
 //!
@@ -18,10 +19,12 @@ use std::sync::Arc;
 
 pub mod exec;
 pub mod latency;
+pub mod running;
 pub mod tcp_rr;
 
 pub use exec::{ExecHandle, ExecOptions, ExecResult};
 pub use latency::{LatencyBucket, LatencySummary, ThresholdCount};
+pub use running::{LabPath, Running, WorkloadResult};
 pub use tcp_rr::{RrHandle, RrOptions, RrResult, ServeOptions, ServerHandle};
 
 /// A network namespace, as an open fd on `/proc/PID/ns/net`, `/run/netns/NAME`
