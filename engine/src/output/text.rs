@@ -467,6 +467,15 @@ pub fn rr_text(r: &RrResult) -> String {
         };
         rows.push((format!("≥ {at}"), format!("{}{share}", t.count)));
     }
+    let slow = r.slow.len() as u64 + r.slow_dropped;
+    if let (true, Some(at)) = (slow > 0, r.thresholds.iter().map(|t| t.at_us).min()) {
+        let at = crate::duration::format(std::time::Duration::from_micros(at));
+        let mut v = format!("{slow} (≥ {at})");
+        if r.slow_dropped > 0 {
+            let _ = write!(v, "; the first {} kept", r.slow.len());
+        }
+        rows.push(("slow records".into(), v));
+    }
     if r.unfinished > 0 {
         rows.push((
             "unfinished".into(),
@@ -793,7 +802,7 @@ duration: 12.0s
     }
 
     fn rr_result() -> RrResult {
-        use crate::workload::tcp_rr::StreamError;
+        use crate::workload::tcp_rr::{SlowTransaction, StreamError};
         use crate::workload::{LatencySummary, ThresholdCount};
         let fine = |lo_us, hi_us, count| LatencyBucket {
             lo_us,
@@ -842,6 +851,18 @@ duration: 12.0s
                 fine(196_608, 212_992, 1),
                 fine(393_216, 425_984, 1),
             ],
+            slow: [(205_000, 1), (410_000, 0)]
+                .into_iter()
+                .map(|(us, stream)| SlowTransaction {
+                    stream,
+                    start_ns: 5_000_000_000 + us * 7,
+                    end_ns: 5_000_000_000 + us * 8,
+                    latency_us: us,
+                    local: format!("198.51.100.2:4000{stream}"),
+                    remote: "198.51.100.1:12866".into(),
+                })
+                .collect(),
+            slow_dropped: 0,
         }
     }
 
@@ -857,6 +878,7 @@ duration: 12.0s
             "latency µs    min 30.0  mean 440.1  p50 35.5  p90 38.0  p99 60.0  p99.9 205000.0  max 410000.0".into(),
             "≥ 200ms       2 (0.2000 %)".into(),
             "≥ 400ms       1 (0.1000 %)".into(),
+            "slow records  2 (≥ 200ms)".into(),
             "error         stream 1: Connection reset by peer after 600 transactions".into(),
             String::new(),
             "@latency_us".into(),
@@ -888,6 +910,14 @@ duration: 12.0s
         ]);
         expected.push(String::new());
         assert_eq!(out, expected.join("\n"));
+        // records over the cap are counted, and said to be missing
+        let mut capped = rr_result();
+        capped.slow_dropped = 3;
+        assert!(
+            rr_text(&capped).contains("\nslow records  5 (≥ 200ms); the first 2 kept\n"),
+            "{}",
+            rr_text(&capped)
+        );
         // merging keeps every count
         let merged = log2_buckets(&rr_result().buckets);
         assert_eq!(merged.iter().map(|x| x.count).sum::<u64>(), 1000);
@@ -910,6 +940,7 @@ duration: 12.0s
         r.latency_us = None;
         r.buckets.clear();
         r.errors.clear();
+        r.slow.clear();
         r.unfinished = 1;
         r.warmup_s = 0.0;
         for t in &mut r.thresholds {

@@ -25,7 +25,7 @@ pub mod tcp_rr;
 pub use exec::{ExecHandle, ExecOptions, ExecResult};
 pub use latency::{LatencyBucket, LatencySummary, ThresholdCount};
 pub use running::{LabPath, Running, WorkloadResult};
-pub use tcp_rr::{RrHandle, RrOptions, RrResult, ServeOptions, ServerHandle};
+pub use tcp_rr::{RrHandle, RrOptions, RrResult, ServeOptions, ServerHandle, SlowTransaction};
 
 /// A network namespace, as an open fd on `/proc/PID/ns/net`, `/run/netns/NAME`
 /// or a namespace a lab holds. Shared by every thread that enters it.

@@ -20,6 +20,11 @@
 //! end may finish within [`END_GRACE`] and is counted (so a slow tail is not
 //! cut off); after that, the connections are shut down and what was still in
 //! flight is reported as `unfinished`.
+//!
+//! Every measured transaction at or above the smallest threshold is also
+//! kept as a [`SlowTransaction`]: its connection and its CLOCK_MONOTONIC
+//! interval, the clock of `bpf_ktime_get_ns`, so it can be matched with the
+//! kernel's events on that connection at that time.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -64,6 +69,10 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// The window of the live rate.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
+/// Most [`SlowTransaction`]s one run keeps, all streams together; the ones
+/// after are only counted ([`RrResult::slow_dropped`]).
+pub const MAX_SLOW_RECORDS: u64 = 10_000;
+
 /// What a TCP_RR client run does.
 #[derive(Clone, Debug)]
 pub struct RrOptions {
@@ -79,7 +88,8 @@ pub struct RrOptions {
     pub duration: Option<Duration>,
     /// Transactions before this are not counted.
     pub warmup: Duration,
-    /// Count transactions taking at least each of these.
+    /// Count transactions taking at least each of these; those at or above
+    /// the smallest are also kept as [`SlowTransaction`]s.
     pub thresholds: Vec<Duration>,
     /// Limit for each connection and its hello.
     pub connect_timeout: Duration,
@@ -156,6 +166,30 @@ pub struct StreamError {
     pub message: String,
 }
 
+/// A measured transaction that took at least the smallest of
+/// [`RrOptions::thresholds`].
+///
+/// The times are CLOCK_MONOTONIC nanoseconds, the clock of
+/// `bpf_ktime_get_ns()`, so they compare with the timestamps of kernel events:
+/// `start_ns` is taken just before the request is written, `end_ns` just after
+/// the last byte of the response is read, the same instants the latency is
+/// measured between.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SlowTransaction {
+    /// Stream index (0-based).
+    pub stream: usize,
+    /// Before the request was written, CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// After the response was read in full, CLOCK_MONOTONIC ns.
+    pub end_ns: u64,
+    /// `end_ns - start_ns`, µs (rounded down).
+    pub latency_us: u64,
+    /// The client socket's address, `ip:port` (`[v6]:port`).
+    pub local: String,
+    /// The server's address as the socket sees it, `ip:port` (`[v6]:port`).
+    pub remote: String,
+}
+
 /// The outcome of a TCP_RR run. Warm-up transactions are not in it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RrResult {
@@ -190,6 +224,11 @@ pub struct RrResult {
     pub errors: Vec<StreamError>,
     /// The latency histogram: non-empty log-linear buckets, ascending.
     pub buckets: Vec<LatencyBucket>,
+    /// Transactions at or above the smallest threshold, by `start_ns`; the
+    /// first [`MAX_SLOW_RECORDS`] of them (empty without thresholds).
+    pub slow: Vec<SlowTransaction>,
+    /// Slow transactions beyond [`MAX_SLOW_RECORDS`]: counted, not kept.
+    pub slow_dropped: u64,
 }
 
 /// Where a run is.
@@ -224,6 +263,9 @@ pub struct RrSnapshot {
     pub thresholds: Vec<ThresholdCount>,
     /// Streams that ended with an error so far.
     pub errors: usize,
+    /// Measured transactions at or above the smallest threshold so far
+    /// (kept or not).
+    pub slow: u64,
 }
 
 fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -245,6 +287,9 @@ struct StreamStats {
     warmup: u64,
     error: Option<String>,
     unfinished: bool,
+    slow: Vec<SlowTransaction>,
+    /// Slow transactions not kept (over [`MAX_SLOW_RECORDS`]).
+    slow_dropped: u64,
 }
 
 enum Go {
@@ -263,6 +308,9 @@ struct Shared {
     /// (time, transactions including warm-up), over the last [`RATE_WINDOW`].
     samples: Mutex<VecDeque<(Instant, u64)>>,
     thresholds: Vec<Duration>,
+    /// Slow transactions seen so far, all streams; the first
+    /// [`MAX_SLOW_RECORDS`] are kept.
+    slow_seen: AtomicU64,
 }
 
 impl Shared {
@@ -351,6 +399,8 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
                     warmup: 0,
                     error: None,
                     unfinished: false,
+                    slow: Vec::new(),
+                    slow_dropped: 0,
                 }),
                 sock: Mutex::new(None),
                 cut: AtomicBool::new(false),
@@ -362,6 +412,7 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
         end: Mutex::new(None),
         samples: Mutex::new(VecDeque::new()),
         thresholds: opts.thresholds.clone(),
+        slow_seen: AtomicU64::new(0),
     });
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), WorkloadError>>();
     let (control, control_rx) = mpsc::channel::<Msg>();
@@ -472,10 +523,12 @@ impl RrHandle {
         let mut per_stream = Vec::with_capacity(self.shared.slots.len());
         let mut thresholds: Vec<ThresholdCount> = Vec::new();
         let mut errors = 0;
+        let mut slow = 0;
         for s in &self.shared.slots {
             let st = lock(&s.stats);
             per_stream.push(st.measured.count());
             errors += usize::from(st.error.is_some());
+            slow += st.slow.len() as u64 + st.slow_dropped;
             let t = st.measured.thresholds();
             if thresholds.is_empty() {
                 thresholds = t;
@@ -496,6 +549,7 @@ impl RrHandle {
             rate: self.shared.rate(),
             thresholds,
             errors,
+            slow,
         }
     }
 
@@ -599,11 +653,15 @@ fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
     let mut per_stream = Vec::with_capacity(shared.slots.len());
     let mut errors = Vec::new();
     let mut unfinished = 0;
+    let mut slow = Vec::new();
+    let mut slow_dropped = 0;
     for (i, s) in shared.slots.iter().enumerate() {
         let st = lock(&s.stats);
         all.merge(&st.measured);
         per_stream.push(st.measured.count());
         unfinished += u64::from(st.unfinished);
+        slow.extend_from_slice(&st.slow);
+        slow_dropped += st.slow_dropped;
         if let Some(m) = &st.error {
             errors.push(StreamError {
                 stream: i,
@@ -611,6 +669,7 @@ fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
             });
         }
     }
+    slow.sort_unstable_by_key(|s: &SlowTransaction| (s.start_ns, s.stream));
     RrResult {
         target: opts.target.to_string(),
         streams: opts.streams,
@@ -627,6 +686,8 @@ fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
         unfinished,
         errors,
         buckets: all.buckets(),
+        slow,
+        slow_dropped,
     }
 }
 
@@ -665,7 +726,7 @@ fn stream_main(
     let _done = DoneGuard(done);
     let measure_start = started + opts.warmup;
     let deadline = opts.duration.map(|d| measure_start + d);
-    if let Err(message) = transact(&sock, opts, shared, slot, measure_start, deadline) {
+    if let Err(message) = transact(i, &sock, opts, shared, measure_start, deadline) {
         let mut st = lock(&slot.stats);
         if slot.cut.load(Ordering::Acquire) {
             st.unfinished = true;
@@ -737,29 +798,57 @@ fn connect(i: usize, opts: &RrOptions) -> Result<TcpStream, WorkloadError> {
 
 /// The transaction loop of one stream, until the deadline, stop, or an error.
 fn transact(
+    stream: usize,
     sock: &TcpStream,
     opts: &RrOptions,
     shared: &Shared,
-    slot: &Slot,
     measure_start: Instant,
     deadline: Option<Instant>,
 ) -> Result<(), String> {
+    let slot = &shared.slots[stream];
     let request = vec![b'r'; opts.request_size];
     let mut response = vec![0u8; opts.response_size];
     let mut w = sock;
+    // Transactions are timed on CLOCK_MONOTONIC in ns, so a slow one's
+    // interval is in the kernel's clock; the run's instants are converted once.
+    let measure_start = instant_ns(measure_start);
+    let deadline = deadline.map(instant_ns);
+    let slow_ns = shared.thresholds.iter().min().map(|t| t.as_nanos() as u64);
+    // The addresses, for slow transactions; taken once, not in the loop.
+    let ends = slow_ns.map(|_| {
+        let show = |a: io::Result<SocketAddr>| a.map_or_else(|_| "?".into(), |a| a.to_string());
+        (show(sock.local_addr()), show(sock.peer_addr()))
+    });
     while !shared.stop.load(Ordering::Relaxed) {
-        let t0 = Instant::now();
+        let t0 = monotonic_ns();
         w.write_all(&request).map_err(|e| e.to_string())?;
         match read_full(sock, &mut response) {
             Ok(true) => {}
             Ok(false) => return Err("the server closed the connection".into()),
             Err(e) => return Err(e.to_string()),
         }
-        let t1 = Instant::now();
+        let t1 = monotonic_ns();
+        let took = t1.saturating_sub(t0);
         {
             let mut st = lock(&slot.stats);
             if t0 >= measure_start {
-                st.measured.record(t1 - t0);
+                st.measured.record(Duration::from_nanos(took));
+                if let (Some(at), Some((local, remote))) = (slow_ns, &ends) {
+                    if took >= at {
+                        if shared.slow_seen.fetch_add(1, Ordering::Relaxed) < MAX_SLOW_RECORDS {
+                            st.slow.push(SlowTransaction {
+                                stream,
+                                start_ns: t0,
+                                end_ns: t1,
+                                latency_us: took / 1000,
+                                local: local.clone(),
+                                remote: remote.clone(),
+                            });
+                        } else {
+                            st.slow_dropped += 1;
+                        }
+                    }
+                }
             } else {
                 st.warmup += 1;
             }
@@ -769,6 +858,27 @@ fn transact(
         }
     }
     Ok(())
+}
+
+/// CLOCK_MONOTONIC now, ns: the clock of `bpf_ktime_get_ns()`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) writes one timespec this function owns;
+    // CLOCK_MONOTONIC always exists (it cannot fail on Linux).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `t` on CLOCK_MONOTONIC, ns (within the few ns between two clock reads).
+fn instant_ns(t: Instant) -> u64 {
+    let (now, now_ns) = (Instant::now(), monotonic_ns());
+    match t.checked_duration_since(now) {
+        Some(ahead) => now_ns.saturating_add(ahead.as_nanos() as u64),
+        None => now_ns.saturating_sub(now.duration_since(t).as_nanos() as u64),
+    }
 }
 
 /// Reads exactly `buf.len()` bytes; `Ok(false)` on a clean end of stream
@@ -1224,6 +1334,78 @@ mod tests {
         assert!(r.errors.is_empty(), "{r:?}");
         assert_eq!(r.latency_us, None);
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_delayed_response_is_one_slow_record() {
+        // Answers at once, but holds the first response of the warm-up and
+        // the first one 400 ms after the hello for 250 ms each.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (ends_tx, ends_rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let (mut s, peer) = l.accept().unwrap();
+            ends_tx.send((peer, s.local_addr().unwrap())).unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut hello = [0u8; HELLO_LEN];
+            s.read_exact(&mut hello).unwrap();
+            s.write_all(HELLO_OK).unwrap();
+            let t0 = Instant::now();
+            let mut held = 0;
+            let mut req = [0u8; 1];
+            while s.read_exact(&mut req).is_ok() {
+                if held == 0 || (held == 1 && t0.elapsed() >= Duration::from_millis(400)) {
+                    held += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                if s.write_all(b"R").is_err() {
+                    break;
+                }
+            }
+        });
+        let mut o = RrOptions::new(addr);
+        o.warmup = Duration::from_millis(300);
+        o.duration = Some(Duration::from_millis(500));
+        let before = monotonic_ns();
+        let h = start(o).unwrap();
+        let (client, server) = ends_rx.recv().unwrap();
+        let r = h.join();
+        let after = monotonic_ns();
+        t.join().unwrap();
+        assert_eq!(r.slow.len(), 1, "the warm-up's is not kept: {r:?}");
+        assert_eq!((r.thresholds[0].count, r.slow_dropped), (1, 0), "{r:?}");
+        let s = &r.slow[0];
+        assert!(before < s.start_ns && s.start_ns < s.end_ns && s.end_ns < after);
+        assert_eq!(s.latency_us, (s.end_ns - s.start_ns) / 1000);
+        assert!((250_000..1_000_000).contains(&s.latency_us), "{s:?}");
+        assert_eq!(s.latency_us, r.latency_us.unwrap().max as u64, "{r:?}");
+        assert_eq!((s.stream, s.local.as_str()), (0, &*client.to_string()));
+        assert_eq!(s.remote, server.to_string());
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["slow"][0]["local"], client.to_string(), "{json}");
+        assert_eq!(json["slow_dropped"], 0);
+    }
+
+    #[test]
+    fn slow_records_are_capped_and_sorted() {
+        // At 1 µs every transaction is slow: more than the cap unless this
+        // machine is very busy, and the invariants hold either way.
+        let server = loopback_server();
+        let mut o = RrOptions::new(server.local_addr());
+        o.streams = 2;
+        o.duration = Some(Duration::from_millis(700));
+        o.thresholds = vec![Duration::from_millis(1), Duration::from_micros(1)];
+        let h = start(o).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let snap = h.snapshot();
+        let r = h.join();
+        assert!(snap.slow > 0 && snap.slow <= r.transactions, "{snap:?}");
+        let slow = r.thresholds[1].count;
+        assert_eq!(slow, r.transactions);
+        assert_eq!(r.slow.len() as u64, slow.min(MAX_SLOW_RECORDS));
+        assert_eq!(r.slow.len() as u64 + r.slow_dropped, slow);
+        assert!(r.slow.windows(2).all(|w| w[0].start_ns <= w[1].start_ns));
+        assert!(r.slow.iter().any(|s| s.stream == 1));
     }
 
     #[test]
