@@ -762,9 +762,11 @@ impl<'a> Live<'a> {
 
     /// [`Live::finish`], also returning the summary it wrote (for a plot).
     pub fn finish_with_summary(mut self) -> Result<(i32, Summary)> {
-        self.drain_rings(usize::MAX)?;
-        // results first: on_end callbacks read them with workload(name)
+        // results first: on_end callbacks read them with workload(name); and
+        // the events of the workloads' last moments (their connections
+        // closing) reach the callbacks before on_end runs
         let workloads = self.workloads.borrow_mut().finish();
+        self.drain_rings(usize::MAX)?;
         self.printed.clear();
         for cb in std::mem::take(&mut self.on_end) {
             let res = self.script.call(cb);

@@ -16,6 +16,7 @@ mod leftovers;
 mod netns;
 mod repl;
 mod runtime;
+mod seed;
 mod tap;
 mod traffic;
 mod util;

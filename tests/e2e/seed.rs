@@ -1,0 +1,131 @@
+//! The README's main command: the seed case end to end in the lab
+//! (`scripts/macvtap_drops.rhai --lab macvtap`), and its control.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::leftovers::vp_programs;
+use crate::util;
+
+/// The main command as the README gives it, with JSON output to read.
+const MAIN: &[&str] = &["run", "scripts/macvtap_drops.rhai", "--lab", "macvtap"];
+
+/// Runs the main command with `lab` for the lab and returns its summary.
+fn run_seed(lab: &str, extra: &[&str]) -> (Value, util::Run) {
+    let root = util::repo_root();
+    let script = root.join(MAIN[1]);
+    let mut args = vec![
+        MAIN[0],
+        script.to_str().unwrap(),
+        MAIN[2],
+        lab,
+        "-f",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let r = util::vprobe(&args, Duration::from_secs(90));
+    r.assert_no_panic();
+    assert_eq!(r.status.code(), Some(0), "{}", r.describe());
+    let summary = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary\n{}", r.describe()));
+    (summary, r)
+}
+
+fn report(summary: &Value, key: &str) -> u64 {
+    summary["reports"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("report `{key}` is not an integer: {summary}"))
+}
+
+#[test]
+fn the_main_command_explains_the_tail_with_macvtap_drops() {
+    if !util::root_or_skip("seed::the_main_command_explains_the_tail_with_macvtap_drops") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let before = vp_programs();
+    let (s, r) = run_seed(MAIN[3], &[]);
+    let drops = report(&s, "macvtap_drops");
+    let rx = report(&s, "rx_dropped_delta");
+    let retx = report(&s, "retransmits");
+    let tail = report(&s, "tail_200ms");
+    let what = r.describe();
+    assert!(drops > 0, "no macvtap drops\n{what}");
+    assert_eq!(drops, rx, "vprobe's count differs from rx_dropped\n{what}");
+    assert!(retx > 0, "drops but no retransmit\n{what}");
+    assert!(tail > 0, "no transaction took 200 ms\n{what}");
+    assert_eq!(s["reports"]["match"], true, "{what}");
+    // the workload's own result is in the summary, and agrees with the report
+    let rr = &s["workloads"]["rr"];
+    assert_eq!(rr["kind"], "tcp_rr", "{what}");
+    assert_eq!(rr["streams"], 16, "{what}");
+    let at_200 = rr["thresholds"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["at_us"] == 200_000))
+        .map(|t| t["count"].as_u64().unwrap());
+    assert_eq!(at_200, Some(tail), "{what}");
+    // the drop events the script collected: all of them, but for the few that
+    // may come as the connections close after the last drain (the counts are
+    // read later, in on_end)
+    let events = s["reports"]["timeline"]["macvtap drops"]
+        .as_array()
+        .map_or(0, Vec::len) as u64;
+    assert!(
+        events <= drops && events + 5 >= drops,
+        "{events} events for {drops} drops\n{what}"
+    );
+    let c = &s["reports"]["correlation"];
+    assert!(
+        c["slow_with_drop"].as_u64().unwrap() * 10 >= c["slow"].as_u64().unwrap() * 9,
+        "{c}"
+    );
+    assert!(
+        util::poll_until(Duration::from_secs(5), || vp_programs() == before),
+        "BPF programs left: {:?} (before: {before:?})",
+        vp_programs()
+    );
+}
+
+#[test]
+fn the_control_knobs_give_no_drops_and_no_tail() {
+    if !util::root_or_skip("seed::the_control_knobs_give_no_drops_and_no_tail") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let lab = format!("macvtap:{}", vprobe_engine::lab::CONTROL_KNOBS);
+    let (s, r) = run_seed(&lab, &[]);
+    let what = r.describe();
+    assert_eq!(report(&s, "macvtap_drops"), 0, "{what}");
+    assert_eq!(report(&s, "rx_dropped_delta"), 0, "{what}");
+    assert_eq!(report(&s, "tail_200ms"), 0, "{what}");
+    assert_eq!(s["reports"]["match"], true, "{what}");
+    assert!(
+        s["workloads"]["rr"]["transactions"].as_u64().unwrap() > 10_000,
+        "{what}"
+    );
+}
+
+#[test]
+fn plot_draws_the_histogram_and_the_drop_timeline() {
+    if !util::root_or_skip("seed::plot_draws_the_histogram_and_the_drop_timeline") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let dir = util::TempDir::new("plot");
+    let svg = dir.path().join("seed.svg");
+    // a shorter load: the plot, not the numbers, is under test here
+    let (_, r) = run_seed(
+        "macvtap:stall=20ms/400ms",
+        &["-p", "duration=3s", "--plot", svg.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&svg)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", svg.display(), r.describe()));
+    assert!(text.starts_with("<svg"), "{}", &text[..text.len().min(200)]);
+    assert!(text.contains("macvtap drops"), "no drop series in the plot");
+    assert!(text.contains("transactions"), "no slow-transaction series");
+}
