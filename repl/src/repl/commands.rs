@@ -89,7 +89,7 @@ const KEYS: &str = "keys:
   Enter                  run; open brackets or strings continue on the next line
   Alt-Enter              a line break
   Up, Down, Ctrl-R       history
-  Ctrl-C                 clear the line
+  Ctrl-C                 stop the running workloads; with none running, clear the line
   Ctrl-D, :quit          end the session: the summary, then everything is detached";
 
 /// The ids `:probes` shows and `:detach` takes.
@@ -524,6 +524,19 @@ impl Repl<'_> {
                 .sink
                 .line(error_text(&format!("cannot write {path}: {e}"))),
         }
+    }
+
+    /// Ctrl-C: stops the running workloads (their results follow as they
+    /// end); false when none ran.
+    pub fn interrupt(&mut self) -> bool {
+        let n = self.live.stop_workloads();
+        if n > 0 {
+            self.sink.line(format!(
+                "stopped {n} workload{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        n > 0
     }
 }
 

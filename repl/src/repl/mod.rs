@@ -25,6 +25,10 @@
 //! for the editor and the printer only so long ([`THREAD_END`]): a thread
 //! stuck on a dead or stalled terminal is left to end with the process,
 //! never waited for.
+//!
+//! Ctrl-C is a key to the editor (raw mode): it clears the line and tells
+//! main, which stops the running workloads. A SIGINT (Ctrl-C while main
+//! handles an input, outside raw mode) does the same.
 
 mod commands;
 mod completer;
@@ -94,6 +98,8 @@ const THREAD_END: Duration = Duration::from_secs(1);
 enum Input {
     /// An accepted input (one or more lines).
     Line(String),
+    /// Ctrl-C (the editor has cleared the line).
+    Interrupt,
     /// Ctrl-D on an empty line.
     Eof,
     /// The terminal is gone (hung up): the session ends as on SIGHUP.
@@ -326,11 +332,15 @@ async fn drive(
             biased;
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
-            // The editor reads Ctrl-C as a key (raw mode); a SIGINT comes only
-            // while an input runs, and inputs do not block: nothing to interrupt.
-            s = sigint.recv() => if s.is_none() {
+            // The editor reads Ctrl-C as a key (raw mode) and sends
+            // Input::Interrupt; a SIGINT comes only while main handles an
+            // input (the terminal is not raw then) and means the same.
+            s = sigint.recv() => match s {
+                Some(()) => {
+                    repl.interrupt();
+                }
                 // no signal driver any more: nothing can stop the session cleanly
-                break;
+                None => break,
             },
             input = inputs.recv() => match input {
                 Some(Input::Line(text)) => {
@@ -340,6 +350,9 @@ async fn drive(
                         break;
                     }
                     let _ = answers.send(Answer::Ready);
+                }
+                Some(Input::Interrupt) => {
+                    repl.interrupt();
                 }
                 Some(Input::Failed(e)) => anyhow::bail!("terminal: {e}"),
                 Some(Input::Eof | Input::Gone) | None => break,
@@ -407,8 +420,12 @@ fn edit(
                     Err(_) => break,
                 }
             }
-            // reedline has cleared the line
-            Ok(Signal::CtrlC) => {}
+            // reedline has cleared the line; main stops the workloads, if any
+            Ok(Signal::CtrlC) => {
+                if inputs.send(Input::Interrupt).is_err() {
+                    break;
+                }
+            }
             Ok(Signal::CtrlD) => {
                 let _ = inputs.send(Input::Eof);
                 break;
