@@ -21,10 +21,10 @@
 //! SIGHUP or the terminal going away (reading it fails: EOF or EIO on a
 //! hung-up pty): main stops the editor (reedline's break signal, so the
 //! terminal is restored by reedline itself), then ends the `Live` session —
-//! `on_end` callbacks, the summary — and everything is detached. Main waits
-//! for the editor and the printer only so long ([`THREAD_END`]): a thread
-//! stuck on a dead or stalled terminal is left to end with the process,
-//! never waited for.
+//! `on_end` callbacks, the summary — and everything is detached and the
+//! session's lab taken down. Main waits for the editor and the printer only
+//! so long ([`THREAD_END`]): a thread stuck on a dead or stalled terminal is
+//! left to end with the process, never waited for.
 //!
 //! Ctrl-C is a key to the editor (raw mode): it clears the line and tells
 //! main, which stops the running workloads. A SIGINT (Ctrl-C while main
@@ -54,6 +54,7 @@ use reedline::{
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use vprobe_engine::lab::Lab;
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
 use vprobe_engine::probes::ProbeDef;
@@ -121,6 +122,8 @@ pub struct Repl<'a> {
     known: Shared,
     /// Every input that was accepted, in order, for `:save`.
     accepted: Vec<String>,
+    /// The lab of `:lab up`, shared with `live`; taken down with the session.
+    lab: Option<Rc<Lab>>,
 }
 
 impl Repl<'_> {
@@ -247,6 +250,7 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             } else {
                 vec![format!("// {name}\n{}", text.trim_end())]
             },
+            lab: None,
         };
         repl.sink.line(format!(
             "vprobe {} — :help for help, Tab completes, Ctrl-D ends the session",
@@ -288,12 +292,19 @@ fn session(mut repl: Repl<'_>, printer: ExternalPrinter<String>) -> anyhow::Resu
     let editor_ended = join_within(editor, THREAD_END);
     drop(runtime);
     let attached = repl.live.session().instances().count();
+    let lab = repl.lab.take();
+    // workloads stop (and report) before the lab they run across goes down
     let finished = repl.live.finish();
     if attached > 0 {
         repl.sink.line(format!(
             "detached {attached} probe{}",
             if attached == 1 { "" } else { "s" }
         ));
+    }
+    if let Some(lab) = lab {
+        let spec = lab.spec().to_string();
+        drop(lab);
+        repl.sink.line(format!("lab {spec} down"));
     }
     if !editor_ended {
         repl.sink
