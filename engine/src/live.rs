@@ -754,8 +754,9 @@ impl<'a> Live<'a> {
     }
 
     /// Ends the session: hands the last events in flight to their callbacks,
-    /// runs `on_end`, writes the summary, then detaches everything. Returns
-    /// the status the script asked for (0 by default).
+    /// runs `on_end`, writes the summary, then detaches everything and lets
+    /// go of the lab (whoever set it takes it down by dropping theirs).
+    /// Returns the status the script asked for (0 by default).
     pub fn finish(self) -> Result<i32> {
         self.finish_with_summary().map(|(code, _)| code)
     }
@@ -784,6 +785,15 @@ impl<'a> Live<'a> {
         };
         self.output.summary(&summary)?;
         Ok((self.exit.unwrap_or(0), summary))
+    }
+}
+
+impl Drop for Live<'_> {
+    /// The script outlives the session and holds its host, which shares the
+    /// lab: let go of it (its namespaces too), so that whoever set it takes
+    /// it down by dropping theirs, also when the session ended in an error.
+    fn drop(&mut self) {
+        self.set_lab(None);
     }
 }
 

@@ -29,7 +29,7 @@ const RELEASE_LIMIT: Duration = Duration::from_secs(5);
 /// and the macvtap char devices of every namespace (`/sys/dev/char` lists
 /// them all, so they vanish only when the lab's namespaces are dismantled).
 #[derive(Debug, PartialEq, Eq)]
-struct HostView {
+pub struct HostView {
     class_net: BTreeSet<String>,
     run_netns: BTreeSet<String>,
     macvtap_chardevs: BTreeSet<String>,
@@ -45,7 +45,7 @@ fn list(dir: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn host_view() -> HostView {
+pub fn host_view() -> HostView {
     let major = std::fs::read_to_string("/proc/devices")
         .unwrap_or_default()
         .lines()
@@ -112,7 +112,7 @@ fn added(before: &HostView, during: &HostView) -> HostView {
 /// Asserts that, within [`RELEASE_LIMIT`], nothing refers to the lab's
 /// namespaces any more, none of `ours` (what the lab showed on the host) is
 /// left, and nothing else appeared since `before`.
-fn assert_gone(what: &str, inodes: &[u64], before: &HostView, ours: &HostView) {
+pub fn assert_gone(what: &str, inodes: &[u64], before: &HostView, ours: &HostView) {
     let mut left = (Vec::new(), None);
     let ok = util::poll_until(RELEASE_LIMIT, || {
         let now = host_view();
@@ -133,7 +133,7 @@ fn assert_gone(what: &str, inodes: &[u64], before: &HostView, ours: &HostView) {
 
 /// What the lab shows on the host while up: never an interface or a pinned
 /// namespace; `macvtaps` char devices.
-fn lab_view(what: &str, before: &HostView, macvtaps: usize) -> HostView {
+pub fn lab_view(what: &str, before: &HostView, macvtaps: usize) -> HostView {
     let ours = added(before, &host_view());
     assert!(
         ours.class_net.is_empty(),

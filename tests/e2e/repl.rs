@@ -2,23 +2,103 @@
 //! (tmux), keys typed, the screen read back.
 //!
 //! Each test runs its own tmux server on a private socket, killed on drop
-//! (which hangs up on vprobe, so it ends and detaches even when a test fails).
+//! (which hangs up on vprobe, so it ends and detaches even when a test fails);
+//! a vprobe still running a moment later is killed there.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+use crate::lab::{assert_gone, host_view, lab_view};
 use crate::labs::{MacvtapLab, MACVTAP};
 use crate::leftovers::{vp_programs, Kernel, RELEASE_LIMIT};
 use crate::util::{self, TempDir, VPROBE};
 
 /// How long the screen may take to show what a test waits for.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long vprobe may take to end once its terminal is gone or it is signalled.
+const END_LIMIT: Duration = Duration::from_secs(2);
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Clone, Copy, Debug)]
+struct Proc {
+    pid: i32,
+    start: u64,
+}
+
+/// `/proc/PID/stat` of `pid`: (state, ppid, comm, start time).
+fn stat(pid: i32) -> Option<(char, i32, String, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // after the comm: state (field 3), ppid (4), … starttime (22)
+    let state = rest.first()?.chars().next()?;
+    Some((
+        state,
+        rest.get(1)?.parse().ok()?,
+        comm,
+        rest.get(19)?.parse().ok()?,
+    ))
+}
+
+impl Proc {
+    /// Whether it still runs (a zombie has ended).
+    fn alive(&self) -> bool {
+        stat(self.pid).is_some_and(|(state, _, _, start)| start == self.start && state != 'Z')
+    }
+
+    /// Waits (at most `limit`) until it has ended.
+    fn ended_within(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.alive() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// What it does now, for a failure message.
+    fn describe(&self) -> String {
+        let threads = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|t| {
+                        let tid = t.file_name().to_string_lossy().into_owned();
+                        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                        let wchan =
+                            std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+                        let st = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                        let state = st
+                            .rfind(')')
+                            .and_then(|i| st[i + 1..].split_whitespace().next().map(String::from));
+                        Some(format!(
+                            "{tid} {} {} {wchan}",
+                            comm.trim(),
+                            state.unwrap_or_default()
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        format!("pid {} threads: {threads}", self.pid)
+    }
+}
 
 /// A terminal (a tmux pane) running `vprobe` with some arguments.
 struct Term {
     socket: PathBuf,
+    /// The vprobe process, once looked up.
+    vprobe: Cell<Option<Proc>>,
 }
 
 impl Term {
@@ -30,7 +110,10 @@ impl Term {
             "VPROBE_HISTORY={} {VPROBE} {args}; echo \"[exit $?]\"; sleep 600",
             history.display()
         );
-        let term = Term { socket };
+        let term = Term {
+            socket,
+            vprobe: Cell::new(None),
+        };
         term.tmux(&[
             "new-session",
             "-d",
@@ -138,16 +221,107 @@ impl Term {
     fn count(&self, needle: &str) -> usize {
         self.screen().matches(needle).count()
     }
-}
 
-impl Drop for Term {
-    fn drop(&mut self) {
+    /// Waits (at most `limit`) for a line containing `needle`.
+    fn wait_within(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(l) = self.screen().lines().find(|l| l.contains(needle)) {
+                return Some(l.to_string());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The vprobe the pane's shell runs (a child of the pane's process).
+    fn find_vprobe(&self) -> Option<Proc> {
+        if let Some(p) = self.vprobe.get() {
+            return Some(p);
+        }
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["display-message", "-p", "#{pane_pid}"])
+            .output()
+            .ok()?;
+        let pane: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        let found = std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find_map(|pid| match stat(pid) {
+                Some((_, ppid, comm, start)) if ppid == pane && comm == "vprobe" => {
+                    Some(Proc { pid, start })
+                }
+                _ => None,
+            })?;
+        self.vprobe.set(Some(found));
+        Some(found)
+    }
+
+    /// The vprobe process; waits for it to start.
+    fn vprobe(&self) -> Proc {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            if let Some(p) = self.find_vprobe() {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no vprobe process in the terminal within {SCREEN_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ends the terminal: the pty closes, vprobe's reads see it hung up.
+    fn kill_server(&self) {
         let _ = Command::new("tmux")
             .arg("-S")
             .arg(&self.socket)
             .arg("kill-server")
             .output();
     }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let vprobe = self.find_vprobe();
+        self.kill_server();
+        // never leave a vprobe behind, whatever the test did
+        if let Some(p) = vprobe {
+            if !p.ended_within(END_LIMIT + Duration::from_secs(1)) {
+                eprintln!("vprobe outlived its terminal; killing it: {}", p.describe());
+                let _ = signal::kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The namespace inodes `:lab up` listed (`  guest-a  netns 4026532318  …`)
+/// after the line starting with `header`.
+fn lab_inodes(screen: &str, header: &str) -> Vec<u64> {
+    screen
+        .lines()
+        .skip_while(|l| !l.starts_with(header))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip_while(|w| *w != "netns");
+            words.next()?;
+            words.next()?.parse().ok()
+        })
+        .collect()
+}
+
+fn assert_tmux() {
+    assert!(
+        has_tmux(),
+        "the REPL tests need tmux (apt-get install tmux)"
+    );
 }
 
 fn has_tmux() -> bool {
@@ -159,10 +333,7 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     if !util::root_or_skip("repl::a_session_attaches_counts_completes_detaches_and_saves") {
         return;
     }
-    assert!(
-        has_tmux(),
-        "the REPL tests need tmux (apt-get install tmux)"
-    );
+    assert_tmux();
     let _k = util::kernel_lock();
     let before: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
     let lab = MacvtapLab::new(16);
@@ -265,10 +436,7 @@ fn a_long_line_stays_intact_while_timers_print() {
     if !util::root_or_skip("repl::a_long_line_stays_intact_while_timers_print") {
         return;
     }
-    assert!(
-        has_tmux(),
-        "the REPL tests need tmux (apt-get install tmux)"
-    );
+    assert_tmux();
     let dir = TempDir::new("repl-long");
     // 100 columns: the line wraps over two rows while the ticks scroll above it
     let term = Term::start(dir.path(), "repl", 100, &dir.path().join("history"));
@@ -328,4 +496,233 @@ fn a_long_line_stays_intact_while_timers_print() {
     assert_eq!(echoed.trim_end(), format!("=> {text}"));
     term.press("C-d");
     term.wait_for("[exit 0]");
+}
+
+/// The transactions of a `workload NAME ended: N transactions …` line.
+fn transactions(line: &str) -> u64 {
+    line.split("ended: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no transaction count in {line:?}"))
+}
+
+#[test]
+fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
+    if !util::root_or_skip("repl::lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing") {
+        return;
+    }
+    assert_tmux();
+    let _k = util::kernel_lock();
+    let before = host_view();
+    let dir = TempDir::new("repl-lab");
+    let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
+    term.wait_for("vprobe> ");
+    term.run(":lab");
+    term.wait_for("no lab is up");
+
+    term.run(":lab up");
+    let header = "lab macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any up";
+    term.wait_for(header);
+    let inodes = lab_inodes(&term.screen(), header);
+    assert_eq!(
+        inodes.len(),
+        4,
+        "host-a, host-b, guest-a, guest-b:\n{}",
+        term.screen()
+    );
+    let ours = lab_view(":lab up", &before, 2);
+    term.run(":lab up veth");
+    term.wait_for("error: a lab is already up (macvtap:");
+
+    // a line after :lab up sees the lab, and tcp_rr needs no target in it
+    term.run("lab().guests[1].addr");
+    term.wait_for("=> 192.0.2.2");
+    term.enter(r#"tcp_rr(#{streams: 2, duration: "1s"})"#);
+    let ended = term.wait_for("workload rr ended: ");
+    assert!(
+        transactions(&ended) > 0 && !ended.contains("error"),
+        "{ended}"
+    );
+    term.run(r#"workload("rr").transactions"#);
+    let tx = term.wait_line("with the transactions", |l| {
+        l.starts_with("=> ") && l.trim_end()[3..].parse::<u64>().is_ok()
+    });
+    assert_eq!(tx.trim_end(), format!("=> {}", transactions(&ended)));
+
+    // down with a workload running across it: the workload ends first, cleanly
+    term.run(r#"tcp_rr(#{name: "cut", streams: 1, duration: "60s"})"#);
+    term.run(":lab down");
+    term.wait_for("lab macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any down");
+    let cut = term.wait_for("workload cut ended: ");
+    assert!(transactions(&cut) > 0 && !cut.contains("error"), "{cut}");
+    // gone (namespaces, devices, the built-in server) while the session goes on
+    assert_gone("after :lab down", &inodes, &before, &ours);
+    term.run(":lab down");
+    term.wait_for("error: no lab is up");
+
+    // another lab, on the same addresses: its own server answers
+    term.run(":lab up veth");
+    term.wait_for("lab veth up");
+    let inodes = lab_inodes(&term.screen(), "lab veth up");
+    assert_eq!(inodes.len(), 2, "{}", term.screen());
+    term.enter(r#"tcp_rr(#{name: "again", streams: 1, duration: "500ms"})"#);
+    let again = term.wait_for("workload again ended: ");
+    assert!(
+        transactions(&again) > 0 && !again.contains("error"),
+        "{again}"
+    );
+    term.enter(":quit");
+    term.wait_for("[exit 0]");
+    term.wait_for("lab veth down");
+    assert_gone("after :quit", &inodes, &before, &ours);
+}
+
+#[test]
+fn ctrl_c_stops_running_workloads_else_clears_the_line() {
+    if !util::root_or_skip("repl::ctrl_c_stops_running_workloads_else_clears_the_line") {
+        return;
+    }
+    assert_tmux();
+    let _k = util::kernel_lock();
+    let before = host_view();
+    let dir = TempDir::new("repl-ctrl-c");
+    let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
+    term.wait_for("vprobe> ");
+    term.run(":lab up veth");
+    let header = "lab veth up";
+    term.wait_for(header);
+    let inodes = lab_inodes(&term.screen(), header);
+    assert_eq!(inodes.len(), 2, "{}", term.screen());
+    let ours = lab_view(":lab up veth", &before, 0);
+
+    term.run(r#"tcp_rr(#{streams: 2, duration: "60s"})"#);
+    std::thread::sleep(Duration::from_millis(500));
+    // a half-typed line is cleared too
+    term.type_text("print(");
+    term.press("C-c");
+    let pressed = Instant::now();
+    let ended = term.wait_within("workload rr ended: ", END_LIMIT);
+    assert!(
+        ended.is_some(),
+        "no `workload rr ended` within {END_LIMIT:?} of Ctrl-C:\n{}",
+        term.screen()
+    );
+    eprintln!("Ctrl-C → workload ended in {:?}", pressed.elapsed());
+    assert_eq!(term.count("stopped 1 workload"), 1, "{}", term.screen());
+    assert!(transactions(&ended.unwrap()) > 0);
+    term.wait_line("with an empty prompt", |l| l.trim_end() == "vprobe>");
+
+    // nothing runs: Ctrl-C only clears the line
+    term.type_text("let x = 1");
+    term.press("C-c");
+    term.wait_line("with an empty prompt after the cleared line", |l| {
+        l.trim_end() == "vprobe> let x = 1"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(term.edited_line(), "vprobe>", "{}", term.screen());
+    assert_eq!(term.count("stopped "), 1, "{}", term.screen());
+
+    term.press("C-d");
+    term.wait_for("[exit 0]");
+    term.wait_for("lab veth down");
+    assert_gone("after Ctrl-D", &inodes, &before, &ours);
+}
+
+/// Regression: with the terminal gone (its pty hung up), reads return EOF at
+/// once, forever; crossterm read again at once and the REPL's editor thread
+/// spun at 100% CPU, and main waited for it, ignoring SIGTERM: tmux servers
+/// killed under test runs left such vprobe processes behind.
+#[test]
+fn the_session_ends_and_takes_its_lab_down_when_the_terminal_goes_away() {
+    if !util::root_or_skip(
+        "repl::the_session_ends_and_takes_its_lab_down_when_the_terminal_goes_away",
+    ) {
+        return;
+    }
+    assert_tmux();
+    let _k = util::kernel_lock();
+    let before = host_view();
+    let dir = TempDir::new("repl-hangup");
+    let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
+    term.wait_for("vprobe> ");
+    term.run(":lab up veth");
+    term.wait_for("lab veth up");
+    let inodes = lab_inodes(&term.screen(), "lab veth up");
+    let ours = lab_view(":lab up veth", &before, 0);
+    term.run(r#"tcp_rr(#{streams: 1, duration: "60s"})"#);
+    term.run(r#"every("100ms", || {})"#);
+    let vprobe = term.vprobe();
+
+    let killed = Instant::now();
+    term.kill_server();
+    assert!(
+        vprobe.ended_within(END_LIMIT),
+        "vprobe still runs {END_LIMIT:?} after its terminal went away: {}",
+        vprobe.describe()
+    );
+    eprintln!("terminal gone → vprobe ended in {:?}", killed.elapsed());
+    assert_gone("after the terminal went away", &inodes, &before, &ours);
+}
+
+/// SIGTERM and SIGHUP end the session as `:quit` does: the summary, every
+/// probe detached, the lab down.
+fn ends_on(sig: Signal, test: &str) {
+    if !util::root_or_skip(test) {
+        return;
+    }
+    assert_tmux();
+    let _k = util::kernel_lock();
+    let before = host_view();
+    let programs: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
+    let dir = TempDir::new("repl-signal");
+    let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
+    term.wait_for("vprobe> ");
+    term.run(":lab up veth");
+    term.wait_for("lab veth up");
+    let inodes = lab_inodes(&term.screen(), "lab veth up");
+    let ours = lab_view(":lab up veth", &before, 0);
+    term.run(r#"probe("skb.drop").count("drops")"#);
+    term.wait_for("attached skb.drop [1]");
+    let loaded = Kernel::new_since(&programs);
+    assert!(loaded.programs() >= 1, "{loaded:?}");
+    term.run(r#"tcp_rr(#{streams: 1, duration: "60s"})"#);
+    let vprobe = term.vprobe();
+
+    let sent = Instant::now();
+    signal::kill(Pid::from_raw(vprobe.pid), sig).unwrap();
+    assert!(
+        vprobe.ended_within(END_LIMIT),
+        "vprobe still runs {END_LIMIT:?} after {sig}: {}",
+        vprobe.describe()
+    );
+    eprintln!("{sig} → vprobe ended in {:?}", sent.elapsed());
+    term.wait_for("[exit 0]");
+    let screen = term.screen();
+    for want in ["workload rr:", "detached 1 probe", "lab veth down"] {
+        assert!(screen.contains(want), "no `{want}` after {sig}:\n{screen}");
+    }
+    assert_gone(&format!("after {sig}"), &inodes, &before, &ours);
+    let mut left = Kernel::default();
+    let released = util::poll_until(RELEASE_LIMIT, || {
+        left = Kernel::remaining(&loaded, &programs);
+        left.is_empty()
+    });
+    assert!(released, "after {sig} the kernel still holds {left:?}");
+}
+
+#[test]
+fn sigterm_ends_the_session_with_its_summary_and_leaves_nothing() {
+    ends_on(
+        Signal::SIGTERM,
+        "repl::sigterm_ends_the_session_with_its_summary_and_leaves_nothing",
+    );
+}
+
+#[test]
+fn sighup_ends_the_session_with_its_summary_and_leaves_nothing() {
+    ends_on(
+        Signal::SIGHUP,
+        "repl::sighup_ends_the_session_with_its_summary_and_leaves_nothing",
+    );
 }

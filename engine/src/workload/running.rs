@@ -94,7 +94,37 @@ pub struct Running {
 
 impl Running {
     /// Workloads run across `lab` (a `tcp_rr` without a target) from now on.
+    /// What ran across the lab set before goes with it: its `tcp_rr`s are
+    /// stopped and waited for (at most [`tcp_rr::END_GRACE`] and a little;
+    /// the next [`Running::poll`] reports them), then its built-in server,
+    /// which lives in its namespace (and would answer for the next lab's
+    /// address from there), is stopped.
     pub fn set_lab(&mut self, lab: Option<LabPath>) {
+        if let Some(old) = self.lab.take() {
+            fn across(e: &Entry) -> Option<&RrHandle> {
+                match (&e.state, &e.spec.kind) {
+                    (State::Rr(h), WorkloadKind::TcpRr(rr)) if rr.target.is_none() => Some(h),
+                    _ => None,
+                }
+            }
+            // the clients first, so that none sees its server go mid-transaction
+            for h in self.entries.iter().filter_map(across) {
+                h.stop();
+            }
+            let deadline = std::time::Instant::now() + tcp_rr::END_GRACE + Duration::from_secs(1);
+            while self
+                .entries
+                .iter()
+                .filter_map(across)
+                .any(|h| !h.is_finished())
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if let Some(server) = self.servers.remove(&old.server_addr) {
+                server.join();
+            }
+        }
         self.lab = lab;
     }
 

@@ -3,8 +3,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::rc::Rc;
 
 use nu_ansi_term::Color;
+use vprobe_engine::lab::{Lab, LabSpec};
 use vprobe_engine::live::{Applied, TimerId};
 use vprobe_engine::plan::{Consumer, FilterValue, Origin};
 use vprobe_engine::probes::{ProbeDef, CATALOG};
@@ -69,6 +71,11 @@ pub const COMMANDS: &[CommandDef] = &[
         about: "write the session's accepted lines as a script",
     },
     CommandDef {
+        name: ":lab",
+        args: "[up [SPEC]|down]",
+        about: "the session's lab: up builds one (SPEC: TOPOLOGY[:knob=value,…], default macvtap; :help lab), down removes it; bare: what is up",
+    },
+    CommandDef {
         name: ":quit",
         args: "",
         about: "end the session: print the summary, detach everything",
@@ -89,7 +96,7 @@ const KEYS: &str = "keys:
   Enter                  run; open brackets or strings continue on the next line
   Alt-Enter              a line break
   Up, Down, Ctrl-R       history
-  Ctrl-C                 clear the line
+  Ctrl-C                 stop the running workloads; with none running, clear the line
   Ctrl-D, :quit          end the session: the summary, then everything is detached";
 
 /// The ids `:probes` shows and `:detach` takes.
@@ -270,6 +277,7 @@ impl Repl<'_> {
             ":clear" => self.clear(arg),
             ":load" => return self.load(arg),
             ":save" => self.save(arg),
+            ":lab" => self.lab(arg),
             ":quit" => return Flow::Quit,
             _ => unreachable!("every command in COMMANDS is handled"),
         }
@@ -294,8 +302,12 @@ impl Repl<'_> {
         }
         let bare = topic.trim_start_matches(':');
         if let Some(c) = COMMANDS.iter().find(|c| &c.name[1..] == bare) {
-            self.sink
-                .line(format!("{} {}\n  {}", c.name, c.args, c.about));
+            let mut s = format!("{} {}\n  {}", c.name, c.args, c.about);
+            if c.name == ":lab" {
+                s.push_str("\n\n");
+                s.push_str(&crate::commands::lab::knobs_help());
+            }
+            self.sink.line(s);
         } else if let Some(f) = API.iter().find(|f| f.name == bare) {
             self.sink.line(format!("{}\n  {}", f.usage, f.about));
         } else if let Some(p) = vprobe_engine::probes::find(bare) {
@@ -525,6 +537,102 @@ impl Repl<'_> {
                 .line(error_text(&format!("cannot write {path}: {e}"))),
         }
     }
+
+    /// `:lab [up [SPEC]|down|status]`.
+    fn lab(&mut self, arg: &str) {
+        let (sub, rest) = match arg.split_once(char::is_whitespace) {
+            Some((s, r)) => (s, r.trim()),
+            None => (arg, ""),
+        };
+        match (sub, rest) {
+            ("" | "status", "") => self.lab_status(),
+            ("up", spec) => self.lab_up(if spec.is_empty() { "macvtap" } else { spec }),
+            ("down", "") => self.lab_down(),
+            _ => self.sink.line(error_text(&format!(
+                "`:lab {arg}`: use :lab up [TOPOLOGY[:knob=value,…]], :lab down or :lab (:help lab)"
+            ))),
+        }
+    }
+
+    fn lab_status(&self) {
+        match &self.lab {
+            Some(lab) => self.sink.line(describe_lab(lab, "is up")),
+            None => self
+                .sink
+                .line("no lab is up; :lab up [TOPOLOGY[:knob=value,…]] builds one (:help lab)"),
+        }
+    }
+
+    fn lab_up(&mut self, text: &str) {
+        if let Some(lab) = &self.lab {
+            self.sink.line(error_text(&format!(
+                "a lab is already up ({}); :lab down takes it down first",
+                lab.spec()
+            )));
+            return;
+        }
+        let built = LabSpec::parse(text).and_then(|spec| Lab::up(&spec));
+        match built {
+            Ok(lab) => {
+                let lab = Rc::new(lab);
+                self.live.set_lab(Some(lab.clone()));
+                self.sink.line(describe_lab(&lab, "up"));
+                self.lab = Some(lab);
+            }
+            Err(e) => self
+                .sink
+                .line(error_text(&format!("{:#}", anyhow::Error::from(e)))),
+        }
+    }
+
+    fn lab_down(&mut self) {
+        let Some(lab) = self.lab.take() else {
+            self.sink
+                .line(error_text("no lab is up; :lab up [TOPOLOGY] builds one"));
+            return;
+        };
+        // stops what runs across it first (reported as it ends)
+        self.live.set_lab(None);
+        let spec = lab.spec().to_string();
+        drop(lab);
+        self.sink.line(format!("lab {spec} down"));
+    }
+
+    /// Ctrl-C: stops the running workloads (their results follow as they
+    /// end); false when none ran.
+    pub fn interrupt(&mut self) -> bool {
+        let n = self.live.stop_workloads();
+        if n > 0 {
+            self.sink.line(format!(
+                "stopped {n} workload{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        n > 0
+    }
+}
+
+/// The lab as `:lab` shows it: its spec, each namespace with its devices (a
+/// guest with its address), how to enter it.
+fn describe_lab(lab: &Lab, state: &str) -> String {
+    let mut s = format!("lab {} {state}", lab.spec());
+    for ns in lab.namespaces() {
+        let what = match lab.guest(ns.name()) {
+            Some(g) => format!("{} {}/{}", g.dev, g.addr, g.prefix),
+            None => lab
+                .devices()
+                .iter()
+                .filter(|d| d.namespace == ns.name())
+                .map(|d| format!("{} ({})", d.name, d.kind))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = write!(s, "\n  {:8} netns {:<11} {what}", ns.name(), ns.inode());
+    }
+    s.push_str(
+        "\n  lab() describes it; tcp_rr(#{streams: 4, duration: \"5s\"}) runs guest-a → guest-b",
+    );
+    s
 }
 
 fn filter_value(v: &FilterValue) -> String {

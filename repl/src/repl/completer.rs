@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use reedline::{Completer, CompletionResult, Span, Suggestion};
+use vprobe_engine::lab::{Topology, KNOBS};
 use vprobe_engine::probes::{FieldDef, ProbeDef, CATALOG};
 use vprobe_engine::script::API;
 
@@ -125,9 +126,46 @@ fn command(before: &str, known: &Known) -> Vec<Suggestion> {
             .collect(),
         ":clear" => aggs().collect(),
         ":load" | ":save" => return paths(prefix, span),
+        ":lab" => {
+            // the words between the command and the one being completed
+            let done: Vec<&str> = rest[space..arg_start - lead].split_whitespace().collect();
+            match done.as_slice() {
+                [] => vec![
+                    cand("up", "build a lab: up [TOPOLOGY[:knob=value,…]]"),
+                    cand("down", "take the session's lab down"),
+                    cand("status", "what lab is up"),
+                ],
+                ["up"] => return lab_spec(prefix, span),
+                _ => Vec::new(),
+            }
+        }
         _ => Vec::new(),
     };
     finish(cands, prefix, span, "")
+}
+
+/// A lab spec being typed: a topology, then after `:` or `,` a knob name.
+fn lab_spec(prefix: &str, span: Range<usize>) -> Vec<Suggestion> {
+    match prefix.rfind([':', ',']) {
+        None => {
+            let cands = Topology::ALL
+                .iter()
+                .map(|t| cand(t.name(), t.about()))
+                .collect();
+            finish(cands, prefix, span, "")
+        }
+        Some(i) => {
+            let (head, part) = prefix.split_at(i + 1);
+            if part.contains('=') {
+                return Vec::new();
+            }
+            let cands = KNOBS
+                .iter()
+                .map(|k| cand(format!("{head}{}=", k.name), k.about))
+                .collect();
+            finish(cands, prefix, span, "")
+        }
+    }
 }
 
 /// File names under the folder of `prefix` that start with its last part.
@@ -485,6 +523,27 @@ mod tests {
         assert_eq!(values(":list skb"), ["skb.drop"]);
         assert!(values(":help pro").contains(&"probe".to_string()));
         assert!(values(":help pro").contains(&"probes".to_string()));
+    }
+
+    #[test]
+    fn lab_subcommands_topologies_and_knobs() {
+        assert_eq!(values(":la"), [":lab"]);
+        assert_eq!(values(":lab "), ["up", "down", "status"]);
+        assert_eq!(values(":lab d"), ["down"]);
+        assert_eq!(values(":lab up "), ["macvtap", "bridge", "veth"]);
+        assert_eq!(values(":lab  up  b"), ["bridge"]);
+        assert_eq!(
+            values(":lab up macvtap:q"),
+            ["macvtap:qlen=", "macvtap:queues="]
+        );
+        assert_eq!(
+            values(":lab up macvtap:qlen=8,st"),
+            ["macvtap:qlen=8,stall="]
+        );
+        assert!(values(":lab up macvtap:qlen=").is_empty());
+        assert!(values(":lab down ").is_empty());
+        assert!(values(":lab up veth x").is_empty());
+        assert!(values(":help la").contains(&"lab".to_string()));
     }
 
     #[test]

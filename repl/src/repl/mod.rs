@@ -17,10 +17,18 @@
 //!   thread that hands it to reedline's external printer (printed above the
 //!   line being edited, never inside it) and to stdout once the editor is gone.
 //!
-//! The session ends on Ctrl-D, `:quit`, `exit()` from the script, SIGTERM or
-//! SIGHUP: main stops the editor (reedline's break signal, so the terminal is
-//! restored by reedline itself), then ends the `Live` session — `on_end`
-//! callbacks, the summary — and everything is detached.
+//! The session ends on Ctrl-D, `:quit`, `exit()` from the script, SIGTERM,
+//! SIGHUP or the terminal going away (reading it fails: EOF or EIO on a
+//! hung-up pty): main stops the editor (reedline's break signal, so the
+//! terminal is restored by reedline itself), then ends the `Live` session —
+//! `on_end` callbacks, the summary — and everything is detached and the
+//! session's lab taken down. Main waits for the editor and the printer only
+//! so long ([`THREAD_END`]): a thread stuck on a dead or stalled terminal is
+//! left to end with the process, never waited for.
+//!
+//! Ctrl-C is a key to the editor (raw mode): it clears the line and tells
+//! main, which stops the running workloads. A SIGINT (Ctrl-C while main
+//! handles an input, outside raw mode) does the same.
 
 mod commands;
 mod completer;
@@ -46,6 +54,7 @@ use reedline::{
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use vprobe_engine::lab::Lab;
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
 use vprobe_engine::probes::ProbeDef;
@@ -83,12 +92,19 @@ pub fn lock(known: &Shared) -> MutexGuard<'_, Known> {
     known.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How long the session's end waits for the editor and printer threads.
+const THREAD_END: Duration = Duration::from_secs(1);
+
 /// From the editor to main.
 enum Input {
     /// An accepted input (one or more lines).
     Line(String),
+    /// Ctrl-C (the editor has cleared the line).
+    Interrupt,
     /// Ctrl-D on an empty line.
     Eof,
+    /// The terminal is gone (hung up): the session ends as on SIGHUP.
+    Gone,
     /// The terminal failed.
     Failed(String),
 }
@@ -106,6 +122,8 @@ pub struct Repl<'a> {
     known: Shared,
     /// Every input that was accepted, in order, for `:save`.
     accepted: Vec<String>,
+    /// The lab of `:lab up`, shared with `live`; taken down with the session.
+    lab: Option<Rc<Lab>>,
 }
 
 impl Repl<'_> {
@@ -232,6 +250,7 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             } else {
                 vec![format!("// {name}\n{}", text.trim_end())]
             },
+            lab: None,
         };
         repl.sink.line(format!(
             "vprobe {} — :help for help, Tab completes, Ctrl-D ends the session",
@@ -245,7 +264,9 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
     })();
     drop(output);
     drop(sink);
-    let _ = printer_thread.join();
+    if !join_within(printer_thread, THREAD_END) {
+        eprintln!("vprobe: the terminal takes no output; the rest is dropped");
+    }
     let code = result?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
@@ -268,18 +289,44 @@ fn session(mut repl: Repl<'_>, printer: ExternalPrinter<String>) -> anyhow::Resu
     // the editor ends (and gives the terminal back) before anything else is printed
     stop.store(true, Ordering::Relaxed);
     drop(answers);
-    let _ = editor.join();
+    let editor_ended = join_within(editor, THREAD_END);
     drop(runtime);
     let attached = repl.live.session().instances().count();
-    let code = repl.live.finish()?;
+    let lab = repl.lab.take();
+    // workloads stop (and report) before the lab they run across goes down
+    let finished = repl.live.finish();
     if attached > 0 {
         repl.sink.line(format!(
             "detached {attached} probe{}",
             if attached == 1 { "" } else { "s" }
         ));
     }
+    if let Some(lab) = lab {
+        let spec = lab.spec().to_string();
+        drop(lab);
+        repl.sink.line(format!("lab {spec} down"));
+    }
+    if !editor_ended {
+        repl.sink
+            .line("the terminal does not answer: its editor was left as it was");
+    }
+    let code = finished?;
     result?;
     Ok(code)
+}
+
+/// Joins `thread` if it ends within `limit`; false if it did not (it is left
+/// to end with the process).
+fn join_within(thread: std::thread::JoinHandle<()>, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !thread.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = thread.join();
+    true
 }
 
 /// The engine's loop: inputs, the session's own events, signals.
@@ -296,9 +343,16 @@ async fn drive(
             biased;
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
-            // The editor reads Ctrl-C as a key (raw mode); a SIGINT comes only
-            // while an input runs, and inputs do not block: nothing to interrupt.
-            _ = sigint.recv() => {}
+            // The editor reads Ctrl-C as a key (raw mode) and sends
+            // Input::Interrupt; a SIGINT comes only while main handles an
+            // input (the terminal is not raw then) and means the same.
+            s = sigint.recv() => match s {
+                Some(()) => {
+                    repl.interrupt();
+                }
+                // no signal driver any more: nothing can stop the session cleanly
+                None => break,
+            },
             input = inputs.recv() => match input {
                 Some(Input::Line(text)) => {
                     let flow = repl.input(&text);
@@ -308,8 +362,11 @@ async fn drive(
                     }
                     let _ = answers.send(Answer::Ready);
                 }
+                Some(Input::Interrupt) => {
+                    repl.interrupt();
+                }
                 Some(Input::Failed(e)) => anyhow::bail!("terminal: {e}"),
-                Some(Input::Eof) | None => break,
+                Some(Input::Eof | Input::Gone) | None => break,
             },
             r = repl.live.step() => r?,
         }
@@ -374,18 +431,56 @@ fn edit(
                     Err(_) => break,
                 }
             }
-            // reedline has cleared the line
-            Ok(Signal::CtrlC) => {}
+            // reedline has cleared the line; main stops the workloads, if any
+            Ok(Signal::CtrlC) => {
+                if inputs.send(Input::Interrupt).is_err() {
+                    break;
+                }
+            }
             Ok(Signal::CtrlD) => {
                 let _ = inputs.send(Input::Eof);
                 break;
             }
             Ok(Signal::ExternalBreak(_)) => break,
             Ok(_) => {}
+            // never read again after an error: a terminal that is gone fails
+            // every read at once
             Err(e) => {
-                let _ = inputs.send(Input::Failed(e.to_string()));
+                let _ = inputs.send(if terminal_gone(&e) {
+                    Input::Gone
+                } else {
+                    Input::Failed(e.to_string())
+                });
                 break;
             }
         }
+    }
+}
+
+/// Whether a terminal error means the terminal is gone: a hung-up pty reads
+/// as EOF and fails everything else with EIO; its device is gone (ENXIO).
+fn terminal_gone(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.kind() == std::io::ErrorKind::UnexpectedEof
+        || e.raw_os_error().is_some_and(|n| {
+            [Errno::EIO, Errno::ENXIO, Errno::ENOTTY, Errno::EBADF]
+                .iter()
+                .any(|x| *x as i32 == n)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::terminal_gone;
+
+    #[test]
+    fn a_hung_up_terminal_is_gone_other_errors_are_failures() {
+        assert!(terminal_gone(&Error::new(ErrorKind::UnexpectedEof, "eof")));
+        assert!(terminal_gone(&Error::from_raw_os_error(nix::libc::EIO)));
+        assert!(terminal_gone(&Error::from_raw_os_error(nix::libc::ENXIO)));
+        assert!(!terminal_gone(&Error::from_raw_os_error(nix::libc::EINVAL)));
+        assert!(!terminal_gone(&Error::other("no cursor position")));
     }
 }
