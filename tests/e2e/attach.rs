@@ -356,6 +356,9 @@ fn qdisc_via(name: &str, extra: &[&str], kind: &str) {
             sent = tc_sent_packets(&lab.a, WIRE_A, "htb 1:") - before;
             sent >= PACKETS as u64
         });
+        // tc counts a packet inside the qdisc's dequeue, the tracepoint fires
+        // as it returns: let a preempted CPU finish before the maps are read
+        std::thread::sleep(Duration::from_millis(200));
     });
     assert!(mechanism(&summary, 0).starts_with(kind), "{summary}");
     let enq: Vec<&Value> = entries(&summary, "enq").iter().collect();

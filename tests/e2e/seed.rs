@@ -129,3 +129,68 @@ fn plot_draws_the_histogram_and_the_drop_timeline() {
     assert!(text.contains("macvtap drops"), "no drop series in the plot");
     assert!(text.contains("transactions"), "no slow-transaction series");
 }
+
+/// The lab's namespace inodes, from the `(netns N)` of vprobe's lab lines.
+fn lab_inodes(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("(netns ")?.1.strip_suffix(')')?.parse().ok())
+        .collect()
+}
+
+/// Interrupted mid-load (SIGINT: a summary; SIGKILL: none), the main command
+/// leaves no program, namespace, macvtap or server behind.
+fn interrupted(test: &str, sig: nix::sys::signal::Signal) {
+    if !util::root_or_skip(test) {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let programs = vp_programs();
+    let host = crate::lab::host_view();
+    let script = util::repo_root().join(MAIN[1]);
+    let mut s = util::Session::spawn(&[
+        MAIN[0],
+        script.to_str().unwrap(),
+        MAIN[2],
+        MAIN[3],
+        "-f",
+        "json",
+    ]);
+    s.wait_start();
+    let ours = crate::lab::lab_view(test, &host, 2);
+    std::thread::sleep(Duration::from_secs(2));
+    s.signal(sig);
+    let f = s.finish();
+    let inodes = lab_inodes(&f.stderr);
+    assert_eq!(inodes.len(), 2, "guests' namespaces\n{}", f.describe());
+    if sig == nix::sys::signal::Signal::SIGINT {
+        f.assert_success();
+        let summary = f.summary();
+        // the load was cut short, and its result is still there
+        let rr = &summary["workloads"]["rr"];
+        assert!(rr["duration_s"].as_f64().unwrap() < 9.0, "{summary}");
+        assert!(rr["transactions"].as_u64().unwrap() > 0, "{summary}");
+    }
+    crate::lab::assert_gone(test, &inodes, &host, &ours);
+    assert!(
+        util::poll_until(Duration::from_secs(5), || vp_programs() == programs),
+        "BPF programs left: {:?} (before: {programs:?})",
+        vp_programs()
+    );
+}
+
+#[test]
+fn ctrl_c_mid_load_ends_with_a_summary_and_leaves_nothing() {
+    interrupted(
+        "seed::ctrl_c_mid_load_ends_with_a_summary_and_leaves_nothing",
+        nix::sys::signal::Signal::SIGINT,
+    );
+}
+
+#[test]
+fn sigkill_mid_load_leaves_nothing() {
+    interrupted(
+        "seed::sigkill_mid_load_leaves_nothing",
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}

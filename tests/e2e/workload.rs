@@ -363,3 +363,77 @@ fn workloads_enter_namespaces_by_fd() {
     assert!(out.stdout.contains("vwb:"), "{}", out.stdout);
     assert!(!out.stdout.contains("vwa:"), "{}", out.stdout);
 }
+
+/// A free port on 127.0.0.1 (bound, then let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn script_workloads_are_started_and_stopped_by_triggers() {
+    if !util::root_or_skip("workload::script_workloads_are_started_and_stopped_by_triggers") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let dir = util::TempDir::new("trigger-workload");
+    let target = format!("127.0.0.1:{}", free_port());
+    let script = dir.write(
+        "rr.rhai",
+        &format!(
+            r#"
+            tcp_rr(#{{ name: "rr", target: "{target}", serve: true, streams: 2, duration: "20s" }});
+            tcp_rr(#{{ name: "second", target: "{target}", duration: "1s", start: false }});
+            trigger("rr.transactions > 2000").log("rr busy").stop("rr").start("second").once();
+            on_end(|| report("rr_then", workload("rr").transactions));
+            "#
+        ),
+    );
+    let started = Instant::now();
+    let r = util::vprobe(
+        &["run", script.to_str().unwrap(), "-f", "json"],
+        Duration::from_secs(30),
+    );
+    r.assert_no_panic();
+    assert_eq!(r.status.code(), Some(0), "{}", r.describe());
+    // ended when its workloads did: rr stopped early, then `second` ran its 1 s
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stdout.contains("rr busy"), "{}", r.describe());
+    let summary: Value = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary\n{}", r.describe()));
+    let rr = &summary["workloads"]["rr"];
+    assert!(rr["transactions"].as_u64().unwrap() > 2000, "{summary}");
+    assert!(rr["duration_s"].as_f64().unwrap() < 15.0, "{summary}");
+    assert_eq!(
+        summary["reports"]["rr_then"], rr["transactions"],
+        "{summary}"
+    );
+    let second = &summary["workloads"]["second"];
+    assert_eq!(second["kind"], "tcp_rr", "{summary}");
+    assert!(second["transactions"].as_u64().unwrap() > 0, "{summary}");
+}
+
+#[test]
+fn a_script_workload_without_a_target_needs_a_lab() {
+    if !util::root_or_skip("workload::a_script_workload_without_a_target_needs_a_lab") {
+        return;
+    }
+    let r = util::vprobe(&["-e", r#"tcp_rr(#{ streams: 2 });"#, "-d", "1s"], QUICK);
+    r.assert_no_panic();
+    assert_ne!(r.status.code(), Some(0), "{}", r.describe());
+    assert!(
+        r.stderr.contains("<expr>:1:1") && r.stderr.contains("--lab"),
+        "{}",
+        r.describe()
+    );
+}
