@@ -228,28 +228,12 @@ impl<'a> Live<'a> {
         }
         applied.triggers = plan.triggers.len();
         self.triggers.extend(plan.triggers);
-        if let Some(bad) = plan
-            .workloads
-            .iter()
-            .find_map(|w| {
-                self.workloads
-                    .borrow()
-                    .check(std::slice::from_ref(w))
-                    .err()
-                    .map(|m| (w, m))
-            })
-            .or_else(|| {
-                self.workloads
-                    .borrow()
-                    .check(&plan.workloads)
-                    .err()
-                    .map(|m| (plan.workloads.last().expect("a failed check has one"), m))
-            })
-        {
+        let checked = self.workloads.borrow().check(&plan.workloads);
+        if let Err((spec, message)) = checked {
             self.take_back(&applied);
             return Err(ScriptError {
-                origin: bad.0.origin.clone(),
-                message: bad.1,
+                origin: spec.origin.clone(),
+                message,
             }
             .into());
         }

@@ -23,7 +23,7 @@ use crate::util::{self, TempDir, VPROBE};
 
 const PORT: u16 = 5301;
 /// How long a namespace may take to be dismantled once nothing holds it.
-const RELEASE_LIMIT: Duration = Duration::from_secs(5);
+const RELEASE_LIMIT: Duration = Duration::from_secs(20);
 
 /// What the host shows of labs: its own interfaces, the pinned namespaces,
 /// and the macvtap char devices of every namespace (`/sys/dev/char` lists
@@ -33,6 +33,26 @@ pub struct HostView {
     class_net: BTreeSet<String>,
     run_netns: BTreeSet<String>,
     macvtap_chardevs: BTreeSet<String>,
+}
+
+impl HostView {
+    /// Waits (bounded) until the macvtaps of earlier labs are gone, so that a
+    /// new lab's char devices (whose minors the kernel may reuse) show as new;
+    /// returns the view then.
+    pub fn settled() -> HostView {
+        // unchanged for half a second (namespaces go away in the background)
+        let deadline = std::time::Instant::now() + RELEASE_LIMIT;
+        let mut view = host_view();
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = host_view();
+            if now == view {
+                break;
+            }
+            view = now;
+        }
+        view
+    }
 }
 
 fn list(dir: &str) -> BTreeSet<String> {

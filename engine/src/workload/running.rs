@@ -135,14 +135,15 @@ impl Running {
 
     /// Checks `specs` against each other and the declared ones, and that each
     /// can run here (a target, or a lab), without starting anything.
-    pub fn check(&self, specs: &[WorkloadSpec]) -> Result<(), String> {
+    /// Err: the first spec that cannot run, and why.
+    pub fn check<'s>(&self, specs: &'s [WorkloadSpec]) -> Result<(), (&'s WorkloadSpec, String)> {
         for (i, s) in specs.iter().enumerate() {
             if self.contains(&s.name) || specs[..i].iter().any(|o| o.name == s.name) {
-                return Err(format!("a workload named `{}` already exists", s.name));
+                return Err((s, format!("a workload named `{}` already exists", s.name)));
             }
             if let WorkloadKind::TcpRr(rr) = &s.kind {
                 self.target(rr)
-                    .map_err(|e| format!("tcp_rr `{}`: {e}", s.name))?;
+                    .map_err(|e| (s, format!("tcp_rr `{}`: {e}", s.name)))?;
             }
         }
         Ok(())
@@ -520,9 +521,9 @@ mod tests {
             start: true,
             origin: Default::default(),
         };
-        let e = r.check(std::slice::from_ref(&spec)).unwrap_err();
+        let (_, e) = r.check(std::slice::from_ref(&spec)).unwrap_err();
         assert!(e.contains("--lab"), "{e}");
-        let dup = r.check(&[
+        let specs = [
             WorkloadSpec {
                 kind: WorkloadKind::TcpRr(RrSpec {
                     target: Some("127.0.0.1:1".into()),
@@ -537,8 +538,8 @@ mod tests {
                 }),
                 ..spec
             },
-        ]);
-        assert!(dup.unwrap_err().contains("already exists"));
+        ];
+        assert!(r.check(&specs).unwrap_err().1.contains("already exists"));
     }
 
     #[test]
