@@ -23,8 +23,8 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// Makes a new, empty network namespace (IPv6 off, `lo` down) held only by
-    /// the returned value.
+    /// Makes a new, empty network namespace (IPv6 off, `lo` down, orphaned TCP
+    /// connections short-lived) held only by the returned value.
     pub(crate) fn create(name: &str) -> Result<Namespace, LabError> {
         let fd = on_thread(&format!("ns-{name}"), || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(os("unshare(CLONE_NEWNET)"))?;
@@ -47,6 +47,17 @@ impl Namespace {
                         })
                     }
                 }
+            }
+            // A connection still open when the lab goes (its relays gone, a
+            // SIGKILL) is orphaned and resends its FIN into the void; an
+            // orphan keeps its namespace, and so the lab's devices, alive:
+            // minutes by default. One resend, and FIN_WAIT2 for 1 s at most.
+            for (key, value) in [("tcp_orphan_retries", "1"), ("tcp_fin_timeout", "1")] {
+                let p = format!("/proc/sys/net/ipv4/{key}");
+                std::fs::write(&p, value).map_err(|e| LabError::Os {
+                    what: format!("write {p}"),
+                    source: e,
+                })?;
             }
             Ok(fd)
         })??;
