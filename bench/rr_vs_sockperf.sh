@@ -30,7 +30,14 @@
 #                     with a feed file, whose `T:` line means TCP.)
 #       sockperf-1:1  one `sockperf server --tcp` (blocking) per stream, on its
 #                     own port: a process per connection on both sides, the
-#                     model of netperf/netserver and of vprobe rr/serve.
+#                     model of netperf/netserver.
+#   - vprobe rr runs its N streams as N threads of one process against one
+#     `vprobe serve` (a thread per connection). So that a difference between
+#     threads and processes can be told from one in the tools, it is also run
+#     as `vprobe-1:1`: N `vprobe rr --streams 1` processes, each against its own
+#     `vprobe serve`, compared with sockperf-1:1. Its p50 comes from the merged
+#     histograms of the N processes (buckets 1/8 of a power of two wide,
+#     interpolated linearly inside the bucket).
 # Neither side busy-polls (no --lls, no SO_BUSY_POLL).
 #
 # Not a test: it prints numbers. Needs root, iproute2, python3, sockperf
@@ -40,6 +47,7 @@
 #   BENCH_STREAMS="1 16"  stream counts
 #   BENCH_MSG=14          request and response size, bytes (sockperf: >= 14)
 #   BENCH_SOCKPERF="sockperf sockperf-1:1"   which sockperf setups to measure
+#   BENCH_VPROBE_1TO1=0   skip the vprobe-1:1 runs
 #   VPROBE_BIN=P          benchmark this vprobe binary instead of building one
 set -euo pipefail
 export LC_ALL=C
@@ -48,6 +56,7 @@ secs=${1:-10}
 rounds=${2:-3}
 streams_list=${BENCH_STREAMS:-1 16}
 setups=${BENCH_SOCKPERF:-sockperf sockperf-1:1}
+one_to_one=${BENCH_VPROBE_1TO1:-1}
 msg=${BENCH_MSG:-14}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -121,11 +130,22 @@ if [[ " $setups " == *" sockperf-1:1 "* ]]; then
 		pids+=($!)
 	done
 fi
-for _ in $(seq 50); do
-	grep -q listening "$tmp/serve.out" 2>/dev/null && break
-	sleep 0.1
+serves=("$tmp/serve.out")
+if [[ $one_to_one == 1 ]]; then
+	for i in $(seq "$max_streams"); do
+		ip netns exec "$srv" timeout "$limit" "$vprobe" serve --bind 198.51.100.1:$((12900 + i)) \
+			>"$tmp/serve-$i.out" 2>&1 &
+		pids+=($!)
+		serves+=("$tmp/serve-$i.out")
+	done
+fi
+for out in "${serves[@]}"; do
+	for _ in $(seq 50); do
+		grep -q listening "$out" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q listening "$out" || die "vprobe serve did not start: $(cat "$out")"
 done
-grep -q listening "$tmp/serve.out" || die "vprobe serve did not start: $(cat "$tmp/serve.out")"
 sleep 0.5 # sockperf server prints nothing useful when ready
 
 run_vprobe() { # STREAMS TAG
@@ -133,6 +153,19 @@ run_vprobe() { # STREAMS TAG
 		--streams "$1" --duration "${secs}s" --warmup 400ms \
 		--request-size "$msg" --response-size "$msg" --format json >"$tmp/$2.json" 2>"$tmp/$2.err" ||
 		die "vprobe rr failed: $(cat "$tmp/$2.err")"
+}
+
+run_vprobe_1to1() { # STREAMS TAG
+	local p=() i
+	for i in $(seq "$1"); do
+		timeout $((secs + 20)) ip netns exec "$cli" "$vprobe" rr 198.51.100.1:$((12900 + i)) \
+			--streams 1 --duration "${secs}s" --warmup 400ms \
+			--request-size "$msg" --response-size "$msg" --format json >"$tmp/$2-$i.json" 2>"$tmp/$2-$i.err" &
+		p+=($!)
+	done
+	for i in "${p[@]}"; do
+		wait "$i" || die "vprobe rr failed: $(cat "$tmp/$2"-*.err | tail -5)"
+	done
 }
 
 run_sockperf() { # SETUP STREAMS TAG
@@ -155,21 +188,24 @@ for n in $streams_list; do
 		echo "  $n stream(s), round $r..." >&2
 		if (( r % 2 )); then
 			run_vprobe "$n" "vprobe-$n-$r"
+			[[ $one_to_one == 1 ]] && run_vprobe_1to1 "$n" "vprobe-1:1-$n-$r"
 		fi
 		for s in $setups; do
 			run_sockperf "$s" "$n" "$s-$n-$r"
 		done
 		if (( r % 2 == 0 )); then
+			[[ $one_to_one == 1 ]] && run_vprobe_1to1 "$n" "vprobe-1:1-$n-$r"
 			run_vprobe "$n" "vprobe-$n-$r"
 		fi
 	done
 done
 
-python3 - "$tmp" "$rounds" "$msg" "$setups" $streams_list <<'PY'
+python3 - "$tmp" "$rounds" "$msg" "$setups" "$one_to_one" $streams_list <<'PY'
 import json, re, statistics, sys
 
 tmp, rounds, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-setups, streams = sys.argv[4].split(), [int(s) for s in sys.argv[5:]]
+setups, one_to_one = sys.argv[4].split(), sys.argv[5] == "1"
+streams = [int(s) for s in sys.argv[6:]]
 
 def pct(sorted_vals, q):
     # nearest rank, as sockperf does
@@ -182,6 +218,26 @@ def vprobe(tag):
     r = json.load(open(f"{tmp}/{tag}.json"))["workloads"]["tcp_rr"]
     l = r["latency_us"]
     return r["tps"], l["p50"], l["p99"], r["transactions"], len(r["errors"])
+
+def merged_pct(buckets, q):
+    # nearest rank in merged histogram buckets, interpolated inside the bucket
+    total = sum(c for _, _, c in buckets)
+    rank, seen = max(1, int(round(q * total + 0.5))), 0
+    for lo, hi, c in sorted(buckets):
+        if c and seen + c >= rank:
+            return lo + (hi - lo) * (rank - seen - 0.5) / c
+        seen += c
+    return float("nan")
+
+def vprobe_1to1(tag, n):
+    tps, total, errors, buckets = 0.0, 0, 0, []
+    for i in range(1, n + 1):
+        r = json.load(open(f"{tmp}/{tag}-{i}.json"))["workloads"]["tcp_rr"]
+        tps += r["tps"]
+        total += r["transactions"]
+        errors += len(r["errors"])
+        buckets += [(b["lo_us"], b["hi_us"], b["count"]) for b in r["buckets"]]
+    return tps, merged_pct(buckets, 0.5), merged_pct(buckets, 0.99), total, errors
 
 def sockperf(tag, n):
     tps, rtts, total = 0.0, [], 0
@@ -202,9 +258,12 @@ def sockperf(tag, n):
 print(f"{'streams':>7} {'round':>5}  {'tool':12} {'tx/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'transactions':>12}")
 summary = []
 for n in streams:
-    runs = {t: [] for t in ["vprobe"] + setups}
+    ours = ["vprobe"] + (["vprobe-1:1"] if one_to_one else [])
+    runs = {t: [] for t in ours + setups}
     for r in range(1, rounds + 1):
         runs["vprobe"].append(vprobe(f"vprobe-{n}-{r}"))
+        if one_to_one:
+            runs["vprobe-1:1"].append(vprobe_1to1(f"vprobe-1:1-{n}-{r}", n))
         for s in setups:
             runs[s].append(sockperf(f"{s}-{n}-{r}", n))
         for tool in runs:
@@ -212,17 +271,21 @@ for n in streams:
             err = f"  ({x[4]} stream errors)" if x[4] else ""
             print(f"{n:>7} {r:>5}  {tool:12} {x[0]:>10.0f} {x[1]:>8.1f} {x[2]:>8.1f} {x[3]:>12}{err}")
     med = lambda rows, k: statistics.median(x[k] for x in rows)
-    for s in setups:
-        vp, sp = runs["vprobe"], runs[s]
+    pairs = [("vprobe", s) for s in setups]
+    if one_to_one and "sockperf-1:1" in setups:
+        pairs.append(("vprobe-1:1", "sockperf-1:1"))
+    for ours_tool, s in pairs:
+        vp, sp = runs[ours_tool], runs[s]
         # ratios per round (the two ran back to back), then their median
         tps_ratio = statistics.median(a[0] / b[0] for a, b in zip(vp, sp))
         p50_ratio = statistics.median(a[1] / b[1] for a, b in zip(vp, sp))
-        summary.append((n, s, med(vp, 0), med(sp, 0), tps_ratio, med(vp, 1), med(sp, 1), p50_ratio))
+        summary.append((n, ours_tool, s, med(vp, 0), med(sp, 0), tps_ratio, med(vp, 1), med(sp, 1), p50_ratio))
 
 print()
 print(f"median of {rounds} round(s), {msg}-byte request/response:")
-print(f"{'streams':>7}  {'peer':12} {'vprobe tx/s':>11} {'peer tx/s':>10} {'ratio':>6}   {'vprobe p50':>10} {'peer p50':>9} {'ratio':>6}")
-for n, s, vt, st, tr, vl, sl, lr in summary:
-    print(f"{n:>7}  {s:12} {vt:>11.0f} {st:>10.0f} {tr:>6.3f}   {vl:>10.1f} {sl:>9.1f} {lr:>6.3f}")
+print(f"{'streams':>7}  {'vprobe':10} {'peer':12} {'vprobe tx/s':>11} {'peer tx/s':>10} {'ratio':>6}   {'vprobe p50':>10} {'peer p50':>9} {'ratio':>6}")
+for n, o, s, vt, st, tr, vl, sl, lr in summary:
+    print(f"{n:>7}  {o:10} {s:12} {vt:>11.0f} {st:>10.0f} {tr:>6.3f}   {vl:>10.1f} {sl:>9.1f} {lr:>6.3f}")
 print("(ratio = vprobe/peer, the median of the per-round ratios; target: tx/s >= 0.95, p50 within 0.90-1.10)")
+print("(vprobe: N threads, one process; vprobe-1:1: N processes, like sockperf-1:1 and netperf)")
 PY
