@@ -507,6 +507,50 @@ fn transactions(line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no transaction count in {line:?}"))
 }
 
+/// A terminal that answers a cursor-position query late (after crossterm's
+/// 2 s) leaves the reply queued. Seen on a loaded CI machine: every later
+/// query then read the reply before its own, and each message printed above
+/// the prompt was painted over by the prompt. An unsolicited reply is what a
+/// late one looks like to the editor.
+#[test]
+fn a_late_cursor_position_reply_does_not_shift_the_output() {
+    if !util::root_or_skip("repl::a_late_cursor_position_reply_does_not_shift_the_output") {
+        return;
+    }
+    assert_tmux();
+    let dir = TempDir::new("repl-late-reply");
+    let term = Term::start(dir.path(), "repl", 120, &dir.path().join("history"));
+    term.wait_for("vprobe> ");
+    term.run(r#"print("one")"#);
+    // a reply naming row 2: taken for an answer, the prompt would go there
+    term.type_text("\x1b[2;1R");
+    std::thread::sleep(Duration::from_millis(300));
+    term.run(r#"print("two")"#);
+    term.run(r#"print("three")"#);
+    let screen = term.screen();
+    let lines: Vec<&str> = screen
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .skip(1) // the banner
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"vprobe> print("one")"#,
+            "one",
+            r#"vprobe> print("two")"#,
+            "two",
+            r#"vprobe> print("three")"#,
+            "three",
+            "vprobe>",
+        ],
+        "{screen}"
+    );
+    term.press("C-d");
+    term.wait_for("[exit 0]");
+}
+
 #[test]
 fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     if !util::root_or_skip("repl::lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing") {

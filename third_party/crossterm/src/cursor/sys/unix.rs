@@ -30,6 +30,13 @@ fn read_position() -> io::Result<(u16, u16)> {
 }
 
 fn read_position_raw() -> io::Result<(u16, u16)> {
+    // vprobe: a reply that came after an earlier query gave up (2 s) waits in
+    // the event queue, and every later query would take it for its own
+    // answer: each position is then the one before, and a line editor paints
+    // its prompt over the line it has just printed. Drop such replies first.
+    while poll_internal(Some(Duration::ZERO), &CursorPositionFilter)? {
+        let _ = read_internal(&CursorPositionFilter);
+    }
     // Use `ESC [ 6 n` to and retrieve the cursor position.
     let mut stdout = io::stdout();
     stdout.write_all(b"\x1B[6n")?;
