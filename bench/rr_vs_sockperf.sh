@@ -148,23 +148,26 @@ for out in "${serves[@]}"; do
 done
 sleep 0.5 # sockperf server prints nothing useful when ready
 
-run_vprobe() { # STREAMS TAG
-	timeout $((secs + 20)) ip netns exec "$cli" "$vprobe" rr 198.51.100.1:12866 \
-		--streams "$1" --duration "${secs}s" --warmup 400ms \
-		--request-size "$msg" --response-size "$msg" --format json >"$tmp/$2.json" 2>"$tmp/$2.err" ||
-		die "vprobe rr failed: $(cat "$tmp/$2.err")"
+# vprobe_rr PORT STREAMS OUT: one `vprobe rr` client, its JSON result in OUT.json
+vprobe_rr() {
+	timeout $((secs + 20)) ip netns exec "$cli" "$vprobe" rr 198.51.100.1:"$1" \
+		--streams "$2" --duration "${secs}s" --warmup 400ms \
+		--request-size "$msg" --response-size "$msg" --format json >"$3.json" 2>"$3.err" ||
+		die "vprobe rr failed: $(cat "$3.err")"
 }
 
-run_vprobe_1to1() { # STREAMS TAG
+run_vprobe() { # STREAMS TAG
+	vprobe_rr 12866 "$1" "$tmp/$2"
+}
+
+run_vprobe_1to1() { # STREAMS TAG: a process per stream, each to its own server
 	local p=() i
 	for i in $(seq "$1"); do
-		timeout $((secs + 20)) ip netns exec "$cli" "$vprobe" rr 198.51.100.1:$((12900 + i)) \
-			--streams 1 --duration "${secs}s" --warmup 400ms \
-			--request-size "$msg" --response-size "$msg" --format json >"$tmp/$2-$i.json" 2>"$tmp/$2-$i.err" &
+		vprobe_rr $((12900 + i)) 1 "$tmp/$2-$i" &
 		p+=($!)
 	done
 	for i in "${p[@]}"; do
-		wait "$i" || die "vprobe rr failed: $(cat "$tmp/$2"-*.err | tail -5)"
+		wait "$i" || die "a vprobe-1:1 client failed"
 	done
 }
 
@@ -188,13 +191,13 @@ for n in $streams_list; do
 		echo "  $n stream(s), round $r..." >&2
 		if (( r % 2 )); then
 			run_vprobe "$n" "vprobe-$n-$r"
-			[[ $one_to_one == 1 ]] && run_vprobe_1to1 "$n" "vprobe-1:1-$n-$r"
+			if [[ $one_to_one == 1 ]]; then run_vprobe_1to1 "$n" "vprobe-1:1-$n-$r"; fi
 		fi
 		for s in $setups; do
 			run_sockperf "$s" "$n" "$s-$n-$r"
 		done
 		if (( r % 2 == 0 )); then
-			[[ $one_to_one == 1 ]] && run_vprobe_1to1 "$n" "vprobe-1:1-$n-$r"
+			if [[ $one_to_one == 1 ]]; then run_vprobe_1to1 "$n" "vprobe-1:1-$n-$r"; fi
 			run_vprobe "$n" "vprobe-$n-$r"
 		fi
 	done
