@@ -312,7 +312,7 @@ fn str_term(s: &str, what: &str) -> Result<Term, String> {
 /// → [1ms, 5ms); `1ms..=5ms` → [1ms, 5ms]; in nanoseconds.
 fn duration_range(s: &str) -> Result<(u64, u64), String> {
     let ns = |p: &str| -> Result<u64, String> {
-        let d = crate::duration::parse(p)?;
+        let d = vprobe_time::duration::parse(p).map_err(|e| e.to_string())?;
         Ok(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     };
     let Some((a, b)) = s.split_once("..") else {

@@ -12,7 +12,6 @@
 
 pub mod agg;
 pub mod correlate;
-pub mod duration;
 pub mod error;
 pub mod events;
 pub mod filter;

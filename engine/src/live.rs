@@ -32,6 +32,7 @@ use crate::symbols::Symbols;
 use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
 use crate::workload::{LabPath, Running};
 use crate::Result;
+use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
 const CHECK_PERIOD: Duration = Duration::from_millis(100);
@@ -811,13 +812,6 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
             .to_string(),
         fallbacks: inst.fallbacks.clone(),
     }
-}
-
-/// CLOCK_MONOTONIC now, in ns: the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
 }
 
 /// An error and its causes, on one line.

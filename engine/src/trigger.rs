@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::duration;
+use vprobe_time::duration;
 
 /// A malformed condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,7 +220,7 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
             "transactions" => WorkloadStat::Transactions,
             "errors" => WorkloadStat::Errors,
             s => match s.strip_prefix("slow(").and_then(|r| r.strip_suffix(')')) {
-                Some(d) => WorkloadStat::Slow(duration::parse(d)?),
+                Some(d) => WorkloadStat::Slow(duration::parse(d).map_err(|e| e.to_string())?),
                 None => {
                     return Err(format!(
                         "unknown workload statistic `{s}` (p50, p90, p99, p999, mean, max, tps, transactions, errors, slow(DURATION))"

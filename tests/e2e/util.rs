@@ -24,11 +24,11 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a session may take to end after a signal or its `--duration`.
 pub const END_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The repository root (the e2e binary lives in `repl/`).
+/// The repository root (the e2e binary lives in `cli/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("repl/ has a parent")
+        .expect("cli/ has a parent")
         .to_path_buf()
 }
 

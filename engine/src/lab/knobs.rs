@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::LabError;
-use crate::duration;
+use vprobe_time::duration;
 
 /// The shapes of lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -249,8 +249,8 @@ fn parse_stall(s: &str) -> Result<Option<Stall>, String> {
     let (pause, every) = s
         .split_once('/')
         .ok_or_else(|| "is not PAUSE/PERIOD".to_string())?;
-    let pause = duration::parse(pause)?;
-    let every = duration::parse(every)?;
+    let pause = duration::parse(pause).map_err(|e| e.to_string())?;
+    let every = duration::parse(every).map_err(|e| e.to_string())?;
     if pause.is_zero() || every < Duration::from_millis(1) {
         return Err("needs a pause above 0 and a period of at least 1ms".into());
     }

@@ -180,7 +180,7 @@ fn histogram(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> D
     for &m in &plot.markers_us {
         chart.draw_series(LineSeries::new(vec![(m, 1), (m, top)], RED.stroke_width(1)))?;
         chart.draw_series(std::iter::once(Text::new(
-            crate::duration::format(std::time::Duration::from_micros(m)),
+            vprobe_time::duration::format(std::time::Duration::from_micros(m)),
             (m, top / 2),
             ("sans-serif", 14).into_font().color(&RED),
         )))?;

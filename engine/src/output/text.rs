@@ -459,7 +459,7 @@ pub fn rr_text(r: &RrResult) -> String {
         ));
     }
     for t in &r.thresholds {
-        let at = crate::duration::format(std::time::Duration::from_micros(t.at_us));
+        let at = vprobe_time::duration::format(std::time::Duration::from_micros(t.at_us));
         let share = if r.transactions > 0 {
             format!(" ({:.4} %)", t.count as f64 * 100.0 / r.transactions as f64)
         } else {
@@ -469,7 +469,7 @@ pub fn rr_text(r: &RrResult) -> String {
     }
     let slow = r.slow.len() as u64 + r.slow_dropped;
     if let (true, Some(at)) = (slow > 0, r.thresholds.iter().map(|t| t.at_us).min()) {
-        let at = crate::duration::format(std::time::Duration::from_micros(at));
+        let at = vprobe_time::duration::format(std::time::Duration::from_micros(at));
         let mut v = format!("{slow} (≥ {at})");
         if r.slow_dropped > 0 {
             let _ = write!(v, "; the first {} kept", r.slow.len());

@@ -472,11 +472,11 @@ pub(super) fn callback(
 fn period(ctx: &NativeCallContext, v: &Dynamic) -> Res<Duration> {
     let v = v.flatten_clone();
     let d = if let Ok(n) = v.as_int() {
-        crate::duration::parse(&n.to_string())
+        vprobe_time::duration::parse(&n.to_string()).map_err(|e| e.to_string())
     } else if let Ok(x) = v.as_float() {
-        crate::duration::parse(&x.to_string())
+        vprobe_time::duration::parse(&x.to_string()).map_err(|e| e.to_string())
     } else if v.is_string() {
-        crate::duration::parse(&v.to_string())
+        vprobe_time::duration::parse(&v.to_string()).map_err(|e| e.to_string())
     } else {
         Err(format!(
             "every: the period must be a duration like \"500ms\" or \"1s\", got {}",
@@ -489,7 +489,7 @@ fn period(ctx: &NativeCallContext, v: &Dynamic) -> Res<Duration> {
             ctx,
             format!(
                 "every: period {} is shorter than the minimum of 10ms",
-                crate::duration::format(d)
+                vprobe_time::duration::format(d)
             ),
         ));
     }

@@ -100,7 +100,7 @@ fn opt_bool(m: &Map, key: &str) -> Result<Option<bool>, String> {
 fn opt_duration(m: &Map, key: &str) -> Result<Option<Duration>, String> {
     match m.get(key) {
         None => Ok(None),
-        Some(v) if v.is_string() => crate::duration::parse(&v.to_string())
+        Some(v) if v.is_string() => vprobe_time::duration::parse(&v.to_string())
             .map(Some)
             .map_err(|e| format!("`{key}`: {e}")),
         Some(v) => match v.as_int() {
@@ -171,7 +171,9 @@ fn rr_spec(m: &Map) -> Result<(String, bool, RrSpec), String> {
             .map_err(|_| "tcp_rr: `thresholds` must be an array of durations".to_string())?;
         spec.thresholds = items
             .iter()
-            .map(|d| crate::duration::parse(&d.to_string()).map_err(|e| format!("tcp_rr: {e}")))
+            .map(|d| {
+                vprobe_time::duration::parse(&d.to_string()).map_err(|e| format!("tcp_rr: {e}"))
+            })
             .collect::<Result<_, _>>()?;
     }
     let name = opt_str(m, "name")?.unwrap_or_else(|| "rr".into());

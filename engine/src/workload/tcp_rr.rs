@@ -37,6 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use vprobe_time::monotonic_ns;
 
 use super::latency::{Latencies, LatencyBucket, LatencySummary, ThresholdCount};
 use super::{enter, lock, pin, Netns, WorkloadError};
@@ -858,18 +859,6 @@ fn transact(
         }
     }
     Ok(())
-}
-
-/// CLOCK_MONOTONIC now, ns: the clock of `bpf_ktime_get_ns()`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime(2) writes one timespec this function owns;
-    // CLOCK_MONOTONIC always exists (it cannot fail on Linux).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// `t` on CLOCK_MONOTONIC, ns (within the few ns between two clock reads).

@@ -157,7 +157,7 @@ fn update(p: &ProgressBar, h: &RrHandle, started: Instant, planned: Duration) {
         _ => {
             msg.push_str(&format!("  {} tx", s.transactions));
             for t in &s.thresholds {
-                let at = vprobe_engine::duration::format(Duration::from_micros(t.at_us));
+                let at = vprobe_time::duration::format(Duration::from_micros(t.at_us));
                 msg.push_str(&format!("  ≥{at}: {}", t.count));
             }
         }

@@ -156,11 +156,11 @@ pub struct RrArgs {
     pub streams: usize,
 
     /// How long to measure, after the warm-up: 500ms, 10s, 2m.
-    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(short = 'd', long, default_value = "10s", value_parser = vprobe_time::duration::parse)]
     pub duration: std::time::Duration,
 
     /// Run this long first without counting (connections and caches warm up).
-    #[arg(short = 'w', long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(short = 'w', long, default_value = "0s", value_parser = vprobe_time::duration::parse)]
     pub warmup: std::time::Duration,
 
     /// Bytes per request.
@@ -173,11 +173,11 @@ pub struct RrArgs {
 
     /// Count transactions taking at least this long (repeatable; default 200ms and 400ms,
     /// TCP's minimum retransmission timeout and its first backoff).
-    #[arg(short = 't', long = "threshold", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(short = 't', long = "threshold", value_name = "DURATION", value_parser = vprobe_time::duration::parse)]
     pub thresholds: Vec<std::time::Duration>,
 
     /// Give up on a connection (or its hello) after this long.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = vprobe_time::duration::parse)]
     pub connect_timeout: std::time::Duration,
 
     /// Pin the streams to these CPUs, round robin: 0,1 or 0-3.
@@ -203,7 +203,7 @@ pub enum Format {
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
     /// Stop after this long: 500ms, 12s, 2m.
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = vprobe_time::duration::parse)]
     pub duration: Option<std::time::Duration>,
 
     /// Output format.
@@ -244,10 +244,6 @@ pub enum Allow {
 
 fn parse_lab(s: &str) -> Result<LabSpec, String> {
     LabSpec::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    vprobe_engine::duration::parse(s)
 }
 
 /// `0,2-3` → [0, 2, 3].

@@ -141,7 +141,7 @@ impl Repl<'_> {
             .chain(self.live.timers().map(|(id, t)| {
                 (
                     commands::timer_label(id),
-                    format!("every {}", vprobe_engine::duration::format(t.period)),
+                    format!("every {}", vprobe_time::duration::format(t.period)),
                 )
             }))
             .collect();

@@ -235,7 +235,7 @@ impl Repl<'_> {
             if let Some((_, t)) = self.live.timers().find(|(i, _)| i == id) {
                 self.sink.line(format!(
                     "every {} [{}]",
-                    vprobe_engine::duration::format(t.period),
+                    vprobe_time::duration::format(t.period),
                     timer_label(*id)
                 ));
             }
@@ -365,7 +365,7 @@ impl Repl<'_> {
             rows.push([
                 timer_label(id),
                 "every".into(),
-                vprobe_engine::duration::format(t.period),
+                vprobe_time::duration::format(t.period),
                 "timer".into(),
                 "-".into(),
                 String::new(),

@@ -2,15 +2,22 @@
 
 use std::time::Duration;
 
+/// A duration that does not parse; the message says what is expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurationError(String);
+
 /// Parses `500ms`, `12s`, `2m`, `1h`, `250us`, `1.5s`; a bare number is seconds.
-pub fn parse(s: &str) -> Result<Duration, String> {
+pub fn parse(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| {
-        format!("invalid duration `{s}`: expected a number and a unit, like `500ms`, `12s`, `2m`")
+        DurationError(format!(
+            "invalid duration `{s}`: expected a number and a unit, like `500ms`, `12s`, `2m`"
+        ))
     })?;
     let secs = match unit.trim() {
         "" | "s" | "sec" => n,
@@ -20,13 +27,13 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
         u => {
-            return Err(format!(
+            return Err(DurationError(format!(
                 "invalid duration `{s}`: unknown unit `{u}` (use ns, us, ms, s, m, h)"
-            ))
+            )))
         }
     };
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("invalid duration `{s}`"));
+        return Err(DurationError(format!("invalid duration `{s}`")));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -75,8 +82,11 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_a_hint() {
-        assert!(parse("fast").unwrap_err().contains("500ms"));
-        assert!(parse("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse("fast").unwrap_err().to_string().contains("500ms"));
+        assert!(parse("5 parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!(parse("").is_err());
     }
 }
