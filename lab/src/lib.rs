@@ -10,7 +10,7 @@
 //! nothing behind. Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN).
 //!
 //! ```no_run
-//! use vprobe_engine::lab::{Lab, LabSpec};
+//! use vprobe_lab::{Lab, LabSpec};
 //! let lab = Lab::up(&LabSpec::parse("macvtap:qlen=8,stall=20ms/1s")?)?;
 //! let a = lab.guest("guest-a").unwrap();
 //! println!("{} in netns {}", a.addr, a.netns_inode);
@@ -18,11 +18,14 @@
 //! let st = lab.link_stats("host-b", "macvtap1")?;
 //! println!("macvtap1 rx_dropped {}", st.rx_dropped);
 //! lab.down();
-//! # Ok::<(), vprobe_engine::lab::LabError>(())
+//! # Ok::<(), vprobe_lab::LabError>(())
 //! ```
+//!
+//! It knows nothing of probes: the engine watches a lab from outside, by the
+//! namespace inodes and device names a [`Lab`] reports.
+#![deny(missing_docs)]
 
 mod knobs;
-#[allow(clippy::module_inception)]
 mod lab;
 mod links;
 mod netns;

@@ -169,7 +169,7 @@ impl LabSpec {
     /// Parses `TOPOLOGY[:knob=value,…]`.
     ///
     /// ```
-    /// use vprobe_engine::lab::{LabSpec, Topology};
+    /// use vprobe_lab::{LabSpec, Topology};
     /// let s = LabSpec::parse("macvtap:qlen=64,stall=off").unwrap();
     /// assert_eq!(s.topology, Topology::Macvtap);
     /// assert_eq!((s.knobs.qlen, s.knobs.stall), (64, None));
