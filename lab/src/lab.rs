@@ -9,7 +9,8 @@ use super::knobs::LabSpec;
 use super::links::{LinkStats, Netlink};
 use super::netns::Namespace;
 use super::relay::{Relay, RelayStats};
-use super::{topology, LabError};
+use super::topology;
+use crate::error::LabError;
 
 /// How long a new lab's devices may take to pass traffic.
 const RUNNING_TIMEOUT: Duration = Duration::from_secs(5);

@@ -25,6 +25,7 @@
 //! namespace inodes and device names a [`Lab`] reports.
 #![deny(missing_docs)]
 
+mod error;
 mod knobs;
 mod lab;
 mod links;
@@ -33,89 +34,9 @@ mod relay;
 mod tap;
 mod topology;
 
+pub use error::{LabError, SpecError, ValueError};
 pub use knobs::{KnobDoc, Knobs, LabSpec, Stall, Topology, CONTROL_KNOBS, KNOBS};
 pub use lab::{Device, DeviceKind, Guest, Lab};
 pub use links::LinkStats;
 pub use netns::Namespace;
 pub use relay::RelayStats;
-
-/// Why a lab could not be built or read.
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    /// A lab spec did not parse.
-    #[error("lab `{spec}`: {message}")]
-    Spec {
-        /// The spec as written.
-        spec: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The lab needs privileges this process does not have.
-    #[error("{what}: the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)")]
-    Privileges {
-        /// What was refused.
-        what: String,
-        /// The refusal.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A system call failed.
-    #[error("{what}")]
-    Os {
-        /// What was attempted.
-        what: String,
-        /// Why it failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A netlink request failed.
-    #[error("netlink in lab namespace `{ns}`: {what}")]
-    Netlink {
-        /// The lab namespace.
-        ns: String,
-        /// The request.
-        what: String,
-        /// Why it failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// No such device in that namespace.
-    #[error("no device `{dev}` in lab namespace `{ns}`")]
-    NoDevice {
-        /// The lab namespace.
-        ns: String,
-        /// The device asked for.
-        dev: String,
-    },
-    /// A device did not come up.
-    #[error("device `{dev}` in lab namespace `{ns}` is not running {after:?} after it was set up")]
-    NotRunning {
-        /// The lab namespace.
-        ns: String,
-        /// The device.
-        dev: String,
-        /// How long the lab waited.
-        after: std::time::Duration,
-    },
-    /// No such namespace in this lab.
-    #[error("no namespace `{ns}` in this lab; it has {}", have.join(", "))]
-    NoNamespace {
-        /// The name asked for.
-        ns: String,
-        /// The names it has.
-        have: Vec<String>,
-    },
-}
-
-/// Maps a failed syscall to [`LabError::Os`] (or [`LabError::Privileges`] on EPERM).
-fn os(what: &str) -> impl Fn(nix::errno::Errno) -> LabError + '_ {
-    move |e| {
-        let what = what.to_string();
-        let source = std::io::Error::from(e);
-        if e == nix::errno::Errno::EPERM {
-            LabError::Privileges { what, source }
-        } else {
-            LabError::Os { what, source }
-        }
-    }
-}

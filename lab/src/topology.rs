@@ -16,7 +16,7 @@ use super::lab::{DeviceKind, Guest, Lab};
 use super::links::LinkSet;
 use super::relay::{Relay, RelayConfig};
 use super::tap::{open_macvtap, open_tap};
-use super::LabError;
+use crate::error::{os, LabError, SpecError};
 
 /// Guest names, addresses (192.0.2.0/24, documentation range) and MACs
 /// (locally administered; "vp").
@@ -165,11 +165,11 @@ fn configure_guest(
 fn relay_config(lab: &Lab, knobs: &Knobs) -> Result<RelayConfig, LabError> {
     if let Some(cpu) = knobs.cpu {
         let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-            .map_err(super::os("sched_getaffinity"))?;
+            .map_err(os("sched_getaffinity"))?;
         if !allowed.is_set(cpu).unwrap_or(false) {
             return Err(LabError::Spec {
                 spec: lab.spec().to_string(),
-                message: format!("knob `cpu`: cpu {cpu} is not one this process may run on"),
+                problem: SpecError::CpuNotAllowed { cpu },
             });
         }
     }
