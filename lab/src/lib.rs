@@ -29,14 +29,17 @@ mod error;
 mod knobs;
 mod lab;
 mod links;
+mod model;
 mod netns;
+mod parts;
 mod relay;
 mod tap;
 mod topology;
 
 pub use error::{LabError, SpecError, ValueError};
 pub use knobs::{KnobDoc, Knobs, LabSpec, Stall, Topology, CONTROL_KNOBS, KNOBS};
-pub use lab::{Device, DeviceKind, Guest, Lab};
+pub use lab::Lab;
 pub use links::LinkStats;
+pub use model::{Device, DeviceKind, Guest};
 pub use netns::Namespace;
 pub use relay::RelayStats;
