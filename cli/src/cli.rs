@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vprobe_engine::lab::LabSpec;
+use vprobe_lab::LabSpec;
 
 /// Diagnose packet loss and latency in Linux network virtualization: precompiled
 /// eBPF attach points driven by Rhai scripts.

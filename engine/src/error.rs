@@ -1,9 +1,9 @@
 //! The engine's error: one small enum per module, gathered here.
 
-use crate::lab::LabError;
 use crate::script::ScriptError;
 use crate::session::SessionError;
 use crate::workload::WorkloadError;
+use vprobe_lab::LabError;
 
 /// Anything the engine can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -5,11 +5,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::lab::Lab;
 use crate::script::Host;
 use crate::session::Session;
 use crate::symbols::Symbols;
 use crate::workload::Running;
+use vprobe_lab::Lab;
 
 /// Answers script queries from the live session.
 pub struct LiveHost {

@@ -7,7 +7,8 @@
 //! (plans applied, timers, callbacks, actions) that [`run`] drives with signals
 //! and a deadline, and the REPL with typed lines; [`output`] writes text or JSON
 //! Lines; [`workload`] makes traffic (netperf-style TCP_RR, external commands)
-//! while a session watches; [`lab`] builds disposable topologies to watch.
+//! while a session watches, in a lab from `vprobe-lab` (a disposable topology)
+//! when one is given.
 #![deny(missing_docs)]
 
 pub mod agg;
@@ -17,7 +18,6 @@ pub mod events;
 pub mod filter;
 pub mod generic;
 pub mod host;
-pub mod lab;
 pub mod live;
 pub mod output;
 pub mod plan;

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
 use crate::host::LiveHost;
-use crate::lab::Lab;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::Consumer;
 use crate::script::{Action, Plan, Script, ScriptError};
@@ -32,6 +31,7 @@ use crate::symbols::Symbols;
 use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
 use crate::workload::{LabPath, Running};
 use crate::Result;
+use vprobe_lab::Lab;
 use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::lab::Lab;
 use crate::live::Live;
 use crate::output::{Output, Summary};
 use crate::script::Script;
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::{Error, Result};
+use vprobe_lab::Lab;
 
 /// Progress of the running `tcp_rr` workloads: (name, elapsed, duration, transactions).
 pub type WorkloadProgress = (String, Duration, Duration, u64);

@@ -1,4 +1,4 @@
-//! The lab (`engine::lab`, `vprobe lab`): every topology connects its guests;
+//! The lab (`vprobe-lab`, `vprobe lab`): every topology connects its guests;
 //! the seed case's knobs overflow the macvtap ring under a TCP_RR-like load and
 //! the control's do not; and nothing is left — namespace, link, file — after
 //! `Lab::down`, after `vprobe lab up` ends by SIGTERM, and after SIGKILL.
@@ -17,7 +17,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use vprobe_engine::lab::{Lab, LabSpec, CONTROL_KNOBS};
+use vprobe_lab::{Lab, LabSpec, CONTROL_KNOBS};
 
 use crate::util::{self, TempDir, VPROBE};
 

@@ -111,7 +111,7 @@ fn the_control_knobs_give_no_drops_and_no_tail() {
         return;
     }
     let _k = util::kernel_lock();
-    let lab = format!("macvtap:{}", vprobe_engine::lab::CONTROL_KNOBS);
+    let lab = format!("macvtap:{}", vprobe_lab::CONTROL_KNOBS);
     let (s, r) = run_seed(&lab, &[]);
     let what = r.describe();
     assert_eq!(report(&s, "macvtap_drops"), 0, "{what}");

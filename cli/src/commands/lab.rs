@@ -23,7 +23,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{self, SigSet, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use vprobe_engine::lab::{Lab, LabSpec, Topology, CONTROL_KNOBS, KNOBS};
+use vprobe_lab::{Lab, LabSpec, Topology, CONTROL_KNOBS, KNOBS};
 
 /// How long `down` waits for a holder to end after SIGTERM (then SIGKILL).
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);

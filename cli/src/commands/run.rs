@@ -7,13 +7,13 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vprobe_engine::lab::Lab;
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
 use vprobe_engine::run::{run, ProgressFn, RunOptions, WorkloadProgress};
 use vprobe_engine::script::{Options, Script};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
+use vprobe_lab::Lab;
 
 use crate::cli::{Allow, Format, RunArgs};
 

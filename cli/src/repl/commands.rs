@@ -6,12 +6,12 @@ use std::path::Path;
 use std::rc::Rc;
 
 use nu_ansi_term::Color;
-use vprobe_engine::lab::{Lab, LabSpec};
 use vprobe_engine::live::{Applied, TimerId};
 use vprobe_engine::plan::{Consumer, FilterValue, Origin};
 use vprobe_engine::probes::{ProbeDef, CATALOG};
 use vprobe_engine::script::{API, REPL_SOURCE};
 use vprobe_engine::session::{InstanceId, SessionError};
+use vprobe_lab::{Lab, LabSpec};
 
 use super::lexer::{tokenize, Kind};
 use super::Repl;

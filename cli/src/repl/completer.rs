@@ -9,9 +9,9 @@
 use std::ops::Range;
 
 use reedline::{Completer, CompletionResult, Span, Suggestion};
-use vprobe_engine::lab::{Topology, KNOBS};
 use vprobe_engine::probes::{FieldDef, ProbeDef, CATALOG};
 use vprobe_engine::script::API;
+use vprobe_lab::{Topology, KNOBS};
 
 use super::commands::COMMANDS;
 use super::lexer::{open_brackets, tokenize, Kind, Token};

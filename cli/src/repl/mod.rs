@@ -54,13 +54,13 @@ use reedline::{
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use vprobe_engine::lab::Lab;
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
 use vprobe_engine::probes::ProbeDef;
 use vprobe_engine::script::{Options, Script, REPL_SOURCE};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
+use vprobe_lab::Lab;
 
 use commands::Flow;
 use sink::Sink;

@@ -16,9 +16,9 @@ use serde::Serialize;
 use super::exec::{self, ExecHandle, ExecOptions, ExecResult};
 use super::tcp_rr::{self, RrHandle, RrOptions, RrResult, ServeOptions, ServerHandle};
 use super::{Netns, WorkloadError};
-use crate::lab::Lab;
 use crate::plan::{RrSpec, WorkloadKind, WorkloadSpec};
 use crate::trigger::WorkloadStat;
+use vprobe_lab::Lab;
 
 /// The built-in server's port: netperf's 12865 + 1, as `vprobe serve`.
 pub const SERVE_PORT: u16 = 12866;

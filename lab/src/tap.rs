@@ -10,8 +10,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
-use super::netns::{on_thread, Namespace};
-use super::{os, LabError};
+use crate::error::{os, LabError};
+use crate::netns::{on_thread, Namespace};
 
 /// `sizeof(struct virtio_net_hdr)`: the header both ends of a relay carry.
 pub(crate) const VNET_HDR_LEN: i32 = 10;

@@ -19,7 +19,7 @@ use netlink_packet_route::link::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use super::LabError;
+use crate::error::LabError;
 
 /// A device's counters, from `IFLA_STATS64` (what `ip -s link` and
 /// `/sys/class/net/DEV/statistics/` show).

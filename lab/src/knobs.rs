@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::LabError;
+use crate::error::{LabError, SpecError, ValueError};
 use vprobe_time::duration;
 
 /// The shapes of lab.
@@ -169,16 +169,16 @@ impl LabSpec {
     /// Parses `TOPOLOGY[:knob=value,…]`.
     ///
     /// ```
-    /// use vprobe_engine::lab::{LabSpec, Topology};
+    /// use vprobe_lab::{LabSpec, Topology};
     /// let s = LabSpec::parse("macvtap:qlen=64,stall=off").unwrap();
     /// assert_eq!(s.topology, Topology::Macvtap);
     /// assert_eq!((s.knobs.qlen, s.knobs.stall), (64, None));
     /// assert!(LabSpec::parse("macvtap:qlen=0").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<LabSpec, LabError> {
-        let err = |message: String| LabError::Spec {
+        let err = |problem: SpecError| LabError::Spec {
             spec: text.to_string(),
-            message,
+            problem,
         };
         let (name, knobs) = match text.split_once(':') {
             Some((n, k)) => (n.trim(), Some(k)),
@@ -188,10 +188,10 @@ impl LabSpec {
             .into_iter()
             .find(|t| t.name() == name)
             .ok_or_else(|| {
-                err(format!(
-                    "unknown topology `{name}`; expected one of {}",
-                    Topology::ALL.map(|t| t.name()).join(", ")
-                ))
+                err(SpecError::UnknownTopology {
+                    name: name.to_string(),
+                    expected: Topology::ALL.map(|t| t.name()).join(", "),
+                })
             })?;
         let mut spec = LabSpec::new(topology);
         let Some(knobs) = knobs else {
@@ -201,36 +201,43 @@ impl LabSpec {
             let (key, value) = item
                 .split_once('=')
                 .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| err(format!("expected knob=value, got `{item}`")))?;
+                .ok_or_else(|| {
+                    err(SpecError::NotKnobValue {
+                        item: item.to_string(),
+                    })
+                })?;
             if !topology.has_relay() {
-                return Err(err(format!(
-                    "topology `{topology}` takes no knobs (got `{key}`)"
-                )));
+                return Err(err(SpecError::NoKnobs {
+                    topology: topology.name(),
+                    knob: key.to_string(),
+                }));
             }
             let doc = KNOBS.iter().find(|d| d.name == key).ok_or_else(|| {
-                err(format!(
-                    "unknown knob `{key}`; knobs are {}",
-                    KNOBS.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
-                ))
+                err(SpecError::UnknownKnob {
+                    knob: key.to_string(),
+                    known: KNOBS.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
+                })
             })?;
-            let bad = |why: &str| {
-                err(format!(
-                    "knob `{key}`: `{value}` {why}; expected {}",
-                    doc.values
-                ))
+            let bad = |problem: ValueError| {
+                err(SpecError::BadValue {
+                    knob: doc.name,
+                    value: value.to_string(),
+                    problem,
+                    expected: doc.values,
+                })
             };
             let k = &mut spec.knobs;
             match key {
-                "qlen" => k.qlen = int(value, 1, 65536).ok_or_else(|| bad("is out of range"))?,
-                "queues" => k.queues = int(value, 1, 16).ok_or_else(|| bad("is out of range"))?,
-                "batch" => k.batch = int(value, 1, 4096).ok_or_else(|| bad("is out of range"))?,
+                "qlen" => k.qlen = int(value, 1, 65536).map_err(bad)?,
+                "queues" => k.queues = int(value, 1, 16).map_err(bad)?,
+                "batch" => k.batch = int(value, 1, 4096).map_err(bad)?,
                 "cpu" => {
                     k.cpu = match value {
                         "any" | "none" => None,
-                        v => Some(v.parse::<usize>().map_err(|_| bad("is not a CPU number"))?),
+                        v => Some(v.parse::<usize>().map_err(|_| bad(ValueError::NotCpu))?),
                     }
                 }
-                "stall" => k.stall = parse_stall(value).map_err(|why| bad(&why))?,
+                "stall" => k.stall = parse_stall(value).map_err(bad)?,
                 _ => unreachable!("every knob in KNOBS is handled"),
             }
         }
@@ -238,24 +245,25 @@ impl LabSpec {
     }
 }
 
-fn int(s: &str, min: u32, max: u32) -> Option<u32> {
-    s.parse::<u32>().ok().filter(|n| (min..=max).contains(n))
+fn int(s: &str, min: u32, max: u32) -> Result<u32, ValueError> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or(ValueError::OutOfRange)
 }
 
-fn parse_stall(s: &str) -> Result<Option<Stall>, String> {
+fn parse_stall(s: &str) -> Result<Option<Stall>, ValueError> {
     if matches!(s, "off" | "none" | "0") {
         return Ok(None);
     }
-    let (pause, every) = s
-        .split_once('/')
-        .ok_or_else(|| "is not PAUSE/PERIOD".to_string())?;
-    let pause = duration::parse(pause).map_err(|e| e.to_string())?;
-    let every = duration::parse(every).map_err(|e| e.to_string())?;
+    let (pause, every) = s.split_once('/').ok_or(ValueError::NotPausePeriod)?;
+    let pause = duration::parse(pause)?;
+    let every = duration::parse(every)?;
     if pause.is_zero() || every < Duration::from_millis(1) {
-        return Err("needs a pause above 0 and a period of at least 1ms".into());
+        return Err(ValueError::TooShort);
     }
     if pause >= every {
-        return Err("pauses as long as its period (the relay would never run)".into());
+        return Err(ValueError::NeverRuns);
     }
     Ok(Some(Stall { pause, every }))
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
-use super::{os, LabError};
+use crate::error::{os, LabError};
 
 /// A lab namespace: a name in the lab (`host-a`, `guest-b`) and the fd that keeps it.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! The three topologies, built into a [`Lab`].
+//! The three topologies, built into the [`Parts`] a [`Lab`](crate::Lab) wraps.
 //!
 //! ```text
 //! macvtap  guest-a eth0 ~relay a~ macvtap0@nic0 [host-a] ==veth== nic1 [host-b] macvtap1@nic1 ~relay b~ eth0 guest-b
@@ -11,12 +11,13 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
 
-use super::knobs::{Knobs, Topology};
-use super::lab::{DeviceKind, Guest, Lab};
-use super::links::LinkSet;
-use super::relay::{Relay, RelayConfig};
-use super::tap::{open_macvtap, open_tap};
-use super::LabError;
+use crate::error::{os, LabError, SpecError};
+use crate::knobs::{LabSpec, Topology};
+use crate::links::LinkSet;
+use crate::model::{DeviceKind, Guest};
+use crate::parts::Parts;
+use crate::relay::{Relay, RelayConfig};
+use crate::tap::{open_macvtap, open_tap};
 
 /// Guest names, addresses (192.0.2.0/24, documentation range) and MACs
 /// (locally administered; "vp").
@@ -36,17 +37,21 @@ const PREFIX: u8 = 24;
 /// The guests' interface.
 const GUEST_DEV: &str = "eth0";
 
-pub(super) fn build(lab: &mut Lab) -> Result<(), LabError> {
-    match lab.spec().topology {
-        Topology::Macvtap => macvtap(lab),
-        Topology::Bridge => bridge(lab),
-        Topology::Veth => veth(lab),
+/// Builds the lab `spec` describes. On error, what was built is dropped,
+/// and so torn down.
+pub(crate) fn build(spec: &LabSpec) -> Result<Parts, LabError> {
+    let mut lab = Parts::new();
+    match spec.topology {
+        Topology::Macvtap => macvtap(&mut lab, spec)?,
+        Topology::Bridge => bridge(&mut lab, spec)?,
+        Topology::Veth => veth(&mut lab)?,
     }
+    Ok(lab)
 }
 
-fn macvtap(lab: &mut Lab) -> Result<(), LabError> {
-    let knobs = lab.spec().knobs.clone();
-    let cfg = relay_config(lab, &knobs)?;
+fn macvtap(lab: &mut Parts, spec: &LabSpec) -> Result<(), LabError> {
+    let knobs = &spec.knobs;
+    let cfg = relay_config(spec)?;
     let ha = lab.add_namespace("host-a")?;
     let hb = lab.add_namespace("host-b")?;
     let peer = lab.namespaces[hb].fd().clone();
@@ -71,9 +76,9 @@ fn macvtap(lab: &mut Lab) -> Result<(), LabError> {
     Ok(())
 }
 
-fn bridge(lab: &mut Lab) -> Result<(), LabError> {
-    let knobs = lab.spec().knobs.clone();
-    let cfg = relay_config(lab, &knobs)?;
+fn bridge(lab: &mut Parts, spec: &LabSpec) -> Result<(), LabError> {
+    let knobs = &spec.knobs;
+    let cfg = relay_config(spec)?;
     let h = lab.add_namespace("host")?;
     lab.nl(h).add_bridge("br0")?;
     let br = lab.nl(h).up("br0")?;
@@ -112,7 +117,7 @@ fn bridge(lab: &mut Lab) -> Result<(), LabError> {
     configure_guest(lab, gb, 1, DeviceKind::Veth)
 }
 
-fn veth(lab: &mut Lab) -> Result<(), LabError> {
+fn veth(lab: &mut Parts) -> Result<(), LabError> {
     let a = lab.add_namespace(GUESTS[0].0)?;
     let b = lab.add_namespace(GUESTS[1].0)?;
     let peer = lab.namespaces[b].fd().clone();
@@ -123,7 +128,7 @@ fn veth(lab: &mut Lab) -> Result<(), LabError> {
 
 /// Makes guest `which`'s namespace with a tap as its interface and returns
 /// the tap's queues, the relay's guest side.
-fn tap_guest(lab: &mut Lab, which: usize, queues: u32) -> Result<Vec<OwnedFd>, LabError> {
+fn tap_guest(lab: &mut Parts, which: usize, queues: u32) -> Result<Vec<OwnedFd>, LabError> {
     let i = lab.add_namespace(GUESTS[which].0)?;
     let fds = lab.namespaces[i].run(|| open_tap(GUEST_DEV, queues))??;
     configure_guest(lab, i, which, DeviceKind::Tap)?;
@@ -132,7 +137,7 @@ fn tap_guest(lab: &mut Lab, which: usize, queues: u32) -> Result<Vec<OwnedFd>, L
 
 /// Gives the guest's interface (namespace `i`) its MAC and address, brings it up.
 fn configure_guest(
-    lab: &mut Lab,
+    lab: &mut Parts,
     i: usize,
     which: usize,
     kind: DeviceKind,
@@ -162,14 +167,15 @@ fn configure_guest(
     Ok(())
 }
 
-fn relay_config(lab: &Lab, knobs: &Knobs) -> Result<RelayConfig, LabError> {
+fn relay_config(spec: &LabSpec) -> Result<RelayConfig, LabError> {
+    let knobs = &spec.knobs;
     if let Some(cpu) = knobs.cpu {
         let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-            .map_err(super::os("sched_getaffinity"))?;
+            .map_err(os("sched_getaffinity"))?;
         if !allowed.is_set(cpu).unwrap_or(false) {
             return Err(LabError::Spec {
-                spec: lab.spec().to_string(),
-                message: format!("knob `cpu`: cpu {cpu} is not one this process may run on"),
+                spec: spec.to_string(),
+                problem: SpecError::CpuNotAllowed { cpu },
             });
         }
     }

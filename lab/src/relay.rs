@@ -16,8 +16,8 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::knobs::Stall;
-use super::{os, LabError};
+use crate::error::{os, LabError};
+use crate::knobs::Stall;
 
 /// How a relay behaves (from the lab's knobs).
 #[derive(Clone, Copy, Debug)]
@@ -120,7 +120,7 @@ impl Relay {
                     .and_then(|()| pump(&src, &dst, &stop, cfg.batch, stall, dir, &counters));
                 if let Err(e) = result {
                     let mut slot = counters.error.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.get_or_insert(format!("{label}: {e}"));
+                    slot.get_or_insert_with(|| message(&label, &e));
                 }
             })
             .map_err(|e| LabError::Os {
@@ -166,12 +166,50 @@ enum Dir {
     ToHost,
 }
 
-fn pin(cpu: Option<usize>) -> Result<(), String> {
+/// Why a relay thread stopped early; its message ends up in [`RelayStats::error`].
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    /// The CPU does not fit in a CPU set.
+    #[error("cpu {cpu}")]
+    CpuSet {
+        cpu: usize,
+        #[source]
+        source: Errno,
+    },
+    /// The thread could not be pinned.
+    #[error("pin to cpu {cpu}")]
+    Pin {
+        cpu: usize,
+        #[source]
+        source: Errno,
+    },
+    /// Waiting for frames (or for the stop signal) failed.
+    #[error("poll")]
+    Poll(#[source] Errno),
+    /// Reading a frame failed.
+    #[error("read")]
+    Read(#[source] Errno),
+}
+
+/// `THREAD: WHAT: CAUSE`, the message [`RelayStats::error`] carries: the
+/// stats are serialized and shown, so they hold text, not the error.
+fn message(thread: &str, e: &RelayError) -> String {
+    let mut msg = format!("{thread}: {e}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        msg += &format!(": {c}");
+        cause = c.source();
+    }
+    msg
+}
+
+fn pin(cpu: Option<usize>) -> Result<(), RelayError> {
     let Some(cpu) = cpu else { return Ok(()) };
     let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).map_err(|e| format!("cpu {cpu}: {e}"))?;
+    set.set(cpu)
+        .map_err(|source| RelayError::CpuSet { cpu, source })?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-        .map_err(|e| format!("pin to cpu {cpu}: {e}"))
+        .map_err(|source| RelayError::Pin { cpu, source })
 }
 
 /// Moves frames from `src` to `dst` until `stop` is signalled: up to `batch`
@@ -184,7 +222,7 @@ fn pump(
     stall: Option<Stall>,
     dir: Dir,
     counters: &Counters,
-) -> Result<(), String> {
+) -> Result<(), RelayError> {
     let moved = match dir {
         Dir::ToGuest => &counters.to_guest,
         Dir::ToHost => &counters.to_host,
@@ -218,7 +256,7 @@ fn pump(
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(e) => return Err(RelayError::Poll(e)),
         }
         if fds[1].any().unwrap_or(false) {
             return Ok(());
@@ -232,7 +270,7 @@ fn pump(
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(format!("read: {e}")),
+                Err(e) => return Err(RelayError::Read(e)),
             };
             match nix::unistd::write(dst, &buf[..n]) {
                 Ok(_) => {
@@ -253,7 +291,7 @@ fn poll_timeout(d: Duration) -> PollTimeout {
 }
 
 /// Sleeps `d` unless `stop` is signalled first; true if it was.
-fn stopped_within(stop: &EventFd, d: Duration) -> Result<bool, String> {
+fn stopped_within(stop: &EventFd, d: Duration) -> Result<bool, RelayError> {
     let deadline = Instant::now() + d;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -263,7 +301,21 @@ fn stopped_within(stop: &EventFd, d: Duration) -> Result<bool, String> {
             Ok(0) => continue,
             Ok(_) => return Ok(true),
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(e) => return Err(RelayError::Poll(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_thread_says_what_failed_and_why() {
+        let e = pin(Some(1 << 20)).unwrap_err();
+        assert_eq!(
+            message("vhost-a0-rx", &e),
+            "vhost-a0-rx: cpu 1048576: EINVAL: Invalid argument"
+        );
     }
 }
