@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
+use crate::error::error_chain;
 use crate::events::Rings;
 use crate::host::LiveHost;
 use crate::lab::Lab;
@@ -812,18 +813,6 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
             .to_string(),
         fallbacks: inst.fallbacks.clone(),
     }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

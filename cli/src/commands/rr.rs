@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::signal::unix::{signal, SignalKind};
+use vprobe_engine::error::error_chain;
 use vprobe_engine::output::rr_text;
 use vprobe_engine::workload::tcp_rr::{self, RrHandle, RrOptions, RrSnapshot, DEFAULT_PORT};
 use vprobe_engine::workload::WorkloadError;
@@ -121,11 +122,10 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
 fn start_error(e: WorkloadError) -> anyhow::Error {
     let refused = matches!(&e, WorkloadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
-    let e = anyhow::Error::from(e);
     if refused {
-        anyhow::anyhow!("{e:#} (is `vprobe serve` running there?)")
+        anyhow::anyhow!("{} (is `vprobe serve` running there?)", error_chain(&e))
     } else {
-        e
+        e.into()
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use nu_ansi_term::Color;
+use vprobe_engine::error::error_chain;
 use vprobe_engine::lab::{Lab, LabSpec};
 use vprobe_engine::live::{Applied, TimerId};
 use vprobe_engine::plan::{Consumer, FilterValue, Origin};
@@ -579,9 +580,7 @@ impl Repl<'_> {
                 self.sink.line(describe_lab(&lab, "up"));
                 self.lab = Some(lab);
             }
-            Err(e) => self
-                .sink
-                .line(error_text(&format!("{:#}", anyhow::Error::from(e)))),
+            Err(e) => self.sink.line(error_text(&error_chain(&e))),
         }
     }
 
