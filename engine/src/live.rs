@@ -5,8 +5,9 @@
 //! callbacks, and carries out what the script asks of it ([`Action`]s). A
 //! driver applies plans with [`Live::apply`] (once for a script file, once per
 //! line in the REPL, see [`Live::eval`]), awaits [`Live::step`] in its own
-//! `select!` beside its own sources (signals and the deadline for `run`, typed
-//! lines for the REPL), and ends with [`Live::finish`], which writes the summary.
+//! `select!` beside its own sources (the stop signal and the deadline for
+//! `run`, typed lines for the REPL), and ends with [`Live::finish`], which
+//! writes the summary.
 //!
 //! Inside [`Live::step`], each event source is one arm of a `select!` that
 //! names a `Wake`, and `handle` carries each out synchronously: `step` is

@@ -16,6 +16,7 @@ use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 
 use crate::cli::{Allow, Format, RunArgs};
+use crate::signals::Stop;
 
 /// Runs a script file.
 pub fn file(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -76,8 +77,20 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (code, summary) =
-        runtime.block_on(run(&mut script, name, output.as_mut(), symbols, options))?;
+    // From here on SIGINT and SIGTERM end the run with its summary: one that
+    // comes while the session attaches ends it once attached.
+    let mut stop = {
+        let _runtime = runtime.enter();
+        Stop::install()?
+    };
+    let (code, summary) = runtime.block_on(run(
+        &mut script,
+        name,
+        output.as_mut(),
+        symbols,
+        options,
+        stop.recv(),
+    ))?;
     drop(output);
     drop(lab);
     if let Some(path) = &args.plot {

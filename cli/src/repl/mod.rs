@@ -52,7 +52,7 @@ use reedline::{
     FileBackedHistory, KeyCode, KeyModifiers, MenuBuilder, Reedline, ReedlineEvent, ReedlineMenu,
     Signal,
 };
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::SignalKind;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use vprobe_engine::lab::Lab;
 use vprobe_engine::live::Live;
@@ -64,6 +64,8 @@ use vprobe_engine::symbols::Symbols;
 
 use commands::Flow;
 use sink::Sink;
+
+use crate::signals::handle;
 
 /// What the editor's helpers know of the session; main refreshes it after
 /// each input.
@@ -335,9 +337,9 @@ async fn drive(
     inputs: &mut UnboundedReceiver<Input>,
     answers: &mpsc::Sender<Answer>,
 ) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigint = handle(SignalKind::interrupt(), "SIGINT")?;
+    let mut sigterm = handle(SignalKind::terminate(), "SIGTERM")?;
+    let mut sighup = handle(SignalKind::hangup(), "SIGHUP")?;
     while repl.live.exit_code().is_none() {
         tokio::select! {
             biased;
