@@ -28,6 +28,7 @@ use crate::host::LiveHost;
 use crate::lab::Lab;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::Consumer;
+use crate::run::WorkloadProgress;
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
@@ -438,9 +439,18 @@ impl<'a> Live<'a> {
         self.workloads.borrow_mut().stop_all()
     }
 
-    /// Progress of each running `tcp_rr`: (name, elapsed, duration, transactions).
-    pub fn workload_progress(&self) -> Vec<(String, Duration, Duration, u64)> {
-        self.workloads.borrow().progress()
+    /// Progress of each running `tcp_rr`.
+    pub fn workload_progress(&self) -> Vec<WorkloadProgress> {
+        let progress = self.workloads.borrow().progress();
+        progress
+            .into_iter()
+            .map(|(name, elapsed, planned, transactions)| WorkloadProgress {
+                name,
+                elapsed,
+                planned,
+                transactions,
+            })
+            .collect()
     }
 
     /// The status the script asked to end with (`exit()`), once it has.

@@ -18,8 +18,18 @@ use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::{Error, Result};
 
-/// Progress of the running `tcp_rr` workloads: (name, elapsed, duration, transactions).
-pub type WorkloadProgress = (String, Duration, Duration, u64);
+/// How far a running `tcp_rr` workload is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadProgress {
+    /// The workload's name.
+    pub name: String,
+    /// Time since it started.
+    pub elapsed: Duration,
+    /// How long it runs in all.
+    pub planned: Duration,
+    /// Transactions completed so far.
+    pub transactions: u64,
+}
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
