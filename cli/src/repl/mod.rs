@@ -30,9 +30,10 @@
 //! main, which stops the running workloads. A SIGINT (Ctrl-C while main
 //! handles an input, outside raw mode) does the same.
 
-mod commands;
+mod colon;
 mod completer;
 mod highlighter;
+mod input;
 mod lexer;
 mod prompt;
 mod sink;
@@ -62,7 +63,7 @@ use vprobe_engine::script::{Options, Script, REPL_SOURCE};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 
-use commands::Flow;
+use input::Flow;
 use sink::Sink;
 
 use crate::signals::handle;
@@ -139,10 +140,10 @@ impl Repl<'_> {
             .live
             .session()
             .instances()
-            .map(|(id, inst)| (commands::instance_label(id), inst.probe().name.to_string()))
+            .map(|(id, inst)| (input::instance_label(id), inst.probe().name.to_string()))
             .chain(self.live.timers().map(|(id, t)| {
                 (
-                    commands::timer_label(id),
+                    input::timer_label(id),
                     format!("every {}", vprobe_time::duration::format(t.period)),
                 )
             }))
