@@ -3,11 +3,13 @@
 mod cli;
 mod commands;
 mod repl;
+mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use vprobe_engine::error::error_chain;
 
 use cli::{Cli, Command, LabCommand};
 
@@ -19,7 +21,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(std::io::stderr(), "vprobe: {e:#}");
+            let _ = writeln!(std::io::stderr(), "vprobe: {}", error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

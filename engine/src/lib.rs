@@ -4,8 +4,8 @@
 //! loads the precompiled programs from `vprobe-probes` with the settings each
 //! request needs, attaches them and owns their links; [`agg`] reads the in-kernel
 //! aggregations; [`events`] drains ring buffers; [`live`] is a running session
-//! (plans applied, timers, callbacks, actions) that [`run`] drives with signals
-//! and a deadline, and the REPL with typed lines; [`output`] writes text or JSON
+//! (plans applied, timers, callbacks, actions) that [`run`] drives with a stop
+//! signal and a deadline, and the REPL with typed lines; [`output`] writes text or JSON
 //! Lines; [`workload`] makes traffic (netperf-style TCP_RR, external commands)
 //! while a session watches, in a lab from `vprobe-lab` (a disposable topology)
 //! when one is given.

@@ -5,8 +5,9 @@
 //! callbacks, and carries out what the script asks of it ([`Action`]s). A
 //! driver applies plans with [`Live::apply`] (once for a script file, once per
 //! line in the REPL, see [`Live::eval`]), awaits [`Live::step`] in its own
-//! `select!` beside its own sources (signals and the deadline for `run`, typed
-//! lines for the REPL), and ends with [`Live::finish`], which writes the summary.
+//! `select!` beside its own sources (the stop signal and the deadline for
+//! `run`, typed lines for the REPL), and ends with [`Live::finish`], which
+//! writes the summary.
 //!
 //! Inside [`Live::step`], each event source is one arm of a `select!` that
 //! names a `Wake`, and `handle` carries each out synchronously: `step` is
@@ -21,10 +22,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
+use crate::error::error_chain;
 use crate::events::Rings;
 use crate::host::LiveHost;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::Consumer;
+use crate::run::WorkloadProgress;
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
@@ -436,9 +439,18 @@ impl<'a> Live<'a> {
         self.workloads.borrow_mut().stop_all()
     }
 
-    /// Progress of each running `tcp_rr`: (name, elapsed, duration, transactions).
-    pub fn workload_progress(&self) -> Vec<(String, Duration, Duration, u64)> {
-        self.workloads.borrow().progress()
+    /// Progress of each running `tcp_rr`.
+    pub fn workload_progress(&self) -> Vec<WorkloadProgress> {
+        let progress = self.workloads.borrow().progress();
+        progress
+            .into_iter()
+            .map(|(name, elapsed, planned, transactions)| WorkloadProgress {
+                name,
+                elapsed,
+                planned,
+                transactions,
+            })
+            .collect()
     }
 
     /// The status the script asked to end with (`exit()`), once it has.
@@ -812,18 +824,6 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
             .to_string(),
         fallbacks: inst.fallbacks.clone(),
     }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

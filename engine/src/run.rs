@@ -1,12 +1,14 @@
 //! The run loop of `vprobe run`: plan the script, attach, then drive the
-//! [`Live`] session beside signals and the deadline until the end, and write
-//! the summary.
+//! [`Live`] session beside the caller's stop signal and the deadline until
+//! the end, and write the summary.
+//!
+//! Signals are the caller's: the binary turns SIGINT and SIGTERM into the
+//! `stop` future [`run`] takes, so the engine installs no handler.
 
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
-
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::live::Live;
 use crate::output::{Output, Summary};
@@ -16,8 +18,18 @@ use crate::symbols::Symbols;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
 
-/// Progress of the running `tcp_rr` workloads: (name, elapsed, duration, transactions).
-pub type WorkloadProgress = (String, Duration, Duration, u64);
+/// How far a running `tcp_rr` workload is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadProgress {
+    /// The workload's name.
+    pub name: String,
+    /// Time since it started.
+    pub elapsed: Duration,
+    /// How long it runs in all.
+    pub planned: Duration,
+    /// Transactions completed so far.
+    pub transactions: u64,
+}
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
@@ -25,8 +37,8 @@ pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
 /// How a run is bounded and configured.
 #[derive(Default)]
 pub struct RunOptions {
-    /// End after this long (else on Ctrl-C, SIGTERM, `exit()`, or when the
-    /// workloads that started with the session have ended).
+    /// End after this long (else when `stop` fires, on `exit()`, or when
+    /// the workloads that started with the session have ended).
     pub duration: Option<Duration>,
     /// Session tunables.
     pub session: SessionOptions,
@@ -42,12 +54,17 @@ const PROGRESS_PERIOD: Duration = Duration::from_millis(500);
 
 /// Runs `script` to the end and returns the exit status the script asked
 /// for (0 by default) and the summary it wrote.
+///
+/// `stop` ends the run when it completes (the binary's SIGINT and SIGTERM):
+/// the session ends as at its deadline, `on_end` and the summary included.
+/// It is polled only once the script's probes are attached.
 pub async fn run(
     script: &mut Script,
     script_name: &str,
     output: &mut dyn Output,
     symbols: Rc<Symbols>,
     mut options: RunOptions,
+    stop: impl Future<Output = ()>,
 ) -> Result<(i32, Summary)> {
     // The session first: the script's top level may already ask it things
     // (`lab()`, `dev_stat(..)` for a baseline).
@@ -62,8 +79,7 @@ pub async fn run(
     // Nothing can happen: a script that only computes and prints ends at once.
     let idle = live.is_idle() && options.duration.is_none();
     if !idle && live.exit_code().is_none() {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut stop = std::pin::pin!(stop);
         let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
         let mut progress = tokio::time::interval(PROGRESS_PERIOD);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -72,8 +88,7 @@ pub async fn run(
             tokio::select! {
                 // the deadline wins over a timer due at the same moment
                 biased;
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
+                _ = &mut stop => break,
                 _ = sleep_until(deadline) => break,
                 _ = progress.tick(), if showing => {
                     if let Some(show) = options.progress.as_mut() {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::labs::{TcpLab, ADDR_A, ADDR_B, WIRE_A, WIRE_B};
-use crate::netns::Netns;
-use crate::util::{self, Session};
+use crate::support::labs::{TcpLab, ADDR_A, ADDR_B, WIRE_A, WIRE_B};
+use crate::support::netns::Netns;
+use crate::support::util::{self, Session};
 
 const TP_BTF: &[&str] = &[];
 const CLASSIC: &[&str] = &["--disable-mechanism", "tp_btf"];

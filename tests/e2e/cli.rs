@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{self, Run, TempDir, VPROBE};
+use crate::support::util::{self, Run, TempDir, VPROBE};
 
 const QUICK: Duration = Duration::from_secs(30);
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::labs::{MacvtapLab, TcpLab, MACVTAP};
-use crate::util::{self, Session};
+use crate::support::labs::{MacvtapLab, TcpLab, MACVTAP};
+use crate::support::util::{self, Session};
 
 /// Frames sent at the macvtap: well past its ring, bounded in count and time.
 const FRAMES: usize = 2000;
@@ -159,10 +159,10 @@ fn tcp_retransmit_count_equals_retrans_segs() {
     done.assert_success();
     let summary = done.summary();
     let counted = util::count_where(&summary, "retx", &[]);
-    let to_b = util::count_where(&summary, "retx", &[("daddr", crate::labs::ADDR_B)]);
+    let to_b = util::count_where(&summary, "retx", &[("daddr", crate::support::labs::ADDR_B)]);
     eprintln!(
         "tcp: 1 byte on each of {CONNECTIONS} connections, path dark for {DARK:?} → RetransSegs +{delta}, vprobe {counted} ({to_b} to {}), lost {:?}",
-        crate::labs::ADDR_B,
+        crate::support::labs::ADDR_B,
         util::losses(&summary)
     );
     assert!(delta > 0, "the lab made no retransmits");
@@ -177,6 +177,6 @@ fn tcp_retransmit_count_equals_retrans_segs() {
         to_b,
         counted,
         "daddr is not rendered as {}",
-        crate::labs::ADDR_B
+        crate::support::labs::ADDR_B
     );
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::netns::{self, Netns};
-use crate::traffic;
-use crate::util::{self, Session, TempDir};
+use crate::support::netns::{self, Netns};
+use crate::support::traffic;
+use crate::support::util::{self, Session, TempDir};
 
 const QUICK: Duration = Duration::from_secs(30);
 const FRAMES: usize = 300;

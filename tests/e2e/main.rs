@@ -6,18 +6,18 @@
 //! Tests that load programs take a lock, so they never overlap even when the
 //! harness runs tests in parallel; the README runs them with `--test-threads=1`.
 
+// the test areas, one module each
 mod attach;
 mod cli;
 mod fidelity;
 mod generic;
 mod lab;
-mod labs;
 mod leftovers;
-mod netns;
 mod repl;
 mod runtime;
 mod seed;
 mod tap;
-mod traffic;
-mod util;
 mod workload;
+
+// what the areas share: processes, namespaces, labs, traffic, kernel views
+mod support;

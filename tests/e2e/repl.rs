@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use crate::lab::{assert_gone, host_view, lab_view};
-use crate::labs::{MacvtapLab, MACVTAP};
-use crate::leftovers::{vp_programs, Kernel, RELEASE_LIMIT};
-use crate::util::{self, TempDir, VPROBE};
+use crate::support::host::{assert_gone, host_view, lab_view};
+use crate::support::kernel::{vp_programs, Kernel, RELEASE_LIMIT};
+use crate::support::labs::{MacvtapLab, MACVTAP};
+use crate::support::util::{self, TempDir, VPROBE};
 
 /// How long the screen may take to show what a test waits for.
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{self, Run};
+use crate::support::util::{self, Run};
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Case {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::leftovers::vp_programs;
-use crate::util;
+use crate::support::kernel::vp_programs;
+use crate::support::util;
 
 /// The main command as the README gives it, with JSON output to read.
 const MAIN: &[&str] = &["run", "scripts/macvtap_drops.rhai", "--lab", "macvtap"];
@@ -160,7 +160,7 @@ fn interrupted(test: &str, sig: nix::sys::signal::Signal) {
     }
     let _k = util::kernel_lock();
     let before = programs();
-    let host = crate::lab::HostView::settled();
+    let host = crate::support::host::HostView::settled();
     let script = util::repo_root().join(MAIN[1]);
     let mut s = util::Session::spawn(&[
         MAIN[0],
@@ -171,7 +171,7 @@ fn interrupted(test: &str, sig: nix::sys::signal::Signal) {
         "json",
     ]);
     s.wait_start();
-    let ours = crate::lab::lab_view(test, &host, 2);
+    let ours = crate::support::host::lab_view(test, &host, 2);
     std::thread::sleep(Duration::from_secs(2));
     s.signal(sig);
     let f = s.finish();
@@ -185,7 +185,7 @@ fn interrupted(test: &str, sig: nix::sys::signal::Signal) {
         assert!(rr["duration_s"].as_f64().unwrap() < 9.0, "{summary}");
         assert!(rr["transactions"].as_u64().unwrap() > 0, "{summary}");
     }
-    crate::lab::assert_gone(test, &inodes, &host, &ours);
+    crate::support::host::assert_gone(test, &inodes, &host, &ours);
     assert_no_new_programs(&before);
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::labs::{self, MacvtapLab, TunLab, MACVTAP, TAP};
-use crate::util::{self, Session};
+use crate::support::labs::{self, MacvtapLab, TunLab, MACVTAP, TAP};
+use crate::support::util::{self, Session};
 
 const FLOOD_LIMIT: Duration = Duration::from_secs(10);
 

@@ -12,8 +12,8 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::netns::{self, Netns};
-use crate::util::{self, Run, VPROBE};
+use crate::support::netns::{self, Netns};
+use crate::support::util::{self, Run, VPROBE};
 
 const QUICK: Duration = Duration::from_secs(30);
 

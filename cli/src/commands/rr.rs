@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::signal::unix::{signal, SignalKind};
+use vprobe_engine::error::error_chain;
 use vprobe_engine::output::rr_text;
 use vprobe_engine::workload::tcp_rr::{self, RrHandle, RrOptions, RrSnapshot, DEFAULT_PORT};
 use vprobe_engine::workload::WorkloadError;
 
 use crate::cli::{Format, RrArgs};
+use crate::signals::Stop;
 
 /// How often the progress bar is redrawn (and the end looked for).
 const TICK: Duration = Duration::from_millis(200);
@@ -38,16 +39,14 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut stop = Stop::install()?;
         let handle = tcp_rr::start(o).map_err(start_error)?;
         let started = Instant::now();
         let progress = show_progress.then(|| progress_bar(planned));
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                _ = sigint.recv() => handle.stop(),
-                _ = sigterm.recv() => handle.stop(),
+                _ = stop.recv() => handle.stop(),
                 _ = tick.tick() => {
                     if handle.is_finished() {
                         break;
@@ -121,11 +120,10 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
 fn start_error(e: WorkloadError) -> anyhow::Error {
     let refused = matches!(&e, WorkloadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
-    let e = anyhow::Error::from(e);
     if refused {
-        anyhow::anyhow!("{e:#} (is `vprobe serve` running there?)")
+        anyhow::anyhow!("{} (is `vprobe serve` running there?)", error_chain(&e))
     } else {
-        e
+        e.into()
     }
 }
 

@@ -16,6 +16,7 @@ use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
 
 use crate::cli::{Allow, Format, RunArgs};
+use crate::signals::Stop;
 
 /// Runs a script file.
 pub fn file(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -76,8 +77,20 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (code, summary) =
-        runtime.block_on(run(&mut script, name, output.as_mut(), symbols, options))?;
+    // From here on SIGINT and SIGTERM end the run with its summary: one that
+    // comes while the session attaches ends it once attached.
+    let mut stop = {
+        let _runtime = runtime.enter();
+        Stop::install()?
+    };
+    let (code, summary) = runtime.block_on(run(
+        &mut script,
+        name,
+        output.as_mut(),
+        symbols,
+        options,
+        stop.recv(),
+    ))?;
     drop(output);
     drop(lab);
     if let Some(path) = &args.plot {
@@ -104,27 +117,28 @@ fn progress_bar() -> impl FnMut(&[WorkloadProgress]) {
             }
             return;
         }
-        for (name, elapsed, planned, tx) in now {
-            let i = match shown.iter().position(|(n, _)| n == name) {
+        for p in now {
+            let i = match shown.iter().position(|(n, _)| *n == p.name) {
                 Some(i) => i,
                 None => {
-                    let b = bars.add(ProgressBar::new(planned.as_millis() as u64));
+                    let b = bars.add(ProgressBar::new(p.planned.as_millis() as u64));
                     b.set_style(
                         ProgressStyle::with_template("{prefix} [{bar:30}] {msg}")
                             .expect("constant template")
                             .progress_chars("=> "),
                     );
-                    b.set_prefix(name.clone());
-                    shown.push((name.clone(), b));
+                    b.set_prefix(p.name.clone());
+                    shown.push((p.name.clone(), b));
                     shown.len() - 1
                 }
             };
             let b = &shown[i].1;
-            b.set_position(elapsed.as_millis() as u64);
+            b.set_position(p.elapsed.as_millis() as u64);
             b.set_message(format!(
-                "{:.1}s/{:.1}s  {tx} tx",
-                elapsed.as_secs_f64(),
-                planned.as_secs_f64()
+                "{:.1}s/{:.1}s  {} tx",
+                p.elapsed.as_secs_f64(),
+                p.planned.as_secs_f64(),
+                p.transactions
             ));
         }
     }

@@ -4,8 +4,9 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tokio::signal::unix::{signal, SignalKind};
 use vprobe_engine::workload::tcp_rr::{serve, ServeOptions};
+
+use crate::signals::Stop;
 
 /// Serves until SIGINT or SIGTERM, then closes every connection and exits 0.
 pub fn run(bind: SocketAddr) -> anyhow::Result<ExitCode> {
@@ -14,8 +15,7 @@ pub fn run(bind: SocketAddr) -> anyhow::Result<ExitCode> {
         .build()?;
     let stats = runtime.block_on(async {
         // Before listening, so a signal right after the "listening" line is ours.
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut stop = Stop::install()?;
         let server = serve(ServeOptions::new(bind))?;
         let mut out = io::stdout().lock();
         writeln!(
@@ -25,10 +25,7 @@ pub fn run(bind: SocketAddr) -> anyhow::Result<ExitCode> {
         )?;
         out.flush()?;
         drop(out);
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-        }
+        stop.recv().await;
         anyhow::Ok(server.join())
     })?;
     let plural = |n: u64| if n == 1 { "" } else { "s" };

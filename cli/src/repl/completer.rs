@@ -13,7 +13,7 @@ use vprobe_engine::probes::{FieldDef, ProbeDef, CATALOG};
 use vprobe_engine::script::API;
 use vprobe_lab::{Topology, KNOBS};
 
-use super::commands::COMMANDS;
+use super::colon::{ColonCommand, LabAction};
 use super::lexer::{open_brackets, tokenize, Kind, Token};
 use super::{lock, Known, Shared};
 
@@ -90,10 +90,15 @@ fn command(before: &str, known: &Known) -> Vec<Suggestion> {
     let lead = before.len() - before.trim_start().len();
     let rest = &before[lead..];
     let Some(space) = rest.find(char::is_whitespace) else {
-        let cands = COMMANDS.iter().map(|c| cand(c.name, c.about)).collect();
+        let cands = ColonCommand::ALL
+            .into_iter()
+            .map(|c| cand(c.name(), c.about()))
+            .collect();
         return finish(cands, rest, lead..before.len(), "");
     };
-    let name = &rest[..space];
+    let Some(command) = ColonCommand::named(&rest[..space]) else {
+        return Vec::new();
+    };
     let arg_start = before
         .rfind(char::is_whitespace)
         .map_or(before.len(), |i| i + 1);
@@ -106,15 +111,15 @@ fn command(before: &str, known: &Known) -> Vec<Suggestion> {
             .iter()
             .map(|a| cand(a.as_str(), "aggregation"))
     };
-    let cands: Vec<Candidate> = match name {
-        ":help" => COMMANDS
-            .iter()
-            .map(|c| cand(c.name.trim_start_matches(':'), c.about))
+    let cands: Vec<Candidate> = match command {
+        ColonCommand::Help => ColonCommand::ALL
+            .into_iter()
+            .map(|c| cand(c.topic(), c.about()))
             .chain(API.iter().map(|f| cand(f.name, f.about)))
             .chain(probes())
             .collect(),
-        ":list" => probes().collect(),
-        ":detach" => std::iter::once(cand("all", "every probe and timer"))
+        ColonCommand::List => probes().collect(),
+        ColonCommand::Detach => std::iter::once(cand("all", "every probe and timer"))
             .chain(known.targets.iter().map(|(t, what)| cand(t.as_str(), what)))
             .chain(aggs())
             .chain(
@@ -124,22 +129,21 @@ fn command(before: &str, known: &Known) -> Vec<Suggestion> {
                     .map(|p| cand(p.as_str(), "attach point")),
             )
             .collect(),
-        ":clear" => aggs().collect(),
-        ":load" | ":save" => return paths(prefix, span),
-        ":lab" => {
+        ColonCommand::Clear => aggs().collect(),
+        ColonCommand::Load | ColonCommand::Save => return paths(prefix, span),
+        ColonCommand::Lab => {
             // the words between the command and the one being completed
             let done: Vec<&str> = rest[space..arg_start - lead].split_whitespace().collect();
             match done.as_slice() {
-                [] => vec![
-                    cand("up", "build a lab: up [TOPOLOGY[:knob=value,…]]"),
-                    cand("down", "take the session's lab down"),
-                    cand("status", "what lab is up"),
-                ],
+                [] => LabAction::WORDS
+                    .into_iter()
+                    .map(|(word, about)| cand(word, about))
+                    .collect(),
                 ["up"] => return lab_spec(prefix, span),
                 _ => Vec::new(),
             }
         }
-        _ => Vec::new(),
+        ColonCommand::Probes | ColonCommand::Maps | ColonCommand::Quit => Vec::new(),
     };
     finish(cands, prefix, span, "")
 }

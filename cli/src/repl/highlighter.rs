@@ -6,7 +6,7 @@ use nu_ansi_term::{Color, Style};
 use reedline::{Highlighter, StyledText};
 use vprobe_engine::script::API;
 
-use super::commands::COMMANDS;
+use super::colon::ColonCommand;
 use super::lexer::{tokenize, Kind};
 
 /// What a part of the line is, for its colour.
@@ -63,7 +63,7 @@ pub fn classify(line: &str) -> Vec<(Class, &str)> {
             .find(char::is_whitespace)
             .map_or(line.len(), |i| lead + i);
         let word = &line[lead..end];
-        let class = if COMMANDS.iter().any(|c| c.name == word) {
+        let class = if ColonCommand::named(word).is_some() {
             Class::Command
         } else {
             Class::Unknown

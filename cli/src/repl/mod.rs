@@ -30,9 +30,10 @@
 //! main, which stops the running workloads. A SIGINT (Ctrl-C while main
 //! handles an input, outside raw mode) does the same.
 
-mod commands;
+mod colon;
 mod completer;
 mod highlighter;
+mod input;
 mod lexer;
 mod prompt;
 mod sink;
@@ -52,7 +53,7 @@ use reedline::{
     FileBackedHistory, KeyCode, KeyModifiers, MenuBuilder, Reedline, ReedlineEvent, ReedlineMenu,
     Signal,
 };
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::SignalKind;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
@@ -62,8 +63,10 @@ use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
 
-use commands::Flow;
+use input::Flow;
 use sink::Sink;
+
+use crate::signals::handle;
 
 /// What the editor's helpers know of the session; main refreshes it after
 /// each input.
@@ -137,10 +140,10 @@ impl Repl<'_> {
             .live
             .session()
             .instances()
-            .map(|(id, inst)| (commands::instance_label(id), inst.probe().name.to_string()))
+            .map(|(id, inst)| (input::instance_label(id), inst.probe().name.to_string()))
             .chain(self.live.timers().map(|(id, t)| {
                 (
-                    commands::timer_label(id),
+                    input::timer_label(id),
                     format!("every {}", vprobe_time::duration::format(t.period)),
                 )
             }))
@@ -335,9 +338,9 @@ async fn drive(
     inputs: &mut UnboundedReceiver<Input>,
     answers: &mpsc::Sender<Answer>,
 ) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigint = handle(SignalKind::interrupt(), "SIGINT")?;
+    let mut sigterm = handle(SignalKind::terminate(), "SIGTERM")?;
+    let mut sighup = handle(SignalKind::hangup(), "SIGHUP")?;
     while repl.live.exit_code().is_none() {
         tokio::select! {
             biased;

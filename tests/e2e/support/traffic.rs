@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::netns::Netns;
+use super::netns::Netns;
 
 /// The IPv4 addresses the test frames claim to be from and to (TEST-NET-1).
 pub const SRC_IP: [u8; 4] = [192, 0, 2, 1];

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::netns::{self, Netns};
-use crate::traffic;
-use crate::util::{self, TempDir};
+use super::netns::{self, Netns};
+use super::traffic;
+use super::util::{self, TempDir};
 
 /// The sending end of the wire, in namespace A.
 pub const WIRE_A: &str = "vA";

@@ -1,11 +1,12 @@
 //! What the REPL does with an input: a Rhai line (evaluated into the
-//! session) or a `:` command.
+//! session) or a `:` command ([`ColonCommand`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::rc::Rc;
 
 use nu_ansi_term::Color;
+use vprobe_engine::error::error_chain;
 use vprobe_engine::live::{Applied, TimerId};
 use vprobe_engine::plan::{Consumer, FilterValue, Origin};
 use vprobe_engine::probes::{ProbeDef, CATALOG};
@@ -13,74 +14,9 @@ use vprobe_engine::script::{API, REPL_SOURCE};
 use vprobe_engine::session::{InstanceId, SessionError};
 use vprobe_lab::{Lab, LabSpec};
 
+use super::colon::{ColonCommand, LabAction};
 use super::lexer::{tokenize, Kind};
 use super::Repl;
-
-/// A REPL command.
-#[derive(Clone, Copy, Debug)]
-pub struct CommandDef {
-    /// `:name`.
-    pub name: &'static str,
-    /// Its arguments, for help.
-    pub args: &'static str,
-    /// What it does.
-    pub about: &'static str,
-}
-
-/// The `:` commands.
-pub const COMMANDS: &[CommandDef] = &[
-    CommandDef {
-        name: ":help",
-        args: "[topic]",
-        about: "this help, or help on a command, function or attach point",
-    },
-    CommandDef {
-        name: ":probes",
-        args: "",
-        about: "attached probes (mechanism, filters, counts) and timers",
-    },
-    CommandDef {
-        name: ":list",
-        args: "[pattern]",
-        about: "the attach points and their fields",
-    },
-    CommandDef {
-        name: ":detach",
-        args: "ID|NAME|all",
-        about:
-            "detach a probe (an id from :probes, a probe or aggregation name) or stop a timer (t1)",
-    },
-    CommandDef {
-        name: ":maps",
-        args: "",
-        about: "print every aggregation",
-    },
-    CommandDef {
-        name: ":clear",
-        args: "NAME",
-        about: "empty an aggregation",
-    },
-    CommandDef {
-        name: ":load",
-        args: "FILE.rhai",
-        about: "run a script into the session",
-    },
-    CommandDef {
-        name: ":save",
-        args: "FILE.rhai",
-        about: "write the session's accepted lines as a script",
-    },
-    CommandDef {
-        name: ":lab",
-        args: "[up [SPEC]|down]",
-        about: "the session's lab: up builds one (SPEC: TOPOLOGY[:knob=value,…], default macvtap; :help lab), down removes it; bare: what is up",
-    },
-    CommandDef {
-        name: ":quit",
-        args: "",
-        about: "end the session: print the summary, detach everything",
-    },
-];
 
 /// Whether the session goes on after an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,43 +179,24 @@ impl Repl<'_> {
     }
 
     fn command(&mut self, line: &str) -> Flow {
-        let (name, arg) = match line.split_once(char::is_whitespace) {
-            Some((n, a)) => (n, a.trim()),
-            None => (line, ""),
+        let (command, arg) = match ColonCommand::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.sink.line(error_text(&e.to_string()));
+                return Flow::Continue;
+            }
         };
-        let Some(cmd) = COMMANDS.iter().find(|c| c.name == name) else {
-            let hint = vprobe_engine::probes::suggest(name, COMMANDS.iter().map(|c| c.name))
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_else(|| "; :help lists the commands".into());
-            self.sink
-                .line(error_text(&format!("unknown command `{name}`{hint}")));
-            return Flow::Continue;
-        };
-        let needs_arg = cmd.args.starts_with(|c: char| c.is_ascii_uppercase());
-        if needs_arg && arg.is_empty() {
-            self.sink.line(error_text(&format!(
-                "{} needs an argument: {} {}",
-                cmd.name, cmd.name, cmd.args
-            )));
-            return Flow::Continue;
-        }
-        if cmd.args.is_empty() && !arg.is_empty() {
-            self.sink
-                .line(error_text(&format!("{} takes no argument", cmd.name)));
-            return Flow::Continue;
-        }
-        match cmd.name {
-            ":help" => self.help(arg),
-            ":probes" => self.probes(),
-            ":list" => self.list(arg),
-            ":detach" => self.detach(arg),
-            ":maps" => self.maps(),
-            ":clear" => self.clear(arg),
-            ":load" => return self.load(arg),
-            ":save" => self.save(arg),
-            ":lab" => self.lab(arg),
-            ":quit" => return Flow::Quit,
-            _ => unreachable!("every command in COMMANDS is handled"),
+        match command {
+            ColonCommand::Help => self.help(arg),
+            ColonCommand::Probes => self.probes(),
+            ColonCommand::List => self.list(arg),
+            ColonCommand::Detach => self.detach(arg),
+            ColonCommand::Maps => self.maps(),
+            ColonCommand::Clear => self.clear(arg),
+            ColonCommand::Load => return self.load(arg),
+            ColonCommand::Save => self.save(arg),
+            ColonCommand::Lab => self.lab(arg),
+            ColonCommand::Quit => return Flow::Quit,
         }
         Flow::Continue
     }
@@ -288,8 +205,13 @@ impl Repl<'_> {
         let mut s = String::new();
         if topic.is_empty() {
             s.push_str("commands:\n");
-            for c in COMMANDS {
-                let _ = writeln!(s, "  {:22} {}", format!("{} {}", c.name, c.args), c.about);
+            for c in ColonCommand::ALL {
+                let _ = writeln!(
+                    s,
+                    "  {:22} {}",
+                    format!("{} {}", c.name(), c.args()),
+                    c.about()
+                );
             }
             s.push_str("script API (every `vprobe run` function works here):\n");
             for f in API {
@@ -301,9 +223,9 @@ impl Repl<'_> {
             return;
         }
         let bare = topic.trim_start_matches(':');
-        if let Some(c) = COMMANDS.iter().find(|c| &c.name[1..] == bare) {
-            let mut s = format!("{} {}\n  {}", c.name, c.args, c.about);
-            if c.name == ":lab" {
+        if let Some(c) = ColonCommand::ALL.into_iter().find(|c| c.topic() == bare) {
+            let mut s = format!("{} {}\n  {}", c.name(), c.args(), c.about());
+            if c == ColonCommand::Lab {
                 s.push_str("\n\n");
                 s.push_str(&crate::commands::lab::knobs_help());
             }
@@ -540,15 +462,11 @@ impl Repl<'_> {
 
     /// `:lab [up [SPEC]|down|status]`.
     fn lab(&mut self, arg: &str) {
-        let (sub, rest) = match arg.split_once(char::is_whitespace) {
-            Some((s, r)) => (s, r.trim()),
-            None => (arg, ""),
-        };
-        match (sub, rest) {
-            ("" | "status", "") => self.lab_status(),
-            ("up", spec) => self.lab_up(if spec.is_empty() { "macvtap" } else { spec }),
-            ("down", "") => self.lab_down(),
-            _ => self.sink.line(error_text(&format!(
+        match LabAction::parse(arg) {
+            Some(LabAction::Status) => self.lab_status(),
+            Some(LabAction::Up(spec)) => self.lab_up(spec),
+            Some(LabAction::Down) => self.lab_down(),
+            None => self.sink.line(error_text(&format!(
                 "`:lab {arg}`: use :lab up [TOPOLOGY[:knob=value,…]], :lab down or :lab (:help lab)"
             ))),
         }
@@ -579,9 +497,7 @@ impl Repl<'_> {
                 self.sink.line(describe_lab(&lab, "up"));
                 self.lab = Some(lab);
             }
-            Err(e) => self
-                .sink
-                .line(error_text(&format!("{:#}", anyhow::Error::from(e)))),
+            Err(e) => self.sink.line(error_text(&error_chain(&e))),
         }
     }
 
