@@ -32,6 +32,17 @@ pub enum FilterValue {
     Range(i64, i64),
 }
 
+/// As a script writes it: `5`, `"mvt0"`, `64..=1499`.
+impl std::fmt::Display for FilterValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilterValue::Int(n) => write!(f, "{n}"),
+            FilterValue::Str(s) => write!(f, "{s:?}"),
+            FilterValue::Range(lo, hi) => write!(f, "{lo}..={hi}"),
+        }
+    }
+}
+
 /// `field in values` (any of them).
 #[derive(Clone, Debug)]
 pub struct Filter {

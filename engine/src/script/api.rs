@@ -222,15 +222,7 @@ impl fmt::Display for ProbeHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "probe(\"{}\")", self.probe.name)?;
         for flt in &self.filters {
-            let vals: Vec<String> = flt
-                .values
-                .iter()
-                .map(|v| match v {
-                    crate::plan::FilterValue::Int(n) => n.to_string(),
-                    crate::plan::FilterValue::Str(s) => format!("{s:?}"),
-                    crate::plan::FilterValue::Range(lo, hi) => format!("{lo}..={hi}"),
-                })
-                .collect();
+            let vals: Vec<String> = flt.values.iter().map(ToString::to_string).collect();
             match vals.as_slice() {
                 [one] => write!(f, ".filter(\"{}\", {one})", flt.field.name)?,
                 many => write!(f, ".filter(\"{}\", [{}])", flt.field.name, many.join(", "))?,
