@@ -25,7 +25,7 @@ use crate::events::Rings;
 use crate::host::LiveHost;
 use crate::lab::Lab;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
-use crate::plan::Consumer;
+use crate::plan::{CallbackId, Consumer};
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
@@ -55,7 +55,7 @@ pub struct ArmedTimer {
     /// How often it fires.
     pub period: Duration,
     /// The script callback.
-    pub callback: usize,
+    pub callback: CallbackId,
     /// When it fires next.
     next: tokio::time::Instant,
 }
@@ -77,7 +77,7 @@ pub struct Applied {
 
 /// An `on_event` instance: its callback and how many events it was handed.
 struct Feed {
-    callback: usize,
+    callback: CallbackId,
     events: u64,
 }
 
@@ -106,7 +106,7 @@ pub struct Live<'a> {
     feeds: HashMap<InstanceId, Feed>,
     timers: BTreeMap<TimerId, ArmedTimer>,
     next_timer: u64,
-    on_end: Vec<usize>,
+    on_end: Vec<CallbackId>,
     /// Created on the first [`Live::step`], inside the runtime.
     drain: Option<tokio::time::Interval>,
     /// Every instance ever attached (detached ones too), for `start` and the summary.
@@ -546,7 +546,7 @@ impl<'a> Live<'a> {
     fn trigger_action(&mut self, action: TriggerAction) -> Result<()> {
         match action {
             TriggerAction::Print(text) => self.output.text(&text)?,
-            TriggerAction::Snapshot(name) => match self.snapshot(&name)? {
+            TriggerAction::Snapshot(name) => match self.snapshot(name.as_str())? {
                 Some(snap) => self.output.aggregation(&snap, false)?,
                 None => self
                     .output
@@ -619,22 +619,35 @@ impl<'a> Live<'a> {
     pub fn apply_actions(&mut self) -> Result<()> {
         for action in self.script.take_actions() {
             match action {
-                Action::Print(s) => match self.session.borrow().snapshot(&s, &self.symbols)? {
-                    Some(snap) => {
-                        self.output.aggregation(&snap, false)?;
-                        self.printed.push(s);
-                    }
-                    None => self.output.text(&s)?,
-                },
-                Action::PrintDelta(name) => {
-                    match self.session.borrow().snapshot(&name, &self.symbols)? {
+                Action::PrintAggregation(name) => {
+                    match self
+                        .session
+                        .borrow()
+                        .snapshot(name.as_str(), &self.symbols)?
+                    {
                         Some(snap) => {
-                            let shown = match self.last_printed.get(&name) {
+                            self.output.aggregation(&snap, false)?;
+                            self.printed.push(name.to_string());
+                        }
+                        // declared, but nothing attached feeds it (`:detach`):
+                        // the name is printed, as before aggregations were told apart
+                        None => self.output.text(name.as_str())?,
+                    }
+                }
+                Action::PrintText(s) => self.output.text(&s)?,
+                Action::PrintDelta(name) => {
+                    match self
+                        .session
+                        .borrow()
+                        .snapshot(name.as_str(), &self.symbols)?
+                    {
+                        Some(snap) => {
+                            let shown = match self.last_printed.get(name.as_str()) {
                                 Some(prev) => snap.delta(prev),
                                 None => snap.clone(),
                             };
                             self.output.aggregation(&shown, true)?;
-                            self.last_printed.insert(name, snap);
+                            self.last_printed.insert(name.to_string(), snap);
                         }
                         None => self
                             .output
@@ -642,7 +655,7 @@ impl<'a> Live<'a> {
                     }
                 }
                 Action::Clear(name) => {
-                    if !self.clear(&name)? {
+                    if !self.clear(name.as_str())? {
                         self.output
                             .error(&format!("clear: no aggregation named `{name}`"))?;
                     }
