@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use vprobe_engine::error::error_chain;
+use vprobe_engine::message::with_causes;
 
 use cli::{Cli, Command, LabCommand};
 
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(std::io::stderr(), "vprobe: {}", error_chain(e.as_ref()));
+            let _ = writeln!(std::io::stderr(), "vprobe: {}", with_causes(e.as_ref()));
             ExitCode::from(2)
         }
     }

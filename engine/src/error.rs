@@ -27,31 +27,3 @@ pub enum Error {
 
 /// Engine result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// An error and its causes on one line, `error: cause: cause` — the one way
-/// vprobe shows a chain, in the engine's messages and in the binary's.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_chain;
-
-    #[test]
-    fn a_chain_reads_outermost_first() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("cannot start")]
-        struct Outer(#[source] std::io::Error);
-        let e = Outer(std::io::Error::other("no such device"));
-        assert_eq!(error_chain(&e), "cannot start: no such device");
-        assert_eq!(error_chain(&std::io::Error::other("alone")), "alone");
-    }
-}

@@ -11,8 +11,202 @@ use vprobe_probes::abi::{self, Settings};
 use vprobe_probes::{layers, suggest, FieldDef, FieldKind, Slot};
 
 use crate::plan::{Consumer, Filter, FilterValue, HistKind, ProbeRequest};
-use crate::symbols::{Symbols, ISA_SVM, ISA_VMX};
+use crate::symbols::{Symbols, SymbolsError, ISA_SVM, ISA_VMX};
 use crate::value::{parse_tc_handle, ETHERTYPES, FAMILIES, TCP_STATES};
+
+/// Why filter values do not suit their field, or do not fit the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// The field is not one the kernel side can filter on.
+    #[error("field `{field}` cannot be filtered")]
+    NotFilterable {
+        /// The field.
+        field: &'static str,
+    },
+    /// `.filter(field, [])`.
+    #[error("filter on `{field}` needs at least one value")]
+    NoValue {
+        /// The field.
+        field: &'static str,
+    },
+    /// More values than the settings have room for.
+    #[error("filter on `{field}` takes at most {max} values, got {got}")]
+    TooManyValues {
+        /// The field.
+        field: &'static str,
+        /// Room in the settings.
+        max: usize,
+        /// Values given (after encoding: a range across zero is two).
+        got: usize,
+    },
+    /// A value of the wrong type or form.
+    #[error("filter on `{field}` expects {expected}, got {got}")]
+    Expected {
+        /// The field.
+        field: &'static str,
+        /// What its values look like ([`expected`]).
+        expected: &'static str,
+        /// The value, described: `the string "big"`.
+        got: String,
+    },
+    /// A malformed duration or duration range.
+    #[error("filter on `{field}`")]
+    Duration {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: DurationRangeError,
+    },
+    /// A string pattern the kernel cannot match.
+    #[error("{what} pattern `{pattern}`: only a trailing `*` can be matched in the kernel (`{example}`)")]
+    Glob {
+        /// `device`, `thread` or `string`.
+        what: &'static str,
+        /// The pattern.
+        pattern: String,
+        /// A pattern that works.
+        example: &'static str,
+    },
+    /// A name longer than the kernel side keeps.
+    #[error("{what} `{name}` is longer than {max} bytes, the most the kernel side keeps")]
+    TooLong {
+        /// `device`, `thread` or `string`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The most the kernel side keeps.
+        max: usize,
+    },
+    /// A network namespace that is not there.
+    #[error("network namespace `{name}`: cannot stat {path}")]
+    Netns {
+        /// As written.
+        name: String,
+        /// The path looked at.
+        path: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A KVM exit reason this kernel does not name.
+    #[error("unknown KVM exit reason `{name}`{}", did_you_mean(suggestion))]
+    UnknownKvmExit {
+        /// As written.
+        name: String,
+        /// The closest name.
+        suggestion: Option<String>,
+    },
+    /// A KVM exit reason name on a host whose names are not at hand.
+    #[error("cannot resolve KVM exit reason `{name}`")]
+    UnresolvedKvmExit {
+        /// As written.
+        name: String,
+        /// Why the names are not at hand.
+        #[source]
+        source: SymbolsError,
+    },
+    /// A kernel function name on a host whose addresses are not at hand.
+    #[error("cannot resolve `{name}`")]
+    UnresolvedFunction {
+        /// As written.
+        name: String,
+        /// Why the addresses are not at hand.
+        #[source]
+        source: SymbolsError,
+    },
+    /// A drop reason on a kernel whose BTF names none.
+    #[error(
+        "cannot resolve drop reason `{name}`: this kernel's BTF has no `enum skb_drop_reason`"
+    )]
+    NoDropReasons {
+        /// As written.
+        name: String,
+    },
+    /// A drop reason this kernel does not name.
+    #[error("unknown drop reason `{name}`{}", did_you_mean(suggestion))]
+    UnknownDropReason {
+        /// As written.
+        name: String,
+        /// The closest name.
+        suggestion: Option<String>,
+    },
+    /// A kernel function that is not in /proc/kallsyms.
+    #[error("unknown kernel function `{name}` (not in /proc/kallsyms)")]
+    UnknownFunction {
+        /// As written.
+        name: String,
+    },
+    /// A layer name that is not one.
+    #[error("unknown layer `{name}`{} (layers: {})", did_you_mean(suggestion), layers::NAMES.join(", "))]
+    UnknownLayer {
+        /// As written.
+        name: String,
+        /// The closest name.
+        suggestion: Option<String>,
+    },
+    /// More values for a slot than the settings hold.
+    #[error("too many filter values on `{field}`")]
+    SlotFull {
+        /// The field.
+        field: &'static str,
+    },
+    /// Strings of different compare lengths in one address slot.
+    #[error(
+        "filter on `{field}`: its values must all be exact names, or all prefixes of one length"
+    )]
+    MixedPrefixes {
+        /// The field.
+        field: &'static str,
+    },
+    /// More device patterns than the settings hold.
+    #[error("too many device patterns on `{field}`")]
+    TooManyDevices {
+        /// The field.
+        field: &'static str,
+    },
+    /// An encoded value that does not fit the field's slot (a catalog error).
+    #[error("field `{field}`: value does not fit its slot")]
+    WrongSlot {
+        /// The field.
+        field: &'static str,
+    },
+    /// A histogram of a field that is not a number.
+    #[error("cannot histogram `{field}`: not a number")]
+    NotANumber {
+        /// The field.
+        field: &'static str,
+    },
+    /// A generic tracepoint request that was not narrowed first.
+    #[error(
+        "`{probe}`: field `{field}` has no place in the record (the request was not narrowed)"
+    )]
+    NotNarrowed {
+        /// The attach point.
+        probe: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+}
+
+/// Why a duration (range) filter value is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationRangeError {
+    /// Not a duration.
+    #[error(transparent)]
+    Duration(#[from] vprobe_time::DurationError),
+    /// `5ms..1ms`.
+    #[error("the range `{0}` is empty")]
+    Empty(String),
+}
+
+/// `; did you mean `x`?` when there is a suggestion.
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
 
 /// What a value of this kind looks like, for error messages.
 pub fn expected(kind: FieldKind) -> &'static str {
@@ -56,7 +250,11 @@ enum Term {
 }
 
 /// Checks that `values` suit `field`; the error says what was expected.
-pub fn validate(field: &FieldDef, values: &[FilterValue], symbols: &Symbols) -> Result<(), String> {
+pub fn validate(
+    field: &FieldDef,
+    values: &[FilterValue],
+    symbols: &Symbols,
+) -> Result<(), FilterError> {
     terms(field, values, symbols, false).map(|_| ())
 }
 
@@ -65,15 +263,12 @@ fn terms(
     values: &[FilterValue],
     symbols: &Symbols,
     resolve: bool,
-) -> Result<Vec<Term>, String> {
+) -> Result<Vec<Term>, FilterError> {
     if !field.filter {
-        return Err(format!("field `{}` cannot be filtered", field.name));
+        return Err(FilterError::NotFilterable { field: field.name });
     }
     if values.is_empty() {
-        return Err(format!(
-            "filter on `{}` needs at least one value",
-            field.name
-        ));
+        return Err(FilterError::NoValue { field: field.name });
     }
     let mut out = Vec::new();
     for v in values {
@@ -85,11 +280,11 @@ fn terms(
         abi::FILTER_MAX
     };
     if out.len() > max {
-        return Err(format!(
-            "filter on `{}` takes at most {max} values, got {}",
-            field.name,
-            out.len()
-        ));
+        return Err(FilterError::TooManyValues {
+            field: field.name,
+            max,
+            got: out.len(),
+        });
     }
     Ok(out)
 }
@@ -100,14 +295,11 @@ fn term(
     symbols: &Symbols,
     resolve: bool,
     out: &mut Vec<Term>,
-) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "filter on `{}` expects {}, got {}",
-            field.name,
-            expected(field.kind),
-            show(v)
-        )
+) -> Result<(), FilterError> {
+    let bad = || FilterError::Expected {
+        field: field.name,
+        expected: expected(field.kind),
+        got: show(v),
     };
     let exact = |n: u64| Term::Range(n, n);
     match (field.kind, v) {
@@ -138,8 +330,10 @@ fn term(
             out.push(Term::Range(*lo as u64, *hi as u64))
         }
         (FieldKind::Duration, FilterValue::Str(s)) => {
-            let (lo, hi) =
-                duration_range(s).map_err(|e| format!("filter on `{}`: {e}", field.name))?;
+            let (lo, hi) = duration_range(s).map_err(|source| FilterError::Duration {
+                field: field.name,
+                source,
+            })?;
             out.push(Term::Range(lo, hi))
         }
         (FieldKind::Bool, FilterValue::Int(n)) if (0..=1).contains(n) => out.push(exact(*n as u64)),
@@ -166,15 +360,18 @@ fn term(
             Ok(k) => {
                 let values = k.values(s);
                 if values.is_empty() {
-                    let hint = suggest(s, k.names())
-                        .map(|c| format!("; did you mean `{c}`?"))
-                        .unwrap_or_default();
-                    return Err(format!("unknown KVM exit reason `{s}`{hint}"));
+                    return Err(FilterError::UnknownKvmExit {
+                        name: s.clone(),
+                        suggestion: suggest(s, k.names()).map(str::to_string),
+                    });
                 }
                 out.extend(values.into_iter().map(exact));
             }
-            Err(why) if resolve => {
-                return Err(format!("cannot resolve KVM exit reason `{s}`: {why}"))
+            Err(source) if resolve => {
+                return Err(FilterError::UnresolvedKvmExit {
+                    name: s.clone(),
+                    source,
+                })
             }
             // `vprobe check` without root or without KVM: checked when it runs
             Err(_) => {}
@@ -184,34 +381,33 @@ fn term(
         (FieldKind::DropReason, FilterValue::Str(s)) => match symbols.reason_value(s) {
             Some(n) => out.push(exact(n)),
             None if !symbols.has_reasons() => {
-                return Err(format!(
-                "cannot resolve drop reason `{s}`: this kernel's BTF has no `enum skb_drop_reason`"
-            ))
+                return Err(FilterError::NoDropReasons { name: s.clone() })
             }
             None => {
-                let hint = suggest(&s.to_ascii_uppercase(), symbols.reason_names())
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
-                return Err(format!("unknown drop reason `{s}`{hint}"));
+                return Err(FilterError::UnknownDropReason {
+                    name: s.clone(),
+                    suggestion: suggest(&s.to_ascii_uppercase(), symbols.reason_names())
+                        .map(str::to_string),
+                });
             }
         },
         (FieldKind::KernelAddr, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
         (FieldKind::KernelAddr, FilterValue::Str(s)) => {
+            let unresolved = |source| FilterError::UnresolvedFunction {
+                name: s.clone(),
+                source,
+            };
             if !symbols.has_kallsyms() {
                 if resolve {
-                    return Err(format!(
-                        "cannot resolve `{s}`: /proc/kallsyms is not readable"
-                    ));
+                    return Err(unresolved(SymbolsError::KallsymsUnreadable));
                 }
             } else {
                 match symbols.symbol_range(s) {
                     Some((0, _)) if resolve => {
-                        return Err(format!(
-                            "cannot resolve `{s}`: /proc/kallsyms shows no addresses (needs root or CAP_SYSLOG)"
-                        ))
+                        return Err(unresolved(SymbolsError::AddressesHidden))
                     }
                     Some((lo, hi)) => out.push(Term::Range(lo, hi.saturating_sub(1))),
-                    None => return Err(format!("unknown kernel function `{s}` (not in /proc/kallsyms)")),
+                    None => return Err(FilterError::UnknownFunction { name: s.clone() }),
                 }
             }
         }
@@ -248,13 +444,11 @@ fn term(
         (FieldKind::Layer, FilterValue::Str(s)) => match layers::id(s) {
             Some(n) => out.push(exact(u64::from(n))),
             None => {
-                let hint = suggest(&s.to_ascii_lowercase(), layers::NAMES.iter().copied())
-                    .map(|c| format!("; did you mean `{c}`?"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "unknown layer `{s}`{hint} (layers: {})",
-                    layers::NAMES.join(", ")
-                ));
+                return Err(FilterError::UnknownLayer {
+                    name: s.clone(),
+                    suggestion: suggest(&s.to_ascii_lowercase(), layers::NAMES.iter().copied())
+                        .map(str::to_string),
+                });
             }
         },
         (FieldKind::IpAddr, FilterValue::Str(s)) => {
@@ -280,7 +474,7 @@ fn show(v: &FilterValue) -> String {
 
 /// A name or a prefix glob (`macvtap*`, `vhost-*`) for a 16-byte string slot.
 /// `what` names it in errors: `device`, `thread`, `string`.
-fn str_term(s: &str, what: &str) -> Result<Term, String> {
+fn str_term(s: &str, what: &'static str) -> Result<Term, FilterError> {
     let (name, prefix) = match s.strip_suffix('*') {
         Some(p) => (p, true),
         None => (s, false),
@@ -291,15 +485,18 @@ fn str_term(s: &str, what: &str) -> Result<Term, String> {
         } else {
             "vhost-*"
         };
-        return Err(format!(
-            "{what} pattern `{s}`: only a trailing `*` can be matched in the kernel (`{example}`)"
-        ));
+        return Err(FilterError::Glob {
+            what,
+            pattern: s.to_string(),
+            example,
+        });
     }
     if name.len() >= abi::DEV_LEN {
-        return Err(format!(
-            "{what} `{s}` is longer than {} bytes, the most the kernel side keeps",
-            abi::DEV_LEN - 1
-        ));
+        return Err(FilterError::TooLong {
+            what,
+            name: s.to_string(),
+            max: abi::DEV_LEN - 1,
+        });
     }
     let mut bytes = [0u8; abi::DEV_LEN];
     bytes[..name.len()].copy_from_slice(name.as_bytes());
@@ -310,9 +507,9 @@ fn str_term(s: &str, what: &str) -> Result<Term, String> {
 
 /// `2ms` → [2ms, 2ms]; `1ms..` → [1ms, max]; `..500us` → [0, 500us); `1ms..5ms`
 /// → [1ms, 5ms); `1ms..=5ms` → [1ms, 5ms]; in nanoseconds.
-fn duration_range(s: &str) -> Result<(u64, u64), String> {
-    let ns = |p: &str| -> Result<u64, String> {
-        let d = vprobe_time::duration::parse(p).map_err(|e| e.to_string())?;
+fn duration_range(s: &str) -> Result<(u64, u64), DurationRangeError> {
+    let ns = |p: &str| -> Result<u64, DurationRangeError> {
+        let d = vprobe_time::duration::parse(p)?;
         Ok(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     };
     let Some((a, b)) = s.split_once("..") else {
@@ -325,16 +522,16 @@ fn duration_range(s: &str) -> Result<(u64, u64), String> {
         None if b.trim().is_empty() => u64::MAX,
         None => ns(b)?
             .checked_sub(1)
-            .ok_or_else(|| format!("the range `{s}` is empty"))?,
+            .ok_or_else(|| DurationRangeError::Empty(s.to_string()))?,
     };
     if lo > hi {
-        return Err(format!("the range `{s}` is empty"));
+        return Err(DurationRangeError::Empty(s.to_string()));
     }
     Ok((lo, hi))
 }
 
 /// Inode of a network namespace given by `ip netns` name or by path.
-pub fn netns_inode(s: &str) -> Result<u64, String> {
+pub fn netns_inode(s: &str) -> Result<u64, FilterError> {
     let path = if s.contains('/') {
         s.to_string()
     } else {
@@ -342,7 +539,11 @@ pub fn netns_inode(s: &str) -> Result<u64, String> {
     };
     std::fs::metadata(&path)
         .map(|m| m.ino())
-        .map_err(|e| format!("network namespace `{s}`: cannot stat {path}: {e}"))
+        .map_err(|source| FilterError::Netns {
+            name: s.to_string(),
+            path: path.clone(),
+            source,
+        })
 }
 
 fn key_bit(field: &FieldDef) -> u32 {
@@ -354,7 +555,7 @@ fn key_bit(field: &FieldDef) -> u32 {
 }
 
 /// The load-time settings of one request. `wake_bytes` is set by the session.
-pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, String> {
+pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, FilterError> {
     let mut s = Settings::default();
     let mut filtered = 0u32;
     // The attach point's own defaults (sched.wakeup_latency: comm `vhost-*`)
@@ -376,7 +577,9 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                     let i = i as usize;
                     let n = s.filter_n[i] as usize;
                     if n >= abi::FILTER_MAX {
-                        return Err(format!("too many filter values on `{}`", f.field.name));
+                        return Err(FilterError::SlotFull {
+                            field: f.field.name,
+                        });
                     }
                     s.filter_lo[i][n] = lo;
                     s.filter_hi[i][n] = hi;
@@ -386,7 +589,9 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                     let i = i as usize;
                     let n = s.addr_filter_n[i] as usize;
                     if n >= abi::FILTER_MAX {
-                        return Err(format!("too many filter values on `{}`", f.field.name));
+                        return Err(FilterError::SlotFull {
+                            field: f.field.name,
+                        });
                     }
                     s.addr_filter[i][n] = a;
                     s.addr_filter_n[i] += 1;
@@ -397,13 +602,14 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                     let i = i as usize;
                     let n = s.addr_filter_n[i] as usize;
                     if n >= abi::FILTER_MAX {
-                        return Err(format!("too many filter values on `{}`", f.field.name));
+                        return Err(FilterError::SlotFull {
+                            field: f.field.name,
+                        });
                     }
                     if n > 0 && s.addr_filter_len[i] != len {
-                        return Err(format!(
-                            "filter on `{}`: its values must all be exact names, or all prefixes of one length",
-                            f.field.name
-                        ));
+                        return Err(FilterError::MixedPrefixes {
+                            field: f.field.name,
+                        });
                     }
                     s.addr_filter[i][n] = bytes;
                     s.addr_filter_len[i] = len;
@@ -412,17 +618,18 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
                 (Term::Str { bytes, len }, Slot::Dev) => {
                     let n = s.dev_filter_n as usize;
                     if n >= abi::DEV_MAX {
-                        return Err(format!("too many device patterns on `{}`", f.field.name));
+                        return Err(FilterError::TooManyDevices {
+                            field: f.field.name,
+                        });
                     }
                     s.dev_filter[n] = bytes;
                     s.dev_filter_len[n] = len;
                     s.dev_filter_n += 1;
                 }
                 (_, _) => {
-                    return Err(format!(
-                        "field `{}`: value does not fit its slot",
-                        f.field.name
-                    ))
+                    return Err(FilterError::WrongSlot {
+                        field: f.field.name,
+                    })
                 }
             }
         }
@@ -439,7 +646,7 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
             s.key_mask = keys.iter().map(|k| key_bit(k)).fold(0, |a, b| a | b);
             s.hist_slot = match field.slot {
                 Slot::Num(i) => i as u32,
-                _ => return Err(format!("cannot histogram `{}`: not a number", field.name)),
+                _ => return Err(FilterError::NotANumber { field: field.name }),
             };
             match kind {
                 HistKind::Log2 => s.hist_kind = abi::HIST_LOG2,
@@ -465,7 +672,7 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Strin
 
 /// The parts of the settings only the generic programs read: where a
 /// tracepoint's fields lie in its record, and whether calls are timed.
-fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), String> {
+fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), FilterError> {
     // Function probes: time calls (entry stores, return submits) when the
     // latency is read at all.
     let latency = 1u32 << vprobe_probes::catalog::FUNC_LATENCY_SLOT;
@@ -495,10 +702,10 @@ fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), String> 
         });
     for f in used {
         if !layout.iter().any(|l| l.slot == f.slot) {
-            return Err(format!(
-                "`{}`: field `{}` has no place in the record (the request was not narrowed)",
-                req.probe.name, f.name
-            ));
+            return Err(FilterError::NotNarrowed {
+                probe: req.probe.name,
+                field: f.name,
+            });
         }
     }
     Ok(())
@@ -587,21 +794,24 @@ mod tests {
             &[FilterValue::Str("big".into())],
             &syms(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("expects a number"), "{e}");
         let e = validate(
             p.field("reason").unwrap(),
             &[FilterValue::Str("FULL_RNG".into())],
             &syms(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("did you mean `FULL_RING`"), "{e}");
         let e = validate(
             p.field("dev").unwrap(),
             &[FilterValue::Str("m?vt".into())],
             &syms(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("trailing `*`"), "{e}");
     }
 
@@ -629,7 +839,8 @@ mod tests {
             &[FilterValue::Str("tpa".into())],
             &syms(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("did you mean `tap`"), "{e}");
         // numbers are ids; ranges of names make no sense
         assert!(validate(
@@ -668,7 +879,9 @@ mod tests {
             1
         );
         let mut events = count(&[], vec![]);
-        events.consumer = Consumer::Events { callback: 0 };
+        events.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+        };
         assert_eq!(settings(&events, &syms()).unwrap().timing, 1);
         // comm filters take a prefix in the dev slot
         let comm = Filter {
@@ -697,9 +910,12 @@ mod tests {
         vprobe_probes::find(probe).unwrap().field(name).unwrap()
     }
 
+    /// The terms, or the error as a user reads it (with its causes).
     fn terms_of(probe: &str, name: &str, v: FilterValue) -> Result<Vec<Term>, String> {
         let mut out = Vec::new();
-        term(field(probe, name), &v, &syms(), true, &mut out).map(|()| out)
+        term(field(probe, name), &v, &syms(), true, &mut out)
+            .map(|()| out)
+            .map_err(|e| crate::message::with_causes(&e))
     }
 
     #[test]
@@ -784,7 +1000,9 @@ mod tests {
                 Term::Range(2 << 32 | 0x78, 2 << 32 | 0x78)
             ]
         );
-        let e = validate(f, &[FilterValue::Str("npff".into())], &symbols).unwrap_err();
+        let e = validate(f, &[FilterValue::Str("npff".into())], &symbols)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean `npf`"), "{e}");
     }
 

@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::script::Host;
+use crate::plan::AggName;
+use crate::script::{DevStatError, Host};
 use crate::session::Session;
 use crate::symbols::Symbols;
 use crate::workload::Running;
@@ -20,13 +21,21 @@ pub struct LiveHost {
 }
 
 impl Host for LiveHost {
-    fn agg_total(&self, name: &str) -> Option<u64> {
-        let snap = self.session.borrow().snapshot(name, &self.symbols).ok()??;
+    fn agg_total(&self, name: &AggName) -> Option<u64> {
+        let snap = self
+            .session
+            .borrow()
+            .snapshot(name.as_str(), &self.symbols)
+            .ok()??;
         Some(snap.total())
     }
 
-    fn agg_entries(&self, name: &str) -> Option<serde_json::Value> {
-        let mut snap = self.session.borrow().snapshot(name, &self.symbols).ok()??;
+    fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value> {
+        let mut snap = self
+            .session
+            .borrow()
+            .snapshot(name.as_str(), &self.symbols)
+            .ok()??;
         snap.sort();
         serde_json::to_value(&snap).ok()
     }
@@ -35,7 +44,7 @@ impl Host for LiveHost {
         self.workloads.borrow().json(name)
     }
 
-    fn dev_stat(&self, dev: &str, stat: &str) -> Result<u64, String> {
+    fn dev_stat(&self, dev: &str, stat: &str) -> Result<u64, DevStatError> {
         match self.lab.borrow().as_deref() {
             Some(lab) => lab_dev_stat(lab, dev, stat),
             None => sysfs_dev_stat(dev, stat),
@@ -89,7 +98,7 @@ pub fn lab_json(lab: &Lab) -> serde_json::Value {
 
 /// A statistic of a lab device: `DEV` when one lab namespace has it (the
 /// macvtaps), else `NAMESPACE/DEV` (`guest-a/eth0`); read over netlink.
-pub fn lab_dev_stat(lab: &Lab, dev: &str, stat: &str) -> Result<u64, String> {
+pub fn lab_dev_stat(lab: &Lab, dev: &str, stat: &str) -> Result<u64, DevStatError> {
     let (ns, name) = match dev.split_once('/') {
         Some((ns, name)) => (ns.to_string(), name),
         None => {
@@ -102,57 +111,60 @@ pub fn lab_dev_stat(lab: &Lab, dev: &str, stat: &str) -> Result<u64, String> {
             match holders[..] {
                 [ns] => (ns.to_string(), dev),
                 [] => {
-                    let known: Vec<String> = lab.devices().iter().map(|d| d.name.clone()).collect();
-                    return Err(format!(
-                        "no device `{dev}` in the lab (devices: {})",
-                        known.join(", ")
-                    ));
+                    return Err(DevStatError::NotInLab {
+                        dev: dev.to_string(),
+                        known: lab.devices().iter().map(|d| d.name.clone()).collect(),
+                    });
                 }
                 _ => {
-                    return Err(format!(
-                        "`{dev}` is in several lab namespaces: say which, as `{}/{dev}`",
-                        holders.join(&format!("/{dev}` or `"))
-                    ))
+                    return Err(DevStatError::Ambiguous {
+                        dev: dev.to_string(),
+                        namespaces: holders.iter().map(|ns| ns.to_string()).collect(),
+                    })
                 }
             }
         }
     };
-    let stats = lab.link_stats(&ns, name).map_err(|e| e.to_string())?;
-    let v = serde_json::to_value(stats).map_err(|e| e.to_string())?;
-    v.get(stat).and_then(|v| v.as_u64()).ok_or_else(|| {
-        let names: Vec<&str> = v
-            .as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        format!(
-            "`{dev}` has no statistic `{stat}` (lab devices have: {})",
-            names.join(", ")
-        )
-    })
+    let stats = lab
+        .link_stats(&ns, name)
+        .map_err(|e| DevStatError::Lab(Box::new(e)))?;
+    let v = serde_json::to_value(stats).map_err(|e| DevStatError::Lab(Box::new(e)))?;
+    v.get(stat)
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| DevStatError::NoLabStat {
+            dev: dev.to_string(),
+            stat: stat.to_string(),
+            known: v
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
+        })
 }
 
 /// Reads `/sys/class/net/DEV/statistics/STAT` (this process's network namespace).
-pub fn sysfs_dev_stat(dev: &str, stat: &str) -> Result<u64, String> {
+pub fn sysfs_dev_stat(dev: &str, stat: &str) -> Result<u64, DevStatError> {
     let name_ok =
         |s: &str| !s.is_empty() && s.len() < 64 && !s.contains('/') && s != "." && s != "..";
     if !name_ok(dev) {
-        return Err(format!("`{dev}` is not a device name"));
+        return Err(DevStatError::BadDevice(dev.to_string()));
     }
     if !name_ok(stat) || !stat.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        return Err(format!(
-            "`{stat}` is not a statistic name (like rx_dropped)"
-        ));
+        return Err(DevStatError::BadStat(stat.to_string()));
     }
     let dir = std::path::Path::new("/sys/class/net").join(dev);
     if !dir.exists() {
-        return Err(format!("no network device `{dev}` in this namespace"));
+        return Err(DevStatError::NoDevice(dev.to_string()));
     }
     let path = dir.join("statistics").join(stat);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("`{dev}` has no statistic `{stat}` ({e})"))?;
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{}: unexpected content {text:?}", path.display()))
+    let text = std::fs::read_to_string(&path).map_err(|why| DevStatError::NoStat {
+        dev: dev.to_string(),
+        stat: stat.to_string(),
+        why,
+    })?;
+    text.trim().parse().map_err(|_| DevStatError::Unexpected {
+        path: path.display().to_string(),
+        text: text.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -164,9 +176,11 @@ mod tests {
         assert!(sysfs_dev_stat("lo", "rx_packets").is_ok());
         assert!(sysfs_dev_stat("lo", "no_such_stat")
             .unwrap_err()
+            .to_string()
             .contains("no statistic"));
         assert!(sysfs_dev_stat("nodev0", "rx_dropped")
             .unwrap_err()
+            .to_string()
             .contains("no network device"));
         assert!(sysfs_dev_stat("../lo", "rx_dropped").is_err());
         assert!(sysfs_dev_stat("lo", "../uevent").is_err());

@@ -19,6 +19,7 @@ pub mod filter;
 pub mod generic;
 pub mod host;
 pub mod live;
+pub mod message;
 pub mod output;
 pub mod plan;
 pub mod run;

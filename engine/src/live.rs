@@ -22,11 +22,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
-use crate::error::error_chain;
 use crate::events::Rings;
 use crate::host::LiveHost;
+use crate::message::with_causes;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
-use crate::plan::Consumer;
+use crate::plan::{CallbackId, Consumer};
 use crate::run::WorkloadProgress;
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
@@ -58,7 +58,7 @@ pub struct ArmedTimer {
     /// How often it fires.
     pub period: Duration,
     /// The script callback.
-    pub callback: usize,
+    pub callback: CallbackId,
     /// When it fires next.
     next: tokio::time::Instant,
 }
@@ -80,7 +80,7 @@ pub struct Applied {
 
 /// An `on_event` instance: its callback and how many events it was handed.
 struct Feed {
-    callback: usize,
+    callback: CallbackId,
     events: u64,
 }
 
@@ -109,7 +109,7 @@ pub struct Live<'a> {
     feeds: HashMap<InstanceId, Feed>,
     timers: BTreeMap<TimerId, ArmedTimer>,
     next_timer: u64,
-    on_end: Vec<usize>,
+    on_end: Vec<CallbackId>,
     /// Created on the first [`Live::step`], inside the runtime.
     drain: Option<tokio::time::Interval>,
     /// Every instance ever attached (detached ones too), for `start` and the summary.
@@ -249,7 +249,7 @@ impl<'a> Live<'a> {
                 self.take_back(&applied);
                 return Err(ScriptError {
                     origin,
-                    message: format!("workload `{name}` cannot start: {}", error_chain(&e)),
+                    message: format!("workload `{name}` cannot start: {}", with_causes(&e)),
                 }
                 .into());
             }
@@ -558,7 +558,7 @@ impl<'a> Live<'a> {
     fn trigger_action(&mut self, action: TriggerAction) -> Result<()> {
         match action {
             TriggerAction::Print(text) => self.output.text(&text)?,
-            TriggerAction::Snapshot(name) => match self.snapshot(&name)? {
+            TriggerAction::Snapshot(name) => match self.snapshot(name.as_str())? {
                 Some(snap) => self.output.aggregation(&snap, false)?,
                 None => self
                     .output
@@ -574,7 +574,7 @@ impl<'a> Live<'a> {
                 if let Err(e) = started {
                     self.output.error(&format!(
                         "trigger: workload `{name}` cannot start: {}",
-                        error_chain(&e)
+                        with_causes(&e)
                     ))?;
                 }
             }
@@ -631,22 +631,35 @@ impl<'a> Live<'a> {
     pub fn apply_actions(&mut self) -> Result<()> {
         for action in self.script.take_actions() {
             match action {
-                Action::Print(s) => match self.session.borrow().snapshot(&s, &self.symbols)? {
-                    Some(snap) => {
-                        self.output.aggregation(&snap, false)?;
-                        self.printed.push(s);
-                    }
-                    None => self.output.text(&s)?,
-                },
-                Action::PrintDelta(name) => {
-                    match self.session.borrow().snapshot(&name, &self.symbols)? {
+                Action::PrintAggregation(name) => {
+                    match self
+                        .session
+                        .borrow()
+                        .snapshot(name.as_str(), &self.symbols)?
+                    {
                         Some(snap) => {
-                            let shown = match self.last_printed.get(&name) {
+                            self.output.aggregation(&snap, false)?;
+                            self.printed.push(name.to_string());
+                        }
+                        // declared, but nothing attached feeds it (`:detach`):
+                        // the name is printed, as before aggregations were told apart
+                        None => self.output.text(name.as_str())?,
+                    }
+                }
+                Action::PrintText(s) => self.output.text(&s)?,
+                Action::PrintDelta(name) => {
+                    match self
+                        .session
+                        .borrow()
+                        .snapshot(name.as_str(), &self.symbols)?
+                    {
+                        Some(snap) => {
+                            let shown = match self.last_printed.get(name.as_str()) {
                                 Some(prev) => snap.delta(prev),
                                 None => snap.clone(),
                             };
                             self.output.aggregation(&shown, true)?;
-                            self.last_printed.insert(name, snap);
+                            self.last_printed.insert(name.to_string(), snap);
                         }
                         None => self
                             .output
@@ -654,7 +667,7 @@ impl<'a> Live<'a> {
                     }
                 }
                 Action::Clear(name) => {
-                    if !self.clear(&name)? {
+                    if !self.clear(name.as_str())? {
                         self.output
                             .error(&format!("clear: no aggregation named `{name}`"))?;
                     }

@@ -1,5 +1,6 @@
 //! What a script asks for, before anything touches the kernel.
 
+use std::fmt;
 use std::time::Duration;
 
 use vprobe_probes::{FieldDef, ProbeDef};
@@ -15,9 +16,69 @@ pub struct Origin {
     pub col: usize,
 }
 
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.source, self.line, self.col)
+    }
+}
+
+/// A script callback (an `on_event`, `every` or `on_end` closure, a
+/// trigger's `.call`): what the runner hands back to `Script::call`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallbackId(pub(crate) usize);
+
+impl fmt::Display for CallbackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The name of an aggregation, as `.count(name)`, `.hist(name, ..)` and
+/// `.lhist(name, ..)` declare it; scripts get it back from those calls and
+/// may hand it to `print`, `print_delta`, `clear`, `total` and `entries`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AggName(String);
+
+impl AggName {
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AggName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for AggName {
+    fn from(s: String) -> Self {
+        AggName(s)
+    }
+}
+
+impl From<&str> for AggName {
+    fn from(s: &str) -> Self {
+        AggName(s.to_string())
+    }
+}
+
+impl AsRef<str> for AggName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for AggName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for AggName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -30,6 +91,17 @@ pub enum FilterValue {
     Str(String),
     /// An inclusive numeric range `[lo, hi]` (written `lo..=hi` or `lo..hi+1`).
     Range(i64, i64),
+}
+
+/// As a script writes it: `5`, `"mvt0"`, `64..=1499`.
+impl fmt::Display for FilterValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FilterValue::Int(n) => write!(f, "{n}"),
+            FilterValue::Str(s) => write!(f, "{s:?}"),
+            FilterValue::Range(lo, hi) => write!(f, "{lo}..={hi}"),
+        }
+    }
 }
 
 /// `field in values` (any of them).
@@ -59,14 +131,14 @@ pub enum Consumer {
     /// Count events per key into the aggregation `name`.
     Count {
         /// Aggregation name.
-        name: String,
+        name: AggName,
         /// Key fields, in the order given.
         keys: Vec<&'static FieldDef>,
     },
     /// Histogram `field` per key into the aggregation `name`.
     Hist {
         /// Aggregation name.
-        name: String,
+        name: AggName,
         /// The histogrammed field.
         field: &'static FieldDef,
         /// Key fields.
@@ -74,11 +146,10 @@ pub enum Consumer {
         /// Buckets.
         kind: HistKind,
     },
-    /// Deliver each event to the script callback `callback` (an index into the
-    /// script's callback table).
+    /// Deliver each event to the script callback `callback`.
     Events {
-        /// Callback index.
-        callback: usize,
+        /// The callback.
+        callback: CallbackId,
     },
 }
 
@@ -86,7 +157,7 @@ impl Consumer {
     /// The aggregation this consumer feeds, if any.
     pub fn agg_name(&self) -> Option<&str> {
         match self {
-            Consumer::Count { name, .. } | Consumer::Hist { name, .. } => Some(name),
+            Consumer::Count { name, .. } | Consumer::Hist { name, .. } => Some(name.as_str()),
             Consumer::Events { .. } => None,
         }
     }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use vprobe_time::duration;
 
+use crate::plan::{AggName, CallbackId};
+
 /// A malformed condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid trigger condition `{text}`: {why}")]
@@ -28,7 +30,36 @@ pub struct TriggerError {
     /// The condition as written.
     pub text: String,
     /// What is wrong with it.
-    pub why: String,
+    pub why: Malformed,
+}
+
+/// What is wrong with a condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// No comparison operator.
+    #[error("expected `METRIC OP VALUE` with OP one of > >= < <= == !=")]
+    NoOperator,
+    /// `rate(..)` of something that is not a name.
+    #[error("`{0}` is not an aggregation name")]
+    NotAggregation(String),
+    /// `X.stat` where X is not a name.
+    #[error("`{0}` is not a workload name")]
+    NotWorkload(String),
+    /// `rr.p42`.
+    #[error("unknown workload statistic `{0}` (p50, p90, p99, p999, mean, max, tps, transactions, errors, slow(DURATION))")]
+    UnknownStat(String),
+    /// `rr.slow(soon)`.
+    #[error(transparent)]
+    Duration(#[from] duration::DurationError),
+    /// Neither a name, `rate(NAME)` nor `WORKLOAD.STAT`.
+    #[error("`{0}` is not an aggregation name, `rate(NAME)` or `WORKLOAD.STAT`")]
+    NotMetric(String),
+    /// A duration compared with a count.
+    #[error("`{0}` is a duration; this metric is a number")]
+    DurationForNumber(String),
+    /// Neither a number nor a duration.
+    #[error("`{0}` is not a number")]
+    NotNumber(String),
 }
 
 /// A workload statistic a condition can test.
@@ -64,9 +95,9 @@ impl WorkloadStat {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Metric {
     /// The sum of an aggregation's counts (or of a histogram's samples).
-    Total(String),
+    Total(AggName),
     /// The aggregation's growth per second over the last second.
-    Rate(String),
+    Rate(AggName),
     /// A statistic of a running workload.
     Workload {
         /// The workload's name.
@@ -143,9 +174,9 @@ impl Condition {
     /// assert_eq!(c.metric, Metric::Rate("drops".into()));
     /// ```
     pub fn parse(text: &str) -> Result<Condition, TriggerError> {
-        let err = |why: &str| TriggerError {
+        let err = |why: Malformed| TriggerError {
             text: text.to_string(),
-            why: why.to_string(),
+            why,
         };
         let ops = [
             (">=", Cmp::Ge),
@@ -159,11 +190,11 @@ impl Condition {
             .iter()
             .filter_map(|(op, cmp)| text.find(op).map(|at| (at, *op, *cmp)))
             .min_by_key(|(at, op, _)| (*at, usize::MAX - op.len()))
-            .ok_or_else(|| err("expected `METRIC OP VALUE` with OP one of > >= < <= == !="))?;
+            .ok_or_else(|| err(Malformed::NoOperator))?;
         let lhs = text[..at].trim();
         let rhs = text[at + op.len()..].trim();
-        let metric = parse_metric(lhs).map_err(|why| err(&why))?;
-        let value = parse_value(rhs, &metric).map_err(|why| err(&why))?;
+        let metric = parse_metric(lhs).map_err(err)?;
+        let value = parse_value(rhs, &metric).map_err(err)?;
         Ok(Condition {
             metric,
             cmp,
@@ -175,7 +206,7 @@ impl Condition {
     /// The aggregation this condition reads, if any.
     pub fn aggregation(&self) -> Option<&str> {
         match &self.metric {
-            Metric::Total(a) | Metric::Rate(a) => Some(a),
+            Metric::Total(a) | Metric::Rate(a) => Some(a.as_str()),
             Metric::Workload { .. } => None,
         }
     }
@@ -195,19 +226,19 @@ fn is_name(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
-fn parse_metric(s: &str) -> Result<Metric, String> {
+fn parse_metric(s: &str) -> Result<Metric, Malformed> {
     if let Some(inner) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         let inner = inner.trim();
         return if is_name(inner) {
-            Ok(Metric::Rate(inner.to_string()))
+            Ok(Metric::Rate(inner.into()))
         } else {
-            Err(format!("`{inner}` is not an aggregation name"))
+            Err(Malformed::NotAggregation(inner.to_string()))
         };
     }
     if let Some((name, stat)) = s.split_once('.') {
         let (name, stat) = (name.trim(), stat.trim());
         if !is_name(name) {
-            return Err(format!("`{name}` is not a workload name"));
+            return Err(Malformed::NotWorkload(name.to_string()));
         }
         let stat = match stat {
             "p50" => WorkloadStat::Percentile(50.0),
@@ -220,12 +251,8 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
             "transactions" => WorkloadStat::Transactions,
             "errors" => WorkloadStat::Errors,
             s => match s.strip_prefix("slow(").and_then(|r| r.strip_suffix(')')) {
-                Some(d) => WorkloadStat::Slow(duration::parse(d).map_err(|e| e.to_string())?),
-                None => {
-                    return Err(format!(
-                        "unknown workload statistic `{s}` (p50, p90, p99, p999, mean, max, tps, transactions, errors, slow(DURATION))"
-                    ))
-                }
+                Some(d) => WorkloadStat::Slow(duration::parse(d)?),
+                None => return Err(Malformed::UnknownStat(s.to_string())),
             },
         };
         return Ok(Metric::Workload {
@@ -234,15 +261,13 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
         });
     }
     if is_name(s) {
-        Ok(Metric::Total(s.to_string()))
+        Ok(Metric::Total(s.into()))
     } else {
-        Err(format!(
-            "`{s}` is not an aggregation name, `rate(NAME)` or `WORKLOAD.STAT`"
-        ))
+        Err(Malformed::NotMetric(s.to_string()))
     }
 }
 
-fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
+fn parse_value(s: &str, metric: &Metric) -> Result<f64, Malformed> {
     if let Ok(n) = s.parse::<f64>() {
         if n.is_finite() {
             return Ok(n);
@@ -251,8 +276,8 @@ fn parse_value(s: &str, metric: &Metric) -> Result<f64, String> {
     let latency = matches!(metric, Metric::Workload { stat, .. } if stat.is_latency());
     match duration::parse(s) {
         Ok(d) if latency => Ok(d.as_secs_f64() * 1e6),
-        Ok(_) => Err(format!("`{s}` is a duration; this metric is a number")),
-        Err(_) => Err(format!("`{s}` is not a number")),
+        Ok(_) => Err(Malformed::DurationForNumber(s.to_string())),
+        Err(_) => Err(Malformed::NotNumber(s.to_string())),
     }
 }
 
@@ -262,15 +287,15 @@ pub enum TriggerAction {
     /// Print a line.
     Print(String),
     /// Print an aggregation as it is at that moment.
-    Snapshot(String),
+    Snapshot(AggName),
     /// Start a workload declared with `start: false`.
     Start(String),
     /// Stop a running workload.
     Stop(String),
     /// End the session with this exit status.
     Exit(i32),
-    /// Call a script function (a callback index for `Script::call`).
-    Call(usize),
+    /// Call a script function (with `Script::call`).
+    Call(CallbackId),
 }
 
 /// A condition, its actions and its firing state.
@@ -328,9 +353,9 @@ impl Trigger {
 
     fn current(&mut self, view: &dyn View, now: Instant) -> Option<f64> {
         match &self.condition.metric {
-            Metric::Total(name) => view.agg_total(name).map(|t| t as f64),
+            Metric::Total(name) => view.agg_total(name.as_str()).map(|t| t as f64),
             Metric::Rate(name) => {
-                let total = view.agg_total(name)? as f64;
+                let total = view.agg_total(name.as_str())? as f64;
                 Some(self.rate(now, total))
             }
             Metric::Workload {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vprobe_engine::error::error_chain;
+use vprobe_engine::message::with_causes;
 use vprobe_engine::output::rr_text;
 use vprobe_engine::workload::tcp_rr::{self, RrHandle, RrOptions, RrSnapshot, DEFAULT_PORT};
 use vprobe_engine::workload::WorkloadError;
@@ -121,7 +121,7 @@ fn start_error(e: WorkloadError) -> anyhow::Error {
     let refused = matches!(&e, WorkloadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
     if refused {
-        anyhow::anyhow!("{} (is `vprobe serve` running there?)", error_chain(&e))
+        anyhow::anyhow!("{} (is `vprobe serve` running there?)", with_causes(&e))
     } else {
         e.into()
     }

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::rc::Rc;
 
 use nu_ansi_term::Color;
-use vprobe_engine::error::error_chain;
 use vprobe_engine::live::{Applied, TimerId};
-use vprobe_engine::plan::{Consumer, FilterValue, Origin};
+use vprobe_engine::message::with_causes;
+use vprobe_engine::plan::{Consumer, Origin};
 use vprobe_engine::probes::{ProbeDef, CATALOG};
 use vprobe_engine::script::{API, REPL_SOURCE};
 use vprobe_engine::session::{InstanceId, SessionError};
@@ -249,7 +249,7 @@ impl Repl<'_> {
                 .filters
                 .iter()
                 .map(|f| {
-                    let vals: Vec<String> = f.values.iter().map(filter_value).collect();
+                    let vals: Vec<String> = f.values.iter().map(ToString::to_string).collect();
                     match vals.as_slice() {
                         [one] => format!("{}={one}", f.field.name),
                         many => format!("{}=[{}]", f.field.name, many.join(",")),
@@ -497,7 +497,7 @@ impl Repl<'_> {
                 self.sink.line(describe_lab(&lab, "up"));
                 self.lab = Some(lab);
             }
-            Err(e) => self.sink.line(error_text(&error_chain(&e))),
+            Err(e) => self.sink.line(error_text(&with_causes(&e))),
         }
     }
 
@@ -549,14 +549,6 @@ fn describe_lab(lab: &Lab, state: &str) -> String {
         "\n  lab() describes it; tcp_rr(#{streams: 4, duration: \"5s\"}) runs guest-a → guest-b",
     );
     s
-}
-
-fn filter_value(v: &FilterValue) -> String {
-    match v {
-        FilterValue::Int(n) => n.to_string(),
-        FilterValue::Str(s) => format!("{s:?}"),
-        FilterValue::Range(lo, hi) => format!("{lo}..={hi}"),
-    }
 }
 
 /// An attach point for `:list` and `:help`: with every field's description

@@ -4,6 +4,50 @@
 use vprobe_probes::abi;
 use vprobe_probes::FieldKind;
 
+/// Why a format file does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Not one `field:` line.
+    #[error("no `field:` lines")]
+    NoFields,
+    /// A malformed `field:` line.
+    #[error("line {line}: {why}: `{text}`")]
+    Field {
+        /// 1-based.
+        line: usize,
+        /// The line.
+        text: String,
+        /// What is wrong with it.
+        why: FieldError,
+    },
+}
+
+/// What is wrong with a `field:` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// A `;`-separated part that is not `key:value`.
+    #[error("a part without `:`")]
+    NoColon,
+    /// `offset`, `size` or `signed` that is not a number.
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    /// No `field:` part.
+    #[error("no declaration")]
+    NoDeclaration,
+    /// No `offset:` part.
+    #[error("no offset")]
+    NoOffset,
+    /// No `size:` part.
+    #[error("no size")]
+    NoSize,
+    /// `char a[16` and the like.
+    #[error("unbalanced `[`")]
+    Unbalanced,
+    /// A declaration without a name.
+    #[error("no field name")]
+    NoName,
+}
+
 /// One `field:` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormatField {
@@ -127,7 +171,7 @@ pub struct Format {
 }
 
 /// Parses a format file. Lines other than `name:`, `ID:` and `field:` are ignored.
-pub fn parse(text: &str) -> Result<Format, String> {
+pub fn parse(text: &str) -> Result<Format, FormatError> {
     let mut f = Format::default();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -136,26 +180,29 @@ pub fn parse(text: &str) -> Result<Format, String> {
         } else if let Some(v) = line.strip_prefix("ID:") {
             f.id = v.trim().parse().ok();
         } else if line.starts_with("field:") {
-            f.fields
-                .push(field(line).map_err(|e| format!("line {}: {e}: `{line}`", i + 1))?);
+            f.fields.push(field(line).map_err(|why| FormatError::Field {
+                line: i + 1,
+                text: line.to_string(),
+                why,
+            })?);
         }
     }
     if f.fields.is_empty() {
-        return Err("no `field:` lines".into());
+        return Err(FormatError::NoFields);
     }
     Ok(f)
 }
 
 /// `field:unsigned int len; offset:16; size:4; signed:0;` (tab-separated)
-fn field(line: &str) -> Result<FormatField, String> {
+fn field(line: &str) -> Result<FormatField, FieldError> {
     let mut decl = None;
     let (mut offset, mut size, mut signed) = (None, None, None);
     for part in line.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once(':').ok_or("a part without `:`")?;
+        let (k, v) = part.split_once(':').ok_or(FieldError::NoColon)?;
         let num = || {
             v.trim()
                 .parse::<u32>()
-                .map_err(|_| format!("`{k}` is not a number"))
+                .map_err(|_| FieldError::NotANumber(k.to_string()))
         };
         match k.trim() {
             "field" => decl = Some(v.trim()),
@@ -165,13 +212,13 @@ fn field(line: &str) -> Result<FormatField, String> {
             _ => {}
         }
     }
-    let decl = decl.ok_or("no declaration")?;
+    let decl = decl.ok_or(FieldError::NoDeclaration)?;
     let (ctype, name, array) = split_decl(decl)?;
     Ok(FormatField {
         name,
         ctype,
-        offset: offset.ok_or("no offset")?,
-        size: size.ok_or("no size")?,
+        offset: offset.ok_or(FieldError::NoOffset)?,
+        size: size.ok_or(FieldError::NoSize)?,
         signed: signed.unwrap_or(false),
         array,
     })
@@ -184,7 +231,7 @@ fn is_ident(c: char) -> bool {
 /// `char prev_comm[16]` → (`char[16]`, `prev_comm`, true);
 /// `__data_loc char[] name` → (`__data_loc char[]`, `name`, false);
 /// `__u8 saddr[sizeof(struct sockaddr_in6)]` → (`__u8[sizeof(struct sockaddr_in6)]`, `saddr`, true).
-fn split_decl(decl: &str) -> Result<(String, String, bool), String> {
+fn split_decl(decl: &str) -> Result<(String, String, bool), FieldError> {
     let decl = decl.trim();
     if decl.ends_with(']') && !decl.ends_with("[]") {
         // the name is the identifier just before the bracket that the final `]` closes
@@ -202,12 +249,12 @@ fn split_decl(decl: &str) -> Result<(String, String, bool), String> {
                 _ => {}
             }
         }
-        let open = open.ok_or("unbalanced `[`")?;
+        let open = open.ok_or(FieldError::Unbalanced)?;
         let before = decl[..open].trim_end();
         let start = before.rfind(|c: char| !is_ident(c)).map_or(0, |i| i + 1);
         let name = &before[start..];
         if name.is_empty() {
-            return Err("no field name".into());
+            return Err(FieldError::NoName);
         }
         let ctype = format!("{}{}", before[..start].trim(), &decl[open..]);
         return Ok((ctype, name.to_string(), true));
@@ -216,7 +263,7 @@ fn split_decl(decl: &str) -> Result<(String, String, bool), String> {
     let name = &decl[start..];
     let ctype = decl[..start].trim();
     if name.is_empty() || ctype.is_empty() {
-        return Err("no field name".into());
+        return Err(FieldError::NoName);
     }
     Ok((ctype.to_string(), name.to_string(), false))
 }
@@ -326,12 +373,17 @@ format:
 
     #[test]
     fn malformed_lines_are_located() {
-        let e = parse("name: x\n\tfield:int a;\toffset:zz;\tsize:4;\tsigned:1;\n").unwrap_err();
+        let e = parse("name: x\n\tfield:int a;\toffset:zz;\tsize:4;\tsigned:1;\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("line 2: `offset` is not a number"), "{e}");
         assert!(parse("name: x\nformat:\n")
             .unwrap_err()
+            .to_string()
             .contains("no `field:`"));
-        let e = parse("\tfield:int ;\toffset:0;\tsize:4;\tsigned:1;\n").unwrap_err();
+        let e = parse("\tfield:int ;\toffset:0;\tsize:4;\tsigned:1;\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no field name"), "{e}");
     }
 }

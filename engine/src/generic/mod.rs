@@ -15,7 +15,7 @@
 pub mod format;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use vprobe_probes::abi::{self, Raw};
@@ -24,7 +24,118 @@ use vprobe_probes::{suggest, FieldDef, FieldKind, Mechanism, ProbeDef, RawField,
 
 use crate::plan::{Consumer, Filter, ProbeRequest};
 use crate::session::Tracefs;
-use format::Read;
+use format::{FormatError, Read};
+
+/// Why a generic attach point cannot be named or narrowed.
+#[derive(Debug, thiserror::Error)]
+pub enum GenericError {
+    /// A name not written the way its kind is.
+    #[error("`{name}` is not a {kind} name: write {usage} (`{example}`)")]
+    Usage {
+        /// As written.
+        name: String,
+        /// `tracepoint`, `kprobe`, ...
+        kind: &'static str,
+        /// How it is written.
+        usage: &'static str,
+        /// An example.
+        example: &'static str,
+    },
+    /// A uprobe on a path that is not a file.
+    #[error("`{name}`: no file {target}")]
+    NoFile {
+        /// As written.
+        name: String,
+        /// The path.
+        target: String,
+    },
+    /// The format files are root's only.
+    #[error("cannot read the format of tracepoint `{tracepoint}`: {} is readable by root only", tracefs.display())]
+    RootOnly {
+        /// `CAT:NAME`.
+        tracepoint: String,
+        /// The tracefs mount.
+        tracefs: PathBuf,
+    },
+    /// No tracefs, and it could not be mounted.
+    #[error("cannot read the format of tracepoint `{tracepoint}`: {why}")]
+    NoTracefs {
+        /// `CAT:NAME`.
+        tracepoint: String,
+        /// Why it could not be mounted.
+        why: String,
+    },
+    /// No such category.
+    #[error("no tracepoint category `{category}` (in {}){}", events.display(), suggestion.as_ref().map(|c| format!("; did you mean `tracepoint:{c}:{event}`?")).unwrap_or_default())]
+    NoCategory {
+        /// As written.
+        category: String,
+        /// As written.
+        event: String,
+        /// tracefs' `events` folder.
+        events: PathBuf,
+        /// The closest category.
+        suggestion: Option<String>,
+    },
+    /// No such tracepoint, but one with a close name.
+    #[error("no tracepoint `{category}:{event}` (in {}); did you mean `tracepoint:{category}:{suggestion}`?", folder.display())]
+    NoTracepointLike {
+        /// As written.
+        category: String,
+        /// As written.
+        event: String,
+        /// The category's folder.
+        folder: PathBuf,
+        /// The closest name.
+        suggestion: String,
+    },
+    /// No such tracepoint.
+    #[error("no tracepoint `{category}:{event}`; category `{category}` has {}{}", shown.join(", "), if *more { ", ..." } else { "" })]
+    NoTracepoint {
+        /// As written.
+        category: String,
+        /// As written.
+        event: String,
+        /// The first names of the category, sorted.
+        shown: Vec<String>,
+        /// Whether it has more.
+        more: bool,
+    },
+    /// The format file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The format file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The format file did not parse.
+    #[error("{}", path.display())]
+    Format {
+        /// The format file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: FormatError,
+    },
+    /// More fields used than a record holds.
+    #[error("`{probe}`: too many fields in one request ({}): a record holds at most {} numbers and {} strings or addresses", fields.join(", "), abi::NUM, abi::ADDR + 1)]
+    TooManyFields {
+        /// The attach point.
+        probe: &'static str,
+        /// The fields used.
+        fields: Vec<&'static str>,
+    },
+    /// A request whose field is not in its tracepoint (not made from its def).
+    #[error("`{probe}` has no field `{field}`")]
+    NoField {
+        /// The attach point.
+        probe: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+}
 
 /// The object holding the generic programs (bpf/generic.bpf.c).
 const OBJECT: &str = "generic";
@@ -48,16 +159,16 @@ pub fn is_generic(name: &str) -> bool {
 
 /// The attach point a generic name stands for; `Ok(None)` when `name` is not
 /// generic (a catalog name). Reads the tracepoint's format file on first use.
-pub fn resolve(name: &str) -> Result<Option<&'static ProbeDef>, String> {
+pub fn resolve(name: &str) -> Result<Option<&'static ProbeDef>, GenericError> {
     let Some(g) = vprobe_probes::generic(name) else {
         return Ok(None);
     };
     let rest = &name[g.kind.len() + 1..];
-    let usage = || {
-        format!(
-            "`{name}` is not a {} name: write {} (`{}`)",
-            g.kind, g.usage, g.example
-        )
+    let usage = || GenericError::Usage {
+        name: name.to_string(),
+        kind: g.kind,
+        usage: g.usage,
+        example: g.example,
     };
     let def = match g.kind {
         "tracepoint" => {
@@ -79,7 +190,10 @@ pub fn resolve(name: &str) -> Result<Option<&'static ProbeDef>, String> {
                 return Err(usage());
             }
             if target.contains('/') && !Path::new(target).is_file() {
-                return Err(format!("`{name}`: no file {target}"));
+                return Err(GenericError::NoFile {
+                    name: name.to_string(),
+                    target: target.to_string(),
+                });
             }
             function_def(g.kind, Some(target), symbol)
         }
@@ -217,7 +331,7 @@ fn tracepoints() -> &'static Mutex<HashMap<String, &'static Tracepoint>> {
 }
 
 /// The tracepoint `category:event`, its format file read from tracefs (once).
-pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, String> {
+pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, GenericError> {
     let key = format!("{category}:{event}");
     if let Some(t) = tracepoints()
         .lock()
@@ -229,13 +343,17 @@ pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, St
     let root = match crate::session::tracefs_state() {
         Tracefs::Ready(p) => p,
         Tracefs::Unreadable(p) => {
-            return Err(format!(
-                "cannot read the format of tracepoint `{key}`: {} is readable by root only",
-                p.display()
-            ))
+            return Err(GenericError::RootOnly {
+                tracepoint: key,
+                tracefs: p.to_path_buf(),
+            })
         }
-        Tracefs::Missing => crate::session::ensure_tracefs()
-            .map_err(|e| format!("cannot read the format of tracepoint `{key}`: {e}"))?,
+        Tracefs::Missing => {
+            crate::session::ensure_tracefs().map_err(|why| GenericError::NoTracefs {
+                tracepoint: key.clone(),
+                why,
+            })?
+        }
     };
     let events = root.join("events");
     let path = events.join(category).join(event).join("format");
@@ -244,9 +362,12 @@ pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, St
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(unknown_tracepoint(&events, category, event))
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => return Err(GenericError::Read { path, source }),
     };
-    let fmt = format::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let fmt = match format::parse(&text) {
+        Ok(f) => f,
+        Err(source) => return Err(GenericError::Format { path, source }),
+    };
     let tp = build(category, event, &fmt);
     let mut map = tracepoints().lock().unwrap_or_else(|p| p.into_inner());
     Ok(*map.entry(key).or_insert(tp))
@@ -263,40 +384,36 @@ fn names_in(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn unknown_tracepoint(events: &Path, category: &str, event: &str) -> String {
+fn unknown_tracepoint(events: &Path, category: &str, event: &str) -> GenericError {
     let cat_dir = events.join(category);
     if !cat_dir.is_dir() {
         let cats = names_in(events);
-        return match suggest(category, cats.iter().map(String::as_str)) {
-            Some(c) => format!(
-                "no tracepoint category `{category}` (in {}); did you mean `tracepoint:{c}:{event}`?",
-                events.display()
-            ),
-            None => format!(
-                "no tracepoint category `{category}` (in {})",
-                events.display()
-            ),
+        return GenericError::NoCategory {
+            category: category.to_string(),
+            event: event.to_string(),
+            events: events.to_path_buf(),
+            suggestion: suggest(category, cats.iter().map(String::as_str)).map(str::to_string),
         };
     }
     let names = names_in(&cat_dir);
     match suggest(event, names.iter().map(String::as_str)) {
-        Some(n) => format!(
-            "no tracepoint `{category}:{event}` (in {}); did you mean `tracepoint:{category}:{n}`?",
-            cat_dir.display()
-        ),
+        Some(n) => GenericError::NoTracepointLike {
+            category: category.to_string(),
+            event: event.to_string(),
+            suggestion: n.to_string(),
+            folder: cat_dir,
+        },
         None => {
             let mut names = names;
             names.sort();
-            let shown: Vec<&str> = names.iter().take(12).map(String::as_str).collect();
-            let more = if names.len() > shown.len() {
-                ", ..."
-            } else {
-                ""
-            };
-            format!(
-                "no tracepoint `{category}:{event}`; category `{category}` has {}{more}",
-                shown.join(", ")
-            )
+            let more = names.len() > 12;
+            names.truncate(12);
+            GenericError::NoTracepoint {
+                category: category.to_string(),
+                event: event.to_string(),
+                shown: names,
+                more,
+            }
         }
     }
 }
@@ -472,7 +589,7 @@ fn tracepoint_of(probe: &ProbeDef) -> Option<&'static Tracepoint> {
 /// Gives a generic tracepoint request real slots: the fields it filters, keys
 /// and histograms (every field that fits, for events). Other requests are
 /// returned as they are.
-pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, String> {
+pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, GenericError> {
     let Some(tp) = tracepoint_of(req.probe) else {
         return Ok(req);
     };
@@ -496,14 +613,10 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, String> {
     must.dedup();
     let (mut slots, over) = allocate(&tp.fields, &must);
     if !over.is_empty() {
-        let names: Vec<&str> = must.iter().map(|&i| all[i].name).collect();
-        return Err(format!(
-            "`{}`: too many fields in one request ({}): a record holds at most {} numbers and {} strings or addresses",
-            req.probe.name,
-            names.join(", "),
-            abi::NUM,
-            abi::ADDR + 1
-        ));
+        return Err(GenericError::TooManyFields {
+            probe: req.probe.name,
+            fields: must.iter().map(|&i| all[i].name).collect(),
+        });
     }
     if matches!(req.consumer, Consumer::Events { .. }) {
         // an event carries every other field that fits, in record order
@@ -514,9 +627,11 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, String> {
     }
     slots.sort_unstable_by_key(|(i, _)| *i);
     let def = tp.narrowed(&slots);
-    let remap = |f: &FieldDef| -> Result<&'static FieldDef, String> {
-        def.field(f.name)
-            .ok_or_else(|| format!("`{}` has no field `{}`", def.name, f.name))
+    let remap = |f: &'static FieldDef| -> Result<&'static FieldDef, GenericError> {
+        def.field(f.name).ok_or(GenericError::NoField {
+            probe: def.name,
+            field: f.name,
+        })
     };
     let filters = req
         .filters
@@ -527,7 +642,7 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, String> {
                 values: f.values.clone(),
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, GenericError>>()?;
     let consumer = match req.consumer {
         Consumer::Count { name, keys } => Consumer::Count {
             name,
@@ -695,10 +810,14 @@ mod tests {
     #[test]
     fn too_many_fields_is_an_error_but_events_take_what_fits() {
         let tp = fake("test", "over", &wide_format(20));
-        let strs = narrow(req(tp.def, &["a", "b", "daddr", "saddr"], &[])).unwrap_err();
+        let strs = narrow(req(tp.def, &["a", "b", "daddr", "saddr"], &[]))
+            .unwrap_err()
+            .to_string();
         assert!(strs.contains("too many fields"), "{strs}");
         let mut r = req(tp.def, &[], &[]);
-        r.consumer = Consumer::Events { callback: 0 };
+        r.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+        };
         let r = narrow(r).unwrap();
         // f0..f15 numbers, a, b, daddr
         assert_eq!(r.probe.fields.len(), 16 + 3);
@@ -716,7 +835,9 @@ mod tests {
         r.filters = vec![prefix("a", "eth*"), prefix("b", "x*")];
         let symbols = crate::symbols::Symbols::default();
         // not narrowed: refused rather than loaded reading nothing
-        let e = crate::filter::settings(&r, &symbols).unwrap_err();
+        let e = crate::filter::settings(&r, &symbols)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not narrowed"), "{e}");
         let s = crate::filter::settings(&narrow(r).unwrap(), &symbols).unwrap();
         assert_eq!(
@@ -759,6 +880,7 @@ mod tests {
         assert_eq!(u.mechanisms[0].label(), "uprobe/libc:getpid");
         assert!(resolve("uprobe:/no/such/file:main")
             .unwrap_err()
+            .to_string()
             .contains("no file"));
     }
 

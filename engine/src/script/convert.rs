@@ -1,4 +1,5 @@
-//! Rhai values ↔ vprobe values: filter values, event maps, JSON reports.
+//! Rhai values ↔ vprobe values: names, aggregation handles, filter values,
+//! event maps, JSON reports.
 
 use std::ops::{Range, RangeInclusive};
 
@@ -7,12 +8,63 @@ use vprobe_probes::abi::Event;
 use vprobe_probes::{FieldDef, FieldKind, ProbeDef};
 
 use crate::filter;
-use crate::plan::FilterValue;
+use crate::plan::{AggName, FilterValue};
 use crate::symbols::Symbols;
 use crate::value::{decode, Value};
 
 /// Deepest report value accepted (arrays in maps in arrays ...).
 const MAX_JSON_DEPTH: usize = 64;
+
+/// A Rhai value that is not what a vprobe function takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// Not a string.
+    #[error("{what} must be a string, got {got}")]
+    NotAString {
+        /// What was expected: `the probe name`.
+        what: String,
+        /// The value, described.
+        got: String,
+    },
+    /// `count("")`.
+    #[error("an aggregation name cannot be empty")]
+    EmptyAggName,
+    /// `.filter(f, [[1]])`.
+    #[error("filter on `{field}`: lists cannot be nested")]
+    NestedList {
+        /// The filtered field.
+        field: &'static str,
+    },
+    /// `.filter(f, 5..5)`.
+    #[error("filter on `{field}`: the range {start}..{end} is empty")]
+    EmptyRange {
+        /// The filtered field.
+        field: &'static str,
+        /// As written.
+        start: INT,
+        /// As written.
+        end: INT,
+    },
+    /// A filter value of a type no field takes.
+    #[error("filter on `{field}` expects {expected}, got {got}")]
+    FilterValue {
+        /// The filtered field.
+        field: &'static str,
+        /// What its values look like.
+        expected: &'static str,
+        /// The value, described.
+        got: String,
+    },
+    /// `emit(#{..})` without `probe`.
+    #[error("emit: the event map needs a `probe` name (`#{{probe: \"my.event\", ...}}`)")]
+    NoProbe,
+    /// A report value deeper than [`MAX_JSON_DEPTH`].
+    #[error("report: value nested deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    /// A report value JSON has no form for.
+    #[error("report: cannot report a {0} (use a number, bool, string, array or map)")]
+    NotReportable(&'static str),
+}
 
 /// The Rhai type name of a value, for error messages.
 pub fn type_name(v: &Dynamic) -> &'static str {
@@ -29,23 +81,43 @@ pub fn type_name(v: &Dynamic) -> &'static str {
         "range" | "core::ops::range::Range<i64>" => "range",
         "range=" | "core::ops::range::RangeInclusive<i64>" => "range",
         t if t.ends_with("ProbeHandle") => "probe",
+        t if t.ends_with("AggName") => "aggregation",
         _ => "value",
     }
 }
 
 /// A string argument, or an error naming what was expected.
-pub fn want_string(v: &Dynamic, what: &str) -> Result<String, String> {
+pub fn want_string(v: &Dynamic, what: &str) -> Result<String, ConvertError> {
     let v = v.flatten_clone();
     if v.is_string() || v.is_char() {
         Ok(v.to_string())
     } else {
-        Err(format!("{what} must be a string, got {}", describe(&v)))
+        Err(ConvertError::NotAString {
+            what: what.to_string(),
+            got: describe(&v),
+        })
     }
+}
+
+/// An aggregation: a handle `.count(..)` returned, or its name.
+pub fn agg_name(v: &Dynamic) -> Result<AggName, ConvertError> {
+    let v = v.flatten_clone();
+    if let Some(name) = v.clone().try_cast::<AggName>() {
+        return Ok(name);
+    }
+    let name = want_string(&v, "an aggregation name")?;
+    if name.trim().is_empty() {
+        return Err(ConvertError::EmptyAggName);
+    }
+    Ok(name.into())
 }
 
 /// `a value of type integer (42)`, short.
 pub fn describe(v: &Dynamic) -> String {
-    let mut shown = v.to_string();
+    let mut shown = match v.read_lock::<AggName>() {
+        Some(a) => a.to_string(),
+        None => v.to_string(),
+    };
     if shown.len() > 40 {
         shown.truncate(shown.char_indices().nth(37).map_or(shown.len(), |(i, _)| i));
         shown.push_str("...");
@@ -58,7 +130,7 @@ pub fn describe(v: &Dynamic) -> String {
 
 /// The values of `.filter(field, value)`: a number, a string, a range
 /// (`64..1500` is `64..=1499`) or an array of those.
-pub fn filter_values(field: &FieldDef, value: &Dynamic) -> Result<Vec<FilterValue>, String> {
+pub fn filter_values(field: &FieldDef, value: &Dynamic) -> Result<Vec<FilterValue>, ConvertError> {
     let value = value.flatten_clone();
     let mut out = Vec::new();
     if value.is_array() {
@@ -66,10 +138,7 @@ pub fn filter_values(field: &FieldDef, value: &Dynamic) -> Result<Vec<FilterValu
         for item in &items {
             let item = item.flatten_clone();
             if item.is_array() {
-                return Err(format!(
-                    "filter on `{}`: lists cannot be nested",
-                    field.name
-                ));
+                return Err(ConvertError::NestedList { field: field.name });
             }
             out.push(one_filter_value(field, &item)?);
         }
@@ -79,7 +148,7 @@ pub fn filter_values(field: &FieldDef, value: &Dynamic) -> Result<Vec<FilterValu
     Ok(out)
 }
 
-fn one_filter_value(field: &FieldDef, v: &Dynamic) -> Result<FilterValue, String> {
+fn one_filter_value(field: &FieldDef, v: &Dynamic) -> Result<FilterValue, ConvertError> {
     if let Ok(n) = v.as_int() {
         return Ok(FilterValue::Int(n));
     }
@@ -92,22 +161,22 @@ fn one_filter_value(field: &FieldDef, v: &Dynamic) -> Result<FilterValue, String
     }
     if let Some(r) = v.read_lock::<Range<INT>>() {
         if r.end <= r.start {
-            return Err(format!(
-                "filter on `{}`: the range {}..{} is empty",
-                field.name, r.start, r.end
-            ));
+            return Err(ConvertError::EmptyRange {
+                field: field.name,
+                start: r.start,
+                end: r.end,
+            });
         }
         return Ok(FilterValue::Range(r.start, r.end - 1));
     }
     if let Some(r) = v.read_lock::<RangeInclusive<INT>>() {
         return Ok(FilterValue::Range(*r.start(), *r.end()));
     }
-    Err(format!(
-        "filter on `{}` expects {}, got {}",
-        field.name,
-        filter::expected(field.kind),
-        describe(v)
-    ))
+    Err(ConvertError::FilterValue {
+        field: field.name,
+        expected: filter::expected(field.kind),
+        got: describe(v),
+    })
 }
 
 /// A decoded field as a Rhai value: numbers as integers (saturating), names as strings.
@@ -139,14 +208,10 @@ const EVENT_META: [&str; 3] = ["probe", "ts_ns", "cpu"];
 /// `emit(e)`: the probe name and the fields of an event map, the catalog's
 /// fields first in catalog order, then any other keys by name. `probe`,
 /// `ts_ns` and `cpu` are not fields.
-pub fn emit_fields(map: &Map) -> Result<(String, Vec<(String, Value)>), String> {
+pub fn emit_fields(map: &Map) -> Result<(String, Vec<(String, Value)>), ConvertError> {
     let probe = match map.get("probe") {
         Some(p) => want_string(p, "the `probe` of an emitted event")?,
-        None => {
-            return Err(
-                "emit: the event map needs a `probe` name (`#{probe: \"my.event\", ...}`)".into(),
-            )
-        }
+        None => return Err(ConvertError::NoProbe),
     };
     let def = vprobe_probes::find(&probe);
     let mut fields = Vec::new();
@@ -180,16 +245,14 @@ fn to_value(kind: Option<FieldKind>, v: &Dynamic) -> Value {
 }
 
 /// `report(key, value)`: numbers, booleans, strings, arrays and maps as JSON.
-pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, String> {
+pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, ConvertError> {
     json_at(v, 0)
 }
 
-fn json_at(v: &Dynamic, depth: usize) -> Result<serde_json::Value, String> {
+fn json_at(v: &Dynamic, depth: usize) -> Result<serde_json::Value, ConvertError> {
     use serde_json::Value as J;
     if depth > MAX_JSON_DEPTH {
-        return Err(format!(
-            "report: value nested deeper than {MAX_JSON_DEPTH} levels"
-        ));
+        return Err(ConvertError::TooDeep);
     }
     let v = v.flatten_clone();
     if v.is_unit() {
@@ -223,10 +286,7 @@ fn json_at(v: &Dynamic, depth: usize) -> Result<serde_json::Value, String> {
         }
         return Ok(J::Object(o));
     }
-    Err(format!(
-        "report: cannot report a {} (use a number, bool, string, array or map)",
-        type_name(&v)
-    ))
+    Err(ConvertError::NotReportable(type_name(&v)))
 }
 
 #[cfg(test)]
@@ -265,9 +325,11 @@ mod tests {
         );
         assert!(filter_values(len, &Dynamic::from(5 as INT..5))
             .unwrap_err()
+            .to_string()
             .contains("empty"));
         assert!(filter_values(len, &Dynamic::from_float(1.5))
             .unwrap_err()
+            .to_string()
             .contains("expects a number"));
     }
 
@@ -304,6 +366,9 @@ mod tests {
                 ("zz".into(), Value::Int(-1)),
             ]
         );
-        assert!(emit_fields(&Map::new()).unwrap_err().contains("probe"));
+        assert!(emit_fields(&Map::new())
+            .unwrap_err()
+            .to_string()
+            .contains("probe"));
     }
 }

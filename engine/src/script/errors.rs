@@ -1,12 +1,51 @@
-//! Rhai errors → [`ScriptError`]s with a file:line:col and a lowercase message.
+//! Errors across the Rhai boundary: a typed error becomes Rhai's at the call
+//! that failed ([`OrFail`], [`fail`]), and Rhai's become [`ScriptError`]s with
+//! a file:line:col and a lowercase message.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{Dynamic, EvalAltResult, NativeCallContext, ParseError, Position};
 
-use super::api;
-use super::ScriptError;
+use super::functions;
+use super::sandbox::MAX_OPERATIONS;
+use crate::message::with_causes;
 use crate::plan::Origin;
+
+/// A script error with its location.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ScriptError {
+    /// Where.
+    pub origin: Origin,
+    /// What.
+    pub message: String,
+}
+
+/// What a function registered with Rhai returns.
+pub(super) type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// A runtime error at the call's position, carrying the message the
+/// [`ScriptError`] will show.
+pub(super) fn fail(ctx: &NativeCallContext, message: impl fmt::Display) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.to_string()),
+        ctx.call_position(),
+    ))
+}
+
+/// A typed error becomes a runtime error at the call that failed, its causes
+/// joined into the message.
+pub(super) trait OrFail<T> {
+    /// [`fail`] with the error and its causes.
+    fn or_fail(self, ctx: &NativeCallContext) -> Res<T>;
+}
+
+impl<T, E: std::error::Error> OrFail<T> for Result<T, E> {
+    fn or_fail(self, ctx: &NativeCallContext) -> Res<T> {
+        self.map_err(|e| fail(ctx, with_causes(&e)))
+    }
+}
 
 fn origin(source: &str, pos: Position) -> Origin {
     Origin {
@@ -104,15 +143,14 @@ fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
             let name = name.trim_start_matches('.');
-            match api::usage(name) {
+            match functions::usage(name) {
                 Some(u) => format!("no `{name}` takes these arguments ({sig}); use {u}"),
                 None => format!("function not found: {sig}"),
             }
         }
-        EvalAltResult::ErrorTooManyOperations(_) => format!(
-            "too many operations (more than {}); is there an endless loop?",
-            super::sandbox::MAX_OPERATIONS
-        ),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            format!("too many operations (more than {MAX_OPERATIONS}); is there an endless loop?")
+        }
         _ => {
             err.clear_position();
             house_style(&err.to_string())

@@ -3,9 +3,9 @@
 //! A script runs once, top to bottom, to build its [`Plan`]: the probe requests
 //! (`probe("skb.drop").filter(..).count(..)`), timers (`every`) and end
 //! callbacks (`on_end`). Callbacks run later, when the runner calls
-//! [`Script::call`] / [`Script::call_event`]; whatever they ask of the session
-//! (print an aggregation, exit, report) comes back as [`Action`]s, so the
-//! script never holds a reference to the session.
+//! [`Script::call`] / [`Script::call_event`] with their [`CallbackId`]s;
+//! whatever they ask of the session (print an aggregation, exit, report)
+//! comes back as [`Action`]s, so the script never holds a reference to the session.
 //!
 //! HELPER CONTRACT (written before the implementation; keep the signatures):
 //! - `Script::compile(name, text, symbols, options)` parses; syntax errors are
@@ -14,60 +14,66 @@
 //!   API misuse (unknown probe with "did you mean", unknown field, field not
 //!   filterable / not a key, wrong value type — validated with
 //!   `crate::filter::validate`) is a located `ScriptError`.
-//! - `print(x)`: a string pushes `Action::Print(s)` (the runner prints the
-//!   aggregation of that name if one exists, else the text); any other value is
-//!   printed as text. `print_delta(name)`, `clear(name)`, `exit()` / `exit(code)`,
-//!   `report(key, value)`, `emit(event)`.
+//! - `print(x)`: `Action::PrintAggregation` when `x` names an aggregation the
+//!   script declared (a name, or the handle `.count(..)` returned), else
+//!   `Action::PrintText` of `x` as text. `print_delta(name)`, `clear(name)`,
+//!   `exit()` / `exit(code)`, `report(key, value)`, `emit(event)`.
 //!
 //! The whole script shares one Rhai scope and one runtime state: top-level
 //! variables, `fn` definitions and `import`ed modules stay visible to callbacks
 //! (closures capture the variables they use) and to later [`Script::eval_line`]s.
+//!
+//! One module per part of the API, each registering its functions on the
+//! engine and recording into the shared state (`state.rs`): `probes.rs`
+//! (`probe(..)` and its builders), `callbacks.rs` (`every`, `on_end`),
+//! `actions.rs` (`print`, `clear`, `exit`, ...), `params.rs`, `workloads.rs`,
+//! `triggers.rs` and `queries.rs` (answered by the [`Host`]).
 
-mod api;
+mod actions;
+mod callbacks;
 mod convert;
 mod errors;
-mod live_api;
+mod functions;
+mod host;
 mod meta;
+mod params;
+mod probes;
+mod queries;
 mod sandbox;
+mod state;
 #[cfg(test)]
 mod tests;
+mod triggers;
+mod workloads;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
 
 use rhai::{
-    Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Map, NativeCallContext, Scope, AST,
+    Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, NativeCallContext, Scope, AST,
 };
 use vprobe_probes::abi::Event;
 use vprobe_probes::ProbeDef;
 
-pub use api::{ApiFunction, ProbeHandle, API, MIN_PERIOD};
-pub use live_api::{Host, TriggerHandle};
+pub use callbacks::MIN_PERIOD;
+pub use errors::ScriptError;
+pub use functions::{ApiFunction, API};
+pub use host::{DevStatError, Host};
 pub use meta::{parse_meta, Meta};
+pub use probes::ProbeHandle;
 pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
+pub use state::{Action, Plan, Timer};
+pub use triggers::TriggerHandle;
 
-use crate::plan::{Origin, ProbeRequest, WorkloadSpec};
+use crate::plan::{AggName, CallbackId, Origin};
 use crate::symbols::Symbols;
-use crate::trigger::Trigger;
-use crate::value::Value;
-use api::{Marks, State};
+use state::{Marks, State};
 
 /// Source name of code given to [`Script::eval_line`].
 pub const REPL_SOURCE: &str = "<repl>";
-
-/// A script error with its location.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{origin}: {message}")]
-pub struct ScriptError {
-    /// Where.
-    pub origin: Origin,
-    /// What.
-    pub message: String,
-}
 
 /// How a script is run.
 #[derive(Clone, Debug, Default)]
@@ -77,52 +83,6 @@ pub struct Options {
     pub params: BTreeMap<String, String>,
     /// `--allow exec`: the script may run external commands (`exec(..)`).
     pub allow_exec: bool,
-}
-
-/// A callback to run every `period`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Timer {
-    /// How often.
-    pub period: Duration,
-    /// The callback, for [`Script::call`].
-    pub callback: usize,
-}
-
-/// What the top level (or one REPL line) asked for.
-#[derive(Clone, Debug, Default)]
-pub struct Plan {
-    /// Program instances to load and attach.
-    pub requests: Vec<ProbeRequest>,
-    /// `every(..)` timers.
-    pub timers: Vec<Timer>,
-    /// `on_end(..)` callbacks, in order.
-    pub on_end: Vec<usize>,
-    /// Workloads declared with `tcp_rr(..)` / `exec(..)`.
-    pub workloads: Vec<WorkloadSpec>,
-    /// `trigger(..)`s with their actions.
-    pub triggers: Vec<Trigger>,
-}
-
-/// Something a script asked the session to do, drained with [`Script::take_actions`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// `print(x)`: the aggregation called `x` if there is one, else the text.
-    Print(String),
-    /// `print_delta(name)`: what changed in an aggregation since it was last printed.
-    PrintDelta(String),
-    /// `clear(name)`: empty an aggregation.
-    Clear(String),
-    /// `exit()` / `exit(code)`: end the session with this status.
-    Exit(i32),
-    /// `report(key, value)`: add to the summary's `reports`.
-    Report(String, serde_json::Value),
-    /// `emit(e)`: write an event line.
-    Emit {
-        /// The event's `probe`.
-        probe: String,
-        /// Its fields: the catalog's in catalog order, then the script's own by name.
-        fields: Vec<(String, Value)>,
-    },
 }
 
 /// A compiled script with its engine, scope and what it asked for so far.
@@ -162,12 +122,17 @@ impl fmt::Debug for Script {
     }
 }
 
-/// A value as the REPL echoes it: a probe as the code that makes it.
-fn show(value: &Dynamic) -> String {
-    match value.clone().try_cast::<ProbeHandle>() {
+/// A value as the REPL echoes it: a probe as the code that makes it. None
+/// for `()`, and for the aggregation `.count(..)` returns (kept for `print`,
+/// not news when the line that declared it is typed).
+fn show(value: &Dynamic) -> Option<String> {
+    if value.is_unit() || value.is::<AggName>() {
+        return None;
+    }
+    Some(match value.clone().try_cast::<ProbeHandle>() {
         Some(h) => h.to_string(),
         None => value.to_string(),
-    }
+    })
 }
 
 impl Script {
@@ -193,27 +158,7 @@ impl Script {
     ) -> Result<Script, ScriptError> {
         let meta = parse_meta(text);
         let module_dirs = sandbox::module_dirs(sandbox::script_dir(source_name));
-
-        // `params`: the command line's values over the `//! param:` defaults;
-        // shared so that `param(name, default)` can add its default later
-        let mut params = Map::new();
-        for (k, d) in &meta.params {
-            if let Some(d) = d {
-                params.insert(k.into(), api::default_value(d));
-            }
-        }
-        for (k, v) in &options.params {
-            let typed = match params.get(k.as_str()) {
-                Some(d) if d.is_int() => v
-                    .trim()
-                    .parse()
-                    .map(Dynamic::from_int)
-                    .unwrap_or_else(|_| v.into()),
-                _ => Dynamic::from(v.clone()),
-            };
-            params.insert(k.into(), typed);
-        }
-        let params = Dynamic::from_map(params).into_shared();
+        let params = params::initial(&meta, &options.params);
 
         let state = Rc::new(RefCell::new(State::new(
             symbols,
@@ -225,8 +170,13 @@ impl Script {
         let mut engine = Engine::new();
         sandbox::harden(&mut engine);
         engine.set_module_resolver(sandbox::module_resolver(&module_dirs));
-        api::register(&mut engine, &state);
-        live_api::register(&mut engine, &state);
+        probes::register(&mut engine, &state);
+        callbacks::register(&mut engine, &state);
+        actions::register(&mut engine, &state);
+        params::register(&mut engine, &state);
+        workloads::register(&mut engine, &state);
+        triggers::register(&mut engine, &state);
+        queries::register(&mut engine, &state);
 
         let mut ast = engine
             .compile(text)
@@ -298,7 +248,7 @@ impl Script {
         let checkpoint = self.checkpoint();
         match self.run(&ast, source_name) {
             Ok((value, plan)) => {
-                self.last_value = (!value.is_unit()).then(|| show(&value));
+                self.last_value = show(&value);
                 self.before_line = Some(checkpoint);
                 Ok(plan)
             }
@@ -372,7 +322,7 @@ impl Script {
     }
 
     /// Runs an `every()` or `on_end()` callback, with a fresh operations budget.
-    pub fn call(&mut self, callback: usize) -> Result<(), ScriptError> {
+    pub fn call(&mut self, callback: CallbackId) -> Result<(), ScriptError> {
         self.invoke(callback, Vec::new())
     }
 
@@ -380,7 +330,7 @@ impl Script {
     /// field of `probe` decoded (`e.dev`, `e.reason`), plus `probe`, `ts_ns`, `cpu`.
     pub fn call_event(
         &mut self,
-        callback: usize,
+        callback: CallbackId,
         probe: &'static ProbeDef,
         event: &Event,
     ) -> Result<(), ScriptError> {
@@ -388,8 +338,8 @@ impl Script {
         self.invoke(callback, vec![Dynamic::from_map(e)])
     }
 
-    fn invoke(&mut self, index: usize, mut args: Vec<Dynamic>) -> Result<(), ScriptError> {
-        let cb = self.state.borrow().callbacks.get(index).cloned();
+    fn invoke(&mut self, id: CallbackId, mut args: Vec<Dynamic>) -> Result<(), ScriptError> {
+        let cb = self.state.borrow().callback(id).cloned();
         let Some(cb) = cb else {
             return Err(ScriptError {
                 origin: Origin {
@@ -397,7 +347,7 @@ impl Script {
                     line: 0,
                     col: 0,
                 },
-                message: format!("no callback #{index}"),
+                message: format!("no callback {id}"),
             });
         };
         self.global.num_operations = 0;

@@ -4,7 +4,8 @@ use std::time::Duration;
 use vprobe_probes::abi::Event;
 
 use super::*;
-use crate::plan::{Consumer, FilterValue, HistKind};
+use crate::plan::{AggName, CallbackId, Consumer, FilterValue, HistKind};
+use crate::value::Value;
 
 fn symbols() -> Rc<Symbols> {
     Rc::new(Symbols::from_parts(
@@ -127,7 +128,9 @@ fn handles_are_immutable_builders() {
     );
     assert!(matches!(
         p.requests[3].consumer,
-        Consumer::Events { callback: 0 }
+        Consumer::Events {
+            callback: CallbackId(0)
+        }
     ));
 }
 
@@ -231,15 +234,15 @@ fn every_parses_its_period() {
         [
             Timer {
                 period: Duration::from_millis(500),
-                callback: 0
+                callback: CallbackId(0)
             },
             Timer {
                 period: Duration::from_secs(2),
-                callback: 1
+                callback: CallbackId(1)
             }
         ]
     );
-    assert_eq!(p.on_end, [2]);
+    assert_eq!(p.on_end, [CallbackId(2)]);
     let e = plan_err("\n  every(\"1x\", || print(1));");
     assert!(e.message.contains("unknown unit `x`"), "{e}");
     assert_eq!(at(&e), (2, 3));
@@ -324,10 +327,13 @@ fn print_report_exit_become_actions() {
     let a = s.take_actions();
     assert_eq!(
         a[..2],
-        [Action::Print("drops".into()), Action::Print("42".into())]
+        [
+            Action::PrintText("drops".into()),
+            Action::PrintText("42".into())
+        ]
     );
     assert!(
-        matches!(&a[2], Action::Print(t) if t.starts_with("t.rhai:1:") && t.ends_with("\"d\"")),
+        matches!(&a[2], Action::PrintText(t) if t.starts_with("t.rhai:1:") && t.ends_with("\"d\"")),
         "{a:?}"
     );
     s.call(p.on_end[0]).unwrap();
@@ -347,6 +353,70 @@ fn print_report_exit_become_actions() {
     let mut s = compile("exit(); print(1);");
     s.plan().unwrap();
     assert_eq!(s.take_actions(), [Action::Exit(0)]);
+}
+
+// `print(x)` is decided once, here: the runner prints what it is told.
+#[test]
+fn print_tells_declared_aggregations_from_text() {
+    let mut s = compile(
+        r#"print("drops"); let d = probe("skb.drop").count("drops"); print("drops"); print(d); print("dropz");"#,
+    );
+    s.plan().unwrap();
+    assert_eq!(
+        s.take_actions(),
+        [
+            Action::PrintText("drops".into()),
+            Action::PrintAggregation("drops".into()),
+            Action::PrintAggregation("drops".into()),
+            Action::PrintText("dropz".into()),
+        ]
+    );
+    // later lines know the aggregations of earlier ones, and their own
+    s.eval_line(r#"probe("dev.xmit").hist("sizes", "len"); print("drops"); print("sizes")"#)
+        .unwrap();
+    assert_eq!(
+        s.take_actions(),
+        [
+            Action::PrintAggregation("drops".into()),
+            Action::PrintAggregation("sizes".into()),
+        ]
+    );
+    // a line that failed declared nothing
+    s.eval_line("probe(\"skb.drop\").count(\"gone\");\nprobe(\"skb.dorp\")")
+        .unwrap_err();
+    s.eval_line(r#"print("gone")"#).unwrap();
+    assert_eq!(s.take_actions(), [Action::PrintText("gone".into())]);
+}
+
+#[test]
+fn aggregation_handles_stand_for_their_names() {
+    let mut s = compile(
+        r#"let d = probe("skb.drop").count("drops", ["reason"]);
+        let h = probe("dev.xmit").lhist("lens", "len", 100);
+        trigger("drops > 0").snapshot(d);
+        if total(d) != () || entries(h) != () { throw "no host: ()" }
+        on_end(|| { print_delta(d); clear(h); print(`${d} and ${h}`); });"#,
+    );
+    let p = s.plan().unwrap();
+    assert_eq!(
+        p.triggers[0].actions,
+        [crate::trigger::TriggerAction::Snapshot("drops".into())]
+    );
+    s.call(p.on_end[0]).unwrap();
+    assert_eq!(
+        s.take_actions(),
+        [
+            Action::PrintDelta("drops".into()),
+            Action::Clear(AggName::from("lens")),
+            Action::PrintText("drops and lens".into()),
+        ]
+    );
+    // the REPL does not echo the aggregation a declaration returns
+    s.eval_line(r#"probe("skb.drop").count("more")"#).unwrap();
+    assert_eq!(s.take_last_value(), None);
+    let e =
+        plan_err(r#"let d = probe("skb.drop").count("d"); probe("skb.drop").filter("dev", d);"#);
+    assert!(e.message.contains("got aggregation `d`"), "{e}");
 }
 
 fn drop_event() -> Event {
@@ -381,7 +451,7 @@ fn events_reach_callbacks_as_maps() {
     let a = s.take_actions();
     assert_eq!(
         a[0],
-        Action::Print("skb.drop on mvt0: FULL_RING len=1514 cpu=3 ts=123".into())
+        Action::PrintText("skb.drop on mvt0: FULL_RING len=1514 cpu=3 ts=123".into())
     );
     let Action::Emit { probe, fields } = &a[1] else {
         panic!("{a:?}")
@@ -394,7 +464,10 @@ fn events_reach_callbacks_as_maps() {
     );
     // the closure's captured array is shared with the top level
     s.eval_line("print(seen.len())").unwrap();
-    assert_eq!(s.take_actions().last(), Some(&Action::Print("2".into())));
+    assert_eq!(
+        s.take_actions().last(),
+        Some(&Action::PrintText("2".into()))
+    );
 }
 
 fn probe_field_names(p: &str) -> Vec<&'static str> {
@@ -417,8 +490,8 @@ fn callbacks_call_script_functions_and_see_captured_variables() {
     assert_eq!(
         s.take_actions(),
         [
-            Action::Print("total 11".into()),
-            Action::Print("tick".into())
+            Action::PrintText("total 11".into()),
+            Action::PrintText("tick".into())
         ]
     );
 }
@@ -436,7 +509,7 @@ fn eval_line_keeps_the_scope_and_returns_only_new_requests() {
     assert_eq!(p.requests[0].filters[0].field.name, "dev");
     assert_eq!(p.timers.len(), 1);
     s.call(p.timers[0].callback).unwrap();
-    assert_eq!(s.take_actions(), [Action::Print("42".into())]);
+    assert_eq!(s.take_actions(), [Action::PrintText("42".into())]);
     s.eval_line("fn twice(x) { x * 2 }").unwrap();
     s.eval_line("twice(n)").unwrap();
     assert_eq!(s.take_last_value().as_deref(), Some("84"));
@@ -499,12 +572,15 @@ fn params_come_from_the_command_line_then_defaults() {
     let text = "//! param: every=5s  period\n//! param: n=3  count\nlet dev = param(\"dev\", \"mvt*\");\nlet k = param(\"k\", 1);\nprint(`${dev} ${k} ${params.every} ${params.n + 1} ${params.dev}`);";
     let mut s = compile(text);
     s.plan().unwrap();
-    assert_eq!(s.take_actions(), [Action::Print("mvt* 1 5s 4 mvt*".into())]);
+    assert_eq!(
+        s.take_actions(),
+        [Action::PrintText("mvt* 1 5s 4 mvt*".into())]
+    );
     let mut s = with_params(text, &[("dev", "eth0"), ("k", "7"), ("n", "9")]);
     s.plan().unwrap();
     assert_eq!(
         s.take_actions(),
-        [Action::Print("eth0 7 5s 10 eth0".into())]
+        [Action::PrintText("eth0 7 5s 10 eth0".into())]
     );
     let e = with_params(text, &[("k", "many")]).plan().unwrap_err();
     assert_eq!(e.message, "parameter `k` expects an integer, got `many`");
@@ -559,7 +635,7 @@ fn imports_resolve_from_the_script_folder() {
         [FilterValue::Str("mvt0".into())]
     );
     s.call(p.on_end[0]).unwrap();
-    assert_eq!(s.take_actions(), [Action::Print("hello".into())]);
+    assert_eq!(s.take_actions(), [Action::PrintText("hello".into())]);
     let e = s.call(p.timers[0].callback).unwrap_err();
     assert_eq!(
         (e.origin.source.as_str(), e.origin.line),
@@ -583,7 +659,7 @@ fn imports_resolve_from_the_script_folder() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-mod live_api {
+mod workloads_triggers_queries {
     use super::*;
 
     #[test]

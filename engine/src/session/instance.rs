@@ -203,7 +203,7 @@ impl Instance {
             .collect();
         entries.retain(|e| e.value.total() > 0);
         let mut snap = AggSnapshot {
-            name: name.clone(),
+            name: name.to_string(),
             kind,
             keys: keys.iter().map(|f| f.name.to_string()).collect(),
             field: field.map(|f| f.name.to_string()),

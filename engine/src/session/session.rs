@@ -143,13 +143,14 @@ impl Session {
         symbols: &Symbols,
     ) -> Result<InstanceId, SessionError> {
         let origin = req.origin.clone();
-        let req =
-            generic::narrow(req).map_err(|message| SessionError::Settings { origin, message })?;
-        let mut settings =
-            filter::settings(&req, symbols).map_err(|message| SessionError::Settings {
-                origin: req.origin.clone(),
-                message,
-            })?;
+        let req = generic::narrow(req).map_err(|e| SessionError::Settings {
+            origin,
+            message: crate::message::with_causes(&e),
+        })?;
+        let mut settings = filter::settings(&req, symbols).map_err(|e| SessionError::Settings {
+            origin: req.origin.clone(),
+            message: crate::message::with_causes(&e),
+        })?;
         let tables = Tables::prepare(&req, &settings, symbols).map_err(|message| {
             SessionError::Settings {
                 origin: req.origin.clone(),

@@ -4,6 +4,9 @@
 //! names always match the kernel (new exit codes appear with new CPUs).
 
 use std::path::Path;
+use std::sync::Arc;
+
+use super::SymbolsError;
 
 /// `isa` of the kvm_exit record: Intel VMX.
 pub const ISA_VMX: u64 = 1;
@@ -23,11 +26,18 @@ pub struct KvmExitNames {
 
 impl KvmExitNames {
     /// Reads `events/kvm/kvm_exit/format` under a tracefs mount.
-    pub fn load(tracefs: &Path) -> Result<Self, String> {
+    pub fn load(tracefs: &Path) -> Result<Self, SymbolsError> {
         let path = tracefs.join("events/kvm/kvm_exit/format");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::parse(&text).ok_or_else(|| format!("no exit reason table in {}", path.display()))
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(SymbolsError::ReadKvmFormat {
+                    path,
+                    source: Arc::new(e),
+                })
+            }
+        };
+        Self::parse(&text).ok_or(SymbolsError::NoKvmTable { path })
     }
 
     /// Parses a format file: the first `__print_symbolic` table is VMX's and

@@ -10,6 +10,38 @@ pub use btf_enum::{enum_values, BtfEnumError};
 pub use kallsyms::Kallsyms;
 pub use kvm_exit::{KvmExitNames, ISA_SVM, ISA_VMX};
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why names the kernel could give are not at hand.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SymbolsError {
+    /// No kernel symbols at all.
+    #[error("/proc/kallsyms is not readable")]
+    KallsymsUnreadable,
+    /// Kernel symbols without addresses.
+    #[error("/proc/kallsyms shows no addresses (needs root or CAP_SYSLOG)")]
+    AddressesHidden,
+    /// No tracefs to read the `kvm:kvm_exit` format from.
+    #[error("tracefs is not mounted (/sys/kernel/tracing)")]
+    NoTracefs,
+    /// The `kvm:kvm_exit` format could not be read.
+    #[error("cannot read {}", path.display())]
+    ReadKvmFormat {
+        /// The format file.
+        path: PathBuf,
+        /// Why (shared: the error is cached for the session).
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The `kvm:kvm_exit` format has no exit reason table.
+    #[error("no exit reason table in {}", path.display())]
+    NoKvmTable {
+        /// The format file.
+        path: PathBuf,
+    },
+}
+
 /// Symbol and drop-reason lookups for one session.
 #[derive(Debug, Default)]
 pub struct Symbols {
@@ -19,9 +51,9 @@ pub struct Symbols {
     with_kallsyms: bool,
     reasons: Vec<(u64, String)>,
     /// Layer runs `(start, layer)` of kernel text, built on first use.
-    layer_runs: std::cell::OnceCell<Result<Vec<(u64, u8)>, String>>,
+    layer_runs: std::cell::OnceCell<Result<Vec<(u64, u8)>, SymbolsError>>,
     /// Read on first use from tracefs (root only); Err says why there are none.
-    kvm_exits: std::cell::OnceCell<Result<KvmExitNames, String>>,
+    kvm_exits: std::cell::OnceCell<Result<KvmExitNames, SymbolsError>>,
 }
 
 /// Prefix of the BTF enumerator names (`SKB_DROP_REASON_FULL_RING`).
@@ -77,15 +109,14 @@ impl Symbols {
     }
 
     /// KVM exit reason names of this kernel, or why there are none.
-    pub fn kvm_exits(&self) -> Result<&KvmExitNames, &str> {
+    pub fn kvm_exits(&self) -> Result<&KvmExitNames, SymbolsError> {
         self.kvm_exits
             .get_or_init(|| {
-                let tracefs = crate::session::tracefs()
-                    .ok_or_else(|| "tracefs is not mounted (/sys/kernel/tracing)".to_string())?;
+                let tracefs = crate::session::tracefs().ok_or(SymbolsError::NoTracefs)?;
                 KvmExitNames::load(tracefs)
             })
             .as_ref()
-            .map_err(String::as_str)
+            .map_err(Clone::clone)
     }
 
     /// `HLT` for a stored KVM exit reason (`isa << 32 | exit_reason`); the
@@ -151,14 +182,12 @@ impl Symbols {
 
     /// Kernel text as runs `(start, layer id)` sorted by address (see
     /// `vprobe_probes::layers`), computed once per session from kallsyms.
-    pub fn layer_runs(&self) -> Result<&[(u64, u8)], String> {
+    pub fn layer_runs(&self) -> Result<&[(u64, u8)], SymbolsError> {
         self.layer_runs
             .get_or_init(|| {
-                let k = self.kallsyms().ok_or("/proc/kallsyms is not readable")?;
+                let k = self.kallsyms().ok_or(SymbolsError::KallsymsUnreadable)?;
                 if k.addresses_hidden() {
-                    return Err(
-                        "/proc/kallsyms shows no addresses (needs root or CAP_SYSLOG)".into(),
-                    );
+                    return Err(SymbolsError::AddressesHidden);
                 }
                 let c = vprobe_probes::layers::Classifier::new();
                 let syms: Vec<(u64, u8)> =

@@ -1,0 +1,287 @@
+//! Workloads a script declares: `tcp_rr(#{..})` and `exec(#{..})`. They
+//! start with the session (or when a trigger starts them) and make the
+//! traffic the probes watch.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, Map, NativeCallContext};
+
+use super::convert::{describe, want_string};
+use super::errors::{fail, Res};
+use super::state::State;
+use crate::plan::{ExecSpec, RrSpec, WorkloadKind, WorkloadSpec};
+
+// The option parsers below return their message as a String: each is one
+// sentence for the script's author, made into a located error by `fail`.
+
+fn opt_str(m: &Map, key: &str) -> Result<Option<String>, String> {
+    m.get(key)
+        .map(|v| want_string(v, &format!("`{key}`")).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+fn opt_uint(m: &Map, key: &str) -> Result<Option<u64>, String> {
+    match m.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_int()
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "`{key}` must be a non-negative integer, got {}",
+                    describe(v)
+                )
+            }),
+    }
+}
+
+fn opt_bool(m: &Map, key: &str) -> Result<Option<bool>, String> {
+    match m.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .map_err(|_| format!("`{key}` must be true or false, got {}", describe(v))),
+    }
+}
+
+fn opt_duration(m: &Map, key: &str) -> Result<Option<Duration>, String> {
+    match m.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_string() => vprobe_time::duration::parse(&v.to_string())
+            .map(Some)
+            .map_err(|e| format!("`{key}`: {e}")),
+        Some(v) => match v.as_int() {
+            Ok(n) if n >= 0 => Ok(Some(Duration::from_secs(n as u64))),
+            _ => Err(format!(
+                "`{key}` must be a duration like \"10s\", got {}",
+                describe(v)
+            )),
+        },
+    }
+}
+
+fn check_keys(m: &Map, what: &str, allowed: &[&str]) -> Result<(), String> {
+    for k in m.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(format!(
+                "{what}: unknown option `{k}` (options: {})",
+                allowed.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+const RR_OPTIONS: [&str; 10] = [
+    "name",
+    "target",
+    "streams",
+    "request_size",
+    "response_size",
+    "duration",
+    "warmup",
+    "thresholds",
+    "start",
+    "serve",
+];
+
+fn rr_spec(m: &Map) -> Result<(String, bool, RrSpec), String> {
+    check_keys(m, "tcp_rr", &RR_OPTIONS)?;
+    let mut spec = RrSpec {
+        target: opt_str(m, "target")?,
+        ..RrSpec::default()
+    };
+    if let Some(n) = opt_uint(m, "streams")? {
+        if !(1..=1024).contains(&n) {
+            return Err(format!("tcp_rr: `streams` must be 1..=1024, got {n}"));
+        }
+        spec.streams = n as usize;
+    }
+    for (key, slot) in [
+        ("request_size", &mut spec.request_size),
+        ("response_size", &mut spec.response_size),
+    ] {
+        if let Some(n) = opt_uint(m, key)? {
+            if !(1..=1 << 20).contains(&n) {
+                return Err(format!("tcp_rr: `{key}` must be 1..=1048576, got {n}"));
+            }
+            *slot = n as usize;
+        }
+    }
+    spec.duration = opt_duration(m, "duration")?.or(spec.duration);
+    spec.warmup = opt_duration(m, "warmup")?.unwrap_or(spec.warmup);
+    spec.serve = opt_bool(m, "serve")?.unwrap_or(spec.serve);
+    if let Some(t) = m.get("thresholds") {
+        let items = t
+            .clone()
+            .into_array()
+            .map_err(|_| "tcp_rr: `thresholds` must be an array of durations".to_string())?;
+        spec.thresholds = items
+            .iter()
+            .map(|d| {
+                vprobe_time::duration::parse(&d.to_string()).map_err(|e| format!("tcp_rr: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let name = opt_str(m, "name")?.unwrap_or_else(|| "rr".into());
+    let start = opt_bool(m, "start")?.unwrap_or(true);
+    Ok((name, start, spec))
+}
+
+fn exec_spec(m: &Map) -> Result<(String, bool, ExecSpec), String> {
+    check_keys(m, "exec", &["name", "cmd", "timeout", "start"])?;
+    let cmd = m
+        .get("cmd")
+        .ok_or("exec: `cmd` is required: the command and its arguments as an array")?;
+    let argv: Vec<String> = cmd
+        .clone()
+        .into_array()
+        .map_err(|_| {
+            format!(
+                "exec: `cmd` must be an array of strings, got {}",
+                describe(cmd)
+            )
+        })?
+        .iter()
+        .map(|a| want_string(a, "an argument of `cmd`").map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    if argv.is_empty() {
+        return Err("exec: `cmd` is empty".into());
+    }
+    let name = opt_str(m, "name")?.unwrap_or_else(|| argv[0].clone());
+    let start = opt_bool(m, "start")?.unwrap_or(true);
+    Ok((
+        name,
+        start,
+        ExecSpec {
+            argv,
+            timeout: opt_duration(m, "timeout")?,
+        },
+    ))
+}
+
+fn declare(
+    st: &Rc<RefCell<State>>,
+    ctx: &NativeCallContext,
+    name: String,
+    start: bool,
+    kind: WorkloadKind,
+) -> Res<String> {
+    let mut s = st.borrow_mut();
+    if s.workloads.iter().any(|w| w.name == name) {
+        return Err(fail(
+            ctx,
+            format!("a workload named `{name}` already exists; give this one another `name`"),
+        ));
+    }
+    if let WorkloadKind::Exec(_) = &kind {
+        if !s.allow_exec {
+            return Err(fail(
+                ctx,
+                "exec: running external commands is not allowed; pass --allow exec",
+            ));
+        }
+    }
+    let origin = s.origin(ctx);
+    s.workloads.push(WorkloadSpec {
+        name: name.clone(),
+        kind,
+        start,
+        origin,
+    });
+    Ok(name)
+}
+
+fn map_arg(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> Res<Map> {
+    v.clone().try_cast::<Map>().ok_or_else(|| {
+        fail(
+            ctx,
+            format!(
+                "{what}: expects an options map like #{{streams: 16}}, got {}",
+                describe(v)
+            ),
+        )
+    })
+}
+
+/// Registers `tcp_rr` and `exec` on `engine`.
+pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
+    let s = st.clone();
+    engine.register_fn(
+        "tcp_rr",
+        move |ctx: NativeCallContext, opts: Dynamic| -> Res<String> {
+            let m = map_arg(&ctx, &opts, "tcp_rr")?;
+            let (name, start, spec) = rr_spec(&m).map_err(|e| fail(&ctx, e))?;
+            declare(&s, &ctx, name, start, WorkloadKind::TcpRr(spec))
+        },
+    );
+    let s = st.clone();
+    engine.register_fn("tcp_rr", move |ctx: NativeCallContext| -> Res<String> {
+        let (name, start, spec) = rr_spec(&Map::new()).map_err(|e| fail(&ctx, e))?;
+        declare(&s, &ctx, name, start, WorkloadKind::TcpRr(spec))
+    });
+    let s = st.clone();
+    engine.register_fn(
+        "exec",
+        move |ctx: NativeCallContext, opts: Dynamic| -> Res<String> {
+            let m = map_arg(&ctx, &opts, "exec")?;
+            let (name, start, spec) = exec_spec(&m).map_err(|e| fail(&ctx, e))?;
+            declare(&s, &ctx, name, start, WorkloadKind::Exec(spec))
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, Dynamic)]) -> Map {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn rr_options_are_checked() {
+        let (name, start, spec) = rr_spec(&map(&[
+            ("streams", Dynamic::from_int(16)),
+            ("duration", Dynamic::from("5s")),
+            ("thresholds", Dynamic::from_array(vec!["100ms".into()])),
+        ]))
+        .unwrap();
+        assert_eq!((name.as_str(), start, spec.streams), ("rr", true, 16));
+        assert_eq!(spec.duration, Some(Duration::from_secs(5)));
+        assert_eq!(spec.thresholds, vec![Duration::from_millis(100)]);
+        for (opts, why) in [
+            (
+                map(&[("streams", Dynamic::from_int(0))]),
+                "`streams` must be 1..=1024",
+            ),
+            (
+                map(&[("stremas", Dynamic::from_int(1))]),
+                "unknown option `stremas`",
+            ),
+            (map(&[("duration", Dynamic::from("soon"))]), "`duration`"),
+            (map(&[("start", Dynamic::from_int(1))]), "true or false"),
+        ] {
+            let e = rr_spec(&opts).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn exec_needs_a_command() {
+        assert!(exec_spec(&Map::new())
+            .unwrap_err()
+            .contains("`cmd` is required"));
+        let (name, _, spec) =
+            exec_spec(&map(&[("cmd", Dynamic::from_array(vec!["true".into()]))])).unwrap();
+        assert_eq!((name.as_str(), spec.argv.len()), ("true", 1));
+    }
+}
