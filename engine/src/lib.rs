@@ -6,8 +6,9 @@
 //! aggregations; [`events`] drains ring buffers; [`live`] is a running session
 //! (plans applied, timers, callbacks, actions) that [`run`] drives with signals
 //! and a deadline, and the REPL with typed lines; [`output`] writes text or JSON
-//! Lines; [`workload`] makes traffic (netperf-style TCP_RR, external commands)
-//! while a session watches; [`lab`] builds disposable topologies to watch.
+//! Lines; [`workload`] runs the traffic a script declares (netperf-style
+//! TCP_RR, external commands: the generators of `vprobe-load`) while a
+//! session watches; [`lab`] builds disposable topologies to watch.
 #![deny(missing_docs)]
 
 pub mod agg;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use tokio::signal::unix::{signal, SignalKind};
-use vprobe_engine::workload::tcp_rr::{serve, ServeOptions};
+use vprobe_load::tcp_rr::serve;
 
 /// Serves until SIGINT or SIGTERM, then closes every connection and exits 0.
 pub fn run(bind: SocketAddr) -> anyhow::Result<ExitCode> {
@@ -16,7 +16,7 @@ pub fn run(bind: SocketAddr) -> anyhow::Result<ExitCode> {
         // Before listening, so a signal right after the "listening" line is ours.
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
-        let server = serve(ServeOptions::new(bind))?;
+        let server = serve(bind, None)?;
         let mut out = io::stdout().lock();
         writeln!(
             out,

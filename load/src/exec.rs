@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Netns, WorkloadError};
+use crate::{LoadError, Netns};
 
 /// How long captured output is still read after the command exits, when
 /// something it started keeps its stdout or stderr open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// What to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ExecOptions {
     /// The program (looked up in `PATH` like a shell does).
     pub program: OsString,
@@ -43,9 +43,6 @@ pub struct ExecOptions {
     pub kill_grace: Duration,
     /// Bytes kept of each of stdout and stderr (the last ones).
     pub max_output: usize,
-    /// Network namespace to run it in (only the network namespace: /sys is
-    /// not remounted as `ip netns exec` does).
-    pub netns: Option<Netns>,
 }
 
 impl ExecOptions {
@@ -61,7 +58,6 @@ impl ExecOptions {
             timeout: None,
             kill_grace: Duration::from_secs(2),
             max_output: 1 << 20,
-            netns: None,
         }
     }
 
@@ -111,20 +107,22 @@ pub struct ExecHandle {
     thread: Option<JoinHandle<Option<ExecResult>>>,
 }
 
-/// Starts the command; returns once it runs (or with why it could not start).
+/// Starts the command, in `netns` when given (only the network namespace:
+/// /sys is not remounted as `ip netns exec` does); returns once it runs (or
+/// with why it could not start).
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use vprobe_engine::workload::exec::{spawn, ExecOptions};
+/// use vprobe_load::exec::{spawn, ExecOptions};
 /// let mut o = ExecOptions::new("ping", ["-c", "3", "192.0.2.1"]);
 /// o.timeout = Some(Duration::from_secs(10));
-/// let r = spawn(o)?.join();
+/// let r = spawn(o, None)?.join();
 /// println!("exit {:?}: {}", r.exit_code, r.stdout);
-/// # Ok::<(), vprobe_engine::workload::WorkloadError>(())
+/// # Ok::<(), vprobe_load::LoadError>(())
 /// ```
-pub fn spawn(opts: ExecOptions) -> Result<ExecHandle, WorkloadError> {
+pub fn spawn(opts: ExecOptions, netns: Option<Netns>) -> Result<ExecHandle, LoadError> {
     let what = format!("`{}`", opts.command_line().join(" "));
-    let spawn_err = |source: io::Error| WorkloadError::Spawn {
+    let spawn_err = |source: io::Error| LoadError::Spawn {
         what: what.clone(),
         source,
     };
@@ -143,7 +141,7 @@ pub fn spawn(opts: ExecOptions) -> Result<ExecHandle, WorkloadError> {
         .name("vprobe-exec".into())
         .spawn(move || {
             let started = Instant::now();
-            let child = match start_child(&opts) {
+            let child = match start_child(&opts, netns.as_ref()) {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -172,7 +170,7 @@ pub fn spawn(opts: ExecOptions) -> Result<ExecHandle, WorkloadError> {
     }
 }
 
-fn start_child(opts: &ExecOptions) -> io::Result<Child> {
+fn start_child(opts: &ExecOptions, netns: Option<&Netns>) -> io::Result<Child> {
     let mut cmd = Command::new(&opts.program);
     cmd.args(&opts.args)
         .stdin(Stdio::null())
@@ -180,7 +178,7 @@ fn start_child(opts: &ExecOptions) -> io::Result<Child> {
         .stderr(Stdio::piped())
         .process_group(0);
     let parent = std::process::id() as libc::pid_t;
-    let ns: Option<RawFd> = opts.netns.as_ref().map(|n| n.as_raw_fd());
+    let ns: Option<RawFd> = netns.map(|n| n.as_raw_fd());
     // SAFETY: between fork and exec only async-signal-safe calls (prctl,
     // getppid, setns), no allocation.
     unsafe {
@@ -490,7 +488,9 @@ mod tests {
 
     #[test]
     fn captures_output_and_exit_code() {
-        let r = spawn(sh("echo out; echo err >&2; exit 3")).unwrap().join();
+        let r = spawn(sh("echo out; echo err >&2; exit 3"), None)
+            .unwrap()
+            .join();
         assert_eq!(r.exit_code, Some(3));
         assert!(!r.success && !r.timed_out && !r.stopped);
         assert_eq!(r.stdout, "out\n");
@@ -503,13 +503,13 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_an_error() {
-        let e = spawn(ExecOptions::new(
-            "/nonexistent/vprobe-test",
-            Vec::<String>::new(),
-        ))
+        let e = spawn(
+            ExecOptions::new("/nonexistent/vprobe-test", Vec::<String>::new()),
+            None,
+        )
         .err()
         .unwrap();
-        assert!(matches!(e, WorkloadError::Spawn { .. }), "{e}");
+        assert!(matches!(e, LoadError::Spawn { .. }), "{e}");
         assert!(e.to_string().contains("vprobe-test"), "{e}");
     }
 
@@ -519,7 +519,7 @@ mod tests {
         let mut o = sh("sleep 30 & echo $!; wait");
         o.timeout = Some(Duration::from_millis(300));
         let t0 = Instant::now();
-        let r = spawn(o).unwrap().join();
+        let r = spawn(o, None).unwrap().join();
         assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
         assert!(r.timed_out, "{r:?}");
         assert_eq!(r.signal, Some(libc::SIGTERM), "{r:?}");
@@ -535,7 +535,7 @@ mod tests {
     fn stop_escalates_to_sigkill() {
         let mut o = sh("trap '' TERM; echo ready; while :; do sleep 0.05; done");
         o.kill_grace = Duration::from_millis(200);
-        let h = spawn(o).unwrap();
+        let h = spawn(o, None).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         h.stop();
         let r = h.join();
@@ -548,7 +548,7 @@ mod tests {
     fn output_keeps_the_tail() {
         let mut o = sh("i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done");
         o.max_output = 100;
-        let r = spawn(o).unwrap().join();
+        let r = spawn(o, None).unwrap().join();
         assert!(r.success);
         assert!(r.stdout.len() <= 100);
         assert!(r.stdout.ends_with("line1999\n"), "{}", r.stdout);
@@ -559,7 +559,7 @@ mod tests {
 
     #[test]
     fn drop_kills_it() {
-        let h = spawn(sh("sleep 30")).unwrap();
+        let h = spawn(sh("sleep 30"), None).unwrap();
         let pid = h.pid() as i32;
         drop(h);
         assert!(!alive(pid));
