@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::socket::{self, Backlog};
 use serde::Serialize;
 
 use super::protocol::{read_full, Hello, HelloError, HELLO_LEN, HELLO_OK};
@@ -150,10 +152,11 @@ fn listen(bind: SocketAddr, netns: Option<&Netns>) -> Result<TcpListener, LoadEr
         enter(ns)?;
     }
     let l = TcpListener::bind(bind).map_err(|source| LoadError::Bind { addr: bind, source })?;
-    // std listens with a backlog of 128; thousands of streams connect at once.
-    // SAFETY: listen(2) on a socket this function owns; calling it again on a
-    // listening socket only changes the backlog.
-    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    // std listens with a backlog of 128, but all the streams of a run (up to
+    // MAX_STREAMS) connect at once: as many as the system allows
+    // (net.core.somaxconn, 4096 by default). Listening again on a listening
+    // socket only changes its backlog.
+    let _ = socket::listen(&l, Backlog::MAXALLOWABLE);
     Ok(l)
 }
 
@@ -167,9 +170,9 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
         shared.reap(false);
         let sock = match accepted {
             Ok((s, _)) => s,
-            Err(e) => match e.raw_os_error() {
+            Err(e) => match e.raw_os_error().map(Errno::from_raw) {
                 // out of fds or memory: wait for some to be released
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }
@@ -276,12 +279,9 @@ impl ServerHandle {
         let _ = self.listener_shutdown();
     }
 
-    fn listener_shutdown(&self) -> io::Result<()> {
-        // SAFETY: shutdown(2) on a socket this handle owns.
-        if unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+    fn listener_shutdown(&self) -> nix::Result<()> {
+        // std's TcpListener has no shutdown
+        socket::shutdown(self.listener.as_raw_fd(), socket::Shutdown::Both)
     }
 
     /// Stops (if not yet) and waits for every thread; the final counts.
