@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vprobe_lab::LabSpec;
+use vprobe_load::tcp_rr::RrOptions;
 
 /// Diagnose packet loss and latency in Linux network virtualization: precompiled
 /// eBPF attach points driven by Rhai scripts.
@@ -151,38 +152,10 @@ pub struct RrArgs {
     #[arg(value_name = "HOST[:PORT]")]
     pub server: String,
 
-    /// Concurrent streams (TCP connections), each with one transaction in flight.
-    #[arg(short = 'n', long, default_value_t = 1, value_name = "N")]
-    pub streams: usize,
-
-    /// How long to measure, after the warm-up: 500ms, 10s, 2m.
-    #[arg(short = 'd', long, default_value = "10s", value_parser = vprobe_time::duration::parse)]
-    pub duration: std::time::Duration,
-
-    /// Run this long first without counting (connections and caches warm up).
-    #[arg(short = 'w', long, default_value = "0s", value_parser = vprobe_time::duration::parse)]
-    pub warmup: std::time::Duration,
-
-    /// Bytes per request.
-    #[arg(short = 'r', long, default_value_t = 1, value_name = "BYTES")]
-    pub request_size: usize,
-
-    /// Bytes per response.
-    #[arg(short = 'R', long, default_value_t = 1, value_name = "BYTES")]
-    pub response_size: usize,
-
-    /// Count transactions taking at least this long (repeatable; default 200ms and 400ms,
-    /// TCP's minimum retransmission timeout and its first backoff).
-    #[arg(short = 't', long = "threshold", value_name = "DURATION", value_parser = vprobe_time::duration::parse)]
-    pub thresholds: Vec<std::time::Duration>,
-
-    /// Give up on a connection (or its hello) after this long.
-    #[arg(long, default_value = "5s", value_parser = vprobe_time::duration::parse)]
-    pub connect_timeout: std::time::Duration,
-
-    /// Pin the streams to these CPUs, round robin: 0,1 or 0-3.
-    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
-    pub cpus: Option<Vec<usize>>,
+    /// Streams, sizes, duration, thresholds: the load crate's options, one
+    /// flag each.
+    #[command(flatten)]
+    pub options: RrOptions,
 
     /// Output format: text (with a progress bar on a terminal) or one JSON line.
     #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
@@ -244,24 +217,6 @@ pub enum Allow {
 
 fn parse_lab(s: &str) -> Result<LabSpec, String> {
     LabSpec::parse(s).map_err(|e| e.to_string())
-}
-
-/// `0,2-3` → [0, 2, 3].
-fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
-    let mut cpus = Vec::new();
-    for part in s.split(',').map(str::trim) {
-        let bad = || format!("invalid CPU list `{s}`: expected e.g. `0,2-3`");
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a, b),
-            None => (part, part),
-        };
-        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        if a > b || b >= 4096 {
-            return Err(bad());
-        }
-        cpus.extend(a..=b);
-    }
-    Ok(cpus)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {

@@ -6,9 +6,10 @@
 //! aggregations; [`events`] drains ring buffers; [`live`] is a running session
 //! (plans applied, timers, callbacks, actions) that [`run`] drives with a stop
 //! signal and a deadline, and the REPL with typed lines; [`output`] writes text or JSON
-//! Lines; [`workload`] makes traffic (netperf-style TCP_RR, external commands)
-//! while a session watches, in a lab from `vprobe-lab` (a disposable topology)
-//! when one is given.
+//! Lines; [`workload`] runs the traffic a script declares (netperf-style
+//! TCP_RR, external commands: the generators of `vprobe-load`) while a
+//! session watches, in a lab from `vprobe-lab` (a disposable topology) when
+//! one is given.
 #![deny(missing_docs)]
 
 pub mod agg;

@@ -348,7 +348,9 @@ impl<'a> Live<'a> {
                         .iter()
                         .find(|w| &w.name == name)
                         .map(|w| match &w.kind {
-                            crate::plan::WorkloadKind::TcpRr(rr) => rr.thresholds.contains(d),
+                            crate::plan::WorkloadKind::TcpRr(rr) => {
+                                rr.options.thresholds.contains(d)
+                            }
                             crate::plan::WorkloadKind::Exec(_) => false,
                         })
                 });

@@ -1,8 +1,9 @@
 //! What a script asks for, before anything touches the kernel.
 
 use std::fmt;
-use std::time::Duration;
 
+use vprobe_load::exec::ExecOptions;
+use vprobe_load::tcp_rr::RrOptions;
 use vprobe_probes::{FieldDef, ProbeDef};
 
 /// A position in a script (1-based), for located errors.
@@ -195,50 +196,16 @@ pub enum WorkloadKind {
     /// netperf TCP_RR: synchronous request/response over N connections.
     TcpRr(RrSpec),
     /// An external command (needs `--allow exec`).
-    Exec(ExecSpec),
+    Exec(ExecOptions),
 }
 
-/// `tcp_rr(#{..})` options.
-#[derive(Clone, Debug, PartialEq)]
+/// `tcp_rr(#{..})`: the run's options, and where it runs.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RrSpec {
     /// `HOST:PORT`; `None` means the lab's server (a lab is then required).
     pub target: Option<String>,
-    /// Concurrent connections.
-    pub streams: usize,
-    /// Request bytes.
-    pub request_size: usize,
-    /// Response bytes.
-    pub response_size: usize,
-    /// How long (default 10 s, like netperf).
-    pub duration: Option<Duration>,
-    /// Transactions during this first stretch are not recorded.
-    pub warmup: Duration,
-    /// Latency thresholds counted in the result.
-    pub thresholds: Vec<Duration>,
     /// Also run the built-in server locally (for a `target` on this host).
     pub serve: bool,
-}
-
-impl Default for RrSpec {
-    fn default() -> Self {
-        RrSpec {
-            target: None,
-            streams: 1,
-            request_size: 1,
-            response_size: 1,
-            duration: None,
-            warmup: Duration::ZERO,
-            thresholds: vec![Duration::from_millis(200), Duration::from_millis(400)],
-            serve: false,
-        }
-    }
-}
-
-/// `exec(#{..})` options.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExecSpec {
-    /// The command and its arguments.
-    pub argv: Vec<String>,
-    /// Kill it after this long.
-    pub timeout: Option<Duration>,
+    /// Streams, sizes, duration, warm-up, thresholds.
+    pub options: RrOptions,
 }

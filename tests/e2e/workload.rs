@@ -283,6 +283,21 @@ fn rr_refuses_bad_options() {
     }
 }
 
+/// `vprobe rr --cpus 0` panicked ("Mismatch between definition and access of
+/// `cpus`"): clap read the one list back as single CPUs.
+#[test]
+fn rr_pins_streams_to_the_cpus_given() {
+    let server = Server::start(&[], "127.0.0.1:0");
+    let mut cmd = Command::new(VPROBE);
+    cmd.args(["rr", &server.addr, "-n", "2", "-d", "300ms"])
+        .args(["--cpus", "0", "-f", "json"]);
+    let (out, timed_out) = util::output_within(&mut cmd, QUICK);
+    let run = Run::from_output(format!("{cmd:?}"), out, timed_out);
+    run.assert_no_panic();
+    assert_eq!(run.status.code(), Some(0), "{}", run.describe());
+    check_result(&rr_result(&run), 2, &run.describe());
+}
+
 /// SIGTERM ends the server at once even with clients mid-run; the clients
 /// report the closed connections per stream and exit 1; nothing is left.
 #[test]
@@ -320,13 +335,13 @@ fn serve_ends_on_sigterm_with_clients_connected() {
     assert!(r["transactions"].as_u64().unwrap() > 0);
 }
 
-/// The engine's API, as a lab uses it: server, client and an external command
+/// The load crate's API, as a lab uses it: server, client and an external command
 /// each entering a namespace given as an fd (no `ip netns exec`).
 #[test]
 fn workloads_enter_namespaces_by_fd() {
     use std::os::fd::OwnedFd;
     use std::sync::Arc;
-    use vprobe_engine::workload::{exec, tcp_rr};
+    use vprobe_load::{exec, tcp_rr};
 
     if !util::root_or_skip("workloads_enter_namespaces_by_fd") {
         return;
@@ -340,14 +355,16 @@ fn workloads_enter_namespaces_by_fd() {
         let f = std::fs::File::open(ns.path()).expect("open netns");
         Arc::new(OwnedFd::from(f))
     };
-    let mut so = tcp_rr::ServeOptions::new("198.51.100.1:0".parse().unwrap());
-    so.netns = Some(fd(&a));
-    let server = tcp_rr::serve(so).expect("serve in namespace a");
-    let mut o = tcp_rr::RrOptions::new(server.local_addr());
-    o.streams = 2;
-    o.duration = Some(Duration::from_millis(300));
-    o.netns = Some(fd(&b));
-    let r = tcp_rr::start(o).expect("rr from namespace b").join();
+    let server = tcp_rr::serve("198.51.100.1:0".parse().unwrap(), Some(fd(&a)))
+        .expect("serve in namespace a");
+    let o = tcp_rr::RrOptions {
+        streams: 2,
+        duration: Some(Duration::from_millis(300)),
+        ..tcp_rr::RrOptions::default()
+    };
+    let r = tcp_rr::start(server.local_addr(), o, Some(fd(&b)))
+        .expect("rr from namespace b")
+        .join();
     assert!(r.transactions > 0 && r.errors.is_empty(), "{r:?}");
     // (198.51.100.1 is reachable only from b: the connections prove the
     // client entered it. Nothing is tried from this test's own namespace,
@@ -356,9 +373,10 @@ fn workloads_enter_namespaces_by_fd() {
     assert_eq!(stats.connections, 2, "{stats:?}");
 
     let mut e = exec::ExecOptions::new("cat", ["/proc/net/dev"]);
-    e.netns = Some(fd(&b));
     e.timeout = Some(Duration::from_secs(10));
-    let out = exec::spawn(e).expect("exec in namespace b").join();
+    let out = exec::spawn(e, Some(fd(&b)))
+        .expect("exec in namespace b")
+        .join();
     assert!(out.success, "{out:?}");
     assert!(out.stdout.contains("vwb:"), "{}", out.stdout);
     assert!(!out.stdout.contains("vwa:"), "{}", out.stdout);

@@ -9,8 +9,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vprobe_engine::message::with_causes;
 use vprobe_engine::output::rr_text;
-use vprobe_engine::workload::tcp_rr::{self, RrHandle, RrOptions, RrSnapshot, DEFAULT_PORT};
-use vprobe_engine::workload::WorkloadError;
+use vprobe_load::tcp_rr::{self, RrHandle, RrSnapshot, DEFAULT_PORT};
+use vprobe_load::LoadError;
 
 use crate::cli::{Format, RrArgs};
 use crate::signals::Stop;
@@ -21,18 +21,8 @@ const TICK: Duration = Duration::from_millis(200);
 /// Runs the client and prints its result; exit 1 if a stream failed mid-run.
 pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     let target = resolve(&args.server)?;
-    let mut o = RrOptions::new(target);
-    o.streams = args.streams;
-    o.duration = Some(args.duration);
-    o.warmup = args.warmup;
-    o.request_size = args.request_size;
-    o.response_size = args.response_size;
-    if !args.thresholds.is_empty() {
-        o.thresholds = args.thresholds;
-    }
-    o.connect_timeout = args.connect_timeout;
-    o.cpus = args.cpus.unwrap_or_default();
-    let planned = args.warmup + args.duration;
+    let o = args.options;
+    let planned = o.warmup + o.duration.unwrap_or_default();
     let show_progress = args.format == Format::Text && io::stderr().is_terminal();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -40,7 +30,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let result = runtime.block_on(async {
         let mut stop = Stop::install()?;
-        let handle = tcp_rr::start(o).map_err(start_error)?;
+        let handle = tcp_rr::start(target, o, None).map_err(start_error)?;
         let started = Instant::now();
         let progress = show_progress.then(|| progress_bar(planned));
         let mut tick = tokio::time::interval(TICK);
@@ -117,8 +107,8 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// A start error, with a hint when nothing listens.
-fn start_error(e: WorkloadError) -> anyhow::Error {
-    let refused = matches!(&e, WorkloadError::Connect { source, .. }
+fn start_error(e: LoadError) -> anyhow::Error {
+    let refused = matches!(&e, LoadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
     if refused {
         anyhow::anyhow!("{} (is `vprobe serve` running there?)", with_causes(&e))

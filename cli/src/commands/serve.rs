@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use vprobe_engine::workload::tcp_rr::{serve, ServeOptions};
+use vprobe_load::tcp_rr::serve;
 
 use crate::signals::Stop;
 
@@ -16,7 +16,7 @@ pub fn run(bind: SocketAddr) -> anyhow::Result<ExitCode> {
     let stats = runtime.block_on(async {
         // Before listening, so a signal right after the "listening" line is ours.
         let mut stop = Stop::install()?;
-        let server = serve(ServeOptions::new(bind))?;
+        let server = serve(bind, None)?;
         let mut out = io::stdout().lock();
         writeln!(
             out,

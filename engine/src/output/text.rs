@@ -6,10 +6,13 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use vprobe_load::exec::ExecResult;
+use vprobe_load::latency::LatencyBucket;
+use vprobe_load::tcp_rr::RrResult;
+
 use super::{Output, StartInfo, Summary};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
-use crate::workload::{LatencyBucket, RrResult};
 
 /// Width of a histogram bar at its largest bucket (bpftrace's).
 const BAR_WIDTH: u64 = 52;
@@ -389,7 +392,7 @@ fn with_gaps(buckets: &[Bucket]) -> Vec<Bucket> {
 }
 
 /// An `exec` workload's end, with the last lines of its output.
-pub fn exec_text(x: &crate::workload::ExecResult) -> String {
+pub fn exec_text(x: &ExecResult) -> String {
     let mut b = String::new();
     let how = match (x.exit_code, x.signal, x.timed_out) {
         (_, _, true) => "timed out".to_string(),
@@ -802,8 +805,8 @@ duration: 12.0s
     }
 
     fn rr_result() -> RrResult {
-        use crate::workload::tcp_rr::{SlowTransaction, StreamError};
-        use crate::workload::{LatencySummary, ThresholdCount};
+        use vprobe_load::latency::{LatencySummary, ThresholdCount};
+        use vprobe_load::tcp_rr::{SlowTransaction, StreamError};
         let fine = |lo_us, hi_us, count| LatencyBucket {
             lo_us,
             hi_us,

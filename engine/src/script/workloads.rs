@@ -11,7 +11,9 @@ use rhai::{Dynamic, Engine, Map, NativeCallContext};
 use super::convert::{describe, want_string};
 use super::errors::{fail, Res};
 use super::state::State;
-use crate::plan::{ExecSpec, RrSpec, WorkloadKind, WorkloadSpec};
+use vprobe_load::exec::ExecOptions;
+
+use crate::plan::{RrSpec, WorkloadKind, WorkloadSpec};
 
 // The option parsers below return their message as a String: each is one
 // sentence for the script's author, made into a located error by `fail`.
@@ -94,46 +96,42 @@ fn rr_spec(m: &Map) -> Result<(String, bool, RrSpec), String> {
     check_keys(m, "tcp_rr", &RR_OPTIONS)?;
     let mut spec = RrSpec {
         target: opt_str(m, "target")?,
+        serve: opt_bool(m, "serve")?.unwrap_or(false),
         ..RrSpec::default()
     };
-    if let Some(n) = opt_uint(m, "streams")? {
-        if !(1..=1024).contains(&n) {
-            return Err(format!("tcp_rr: `streams` must be 1..=1024, got {n}"));
-        }
-        spec.streams = n as usize;
-    }
+    let o = &mut spec.options;
     for (key, slot) in [
-        ("request_size", &mut spec.request_size),
-        ("response_size", &mut spec.response_size),
+        ("streams", &mut o.streams),
+        ("request_size", &mut o.request_size),
+        ("response_size", &mut o.response_size),
     ] {
         if let Some(n) = opt_uint(m, key)? {
-            if !(1..=1 << 20).contains(&n) {
-                return Err(format!("tcp_rr: `{key}` must be 1..=1048576, got {n}"));
-            }
-            *slot = n as usize;
+            // beyond usize is beyond the limits too
+            *slot = usize::try_from(n).unwrap_or(usize::MAX);
         }
     }
-    spec.duration = opt_duration(m, "duration")?.or(spec.duration);
-    spec.warmup = opt_duration(m, "warmup")?.unwrap_or(spec.warmup);
-    spec.serve = opt_bool(m, "serve")?.unwrap_or(spec.serve);
+    o.duration = opt_duration(m, "duration")?.or(o.duration);
+    o.warmup = opt_duration(m, "warmup")?.unwrap_or(o.warmup);
     if let Some(t) = m.get("thresholds") {
         let items = t
             .clone()
             .into_array()
             .map_err(|_| "tcp_rr: `thresholds` must be an array of durations".to_string())?;
-        spec.thresholds = items
+        o.thresholds = items
             .iter()
             .map(|d| {
                 vprobe_time::duration::parse(&d.to_string()).map_err(|e| format!("tcp_rr: {e}"))
             })
             .collect::<Result<_, _>>()?;
     }
+    // the limits of `vprobe rr` and of the server
+    o.validate().map_err(|e| format!("tcp_rr: {e}"))?;
     let name = opt_str(m, "name")?.unwrap_or_else(|| "rr".into());
     let start = opt_bool(m, "start")?.unwrap_or(true);
     Ok((name, start, spec))
 }
 
-fn exec_spec(m: &Map) -> Result<(String, bool, ExecSpec), String> {
+fn exec_spec(m: &Map) -> Result<(String, bool, ExecOptions), String> {
     check_keys(m, "exec", &["name", "cmd", "timeout", "start"])?;
     let cmd = m
         .get("cmd")
@@ -155,14 +153,9 @@ fn exec_spec(m: &Map) -> Result<(String, bool, ExecSpec), String> {
     }
     let name = opt_str(m, "name")?.unwrap_or_else(|| argv[0].clone());
     let start = opt_bool(m, "start")?.unwrap_or(true);
-    Ok((
-        name,
-        start,
-        ExecSpec {
-            argv,
-            timeout: opt_duration(m, "timeout")?,
-        },
-    ))
+    let mut opts = ExecOptions::new(&argv[0], &argv[1..]);
+    opts.timeout = opt_duration(m, "timeout")?;
+    Ok((name, start, opts))
 }
 
 fn declare(
@@ -255,13 +248,32 @@ mod tests {
             ("thresholds", Dynamic::from_array(vec!["100ms".into()])),
         ]))
         .unwrap();
-        assert_eq!((name.as_str(), start, spec.streams), ("rr", true, 16));
-        assert_eq!(spec.duration, Some(Duration::from_secs(5)));
-        assert_eq!(spec.thresholds, vec![Duration::from_millis(100)]);
+        let o = &spec.options;
+        assert_eq!((name.as_str(), start, o.streams), ("rr", true, 16));
+        assert_eq!(o.duration, Some(Duration::from_secs(5)));
+        assert_eq!(o.thresholds, vec![Duration::from_millis(100)]);
+        // the protocol's limits, as `vprobe rr` and the server have them
+        let (_, _, max) = rr_spec(&map(&[
+            ("streams", Dynamic::from_int(4096)),
+            ("response_size", Dynamic::from_int(16 << 20)),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (max.options.streams, max.options.response_size),
+            (4096, 16 << 20)
+        );
         for (opts, why) in [
             (
                 map(&[("streams", Dynamic::from_int(0))]),
-                "`streams` must be 1..=1024",
+                "tcp_rr: streams must be 1 to 4096, not 0",
+            ),
+            (
+                map(&[("streams", Dynamic::from_int(4097))]),
+                "streams must be 1 to 4096, not 4097",
+            ),
+            (
+                map(&[("request_size", Dynamic::from_int((16 << 20) + 1))]),
+                "request size must be 1 to 16777216 bytes",
             ),
             (
                 map(&[("stremas", Dynamic::from_int(1))]),
@@ -282,6 +294,7 @@ mod tests {
             .contains("`cmd` is required"));
         let (name, _, spec) =
             exec_spec(&map(&[("cmd", Dynamic::from_array(vec!["true".into()]))])).unwrap();
-        assert_eq!((name.as_str(), spec.argv.len()), ("true", 1));
+        assert_eq!((name.as_str(), spec.args.len()), ("true", 0));
+        assert_eq!(spec.program, "true");
     }
 }

@@ -12,16 +12,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::Serialize;
+use vprobe_load::exec::{self, ExecHandle, ExecResult};
+use vprobe_load::latency::{LatencySummary, ThresholdCount};
+use vprobe_load::tcp_rr::{self, RrHandle, RrResult, ServerHandle, DEFAULT_PORT};
+use vprobe_load::Netns;
 
-use super::exec::{self, ExecHandle, ExecOptions, ExecResult};
-use super::tcp_rr::{self, RrHandle, RrOptions, RrResult, ServeOptions, ServerHandle};
-use super::{Netns, WorkloadError};
+use super::WorkloadError;
 use crate::plan::{RrSpec, WorkloadKind, WorkloadSpec};
 use crate::trigger::WorkloadStat;
 use vprobe_lab::Lab;
-
-/// The built-in server's port: netperf's 12865 + 1, as `vprobe serve`.
-pub const SERVE_PORT: u16 = 12866;
 
 /// A finished workload's result, as the summary shows it under `workloads`.
 #[derive(Clone, Debug, Serialize)]
@@ -55,7 +54,7 @@ impl LabPath {
         Some(LabPath {
             client: a.netns.clone(),
             server: b.netns.clone(),
-            server_addr: SocketAddr::new(IpAddr::V4(b.addr), SERVE_PORT),
+            server_addr: SocketAddr::new(IpAddr::V4(b.addr), DEFAULT_PORT),
         })
     }
 }
@@ -176,30 +175,25 @@ impl Running {
     /// Starting one that runs does nothing.
     pub fn start(&mut self, name: &str) -> Result<(), WorkloadError> {
         let Some(i) = self.entries.iter().position(|e| e.spec.name == name) else {
-            return Err(WorkloadError::Invalid(format!(
-                "no workload named `{name}`"
-            )));
+            return Err(WorkloadError::Unknown(name.to_string()));
         };
         if matches!(self.entries[i].state, State::Rr(_) | State::Exec(_)) {
             return Ok(());
         }
         let state = match self.entries[i].spec.kind.clone() {
             WorkloadKind::TcpRr(rr) => State::Rr(self.start_rr(&rr)?),
-            WorkloadKind::Exec(x) => {
-                let (program, args) = x
-                    .argv
-                    .split_first()
-                    .ok_or_else(|| WorkloadError::Invalid("exec: empty command".into()))?;
-                let mut opts = ExecOptions::new(program, args);
-                opts.timeout = x.timeout;
-                State::Exec(exec::spawn(opts)?)
-            }
+            WorkloadKind::Exec(opts) => State::Exec(exec::spawn(opts, None)?),
         };
         self.entries[i].state = state;
         Ok(())
     }
 
-    fn target(&self, rr: &RrSpec) -> Result<(SocketAddr, Option<Netns>, Option<Netns>), String> {
+    /// The server's address, and the namespaces of the client and the
+    /// server (a lab's guests).
+    fn target(
+        &self,
+        rr: &RrSpec,
+    ) -> Result<(SocketAddr, Option<Netns>, Option<Netns>), WorkloadError> {
         match (&rr.target, &self.lab) {
             (Some(t), _) => {
                 let addr = parse_target(t)?;
@@ -210,30 +204,18 @@ impl Running {
                 Some(lab.client.clone()),
                 Some(lab.server.clone()),
             )),
-            (None, None) => Err(
-                "no target: give `target: \"HOST:PORT\"` (a `vprobe serve`), or run with --lab"
-                    .into(),
-            ),
+            (None, None) => Err(WorkloadError::NoTarget),
         }
     }
 
     fn start_rr(&mut self, rr: &RrSpec) -> Result<RrHandle, WorkloadError> {
-        let (target, client_ns, server_ns) = self.target(rr).map_err(WorkloadError::Invalid)?;
+        let (target, client_ns, server_ns) = self.target(rr)?;
         // the lab's server, or a local one when asked (`serve: true`)
         if (server_ns.is_some() || rr.serve) && !self.servers.contains_key(&target) {
-            let mut opts = ServeOptions::new(target);
-            opts.netns = server_ns;
-            self.servers.insert(target, tcp_rr::serve(opts)?);
+            self.servers
+                .insert(target, tcp_rr::serve(target, server_ns)?);
         }
-        let mut opts = RrOptions::new(target);
-        opts.streams = rr.streams;
-        opts.request_size = rr.request_size;
-        opts.response_size = rr.response_size;
-        opts.duration = Some(rr.duration.unwrap_or(Duration::from_secs(10)));
-        opts.warmup = rr.warmup;
-        opts.thresholds = rr.thresholds.clone();
-        opts.netns = client_ns;
-        tcp_rr::start(opts)
+        Ok(tcp_rr::start(target, rr.options.clone(), client_ns)?)
     }
 
     /// Stops `name` now; its result covers the time until now. False if unknown.
@@ -389,7 +371,7 @@ impl Running {
     /// Whether `name` is a `tcp_rr` that counts transactions at or above `d`.
     pub fn has_threshold(&self, name: &str, d: Duration) -> Option<bool> {
         match &self.entry(name)?.spec.kind {
-            WorkloadKind::TcpRr(rr) => Some(rr.thresholds.contains(&d)),
+            WorkloadKind::TcpRr(rr) => Some(rr.options.thresholds.contains(&d)),
             WorkloadKind::Exec(_) => Some(false),
         }
     }
@@ -404,7 +386,7 @@ impl Running {
                     Some((
                         e.spec.name.clone(),
                         s.elapsed,
-                        rr.duration.unwrap_or(Duration::from_secs(10)),
+                        rr.options.duration.unwrap_or_default(),
                         s.transactions,
                     ))
                 }
@@ -427,19 +409,17 @@ impl Drop for Running {
 
 /// `HOST:PORT`, `HOST` (port 12866) or `[V6]:PORT`; numeric addresses only
 /// (a script that resolves names would depend on the host's resolver).
-fn parse_target(t: &str) -> Result<SocketAddr, String> {
+fn parse_target(t: &str) -> Result<SocketAddr, WorkloadError> {
     if let Ok(a) = t.parse::<SocketAddr>() {
         return Ok(a);
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, SERVE_PORT));
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
     }
-    Err(format!(
-        "target `{t}` is not an address: `192.0.2.2:12866`, `192.0.2.2` or `[2001:db8::2]:12866`"
-    ))
+    Err(WorkloadError::BadTarget(t.to_string()))
 }
 
-fn slow_count(thresholds: &[super::ThresholdCount], d: Duration) -> Option<f64> {
+fn slow_count(thresholds: &[ThresholdCount], d: Duration) -> Option<f64> {
     let us = u64::try_from(d.as_micros()).ok()?;
     thresholds
         .iter()
@@ -447,7 +427,7 @@ fn slow_count(thresholds: &[super::ThresholdCount], d: Duration) -> Option<f64> 
         .map(|t| t.count as f64)
 }
 
-fn percentile(l: &super::LatencySummary, p: f64) -> Option<f64> {
+fn percentile(l: &LatencySummary, p: f64) -> Option<f64> {
     const EPS: f64 = 1e-9;
     Some(match p {
         p if (p - 50.0).abs() < EPS => l.p50,
@@ -497,6 +477,8 @@ pub type SharedRunning = std::rc::Rc<std::cell::RefCell<Running>>;
 
 #[cfg(test)]
 mod tests {
+    use vprobe_load::tcp_rr::RrOptions;
+
     use super::*;
 
     #[test]
@@ -544,13 +526,16 @@ mod tests {
 
     #[test]
     fn a_started_workload_ends_into_its_result() {
-        let server = tcp_rr::serve(ServeOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+        let server = tcp_rr::serve("127.0.0.1:0".parse().unwrap(), None).unwrap();
         let mut r = Running::default();
         let spec = |name: &str, start| WorkloadSpec {
             name: name.into(),
             kind: WorkloadKind::TcpRr(RrSpec {
                 target: Some(server.local_addr().to_string()),
-                duration: Some(Duration::from_millis(300)),
+                options: RrOptions {
+                    duration: Some(Duration::from_millis(300)),
+                    ..RrOptions::default()
+                },
                 ..RrSpec::default()
             }),
             start,

@@ -14,7 +14,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -22,16 +22,24 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{getpid, getppid, Pid};
 use serde::Serialize;
 
-use super::{Netns, WorkloadError};
+use crate::{LoadError, Netns};
 
 /// How long captured output is still read after the command exits, when
 /// something it started keeps its stdout or stderr open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// What to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ExecOptions {
     /// The program (looked up in `PATH` like a shell does).
     pub program: OsString,
@@ -43,9 +51,6 @@ pub struct ExecOptions {
     pub kill_grace: Duration,
     /// Bytes kept of each of stdout and stderr (the last ones).
     pub max_output: usize,
-    /// Network namespace to run it in (only the network namespace: /sys is
-    /// not remounted as `ip netns exec` does).
-    pub netns: Option<Netns>,
 }
 
 impl ExecOptions {
@@ -61,7 +66,6 @@ impl ExecOptions {
             timeout: None,
             kill_grace: Duration::from_secs(2),
             max_output: 1 << 20,
-            netns: None,
         }
     }
 
@@ -106,35 +110,33 @@ pub struct ExecResult {
 pub struct ExecHandle {
     pid: u32,
     started: Instant,
-    stop: Arc<OwnedFd>,
+    stop: Arc<EventFd>,
     /// None from the thread only if the command did not start (then there is no handle).
     thread: Option<JoinHandle<Option<ExecResult>>>,
 }
 
-/// Starts the command; returns once it runs (or with why it could not start).
+/// Starts the command, in `netns` when given (only the network namespace:
+/// /sys is not remounted as `ip netns exec` does); returns once it runs (or
+/// with why it could not start).
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use vprobe_engine::workload::exec::{spawn, ExecOptions};
+/// use vprobe_load::exec::{spawn, ExecOptions};
 /// let mut o = ExecOptions::new("ping", ["-c", "3", "192.0.2.1"]);
 /// o.timeout = Some(Duration::from_secs(10));
-/// let r = spawn(o)?.join();
+/// let r = spawn(o, None)?.join();
 /// println!("exit {:?}: {}", r.exit_code, r.stdout);
-/// # Ok::<(), vprobe_engine::workload::WorkloadError>(())
+/// # Ok::<(), vprobe_load::LoadError>(())
 /// ```
-pub fn spawn(opts: ExecOptions) -> Result<ExecHandle, WorkloadError> {
+pub fn spawn(opts: ExecOptions, netns: Option<Netns>) -> Result<ExecHandle, LoadError> {
     let what = format!("`{}`", opts.command_line().join(" "));
-    let spawn_err = |source: io::Error| WorkloadError::Spawn {
+    let spawn_err = |source: io::Error| LoadError::Spawn {
         what: what.clone(),
         source,
     };
-    // SAFETY: eventfd(2) with flags; the fd is owned at once.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if efd < 0 {
-        return Err(spawn_err(io::Error::last_os_error()));
-    }
-    // SAFETY: a new fd that nothing else owns.
-    let stop = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+    let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+        .map_err(|e| spawn_err(e.into()))?;
+    let stop = Arc::new(stop);
     let (tx, rx) = mpsc::channel();
     let stop2 = stop.clone();
     // The command is forked from this thread, which lives until the command
@@ -143,7 +145,7 @@ pub fn spawn(opts: ExecOptions) -> Result<ExecHandle, WorkloadError> {
         .name("vprobe-exec".into())
         .spawn(move || {
             let started = Instant::now();
-            let child = match start_child(&opts) {
+            let child = match start_child(&opts, netns) {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -172,30 +174,27 @@ pub fn spawn(opts: ExecOptions) -> Result<ExecHandle, WorkloadError> {
     }
 }
 
-fn start_child(opts: &ExecOptions) -> io::Result<Child> {
+fn start_child(opts: &ExecOptions, netns: Option<Netns>) -> io::Result<Child> {
     let mut cmd = Command::new(&opts.program);
     cmd.args(&opts.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let parent = std::process::id() as libc::pid_t;
-    let ns: Option<RawFd> = opts.netns.as_ref().map(|n| n.as_raw_fd());
-    // SAFETY: between fork and exec only async-signal-safe calls (prctl,
-    // getppid, setns), no allocation.
+    let parent = getpid();
+    // SAFETY: std's only way to run code between fork and exec, which nix
+    // cannot replace without doing the fork itself. The closure makes only
+    // async-signal-safe calls (prctl, getppid, setns) and does not allocate:
+    // nix's errors are plain errnos, as is the io::Error made of them.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
+            set_pdeathsig(Signal::SIGKILL)?;
+            // vprobe died before the death signal was armed: do not run
+            if getppid() != parent {
+                return Err(Errno::ESRCH.into());
             }
-            // vprobe died before the death signal was armed
-            if libc::getppid() != parent {
-                libc::_exit(137);
-            }
-            if let Some(fd) = ns {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+            if let Some(ns) = &netns {
+                setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
             }
             Ok(())
         });
@@ -253,10 +252,9 @@ struct Capture {
 impl Capture {
     fn new(fd: Option<OwnedFd>, max: usize) -> Capture {
         if let Some(fd) = &fd {
-            // SAFETY: fcntl on an fd this capture owns.
-            unsafe {
-                let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+            if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
+                let fl = OFlag::from_bits_retain(fl) | OFlag::O_NONBLOCK;
+                let _ = fcntl(fd, FcntlArg::F_SETFL(fl));
             }
         }
         Capture {
@@ -269,39 +267,36 @@ impl Capture {
     fn read(&mut self) {
         let mut buf = [0u8; 16384];
         while let Some(fd) = &self.fd {
-            // SAFETY: read(2) into a buffer this function owns, of its length.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            match n {
-                0 => self.fd = None,
-                n if n > 0 => self.tail.push(&buf[..n as usize]),
-                _ => match io::Error::last_os_error().kind() {
-                    io::ErrorKind::Interrupted => {}
-                    io::ErrorKind::WouldBlock => return,
-                    _ => self.fd = None,
-                },
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => self.fd = None,
+                Ok(n) => self.tail.push(&buf[..n]),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                Err(_) => self.fd = None,
             }
         }
     }
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open(2) (Linux 5.3); the fd is owned at once.
+    // SAFETY: pidfd_open(2) (Linux 5.3) takes a pid and flags, no pointer.
+    // Neither nix 0.30 nor stable std (PidFd is unstable) wraps it.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
         return None;
     }
-    // SAFETY: a new fd that nothing else owns.
+    // SAFETY: the new fd the call returned, owned by nothing else.
     Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn killpg(pgid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) of a process group this module made.
-    unsafe { libc::kill(-(pgid as libc::pid_t), sig) };
+/// Signals the command's process group (its pgid is its pid).
+fn signal_group(pgid: u32, sig: Signal) {
+    let _ = killpg(Pid::from_raw(pgid as i32), sig);
 }
 
 /// Captures output and ends the command on stop or timeout; returns once it
 /// is reaped.
-fn supervise(mut child: Child, opts: &ExecOptions, stop: &OwnedFd, started: Instant) -> ExecResult {
+fn supervise(mut child: Child, opts: &ExecOptions, stop: &EventFd, started: Instant) -> ExecResult {
     let pid = child.id();
     let pidfd = pidfd_open(pid);
     let mut out = Capture::new(child.stdout.take().map(OwnedFd::from), opts.max_output);
@@ -314,22 +309,22 @@ fn supervise(mut child: Child, opts: &ExecOptions, stop: &OwnedFd, started: Inst
         let now = Instant::now();
         if status.is_none() && !timed_out && !stopped && deadline.is_some_and(|d| now >= d) {
             timed_out = true;
-            killpg(pid, libc::SIGTERM);
+            signal_group(pid, Signal::SIGTERM);
             sigkill_at = Some(now + opts.kill_grace);
         }
         if status.is_none() && sigkill_at.is_some_and(|t| now >= t) {
-            killpg(pid, libc::SIGKILL);
+            signal_group(pid, Signal::SIGKILL);
             sigkill_at = None;
         }
         if status.is_none() {
             // Once it has exited (a zombie, not yet reaped, so its pid and
             // group id cannot be reused), end the rest of its group, then reap.
             let exited = match &pidfd {
-                Some(fd) => poll_fds(&[fd.as_raw_fd()], Duration::ZERO)[0],
+                Some(fd) => poll_fds(&[fd.as_fd()], Duration::ZERO)[0],
                 None => false,
             };
             if exited {
-                killpg(pid, libc::SIGKILL);
+                signal_group(pid, Signal::SIGKILL);
                 status = child.wait().ok().map(|st| (st, Instant::now()));
             } else if pidfd.is_none() {
                 // No pidfd (before Linux 5.3): polled. Its pid may be reused
@@ -360,22 +355,20 @@ fn supervise(mut child: Child, opts: &ExecOptions, stop: &OwnedFd, started: Inst
             .min()
             .unwrap_or(now)
             .saturating_duration_since(now);
-        let mut fds = vec![stop.as_raw_fd()];
+        let mut fds = vec![stop.as_fd()];
         if let (Some(p), None) = (&pidfd, &status) {
-            fds.push(p.as_raw_fd()); // the exit is handled at the top of the loop
+            fds.push(p.as_fd()); // the exit is handled at the top of the loop
         }
         let out_idx = fds.len();
-        fds.extend(out.fd.as_ref().map(|f| f.as_raw_fd()));
+        fds.extend(out.fd.as_ref().map(|f| f.as_fd()));
         let err_idx = fds.len();
-        fds.extend(err.fd.as_ref().map(|f| f.as_raw_fd()));
+        fds.extend(err.fd.as_ref().map(|f| f.as_fd()));
         let ready = poll_fds(&fds, timeout);
         if ready[0] {
-            let mut b = [0u8; 8];
-            // SAFETY: read(2) of an eventfd into an 8-byte buffer.
-            unsafe { libc::read(stop.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+            let _ = stop.read();
             if status.is_none() && !stopped && !timed_out {
                 stopped = true;
-                killpg(pid, libc::SIGTERM);
+                signal_group(pid, Signal::SIGTERM);
                 sigkill_at = Some(Instant::now() + opts.kill_grace);
             }
         }
@@ -409,28 +402,25 @@ fn supervise(mut child: Child, opts: &ExecOptions, stop: &OwnedFd, started: Inst
 }
 
 /// poll(2) for readability (or hang-up) of `fds`; which are ready.
-fn poll_fds(fds: &[RawFd], timeout: Duration) -> Vec<bool> {
-    let mut p: Vec<libc::pollfd> = fds
+fn poll_fds(fds: &[BorrowedFd<'_>], timeout: Duration) -> Vec<bool> {
+    let mut p: Vec<PollFd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
+        .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
         .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     // Round up so a deadline is not polled for in a busy loop.
     let ms = if timeout > Duration::from_millis(u64::from(ms as u32)) {
         ms.saturating_add(1)
     } else {
         ms
     };
-    // SAFETY: poll(2) on a vector of pollfd this function owns.
-    let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
-    if n <= 0 {
-        return vec![false; fds.len()];
+    match poll(
+        &mut p,
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+    ) {
+        Ok(n) if n > 0 => p.iter().map(|x| x.any() == Some(true)).collect(),
+        _ => vec![false; fds.len()],
     }
-    p.iter().map(|x| x.revents != 0).collect()
 }
 
 impl ExecHandle {
@@ -451,9 +441,7 @@ impl ExecHandle {
 
     /// Ends its process group (SIGTERM, SIGKILL after the grace); returns at once.
     pub fn stop(&self) {
-        let one: u64 = 1;
-        // SAFETY: write(2) of 8 bytes to an eventfd this handle owns.
-        unsafe { libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let _ = self.stop.write(1);
     }
 
     /// Waits for it to end; how it ended and what it printed.
@@ -490,7 +478,9 @@ mod tests {
 
     #[test]
     fn captures_output_and_exit_code() {
-        let r = spawn(sh("echo out; echo err >&2; exit 3")).unwrap().join();
+        let r = spawn(sh("echo out; echo err >&2; exit 3"), None)
+            .unwrap()
+            .join();
         assert_eq!(r.exit_code, Some(3));
         assert!(!r.success && !r.timed_out && !r.stopped);
         assert_eq!(r.stdout, "out\n");
@@ -503,13 +493,13 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_an_error() {
-        let e = spawn(ExecOptions::new(
-            "/nonexistent/vprobe-test",
-            Vec::<String>::new(),
-        ))
+        let e = spawn(
+            ExecOptions::new("/nonexistent/vprobe-test", Vec::<String>::new()),
+            None,
+        )
         .err()
         .unwrap();
-        assert!(matches!(e, WorkloadError::Spawn { .. }), "{e}");
+        assert!(matches!(e, LoadError::Spawn { .. }), "{e}");
         assert!(e.to_string().contains("vprobe-test"), "{e}");
     }
 
@@ -519,10 +509,10 @@ mod tests {
         let mut o = sh("sleep 30 & echo $!; wait");
         o.timeout = Some(Duration::from_millis(300));
         let t0 = Instant::now();
-        let r = spawn(o).unwrap().join();
+        let r = spawn(o, None).unwrap().join();
         assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
         assert!(r.timed_out, "{r:?}");
-        assert_eq!(r.signal, Some(libc::SIGTERM), "{r:?}");
+        assert_eq!(r.signal, Some(Signal::SIGTERM as i32), "{r:?}");
         let bg: i32 = r.stdout.trim().parse().unwrap();
         let t0 = Instant::now();
         while alive(bg) && t0.elapsed() < Duration::from_secs(2) {
@@ -535,12 +525,12 @@ mod tests {
     fn stop_escalates_to_sigkill() {
         let mut o = sh("trap '' TERM; echo ready; while :; do sleep 0.05; done");
         o.kill_grace = Duration::from_millis(200);
-        let h = spawn(o).unwrap();
+        let h = spawn(o, None).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         h.stop();
         let r = h.join();
         assert!(r.stopped, "{r:?}");
-        assert_eq!(r.signal, Some(libc::SIGKILL), "{r:?}");
+        assert_eq!(r.signal, Some(Signal::SIGKILL as i32), "{r:?}");
         assert_eq!(r.stdout, "ready\n");
     }
 
@@ -548,7 +538,7 @@ mod tests {
     fn output_keeps_the_tail() {
         let mut o = sh("i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done");
         o.max_output = 100;
-        let r = spawn(o).unwrap().join();
+        let r = spawn(o, None).unwrap().join();
         assert!(r.success);
         assert!(r.stdout.len() <= 100);
         assert!(r.stdout.ends_with("line1999\n"), "{}", r.stdout);
@@ -559,7 +549,7 @@ mod tests {
 
     #[test]
     fn drop_kills_it() {
-        let h = spawn(sh("sleep 30")).unwrap();
+        let h = spawn(sh("sleep 30"), None).unwrap();
         let pid = h.pid() as i32;
         drop(h);
         assert!(!alive(pid));

@@ -1,35 +1,9 @@
-//! netperf's TCP_RR: `streams` TCP connections, each doing synchronous
-//! request/response, every transaction timed.
-//!
-//! Each stream is one connection (TCP_NODELAY on both ends) on its own thread
-//! with a blocking socket: send `request_size` bytes, read the full
-//! `response_size` bytes back, repeat; a transaction's latency is the
-//! monotonic time from before the send to after the last byte of the response.
-//! Only one transaction is ever in flight per stream, exactly as netperf
-//! `-t TCP_RR -- -r REQ,RESP`; with N streams, netperf users run N netperf
-//! processes side by side, which is what the N threads do here.
-//!
-//! Before the test, each connection carries one 16-byte hello (magic, version
-//! and the two sizes) and the server's 4-byte answer, so [`serve`] needs no
-//! configuration (netperf sends the same on its control connection). After
-//! that, the connection carries only requests and responses.
-//!
-//! The run: connect every stream (start fails with the first connection
-//! error), warm up for `warmup` (transactions not counted), measure for
-//! `duration` (or until [`RrHandle::stop`]). A transaction in flight at the
-//! end may finish within [`END_GRACE`] and is counted (so a slow tail is not
-//! cut off); after that, the connections are shut down and what was still in
-//! flight is reported as `unfinished`.
-//!
-//! Every measured transaction at or above the smallest threshold is also
-//! kept as a [`SlowTransaction`]: its connection and its CLOCK_MONOTONIC
-//! interval, the clock of `bpf_ktime_get_ns`, so it can be matched with the
-//! kernel's events on that connection at that time.
+//! The TCP_RR client: a thread per stream, a supervisor that ends the run,
+//! live snapshots and the result.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -39,31 +13,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use vprobe_time::monotonic_ns;
 
-use super::latency::{Latencies, LatencyBucket, LatencySummary, ThresholdCount};
-use super::{enter, lock, pin, Netns, WorkloadError};
-
-/// `vprobe serve`'s default port: netperf's 12865 plus one, so a netserver
-/// and a vprobe server can run side by side (the protocols differ).
-pub const DEFAULT_PORT: u16 = 12866;
-
-/// Largest request or response.
-pub const MAX_MESSAGE: usize = 16 << 20;
-
-/// Most streams in one run.
-pub const MAX_STREAMS: usize = 4096;
+use super::protocol::{read_full, HELLO_OK};
+use super::RrOptions;
+use crate::latency::{Latencies, LatencyBucket, LatencySummary, ThresholdCount};
+use crate::{enter, lock, pin, HandshakeError, LoadError, Netns};
 
 /// How long a transaction in flight at the end of a run may still take.
 pub const END_GRACE: Duration = Duration::from_secs(2);
-
-/// The client's hello: `VPRR`, version, request size, response size (u32 BE).
-const HELLO_MAGIC: &[u8; 4] = b"VPRR";
-const HELLO_LEN: usize = 16;
-/// The server's answer.
-const HELLO_OK: &[u8; 4] = b"VPOK";
-const PROTOCOL_VERSION: u32 = 1;
-
-/// The server's limit for a client's hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often the rate is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -73,90 +29,6 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Most [`SlowTransaction`]s one run keeps, all streams together; the ones
 /// after are only counted ([`RrResult::slow_dropped`]).
 pub const MAX_SLOW_RECORDS: u64 = 10_000;
-
-/// What a TCP_RR client run does.
-#[derive(Clone, Debug)]
-pub struct RrOptions {
-    /// The server (`vprobe serve`).
-    pub target: SocketAddr,
-    /// Concurrent connections, each with one transaction in flight.
-    pub streams: usize,
-    /// Bytes per request (netperf's default: 1).
-    pub request_size: usize,
-    /// Bytes per response (netperf's default: 1).
-    pub response_size: usize,
-    /// How long to measure, after the warm-up; None: until [`RrHandle::stop`].
-    pub duration: Option<Duration>,
-    /// Transactions before this are not counted.
-    pub warmup: Duration,
-    /// Count transactions taking at least each of these; those at or above
-    /// the smallest are also kept as [`SlowTransaction`]s.
-    pub thresholds: Vec<Duration>,
-    /// Limit for each connection and its hello.
-    pub connect_timeout: Duration,
-    /// Network namespace the client sockets are made in.
-    pub netns: Option<Netns>,
-    /// CPUs to pin the streams to, round robin (stream i on `cpus[i % len]`);
-    /// empty: no pinning.
-    pub cpus: Vec<usize>,
-}
-
-impl RrOptions {
-    /// netperf's defaults: one stream, 1-byte request and response, 10 s,
-    /// no warm-up; thresholds 200 ms and 400 ms (TCP's minimum RTO and its
-    /// first backoff: a transaction that met one or two losses).
-    pub fn new(target: SocketAddr) -> RrOptions {
-        RrOptions {
-            target,
-            streams: 1,
-            request_size: 1,
-            response_size: 1,
-            duration: Some(Duration::from_secs(10)),
-            warmup: Duration::ZERO,
-            thresholds: default_thresholds(),
-            connect_timeout: Duration::from_secs(5),
-            netns: None,
-            cpus: Vec::new(),
-        }
-    }
-
-    fn validate(&self) -> Result<(), WorkloadError> {
-        let bad = |m: String| Err(WorkloadError::Invalid(m));
-        if !(1..=MAX_STREAMS).contains(&self.streams) {
-            return bad(format!(
-                "streams must be 1 to {MAX_STREAMS}, not {}",
-                self.streams
-            ));
-        }
-        for (what, n) in [
-            ("request size", self.request_size),
-            ("response size", self.response_size),
-        ] {
-            if !(1..=MAX_MESSAGE).contains(&n) {
-                return bad(format!("{what} must be 1 to {MAX_MESSAGE} bytes, not {n}"));
-            }
-        }
-        for t in &self.thresholds {
-            if t.is_zero() || t.subsec_nanos() % 1000 != 0 {
-                return bad(format!(
-                    "threshold {t:?} must be a positive whole number of microseconds"
-                ));
-            }
-        }
-        if self.duration.is_some_and(|d| d.is_zero()) {
-            return bad("duration must be positive".into());
-        }
-        if self.connect_timeout.is_zero() {
-            return bad("connect timeout must be positive".into());
-        }
-        Ok(())
-    }
-}
-
-/// 200 ms and 400 ms.
-pub fn default_thresholds() -> Vec<Duration> {
-    vec![Duration::from_millis(200), Duration::from_millis(400)]
-}
 
 /// A stream that ended with an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -377,26 +249,45 @@ pub struct RrHandle {
     measure_start: Instant,
 }
 
-/// Connects every stream and starts the run; returns once all are connected
-/// (at most twice `connect_timeout`: connection, then hello), or with the
-/// first stream's error. Blocks: call it from a thread that may wait.
+/// A run: its options, and where it runs.
+struct Run {
+    target: SocketAddr,
+    netns: Option<Netns>,
+    options: RrOptions,
+}
+
+/// Connects every stream to `target` (a [`serve`](super::serve)) and starts
+/// the run; returns once all are connected (at most twice `connect_timeout`:
+/// connection, then hello), or with the first stream's error. The client
+/// sockets are made in `netns` when given. Blocks: call it from a thread
+/// that may wait.
 ///
 /// ```no_run
-/// use vprobe_engine::workload::tcp_rr::{start, RrOptions};
-/// let mut o = RrOptions::new("198.51.100.1:12866".parse().unwrap());
-/// o.streams = 16;
-/// let result = start(o)?.join();
+/// use vprobe_load::tcp_rr::{start, RrOptions};
+/// let o = RrOptions {
+///     streams: 16,
+///     ..RrOptions::default()
+/// };
+/// let result = start("198.51.100.1:12866".parse().unwrap(), o, None)?.join();
 /// println!("{} transactions/s, p99 {:?} µs", result.tps, result.latency_us.map(|l| l.p99));
-/// # Ok::<(), vprobe_engine::workload::WorkloadError>(())
+/// # Ok::<(), vprobe_load::LoadError>(())
 /// ```
-pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
-    opts.validate()?;
-    let opts = Arc::new(opts);
+pub fn start(
+    target: SocketAddr,
+    options: RrOptions,
+    netns: Option<Netns>,
+) -> Result<RrHandle, LoadError> {
+    options.validate()?;
+    let run = Arc::new(Run {
+        target,
+        netns,
+        options,
+    });
     let shared = Arc::new(Shared {
-        slots: (0..opts.streams)
+        slots: (0..run.options.streams)
             .map(|_| Slot {
                 stats: Mutex::new(StreamStats {
-                    measured: Latencies::new(&opts.thresholds),
+                    measured: Latencies::new(&run.options.thresholds),
                     warmup: 0,
                     error: None,
                     unfinished: false,
@@ -412,12 +303,12 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
         go_cv: Condvar::new(),
         end: Mutex::new(None),
         samples: Mutex::new(VecDeque::new()),
-        thresholds: opts.thresholds.clone(),
+        thresholds: run.options.thresholds.clone(),
         slow_seen: AtomicU64::new(0),
     });
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), WorkloadError>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), LoadError>>();
     let (control, control_rx) = mpsc::channel::<Msg>();
-    let mut threads = Vec::with_capacity(opts.streams);
+    let mut threads = Vec::with_capacity(run.options.streams);
     let abort = |shared: &Shared, threads: Vec<JoinHandle<()>>| {
         shared.stop.store(true, Ordering::Release);
         shared.set_go(Go::Abort);
@@ -425,9 +316,9 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
             let _ = t.join();
         }
     };
-    for i in 0..opts.streams {
+    for i in 0..run.options.streams {
         let (o, sh, ready, done) = (
-            opts.clone(),
+            run.clone(),
             shared.clone(),
             ready_tx.clone(),
             control.clone(),
@@ -439,7 +330,7 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
             Ok(t) => threads.push(t),
             Err(source) => {
                 abort(&shared, threads);
-                return Err(WorkloadError::Spawn {
+                return Err(LoadError::Spawn {
                     what: format!("the thread of stream {i}"),
                     source,
                 });
@@ -448,7 +339,7 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
     }
     drop(ready_tx);
     let mut first_error = None;
-    for _ in 0..opts.streams {
+    for _ in 0..run.options.streams {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -456,7 +347,7 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
                 break;
             }
             Err(_) => {
-                first_error = Some(WorkloadError::Spawn {
+                first_error = Some(LoadError::Spawn {
                     what: "a stream (its thread ended before connecting)".into(),
                     source: io::Error::other("thread ended"),
                 });
@@ -469,16 +360,16 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
         return Err(e);
     }
     let started = Instant::now();
-    let measure_start = started + opts.warmup;
-    let deadline = opts.duration.map(|d| measure_start + d);
+    let measure_start = started + run.options.warmup;
+    let deadline = run.options.duration.map(|d| measure_start + d);
     let sup_shared = shared.clone();
-    let sup_opts = opts.clone();
+    let sup_run = run.clone();
     let spawned = std::thread::Builder::new()
         .name("vprobe-rr".into())
         .spawn(move || {
             supervise(
                 &sup_shared,
-                &sup_opts,
+                &sup_run,
                 threads,
                 &control_rx,
                 measure_start,
@@ -491,7 +382,7 @@ pub fn start(opts: RrOptions) -> Result<RrHandle, WorkloadError> {
             // The stream threads went with the closure; tell them to end.
             shared.stop.store(true, Ordering::Release);
             shared.set_go(Go::Abort);
-            return Err(WorkloadError::Spawn {
+            return Err(LoadError::Spawn {
                 what: "the supervisor thread".into(),
                 source,
             });
@@ -595,7 +486,7 @@ impl Drop for RrHandle {
 /// then lets transactions in flight finish, cuts the rest, and sums up.
 fn supervise(
     shared: &Shared,
-    opts: &RrOptions,
+    run: &Run,
     threads: Vec<JoinHandle<()>>,
     control: &Receiver<Msg>,
     measure_start: Instant,
@@ -638,10 +529,10 @@ fn supervise(
         let _ = t.join();
     }
     shared.sample();
-    result(shared, opts, end.saturating_duration_since(measure_start))
+    result(shared, run, end.saturating_duration_since(measure_start))
 }
 
-fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
+fn result(shared: &Shared, run: &Run, measured: Duration) -> RrResult {
     let secs = measured.as_secs_f64();
     let per_s = |n: u64| {
         if secs > 0.0 {
@@ -650,7 +541,7 @@ fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
             0.0
         }
     };
-    let mut all = Latencies::new(&opts.thresholds);
+    let mut all = Latencies::new(&run.options.thresholds);
     let mut per_stream = Vec::with_capacity(shared.slots.len());
     let mut errors = Vec::new();
     let mut unfinished = 0;
@@ -672,12 +563,12 @@ fn result(shared: &Shared, opts: &RrOptions, measured: Duration) -> RrResult {
     }
     slow.sort_unstable_by_key(|s: &SlowTransaction| (s.start_ns, s.stream));
     RrResult {
-        target: opts.target.to_string(),
-        streams: opts.streams,
-        request_size: opts.request_size,
-        response_size: opts.response_size,
+        target: run.target.to_string(),
+        streams: run.options.streams,
+        request_size: run.options.request_size,
+        response_size: run.options.response_size,
         duration_s: secs,
-        warmup_s: opts.warmup.as_secs_f64(),
+        warmup_s: run.options.warmup.as_secs_f64(),
         transactions: all.count(),
         tps: per_s(all.count()),
         tps_per_stream: per_stream.iter().map(|&n| per_s(n)).collect(),
@@ -703,13 +594,13 @@ impl Drop for DoneGuard {
 
 fn stream_main(
     i: usize,
-    opts: &RrOptions,
+    run: &Run,
     shared: &Shared,
-    ready: Sender<Result<(), WorkloadError>>,
+    ready: Sender<Result<(), LoadError>>,
     done: Sender<Msg>,
 ) {
     let slot = &shared.slots[i];
-    let sock = match connect(i, opts) {
+    let sock = match connect(i, run) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -725,9 +616,9 @@ fn stream_main(
         return;
     };
     let _done = DoneGuard(done);
-    let measure_start = started + opts.warmup;
-    let deadline = opts.duration.map(|d| measure_start + d);
-    if let Err(message) = transact(i, &sock, opts, shared, measure_start, deadline) {
+    let measure_start = started + run.options.warmup;
+    let deadline = run.options.duration.map(|d| measure_start + d);
+    if let Err(message) = transact(i, &sock, run, shared, measure_start, deadline) {
         let mut st = lock(&slot.stats);
         if slot.cut.load(Ordering::Acquire) {
             st.unfinished = true;
@@ -742,73 +633,74 @@ fn stream_main(
 
 /// Connects, sets TCP_NODELAY and says hello; on this thread, which enters the
 /// namespace and its CPU first.
-fn connect(i: usize, opts: &RrOptions) -> Result<TcpStream, WorkloadError> {
-    if let Some(ns) = &opts.netns {
+fn connect(i: usize, run: &Run) -> Result<TcpStream, LoadError> {
+    if let Some(ns) = &run.netns {
         enter(ns)?;
     }
-    if !opts.cpus.is_empty() {
-        pin(opts.cpus[i % opts.cpus.len()])?;
+    if !run.options.cpus.is_empty() {
+        pin(run.options.cpus[i % run.options.cpus.len()])?;
     }
-    let target = opts.target;
-    let err = |source: io::Error| WorkloadError::Connect {
+    let target = run.target;
+    let err = |source: io::Error| LoadError::Connect {
         stream: i,
         target,
         source,
     };
-    let sock = TcpStream::connect_timeout(&target, opts.connect_timeout).map_err(err)?;
+    let sock = TcpStream::connect_timeout(&target, run.options.connect_timeout).map_err(err)?;
     sock.set_nodelay(true).map_err(err)?;
-    let mut hello = [0u8; HELLO_LEN];
-    hello[..4].copy_from_slice(HELLO_MAGIC);
-    hello[4..8].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    hello[8..12].copy_from_slice(&(opts.request_size as u32).to_be_bytes());
-    hello[12..16].copy_from_slice(&(opts.response_size as u32).to_be_bytes());
-    let handshake = |detail: String| WorkloadError::Handshake {
+    let handshake = |source: HandshakeError| LoadError::Handshake {
         stream: i,
         target,
-        detail,
+        source,
     };
-    (&sock).write_all(&hello).map_err(err)?;
-    sock.set_read_timeout(Some(opts.connect_timeout))
+    (&sock)
+        .write_all(&run.options.hello().encode())
+        .map_err(err)?;
+    sock.set_read_timeout(Some(run.options.connect_timeout))
         .map_err(err)?;
     let mut answer = [0u8; 4];
     match read_full(&sock, &mut answer) {
         Ok(true) if &answer == HELLO_OK => {}
-        Ok(true) => return Err(handshake(format!("it answered {answer:02x?}"))),
-        Ok(false) => {
-            return Err(handshake(
-                "it closed the connection (a different program, or a different vprobe version)"
-                    .into(),
-            ))
-        }
+        Ok(true) => return Err(handshake(HandshakeError::Answered(answer))),
+        Ok(false) => return Err(handshake(HandshakeError::Closed)),
         Err(e)
             if matches!(
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) =>
         {
-            return Err(handshake(format!(
-                "no answer within {:?}",
-                opts.connect_timeout
+            return Err(handshake(HandshakeError::Timeout(
+                run.options.connect_timeout,
             )))
         }
-        Err(e) => return Err(handshake(e.to_string())),
+        Err(e) => return Err(handshake(HandshakeError::Io(e))),
     }
     sock.set_read_timeout(None).map_err(err)?;
     Ok(sock)
+}
+
+/// Why a stream ended early; its message, with the transactions it made, is
+/// the run's [`StreamError`].
+#[derive(Debug, thiserror::Error)]
+enum StreamFailure {
+    #[error("the server closed the connection")]
+    Closed,
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
 /// The transaction loop of one stream, until the deadline, stop, or an error.
 fn transact(
     stream: usize,
     sock: &TcpStream,
-    opts: &RrOptions,
+    run: &Run,
     shared: &Shared,
     measure_start: Instant,
     deadline: Option<Instant>,
-) -> Result<(), String> {
+) -> Result<(), StreamFailure> {
     let slot = &shared.slots[stream];
-    let request = vec![b'r'; opts.request_size];
-    let mut response = vec![0u8; opts.response_size];
+    let request = vec![b'r'; run.options.request_size];
+    let mut response = vec![0u8; run.options.response_size];
     let mut w = sock;
     // Transactions are timed on CLOCK_MONOTONIC in ns, so a slow one's
     // interval is in the kernel's clock; the run's instants are converted once.
@@ -822,11 +714,9 @@ fn transact(
     });
     while !shared.stop.load(Ordering::Relaxed) {
         let t0 = monotonic_ns();
-        w.write_all(&request).map_err(|e| e.to_string())?;
-        match read_full(sock, &mut response) {
-            Ok(true) => {}
-            Ok(false) => return Err("the server closed the connection".into()),
-            Err(e) => return Err(e.to_string()),
+        w.write_all(&request)?;
+        if !read_full(sock, &mut response)? {
+            return Err(StreamFailure::Closed);
         }
         let t1 = monotonic_ns();
         let took = t1.saturating_sub(t0);
@@ -870,347 +760,33 @@ fn instant_ns(t: Instant) -> u64 {
     }
 }
 
-/// Reads exactly `buf.len()` bytes; `Ok(false)` on a clean end of stream
-/// before the first byte.
-fn read_full(mut s: &TcpStream, buf: &mut [u8]) -> io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        match s.read(&mut buf[got..]) {
-            Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed in the middle of a message",
-                ))
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-// ---------------------------------------------------------------------------
-// The server
-
-/// What a TCP_RR server does.
-#[derive(Clone, Debug)]
-pub struct ServeOptions {
-    /// Address to listen on (port 0: any free port, see [`ServerHandle::local_addr`]).
-    pub bind: SocketAddr,
-    /// Network namespace the listening socket is made in.
-    pub netns: Option<Netns>,
-}
-
-impl ServeOptions {
-    /// Listens on `bind`.
-    pub fn new(bind: SocketAddr) -> ServeOptions {
-        ServeOptions { bind, netns: None }
-    }
-}
-
-/// What a server has done.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ServeStats {
-    /// Connections accepted.
-    pub connections: u64,
-    /// Connections open now.
-    pub active: u64,
-    /// Transactions answered.
-    pub transactions: u64,
-    /// Connections that ended with an error (a failed hello, a reset).
-    pub errors: u64,
-}
-
-struct Conn {
-    /// A dup of the socket, so the server can shut it down.
-    sock: TcpStream,
-    served: Arc<AtomicU64>,
-    thread: JoinHandle<Result<(), String>>,
-}
-
-struct ServerShared {
-    stop: AtomicBool,
-    conns: Mutex<HashMap<u64, Conn>>,
-    /// Totals of connections already reaped.
-    closed: Mutex<ServeStats>,
-}
-
-impl ServerShared {
-    /// Joins connections whose thread has ended, adding them to the totals.
-    fn reap(&self, all: bool) {
-        let ended: Vec<Conn> = {
-            let mut conns = lock(&self.conns);
-            let ids: Vec<u64> = conns
-                .iter()
-                .filter(|(_, c)| all || c.thread.is_finished())
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter().filter_map(|id| conns.remove(id)).collect()
-        };
-        for c in ended {
-            if all {
-                let _ = c.sock.shutdown(Shutdown::Both);
-            }
-            let failed = !matches!(c.thread.join(), Ok(Ok(())));
-            let mut closed = lock(&self.closed);
-            closed.transactions += c.served.load(Ordering::Relaxed);
-            closed.errors += u64::from(failed && !self.stop.load(Ordering::Acquire));
-        }
-    }
-
-    fn stats(&self) -> ServeStats {
-        let conns = lock(&self.conns);
-        let mut s = *lock(&self.closed);
-        s.active = conns.len() as u64;
-        s.transactions += conns
-            .values()
-            .map(|c| c.served.load(Ordering::Relaxed))
-            .sum::<u64>();
-        s
-    }
-}
-
-/// A running TCP_RR server. Dropping it stops it and waits for its threads.
-pub struct ServerHandle {
-    local_addr: SocketAddr,
-    shared: Arc<ServerShared>,
-    /// A dup of the listening socket, so `stop` can wake `accept`.
-    listener: TcpListener,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-/// Starts a server: one thread accepting, one per connection answering each
-/// request with a response of the size the client asked for. Returns once it
-/// listens.
-pub fn serve(opts: ServeOptions) -> Result<ServerHandle, WorkloadError> {
-    let shared = Arc::new(ServerShared {
-        stop: AtomicBool::new(false),
-        conns: Mutex::new(HashMap::new()),
-        closed: Mutex::new(ServeStats::default()),
-    });
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let acc_shared = shared.clone();
-    let acceptor = std::thread::Builder::new()
-        .name("vprobe-serve".into())
-        .spawn(move || {
-            let listener = match listen(&opts) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let dup = listener
-                .try_clone()
-                .and_then(|d| Ok((listener.local_addr()?, d)));
-            let ok = dup.is_ok();
-            let _ = ready_tx.send(dup.map_err(|source| WorkloadError::Bind {
-                addr: opts.bind,
-                source,
-            }));
-            if ok {
-                accept_loop(&listener, &acc_shared);
-            }
-        })
-        .map_err(|source| WorkloadError::Spawn {
-            what: "the server thread".into(),
-            source,
-        })?;
-    match ready_rx.recv() {
-        Ok(Ok((local_addr, listener))) => Ok(ServerHandle {
-            local_addr,
-            shared,
-            listener,
-            acceptor: Some(acceptor),
-        }),
-        Ok(Err(e)) => {
-            let _ = acceptor.join();
-            Err(e)
-        }
-        Err(_) => {
-            let _ = acceptor.join();
-            Err(WorkloadError::Spawn {
-                what: "the server thread".into(),
-                source: io::Error::other("it ended before listening"),
-            })
-        }
-    }
-}
-
-fn listen(opts: &ServeOptions) -> Result<TcpListener, WorkloadError> {
-    if let Some(ns) = &opts.netns {
-        enter(ns)?;
-    }
-    let l = TcpListener::bind(opts.bind).map_err(|source| WorkloadError::Bind {
-        addr: opts.bind,
-        source,
-    })?;
-    // std listens with a backlog of 128; thousands of streams connect at once.
-    // SAFETY: listen(2) on a socket this function owns; calling it again on a
-    // listening socket only changes the backlog.
-    unsafe { libc::listen(l.as_raw_fd(), 4096) };
-    Ok(l)
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
-    let mut next_id = 0u64;
-    loop {
-        let accepted = listener.accept();
-        if shared.stop.load(Ordering::Acquire) {
-            break;
-        }
-        shared.reap(false);
-        let sock = match accepted {
-            Ok((s, _)) => s,
-            Err(e) => match e.raw_os_error() {
-                // out of fds or memory: wait for some to be released
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
-                _ => continue, // ECONNABORTED, EINTR, EPROTO…: that one connection
-            },
-        };
-        let Ok(dup) = sock.try_clone() else {
-            lock(&shared.closed).errors += 1;
-            continue;
-        };
-        let served = Arc::new(AtomicU64::new(0));
-        let s2 = shared.clone();
-        let counter = served.clone();
-        let spawned = std::thread::Builder::new()
-            .name("vprobe-serve-conn".into())
-            .spawn(move || answer(&sock, &counter, &s2.stop));
-        let mut closed = lock(&shared.closed);
-        closed.connections += 1;
-        match spawned {
-            Ok(thread) => {
-                drop(closed);
-                lock(&shared.conns).insert(
-                    next_id,
-                    Conn {
-                        sock: dup,
-                        served,
-                        thread,
-                    },
-                );
-                next_id += 1;
-            }
-            Err(_) => closed.errors += 1,
-        }
-    }
-    shared.reap(true);
-}
-
-/// One connection: the hello, then a response for every request until the
-/// client closes.
-fn answer(sock: &TcpStream, served: &AtomicU64, stop: &AtomicBool) -> Result<(), String> {
-    let _ = sock.set_nodelay(true);
-    let _ = sock.set_read_timeout(Some(HELLO_TIMEOUT));
-    let mut hello = [0u8; HELLO_LEN];
-    match read_full(sock, &mut hello) {
-        Ok(true) => {}
-        Ok(false) => return Ok(()), // a port probe
-        Err(e) => return Err(format!("hello: {e}")),
-    }
-    let word = |i: usize| u32::from_be_bytes([hello[i], hello[i + 1], hello[i + 2], hello[i + 3]]);
-    let (version, req, resp) = (word(4), word(8) as usize, word(12) as usize);
-    if &hello[..4] != HELLO_MAGIC || version != PROTOCOL_VERSION {
-        return Err("not a vprobe rr client (or another version)".into());
-    }
-    if !(1..=MAX_MESSAGE).contains(&req) || !(1..=MAX_MESSAGE).contains(&resp) {
-        return Err(format!("sizes {req}/{resp} out of range"));
-    }
-    let mut w = sock;
-    w.write_all(HELLO_OK).map_err(|e| e.to_string())?;
-    let _ = sock.set_read_timeout(None);
-    let mut request = vec![0u8; req];
-    let response = vec![b'R'; resp];
-    let mut n = 0u64;
-    loop {
-        match read_full(sock, &mut request) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(_) if stop.load(Ordering::Acquire) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
-        }
-        if let Err(e) = w.write_all(&response) {
-            return if stop.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                Err(e.to_string())
-            };
-        }
-        n += 1;
-        served.store(n, Ordering::Relaxed);
-    }
-}
-
-impl ServerHandle {
-    /// The address it listens on (the port chosen when asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Connections and transactions so far.
-    pub fn stats(&self) -> ServeStats {
-        self.shared.stats()
-    }
-
-    /// Stops accepting and closes every connection; returns at once.
-    pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Release);
-        // Wakes accept() (EINVAL on a listener that is shut down).
-        let _ = self.listener_shutdown();
-    }
-
-    fn listener_shutdown(&self) -> io::Result<()> {
-        // SAFETY: shutdown(2) on a socket this handle owns.
-        if unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Stops (if not yet) and waits for every thread; the final counts.
-    pub fn join(mut self) -> ServeStats {
-        self.stop();
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
-        self.shared.stats()
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        if let Some(t) = self.acceptor.take() {
-            self.stop();
-            let _ = t.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+    use std::net::TcpListener;
+
     use super::*;
+    use crate::tcp_rr::protocol::HELLO_LEN;
+    use crate::tcp_rr::serve;
+    use crate::tcp_rr::ServerHandle;
 
     fn loopback_server() -> ServerHandle {
-        serve(ServeOptions::new("127.0.0.1:0".parse().unwrap())).unwrap()
+        serve("127.0.0.1:0".parse().unwrap(), None).unwrap()
     }
 
     #[test]
     fn rr_on_loopback_counts_every_stream() {
         let server = loopback_server();
-        let mut o = RrOptions::new(server.local_addr());
-        o.streams = 3;
-        o.request_size = 100;
-        o.response_size = 2000;
-        o.duration = Some(Duration::from_millis(300));
-        o.warmup = Duration::from_millis(100);
-        let h = start(o).unwrap();
+        let target = server.local_addr();
+        let o = RrOptions {
+            streams: 3,
+            request_size: 100,
+            response_size: 2000,
+            duration: Some(Duration::from_millis(300)),
+            warmup: Duration::from_millis(100),
+            ..RrOptions::default()
+        };
+        let h = start(target, o, None).unwrap();
         let r = h.join();
         assert_eq!(r.streams, 3);
         assert!(r.transactions > 0, "{r:?}");
@@ -1237,9 +813,12 @@ mod tests {
     #[test]
     fn stop_ends_an_unbounded_run() {
         let server = loopback_server();
-        let mut o = RrOptions::new(server.local_addr());
-        o.duration = None;
-        let h = start(o).unwrap();
+        let target = server.local_addr();
+        let o = RrOptions {
+            duration: None,
+            ..RrOptions::default()
+        };
+        let h = start(target, o, None).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         let s = h.snapshot();
         assert_eq!(s.phase, RrPhase::Running);
@@ -1261,10 +840,13 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let mut o = RrOptions::new(addr);
-        o.streams = 4;
-        let e = start(o).err().expect("nobody listens");
-        assert!(matches!(e, WorkloadError::Connect { .. }), "{e:?}");
+        let target = addr;
+        let o = RrOptions {
+            streams: 4,
+            ..RrOptions::default()
+        };
+        let e = start(target, o, None).err().expect("nobody listens");
+        assert!(matches!(e, LoadError::Connect { .. }), "{e:?}");
         assert!(e.to_string().contains(&addr.to_string()), "{e}");
     }
 
@@ -1277,20 +859,23 @@ mod tests {
             let (s, _) = l.accept().unwrap();
             drop(s);
         });
-        let e = start(RrOptions::new(addr))
+        let e = start(addr, RrOptions::default(), None)
             .err()
             .expect("not a vprobe server");
-        assert!(matches!(e, WorkloadError::Handshake { .. }), "{e}");
+        assert!(matches!(e, LoadError::Handshake { .. }), "{e}");
         t.join().unwrap();
     }
 
     #[test]
     fn a_server_that_goes_away_is_reported_per_stream() {
         let server = loopback_server();
-        let mut o = RrOptions::new(server.local_addr());
-        o.streams = 2;
-        o.duration = Some(Duration::from_secs(5));
-        let h = start(o).unwrap();
+        let target = server.local_addr();
+        let o = RrOptions {
+            streams: 2,
+            duration: Some(Duration::from_secs(5)),
+            ..RrOptions::default()
+        };
+        let h = start(target, o, None).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let t0 = Instant::now();
         drop(server); // closes every connection
@@ -1314,10 +899,13 @@ mod tests {
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink); // until the client shuts down
         });
-        let mut o = RrOptions::new(addr);
-        o.duration = Some(Duration::from_millis(100));
+        let target = addr;
+        let o = RrOptions {
+            duration: Some(Duration::from_millis(100)),
+            ..RrOptions::default()
+        };
         let t0 = Instant::now();
-        let r = start(o).unwrap().join();
+        let r = start(target, o, None).unwrap().join();
         assert!(t0.elapsed() < END_GRACE + Duration::from_secs(3));
         assert_eq!((r.transactions, r.unfinished), (0, 1), "{r:?}");
         assert!(r.errors.is_empty(), "{r:?}");
@@ -1352,11 +940,14 @@ mod tests {
                 }
             }
         });
-        let mut o = RrOptions::new(addr);
-        o.warmup = Duration::from_millis(300);
-        o.duration = Some(Duration::from_millis(500));
+        let target = addr;
+        let o = RrOptions {
+            warmup: Duration::from_millis(300),
+            duration: Some(Duration::from_millis(500)),
+            ..RrOptions::default()
+        };
         let before = monotonic_ns();
-        let h = start(o).unwrap();
+        let h = start(target, o, None).unwrap();
         let (client, server) = ends_rx.recv().unwrap();
         let r = h.join();
         let after = monotonic_ns();
@@ -1380,11 +971,14 @@ mod tests {
         // At 1 µs every transaction is slow: more than the cap unless this
         // machine is very busy, and the invariants hold either way.
         let server = loopback_server();
-        let mut o = RrOptions::new(server.local_addr());
-        o.streams = 2;
-        o.duration = Some(Duration::from_millis(700));
-        o.thresholds = vec![Duration::from_millis(1), Duration::from_micros(1)];
-        let h = start(o).unwrap();
+        let target = server.local_addr();
+        let o = RrOptions {
+            streams: 2,
+            duration: Some(Duration::from_millis(700)),
+            thresholds: vec![Duration::from_millis(1), Duration::from_micros(1)],
+            ..RrOptions::default()
+        };
+        let h = start(target, o, None).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let snap = h.snapshot();
         let r = h.join();
@@ -1399,21 +993,23 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused() {
-        let mut o = RrOptions::new("127.0.0.1:1".parse().unwrap());
-        o.streams = 0;
-        assert!(matches!(start(o.clone()), Err(WorkloadError::Invalid(_))));
+        let target: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut o = RrOptions {
+            streams: 0,
+            ..RrOptions::default()
+        };
+        assert!(matches!(
+            start(target, o.clone(), None),
+            Err(LoadError::Invalid(_))
+        ));
         o.streams = 1;
         o.request_size = 0;
-        assert!(matches!(start(o.clone()), Err(WorkloadError::Invalid(_))));
+        assert!(matches!(
+            start(target, o.clone(), None),
+            Err(LoadError::Invalid(_))
+        ));
         o.request_size = 1;
         o.thresholds = vec![Duration::from_nanos(1500)];
-        assert!(matches!(start(o), Err(WorkloadError::Invalid(_))));
-    }
-
-    #[test]
-    fn serve_refuses_a_busy_address() {
-        let server = loopback_server();
-        let e = serve(ServeOptions::new(server.local_addr())).err().unwrap();
-        assert!(matches!(e, WorkloadError::Bind { .. }), "{e}");
+        assert!(matches!(start(target, o, None), Err(LoadError::Invalid(_))));
     }
 }
