@@ -646,7 +646,7 @@ fn filter_value(v: &FilterValue) -> String {
 /// An attach point for `:list` and `:help`: with every field's description
 /// when `long`.
 fn describe_probe(p: &ProbeDef, long: bool) -> String {
-    let mut s = format!("{}  ({})  {}\n", p.name, p.layer, p.about);
+    let mut s = format!("{}  ({})  {}\n", p.name, p.subsystem, p.about);
     let mechs: Vec<String> = p.mechanisms.iter().map(|m| m.label()).collect();
     let _ = write!(s, "  mechanisms: {}", mechs.join(", "));
     if long {

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use vprobe_probes::abi::{self, Raw};
-use vprobe_probes::catalog::FUNC_FIELDS;
+use vprobe_probes::catalog::{self, FUNC_FIELDS};
 use vprobe_probes::{suggest, FieldDef, FieldKind, Mechanism, ProbeDef, RawField, Slot};
 
 use crate::plan::{Consumer, Filter, ProbeRequest};
@@ -27,7 +27,7 @@ use crate::session::Tracefs;
 use format::Read;
 
 /// The object holding the generic programs (bpf/generic.bpf.c).
-const OBJECT: &str = "generic";
+const OBJECT: &vprobe_probes::Object = &catalog::generic::OBJECT;
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -92,7 +92,7 @@ pub fn resolve(name: &str) -> Result<Option<&'static ProbeDef>, String> {
 /// format file (which needs root).
 static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
     name: "tracepoint:net:net_dev_queue",
-    layer: "tracepoint",
+    subsystem: "tracepoint",
     about: "tracepoint net:net_dev_queue",
     object: OBJECT,
     fields: &[],
@@ -102,6 +102,8 @@ static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
         program: "vp_tracepoint",
         layout: &[],
     }],
+    default_filters: &[],
+    sites: &[],
 };
 
 /// An attach point of the generic family `kind` (`tracepoint`, `kprobe`,
@@ -167,11 +169,13 @@ fn function_def(kind: &str, target: Option<&str>, function: &str) -> &'static Pr
     };
     let def: &'static ProbeDef = leak(ProbeDef {
         name: leak_str(name.clone()),
-        layer: leak_str(kind),
+        subsystem: leak_str(kind),
         about: leak_str(about),
         object: OBJECT,
         fields: FUNC_FIELDS,
         mechanisms: leak_slice(vec![mech]),
+        default_filters: &[],
+        sites: &[],
     });
     map.insert(name, def);
     def
@@ -360,7 +364,7 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
     let event = leak_str(event);
     let def = leak(ProbeDef {
         name,
-        layer: "tracepoint",
+        subsystem: "tracepoint",
         about: leak_str(format!(
             "tracepoint {category}:{event}, fields from its format file"
         )),
@@ -372,6 +376,8 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
             program: "vp_tracepoint",
             layout: &[],
         }]),
+        default_filters: &[],
+        sites: &[],
     });
     leak(Tracepoint {
         category,

@@ -167,14 +167,7 @@ impl Session {
         // The loader keeps a reference to the globals it patches; one small settings
         // block per instance lives for the process (a REPL session makes few).
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
-        let object = vprobe_probes::objects::object(req.probe.object).ok_or_else(|| {
-            SessionError::Unavailable {
-                origin: req.origin.clone(),
-                probe: req.probe.name.into(),
-                reasons: vec![format!("object {} is not embedded", req.probe.object)],
-                hint: None,
-            }
-        })?;
+        let object = req.probe.object.bytes();
         let page = 4096u32;
         self.loader
             .override_global("settings", settings, true)
@@ -211,7 +204,12 @@ impl Session {
             }
         };
         for mech in req.probe.mechanisms {
-            if self.options.disable.iter().any(|d| d == mech.kind()) {
+            if self
+                .options
+                .disable
+                .iter()
+                .any(|d| d == mech.kind().as_str())
+            {
                 // named even when alone: the user turned this one off
                 reasons.push(format!("{} is disabled by request", mech.label()));
                 attach_only = false;
@@ -328,16 +326,24 @@ impl Session {
         for &probe in probes {
             let mut mechanisms = Vec::new();
             for mech in probe.mechanisms {
-                let key = (probe.object, format!("{}#{}", mech.label(), mech.program()));
-                let r = if self.options.disable.iter().any(|d| d == mech.kind()) {
+                let key = (
+                    probe.object.name,
+                    format!("{}#{}", mech.label(), mech.program()),
+                );
+                let r = if self
+                    .options
+                    .disable
+                    .iter()
+                    .any(|d| d == mech.kind().as_str())
+                {
                     Err("disabled by request".to_string())
                 } else if let Some(r) = done.get(&key) {
                     r.clone()
                 } else {
-                    let ebpf = objects.entry(probe.object).or_insert_with(|| {
-                        let bytes = vprobe_probes::objects::object(probe.object)
-                            .ok_or_else(|| format!("object {} is not embedded", probe.object))?;
-                        self.loader.load(bytes).map_err(|e| e.to_string())
+                    let ebpf = objects.entry(probe.object.name).or_insert_with(|| {
+                        self.loader
+                            .load(probe.object.bytes())
+                            .map_err(|e| e.to_string())
                     });
                     let r = match ebpf {
                         Ok(ebpf) => self.load_mechanism(ebpf, mech),
@@ -363,7 +369,7 @@ impl Session {
         let mut any = Err(String::new());
         for (mech, r) in &all[0].mechanisms {
             into.push(
-                mech.kind(),
+                mech.kind().as_str(),
                 r.is_ok(),
                 r.clone()
                     .map_or_else(|e| e, |()| format!("{} loads", mech.label())),
@@ -409,7 +415,7 @@ impl Session {
 
     fn load_program(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
         match *mech {
-            Mechanism::TpBtf { event, program } => tp_btf::load(ebpf, program, event, self.btf),
+            Mechanism::TpBtf { event, program, .. } => tp_btf::load(ebpf, program, event, self.btf),
             Mechanism::RawTracepoint { event, program } => {
                 raw_tracepoint::load(ebpf, program, event, self.btf)
             }
@@ -417,6 +423,7 @@ impl Session {
                 category,
                 name,
                 program,
+                ..
             }
             | Mechanism::TracepointFormat {
                 category,
@@ -478,6 +485,7 @@ impl Session {
                 category,
                 name,
                 program,
+                ..
             }
             | Mechanism::TracepointFormat {
                 category,

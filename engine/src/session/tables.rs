@@ -10,7 +10,7 @@
 use aya::maps::Array;
 use aya::{Ebpf, EbpfLoader, Pod};
 use vprobe_probes::abi::{self, LayerRun, Settings, Site};
-use vprobe_probes::{catalog, layers, FieldKind, Mechanism, Slot};
+use vprobe_probes::{layers, FieldKind, Mechanism, Slot};
 
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
@@ -80,7 +80,7 @@ impl Tables {
                 }
             }
         }
-        let functions = catalog::sites(req.probe.name);
+        let functions = req.probe.sites;
         for f in functions {
             t.sites.extend(
                 symbols
@@ -133,8 +133,7 @@ impl Tables {
 
     /// Writes the tables into the loaded object's maps, for `mech`.
     pub(super) fn fill(&self, ebpf: &mut Ebpf, mech: &Mechanism) -> Result<(), String> {
-        let tracepoint = matches!(mech.kind(), "tp_btf" | "raw_tracepoint" | "tracepoint");
-        if let (true, Some(why)) = (tracepoint, &self.sites_missing) {
+        if let (true, Some(why)) = (mech.kind().is_tracepoint(), &self.sites_missing) {
             return Err(why.clone());
         }
         if let Some(entries) = &self.layers {
