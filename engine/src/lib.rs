@@ -17,6 +17,7 @@ pub mod events;
 pub mod filter;
 pub mod generic;
 pub mod host;
+pub mod kernel;
 pub mod lab;
 pub mod live;
 pub mod output;

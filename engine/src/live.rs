@@ -404,7 +404,7 @@ impl<'a> Live<'a> {
         self.monotonic_start_ns = monotonic_ns();
         self.output.start(&StartInfo {
             schema: SCHEMA_VERSION,
-            kernel: crate::session::kernel_release(),
+            kernel: crate::kernel::kernel_release(),
             script: script_name.to_string(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             probes: self.probe_infos(),

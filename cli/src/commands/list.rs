@@ -141,7 +141,7 @@ fn kernel_needs(def: &ProbeDef) -> String {
 
 /// Lists attach points matching `pattern`.
 pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let privileged = vprobe_engine::session::privileges().sufficient();
+    let privileged = vprobe_engine::kernel::privileges().sufficient();
     let rows = rows(pattern)?;
     // why nothing could be load-tested, when nothing could
     let (mut session, unchecked) = if privileged {

@@ -199,7 +199,7 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             "the REPL needs a terminal on stdin and stdout; for scripts use `vprobe run FILE` or `vprobe -e SCRIPT`"
         );
     }
-    let privileges = vprobe_engine::session::privileges();
+    let privileges = vprobe_engine::kernel::privileges();
     if !privileges.sufficient() {
         anyhow::bail!(privileges.missing());
     }

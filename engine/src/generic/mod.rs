@@ -22,8 +22,8 @@ use vprobe_probes::abi::{self, Raw};
 use vprobe_probes::catalog::{self, FUNC_FIELDS};
 use vprobe_probes::{suggest, FieldDef, FieldKind, Mechanism, ProbeDef, RawField, Slot};
 
+use crate::kernel::{self, Tracefs};
 use crate::plan::{Consumer, Filter, ProbeRequest};
-use crate::session::Tracefs;
 use format::Read;
 
 /// The object holding the generic programs (bpf/generic.bpf.c).
@@ -230,7 +230,7 @@ pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, St
     {
         return Ok(t);
     }
-    let root = match crate::session::tracefs_state() {
+    let root = match kernel::tracefs_state() {
         Tracefs::Ready(p) => p,
         Tracefs::Unreadable(p) => {
             return Err(format!(
@@ -238,7 +238,7 @@ pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, St
                 p.display()
             ))
         }
-        Tracefs::Missing => crate::session::ensure_tracefs()
+        Tracefs::Missing => kernel::ensure_tracefs()
             .map_err(|e| format!("cannot read the format of tracepoint `{key}`: {e}"))?,
     };
     let events = root.join("events");

@@ -6,8 +6,8 @@
 use aya::programs::{FEntry, FExit, ProgramError};
 use aya::{Btf, Ebpf};
 
-use super::features;
 use super::instance::{describe, program_mut};
+use crate::kernel;
 
 /// The reason fentry is refused, from a load error.
 fn refusal(e: &ProgramError) -> String {
@@ -19,7 +19,7 @@ fn refusal(e: &ProgramError) -> String {
         if io_error.raw_os_error() == Some(libc::EPERM)
             && verifier_log.to_string().trim().is_empty()
         {
-            let why = match features::lockdown() {
+            let why = match kernel::lockdown() {
                 Some(mode) => format!("kernel lockdown is on ({mode})"),
                 None => "most likely kernel lockdown or a security module (LSM) policy".into(),
             };

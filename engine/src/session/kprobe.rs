@@ -6,13 +6,13 @@
 use aya::programs::KProbe;
 use aya::Ebpf;
 
-use super::features;
 use super::instance::{describe, program_mut};
+use crate::kernel;
 
 /// Loads `program` (the verifier runs) once kprobes are known to exist.
 pub(super) fn load(ebpf: &mut Ebpf, program: &str) -> Result<(), String> {
-    if let Some(why) = features::kprobes_missing() {
-        return Err(why);
+    if !kernel::has_kprobes() {
+        return Err(kernel::KPROBES_ABSENT.to_string());
     }
     program_mut::<KProbe>(ebpf, program)?
         .load()

@@ -1,11 +1,10 @@
 //! Loading, attaching and detaching program instances (one module per
-//! mechanism, like aya's `programs/`), and what this kernel supports.
+//! mechanism, like aya's `programs/`).
 //!
 //! A [`Session`] owns every instance it loads; each instance's links are fd-based,
 //! so dropping the session — or the process dying, even by SIGKILL — detaches
 //! everything.
 
-mod features;
 mod fentry;
 mod instance;
 mod kprobe;
@@ -17,11 +16,6 @@ mod tp_btf;
 mod tracepoint;
 mod uprobe;
 
-pub(crate) use features::tracefs;
-pub use features::{
-    ensure_tracefs, kernel_release, privileges, tracefs_state, Features, Privileges, Tracefs,
-    KPROBES_ABSENT,
-};
 pub use instance::{Instance, InstanceId};
 pub use session::{Session, SessionOptions, Support};
 

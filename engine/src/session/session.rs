@@ -9,12 +9,11 @@ use vprobe_probes::{Mechanism, ProbeDef};
 
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
 use super::tables::Tables;
-use super::{
-    features, fentry, kprobe, raw_tracepoint, tp_btf, tracepoint, uprobe, Features, SessionError,
-};
+use super::{fentry, kprobe, raw_tracepoint, tp_btf, tracepoint, uprobe, SessionError};
 use crate::agg::AggSnapshot;
 use crate::filter;
 use crate::generic;
+use crate::kernel::{self, Features};
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
 
@@ -108,7 +107,7 @@ pub struct Session {
 impl Session {
     /// Checks privileges and parses the kernel's BTF (once for the whole session).
     pub fn new(options: SessionOptions) -> Result<Self, SessionError> {
-        let p = features::privileges();
+        let p = kernel::privileges();
         if !p.sufficient() {
             return Err(SessionError::Privileges(p.missing()));
         }

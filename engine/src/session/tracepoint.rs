@@ -5,12 +5,12 @@
 use aya::programs::TracePoint;
 use aya::Ebpf;
 
-use super::features;
 use super::instance::{describe, program_mut};
+use crate::kernel;
 
 /// Loads `program` (the verifier runs) after checking `category:name` exists.
 pub(super) fn load(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
-    let tracefs = features::ensure_tracefs()?;
+    let tracefs = kernel::ensure_tracefs().map_err(|e| e.to_string())?;
     if !tracefs.join("events").join(category).join(event).is_dir() {
         return Err(format!(
             "no tracepoint {category}:{event} in {}",

@@ -6,13 +6,13 @@ use aya::programs::uprobe::UProbeScope;
 use aya::programs::{ProgramError, UProbe, UProbeError};
 use aya::Ebpf;
 
-use super::features;
 use super::instance::{describe, program_mut};
+use crate::kernel;
 
 /// Loads `program` (the verifier runs) once uprobes are known to exist.
 pub(super) fn load(ebpf: &mut Ebpf, program: &str) -> Result<(), String> {
-    if let Some(why) = features::uprobes_missing() {
-        return Err(why);
+    if !kernel::has_uprobes() {
+        return Err(kernel::UPROBES_ABSENT.to_string());
     }
     program_mut::<UProbe>(ebpf, program)?
         .load()

@@ -80,7 +80,7 @@ impl Symbols {
     pub fn kvm_exits(&self) -> Result<&KvmExitNames, &str> {
         self.kvm_exits
             .get_or_init(|| {
-                let tracefs = crate::session::tracefs()
+                let tracefs = crate::kernel::tracefs()
                     .ok_or_else(|| "tracefs is not mounted (/sys/kernel/tracing)".to_string())?;
                 KvmExitNames::load(tracefs)
             })
