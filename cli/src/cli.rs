@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vprobe_engine::lab::LabSpec;
+use vprobe_engine::probes::MechanismKind;
 
 /// Diagnose packet loss and latency in Linux network virtualization: precompiled
 /// eBPF attach points driven by Rhai scripts.
@@ -65,10 +66,9 @@ pub enum Command {
         /// Script parameter (repeatable); read in scripts with param("key", default).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
-        /// Do not use this attach mechanism (tp_btf, raw_tracepoint, tracepoint, fentry,
-        /// kprobe, uprobe); the next one is tried.
-        #[arg(long = "disable-mechanism", value_name = "KIND")]
-        disable: Vec<String>,
+        /// Do not use this attach mechanism; the next one is tried.
+        #[arg(long = "disable-mechanism", value_enum, value_name = "KIND")]
+        disable: Vec<MechanismKind>,
         /// Let lines do more than observe: `exec` runs external commands.
         #[arg(long, value_enum, value_name = "WHAT")]
         allow: Vec<Allow>,
@@ -214,10 +214,9 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
-    /// Do not use this attach mechanism (tp_btf, raw_tracepoint, tracepoint, fentry, kprobe,
-    /// uprobe); the next one is tried.
-    #[arg(long = "disable-mechanism", value_name = "KIND")]
-    pub disable: Vec<String>,
+    /// Do not use this attach mechanism; the next one is tried.
+    #[arg(long = "disable-mechanism", value_enum, value_name = "KIND")]
+    pub disable: Vec<MechanismKind>,
 
     /// Let the script do more than observe: `exec` runs external commands.
     #[arg(long, value_enum, value_name = "WHAT")]

@@ -164,7 +164,7 @@ pub struct ReplOptions {
     /// `-p key=value`.
     pub params: Vec<(String, String)>,
     /// Mechanisms not to use.
-    pub disable: Vec<String>,
+    pub disable: Vec<vprobe_engine::probes::MechanismKind>,
     /// `--allow exec`: lines may run external commands.
     pub allow_exec: bool,
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aya::maps::RingBuf;
 use aya::{Btf, EbpfLoader};
 use vprobe_probes::abi;
-use vprobe_probes::{Mechanism, ProbeDef};
+use vprobe_probes::{Mechanism, MechanismKind, ProbeDef};
 
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
 use super::tables::Tables;
@@ -26,7 +26,7 @@ pub struct SessionOptions {
     pub map_entries: u32,
     /// Mechanism kinds not to use (`tp_btf`, `tracepoint`): tests the fallbacks,
     /// and works around a mechanism that misbehaves on some kernel.
-    pub disable: Vec<String>,
+    pub disable: Vec<MechanismKind>,
 }
 
 impl Default for SessionOptions {
@@ -203,12 +203,7 @@ impl Session {
             }
         };
         for mech in req.probe.mechanisms {
-            if self
-                .options
-                .disable
-                .iter()
-                .any(|d| d == mech.kind().as_str())
-            {
+            if self.options.disable.contains(&mech.kind()) {
                 // named even when alone: the user turned this one off
                 reasons.push(format!("{} is disabled by request", mech.label()));
                 attach_only = false;
@@ -329,12 +324,7 @@ impl Session {
                     probe.object.name,
                     format!("{}#{}", mech.label(), mech.program()),
                 );
-                let r = if self
-                    .options
-                    .disable
-                    .iter()
-                    .any(|d| d == mech.kind().as_str())
-                {
+                let r = if self.options.disable.contains(&mech.kind()) {
                     Err("disabled by request".to_string())
                 } else if let Some(r) = done.get(&key) {
                     r.clone()

@@ -13,22 +13,22 @@ use super::fields::Slot;
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum MechanismKind {
-    /// BTF-typed tracepoints (`tp_btf`).
+    /// BTF-typed tracepoints: typed arguments, no tracefs (5.5+ with BTF).
     #[cfg_attr(feature = "clap", value(name = "tp_btf"))]
     TpBtf,
-    /// Raw tracepoints (`raw_tracepoint`).
+    /// Raw tracepoints: the arguments untyped (4.17+).
     #[cfg_attr(feature = "clap", value(name = "raw_tracepoint"))]
     RawTracepoint,
-    /// Classic tracepoints (`tracepoint`), found through tracefs.
+    /// Classic tracepoints, found through tracefs.
     #[cfg_attr(feature = "clap", value(name = "tracepoint"))]
     Tracepoint,
-    /// kprobes and kretprobes (`kprobe`).
+    /// kprobes on kernel functions (kretprobes for latency).
     #[cfg_attr(feature = "clap", value(name = "kprobe"))]
     Kprobe,
-    /// fentry and fexit programs (`fentry`).
+    /// fentry programs on kernel functions, BPF trampolines (fexit for latency).
     #[cfg_attr(feature = "clap", value(name = "fentry"))]
     Fentry,
-    /// uprobes and uretprobes (`uprobe`).
+    /// uprobes on user-space functions (uretprobes for latency).
     #[cfg_attr(feature = "clap", value(name = "uprobe"))]
     Uprobe,
 }
