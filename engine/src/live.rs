@@ -810,7 +810,7 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
             .agg_name()
             .unwrap_or("events")
             .to_string(),
-        fallbacks: inst.fallbacks.clone(),
+        fallbacks: inst.fallbacks.iter().map(ToString::to_string).collect(),
     }
 }
 

@@ -175,7 +175,7 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
                         available: r.is_some_and(|r| r.is_ok()),
                         reason: match r {
                             Some(Ok(())) => None,
-                            Some(Err(e)) => Some(e.clone()),
+                            Some(Err(e)) => Some(e.to_string()),
                             None => Some(unchecked.clone()),
                         },
                         needs: m.needs(),

@@ -140,7 +140,9 @@ fn origin_of(e: &vprobe_engine::Error) -> Option<&Origin> {
     match e {
         vprobe_engine::Error::Script(s) => Some(&s.origin),
         vprobe_engine::Error::Session(
-            SessionError::Settings { origin, .. } | SessionError::Unavailable { origin, .. },
+            SessionError::Settings { origin, .. }
+            | SessionError::Tables { origin, .. }
+            | SessionError::Unavailable { origin, .. },
         ) => Some(origin),
         _ => None,
     }

@@ -14,7 +14,7 @@ pub enum Tracefs {
 }
 
 /// Why tracefs cannot be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum TracefsError {
     /// Mounted, but not readable by this process.
     #[error("tracefs at {} is readable by root only", .0.display())]
