@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vprobe_engine::probes::MechanismKind;
 use vprobe_lab::LabSpec;
 use vprobe_load::tcp_rr::RrOptions;
 
@@ -66,10 +67,9 @@ pub enum Command {
         /// Script parameter (repeatable); read in scripts with param("key", default).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
-        /// Do not use this attach mechanism (tp_btf, raw_tracepoint, tracepoint, fentry,
-        /// kprobe, uprobe); the next one is tried.
-        #[arg(long = "disable-mechanism", value_name = "KIND")]
-        disable: Vec<String>,
+        /// Do not use this attach mechanism; the next one is tried.
+        #[arg(long = "disable-mechanism", value_enum, value_name = "KIND")]
+        disable: Vec<MechanismKind>,
         /// Let lines do more than observe: `exec` runs external commands.
         #[arg(long, value_enum, value_name = "WHAT")]
         allow: Vec<Allow>,
@@ -187,10 +187,9 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
-    /// Do not use this attach mechanism (tp_btf, raw_tracepoint, tracepoint, fentry, kprobe,
-    /// uprobe); the next one is tried.
-    #[arg(long = "disable-mechanism", value_name = "KIND")]
-    pub disable: Vec<String>,
+    /// Do not use this attach mechanism; the next one is tried.
+    #[arg(long = "disable-mechanism", value_enum, value_name = "KIND")]
+    pub disable: Vec<MechanismKind>,
 
     /// Let the script do more than observe: `exec` runs external commands.
     #[arg(long, value_enum, value_name = "WHAT")]

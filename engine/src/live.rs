@@ -409,7 +409,7 @@ impl<'a> Live<'a> {
         self.monotonic_start_ns = monotonic_ns();
         self.output.start(&StartInfo {
             schema: SCHEMA_VERSION,
-            kernel: crate::session::kernel_release(),
+            kernel: crate::kernel::kernel_release(),
             script: script_name.to_string(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             probes: self.probe_infos(),
@@ -837,7 +837,7 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
             .agg_name()
             .unwrap_or("events")
             .to_string(),
-        fallbacks: inst.fallbacks.clone(),
+        fallbacks: inst.fallbacks.iter().map(ToString::to_string).collect(),
     }
 }
 

@@ -2,7 +2,7 @@
 /*
  * dev.rx / dev.xmit / dev.queue: packets entering the stack from a device,
  * handed to a driver, and queued for transmission.
- * Slots (keep in sync with probes/src/catalog.rs, DEV_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/dev.rs):
  *   num[0] ifindex  num[1] netns  num[2] len  num[3] protocol  num[4] rc  dev
  */
 #include "vprobe.bpf.h"
@@ -12,6 +12,7 @@
 #define S_LEN 2
 #define S_PROTOCOL 3
 #define S_RC 4
+#define D_DEV VP_KEY_DEV
 
 static __always_inline struct vp_rec *dev_rec(const struct sk_buff *skb, struct net_device *dev)
 {

@@ -6,7 +6,7 @@
  *
  * Tracepoint slots: chosen per request by the loader (settings.raw_*), see
  * engine/src/generic/.
- * Function slots (keep in sync with probes/src/catalog.rs, FUNC_FIELDS):
+ * Function slots (keep in sync with probes/src/catalog/generic.rs, FUNC_FIELDS):
  *   num[0] pid  num[1] tid  num[2] latency (ns)  dev comm
  */
 /* address slots may hold strings here: prefix filters on them (vp_addr_match) */
@@ -16,6 +16,7 @@
 #define S_PID 0
 #define S_TID 1
 #define S_LATENCY 2
+#define D_COMM VP_KEY_DEV
 
 /* ---- tracepoint:CAT:NAME ------------------------------------------------ */
 
@@ -128,7 +129,7 @@ static __always_inline void fn_submit(__u64 id, __u64 latency)
 	r->num[S_PID] = id >> 32;
 	r->num[S_TID] = (__u32)id;
 	r->num[S_LATENCY] = latency;
-	if (vp_need(VP_KEY_DEV))
+	if (vp_need(D_COMM))
 		bpf_get_current_comm(r->dev, sizeof(r->dev));
 	vp_submit(r);
 }

@@ -2,7 +2,7 @@
 /*
  * kvm.exit: a guest vCPU exited to the host (x86 kvm:kvm_exit), in the
  * context of the VMM's vCPU thread.
- * Slots (keep in sync with probes/src/catalog.rs, KVM_EXIT_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/kvm.rs):
  *   num[0] reason (isa << 32 | exit_reason: named per ISA in user space)
  *   num[1] exit_reason  num[2] isa  num[3] vcpu  num[4] pid  num[5] tgid
  *   num[6] rip  dev = comm of the vCPU thread
@@ -21,6 +21,7 @@
 #define S_PID 4
 #define S_TGID 5
 #define S_RIP 6
+#define D_COMM VP_KEY_DEV
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -53,7 +54,7 @@ int vp_kvm_exit_tp(struct trace_event_raw_kvm_exit *ctx)
 	r->num[S_TGID] = id >> 32;
 	if (vp_need(S_RIP))
 		r->num[S_RIP] = BPF_CORE_READ(ctx, guest_rip);
-	if (vp_need(VP_KEY_DEV))
+	if (vp_need(D_COMM))
 		bpf_get_current_comm(r->dev, VP_DEV_LEN);
 	vp_submit(r);
 	return 0;

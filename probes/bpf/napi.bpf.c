@@ -2,7 +2,7 @@
 /*
  * napi.poll: one NAPI poll of a device's RX (or TX completion) context in
  * softirq: how much work it did out of its budget.
- * Slots (keep in sync with probes/src/catalog.rs, NAPI_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/napi.rs):
  *   num[0] ifindex  num[1] netns  num[2] work  num[3] budget
  *   num[4] exhausted  num[5] napi_id  num[6] cpu  dev
  *
@@ -17,6 +17,7 @@
 #define S_EXHAUSTED 4
 #define S_NAPI_ID 5
 #define S_CPU 6
+#define D_DEV VP_KEY_DEV
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 

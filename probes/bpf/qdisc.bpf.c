@@ -2,7 +2,7 @@
 /*
  * qdisc.enqueue / qdisc.dequeue: packets entering and leaving a queueing
  * discipline, with the queue's length after the operation.
- * Slots (keep in sync with probes/src/catalog.rs, QDISC_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/qdisc.rs):
  *   num[0] ifindex  num[1] netns  num[2] handle  num[3] parent  num[4] qlen
  *   num[5] backlog  num[6] len    num[7] packets num[8] queue    dev
  *
@@ -22,6 +22,7 @@
 #define S_LEN 6
 #define S_PACKETS 7
 #define S_QUEUE 8
+#define D_DEV VP_KEY_DEV
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 

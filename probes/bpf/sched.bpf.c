@@ -10,7 +10,7 @@
  * sched_switch measures when a stamped thread is switched in, and forgets
  * the stamp of the thread switched out (a wakeup of a thread that was still
  * running is not a wait).
- * Slots (keep in sync with probes/src/catalog.rs, WAKEUP_LATENCY_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/sched.rs):
  *   num[0] pid  num[1] tgid  num[2] latency (ns)  num[3] cpu  num[4] prio
  *   num[5] prev_pid  dev = comm
  *
@@ -26,6 +26,7 @@
 #define S_CPU 3
 #define S_PRIO 4
 #define S_PREV_PID 5
+#define D_COMM VP_KEY_DEV
 
 #define TASK_COMM_LEN 16
 
@@ -150,7 +151,7 @@ int BPF_PROG(vp_wakelat_btf, _Bool preempt, struct task_struct___sched *prev,
 		return 0;
 	r->num[S_TGID] = BPF_CORE_READ(next, tgid);
 	r->num[S_PRIO] = BPF_CORE_READ(next, prio);
-	if (vp_need(VP_KEY_DEV))
+	if (vp_need(D_COMM))
 		bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, next->comm);
 	vp_submit(r);
 	return 0;
@@ -177,7 +178,7 @@ int vp_wakelat_tp(struct trace_event_raw_sched_switch *ctx)
 	if (!r)
 		return 0;
 	r->num[S_PRIO] = ctx->next_prio;
-	if (vp_need(VP_KEY_DEV))
+	if (vp_need(D_COMM))
 		bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, ctx->next_comm);
 	vp_submit(r);
 	return 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * skb.drop: every skb freed as a drop (kfree_skb with a reason).
- * Slots (keep in sync with probes/src/catalog.rs, SKB_DROP_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/skb_drop.rs):
  *   num[0] ifindex  num[1] netns  num[2] reason  num[3] location
  *   num[4] protocol num[5] len    num[6] layer  dev
  */
@@ -15,6 +15,7 @@
 #define S_PROTOCOL 4
 #define S_LEN 5
 #define S_LAYER 6
+#define D_DEV VP_KEY_DEV
 
 static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb, __u64 location,
 				      __u64 reason)

@@ -5,7 +5,7 @@
  * __sock_queue_rcv_skb(): raw IP sockets and the protocols that queue through
  * sock_queue_rcv_skb(). UDP and TCP account their own queues (UDP since 4.10:
  * see skb.drop with reason SOCKET_RCVBUFF).
- * Slots (keep in sync with probes/src/catalog.rs, SOCK_RCVQ_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/sock.rs):
  *   num[0] ifindex  num[1] sport  num[2] dport  num[3] family  num[4] netns
  *   num[5] protocol num[6] rmem   num[7] truesize  num[8] rcvbuf
  *   addr[0] saddr addr[1] daddr  dev (the skb's device)
@@ -24,6 +24,9 @@
 #define S_RMEM 6
 #define S_TRUESIZE 7
 #define S_RCVBUF 8
+#define A_SADDR 0
+#define A_DADDR 1
+#define D_DEV VP_KEY_DEV
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -65,11 +68,12 @@ int BPF_PROG(vp_rcvq_btf, struct sock *sk, struct sk_buff *skb)
 		return 0;
 	vp_fill_sock(r, sk,
 		     (struct vp_sock_slots){ .sport = S_SPORT, .dport = S_DPORT, .state = -1,
-					     .family = S_FAMILY, .netns = S_NETNS });
+					     .family = S_FAMILY, .netns = S_NETNS,
+					     .saddr = A_SADDR, .daddr = A_DADDR });
 	/* The device, not its namespace: netns is the socket's (above). */
-	if (vp_need(VP_KEY_DEV) || vp_need(S_IFINDEX)) {
+	if (vp_need(D_DEV) || vp_need(S_IFINDEX)) {
 		struct net_device *dev = BPF_CORE_READ(skb, dev);
-		if (dev && vp_need(VP_KEY_DEV))
+		if (dev && vp_need(D_DEV))
 			bpf_probe_read_kernel_str(r->dev, VP_DEV_LEN, dev->name);
 		if (dev && vp_need(S_IFINDEX))
 			r->num[S_IFINDEX] = BPF_CORE_READ(dev, ifindex);

@@ -40,7 +40,7 @@
  * Also compiled in, not yet in the catalog: vp_mvtap_fentry / vp_mvtap_kprobe
  * on macvtap_count_rx_dropped, the rx_dropped counting path itself (see below).
  *
- * Slots (keep in sync with probes/src/catalog.rs, TAP_RING_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/tap.rs):
  *   num[0] ifindex  num[1] netns  num[2] reason  num[3] location  num[4] queue
  *   num[5] queues   num[6] ring_size  num[7] ring_producer
  *   num[8] ring_consumer_head  num[9] ring_consumer_tail  num[10] ring_occupancy
@@ -69,6 +69,9 @@
 #define S_LEN 13
 #define S_PROTOCOL 14
 #define S_DPORT 15
+#define A_SADDR 0
+#define A_DADDR 1
+#define D_DEV VP_KEY_DEV
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -131,8 +134,8 @@ static __always_inline void v4_mapped(__u8 *dst, __u32 a)
 
 static __always_inline int need_flow(void)
 {
-	return vp_need(S_SPORT) || vp_need(S_DPORT) || vp_need(VP_KEY_ADDR0) ||
-	       vp_need(VP_KEY_ADDR0 + 1);
+	return vp_need(S_SPORT) || vp_need(S_DPORT) || vp_need(VP_KEY_ADDR(A_SADDR)) ||
+	       vp_need(VP_KEY_ADDR(A_DADDR));
 }
 
 /* Addresses and TCP/UDP ports from the packet's IPv4/IPv6 header (the network
@@ -158,16 +161,16 @@ static __always_inline void flow_fill(struct vp_rec *r, struct sk_buff *skb)
 		bpf_probe_read_kernel(&l4, 1, head + nh + 9);
 		bpf_probe_read_kernel(&saddr, 4, head + nh + 12);
 		bpf_probe_read_kernel(&daddr, 4, head + nh + 16);
-		v4_mapped(r->addr[0], saddr);
-		v4_mapped(r->addr[1], daddr);
+		v4_mapped(r->addr[A_SADDR], saddr);
+		v4_mapped(r->addr[A_DADDR], daddr);
 		/* ports only in the first fragment */
 		if (bpf_ntohs(frag) & 0x1fff)
 			return;
 		th = nh + (vihl & 0xf) * 4;
 	} else if (proto == ETH_P_IPV6) {
 		bpf_probe_read_kernel(&l4, 1, head + nh + 6);
-		bpf_probe_read_kernel(r->addr[0], 16, head + nh + 8);
-		bpf_probe_read_kernel(r->addr[1], 16, head + nh + 24);
+		bpf_probe_read_kernel(r->addr[A_SADDR], 16, head + nh + 8);
+		bpf_probe_read_kernel(r->addr[A_DADDR], 16, head + nh + 24);
 		th = nh + 40;
 	} else {
 		return;

@@ -3,8 +3,7 @@
  * tcp.retransmit: every TCP segment retransmission.
  * tcp.probe: every segment an established socket receives (tcp_rcv_established),
  * with the sender-side state: smoothed RTT, congestion window, windows.
- * Slots (keep in sync with probes/src/catalog.rs, TCP_RETRANSMIT_FIELDS and
- * TCP_PROBE_FIELDS):
+ * Slots (keep in sync with probes/src/catalog/tcp.rs):
  *   num[0] sport  num[1] dport  num[2] state  num[3] family  num[4] netns
  *   addr[0] saddr addr[1] daddr  (IPv4 as ::ffff:a.b.c.d)
  *   tcp.probe also: num[5] srtt (ns)  num[6] rttvar (ns)  num[7] cwnd
@@ -33,12 +32,14 @@
 #define S_SND_NXT 12
 #define S_SND_UNA 13
 #define S_MARK 14
+#define A_SADDR 0
+#define A_DADDR 1
 
 /* Shared with tcp.probe: the same slots for the same socket fields. */
 #define SOCK_SLOTS                                                                                 \
 	((struct vp_sock_slots){                                                                   \
 		.sport = S_SPORT, .dport = S_DPORT, .state = S_STATE, .family = S_FAMILY,          \
-		.netns = S_NETNS })
+		.netns = S_NETNS, .saddr = A_SADDR, .daddr = A_DADDR })
 
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(vp_retx_btf, const struct sock *sk, const struct sk_buff *skb)
@@ -202,11 +203,11 @@ int vp_probe_tp(struct trace_event_raw_tcp_probe *ctx)
 		r->num[S_SND_NXT] = BPF_CORE_READ(ctx, snd_nxt);
 		r->num[S_SND_UNA] = BPF_CORE_READ(ctx, snd_una);
 		r->num[S_MARK] = BPF_CORE_READ(ctx, mark);
-		if (vp_need(VP_KEY_ADDR0) || vp_need(VP_KEY_ADDR0 + 1)) {
+		if (vp_need(VP_KEY_ADDR(A_SADDR)) || vp_need(VP_KEY_ADDR(A_DADDR))) {
 			BPF_CORE_READ_INTO(&sa, ctx, saddr);
 			BPF_CORE_READ_INTO(&da, ctx, daddr);
-			probe_addr(r->addr[0], sa, family);
-			probe_addr(r->addr[1], da, family);
+			probe_addr(r->addr[A_SADDR], sa, family);
+			probe_addr(r->addr[A_DADDR], da, family);
 		}
 	}
 	r->num[S_LEN] = BPF_CORE_READ(ctx, data_len);

@@ -7,9 +7,9 @@
 pub mod abi;
 pub mod catalog;
 pub mod layers;
-pub mod objects;
+pub mod object;
 
 pub use catalog::{
-    find, generic, suggest, FieldDef, FieldKind, GenericDef, Mechanism, ProbeDef, RawField, Slot,
-    CATALOG, GENERIC,
+    find, generic, suggest, FieldDef, FieldKind, GenericDef, Mechanism, MechanismKind, Object,
+    ProbeDef, RawField, Slot, CATALOG, GENERIC,
 };

@@ -173,6 +173,35 @@ fn a_bad_one_liner_fails_before_touching_the_kernel() {
     assert_eq!(run.status.code(), Some(2), "{}", run.describe());
 }
 
+// Regression: `--disable-mechanism` took any string, so a misspelt kind such
+// as `tp-btf` was silently ignored and the run used tp_btf anyway.
+#[test]
+fn an_unknown_mechanism_kind_is_a_usage_error() {
+    let one_liner = ["-e", "probe(\"skb.drop\").count(\"d\", []);"];
+    for args in [
+        [&one_liner[..], &["--disable-mechanism", "tp-btf"]].concat(),
+        vec![
+            "run",
+            "/nonexistent/vprobe-e2e.rhai",
+            "--disable-mechanism",
+            "kprobes",
+        ],
+        vec!["repl", "--disable-mechanism", "BTF"],
+    ] {
+        let run = util::vprobe(&args, QUICK);
+        run.assert_no_panic();
+        assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+        assert!(
+            run.stderr.contains("invalid value")
+                && run.stderr.contains(
+                    "[possible values: tp_btf, raw_tracepoint, tracepoint, kprobe, fentry, uprobe]"
+                ),
+            "a usage error listing the kinds expected\n{}",
+            run.describe()
+        );
+    }
+}
+
 #[test]
 fn help_lists_the_subcommands() {
     let run = util::vprobe(&["--help"], QUICK);

@@ -417,7 +417,7 @@ fn list_json_says_what_works_and_why_not() {
     for e in &list {
         for key in [
             "name",
-            "layer",
+            "subsystem",
             "about",
             "fields",
             "available",
@@ -443,7 +443,7 @@ fn list_json_says_what_works_and_why_not() {
     assert_eq!(skb["mechanism"], "tp_btf/kfree_skb", "{skb}");
     for g in ["tracepoint", "kprobe", "fentry", "uprobe"] {
         let e = entry(&list, g);
-        assert_eq!(e["layer"], "generic", "{e}");
+        assert_eq!(e["subsystem"], "generic", "{e}");
         assert!(
             util::scalar(&e["usage"]).starts_with(&format!("{g}:")),
             "{e}"

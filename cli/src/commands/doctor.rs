@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use vprobe_engine::session::{Features, Session, SessionOptions};
+use vprobe_engine::kernel::Features;
+use vprobe_engine::session::{Session, SessionOptions};
 
 /// Prints the capability report; exits 1 when vprobe cannot work here.
 pub fn run(json: bool) -> anyhow::Result<ExitCode> {

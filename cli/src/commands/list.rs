@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use vprobe_engine::generic;
-use vprobe_engine::probes::{FieldDef, FieldKind, GenericDef, ProbeDef, CATALOG, GENERIC};
+use vprobe_engine::probes::{
+    FieldDef, FieldKind, GenericDef, MechanismKind, ProbeDef, CATALOG, GENERIC,
+};
 use vprobe_engine::session::{Session, SessionOptions, Support};
 
 #[derive(Serialize)]
@@ -32,7 +34,7 @@ impl From<&FieldDef> for Field {
 
 #[derive(Serialize)]
 struct Mech {
-    kind: &'static str,
+    kind: MechanismKind,
     label: String,
     available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,7 +55,7 @@ struct Listed {
     /// How a generic attach point is written (`kprobe:FUNCTION`).
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<&'static str>,
-    layer: &'static str,
+    subsystem: &'static str,
     about: &'static str,
     fields: Vec<Field>,
     /// Fields of a tracepoint that vprobe cannot read, and why.
@@ -139,7 +141,7 @@ fn kernel_needs(def: &ProbeDef) -> String {
 
 /// Lists attach points matching `pattern`.
 pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let privileged = vprobe_engine::session::privileges().sufficient();
+    let privileged = vprobe_engine::kernel::privileges().sufficient();
     let rows = rows(pattern)?;
     // why nothing could be load-tested, when nothing could
     let (mut session, unchecked) = if privileged {
@@ -173,7 +175,7 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
                         available: r.is_some_and(|r| r.is_ok()),
                         reason: match r {
                             Some(Ok(())) => None,
-                            Some(Err(e)) => Some(e.clone()),
+                            Some(Err(e)) => Some(e.to_string()),
                             None => Some(unchecked.clone()),
                         },
                         needs: m.needs(),
@@ -194,12 +196,12 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
                 },
                 None => (false, None, Some(unchecked.clone())),
             };
-            let (name, usage, layer, about, fields) = match row.generic {
+            let (name, usage, subsystem, about, fields) = match row.generic {
                 Some(g) => (g.kind, Some(g.usage), "generic", g.about, g.fields),
                 None => (
                     row.def.name,
                     None,
-                    row.def.layer,
+                    row.def.subsystem,
                     row.def.about,
                     row.def.fields,
                 ),
@@ -207,7 +209,7 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
             Listed {
                 name,
                 usage,
-                layer,
+                subsystem,
                 about,
                 fields: fields.iter().map(Field::from).collect(),
                 unreadable: row.unreadable,
@@ -235,23 +237,23 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     }
     let label = |l: &Listed| l.usage.unwrap_or(l.name).to_string();
     let w = listed.iter().map(|l| label(l).len()).max().unwrap_or(0);
-    let lw = listed.iter().map(|l| l.layer.len()).max().unwrap_or(0);
+    let sw = listed.iter().map(|l| l.subsystem.len()).max().unwrap_or(0);
     for l in &listed {
         let status = match (&l.mechanism, &l.reason) {
             (Some(m), _) => m.clone(),
             (None, Some(r)) => format!("unavailable: {r}"),
             (None, None) => "unavailable".into(),
         };
-        writeln!(out, "{:w$}  {:lw$}  {}", label(l), l.layer, status)?;
-        writeln!(out, "{:w$}  {:lw$}  {}", "", "", l.about)?;
+        writeln!(out, "{:w$}  {:sw$}  {}", label(l), l.subsystem, status)?;
+        writeln!(out, "{:w$}  {:sw$}  {}", "", "", l.about)?;
         if !l.fields.is_empty() {
             let fields: Vec<&str> = l.fields.iter().map(|f| f.name).collect();
-            writeln!(out, "{:w$}  {:lw$}  fields: {}", "", "", fields.join(" "))?;
+            writeln!(out, "{:w$}  {:sw$}  fields: {}", "", "", fields.join(" "))?;
         }
         for u in &l.unreadable {
             writeln!(
                 out,
-                "{:w$}  {:lw$}  not readable: {} ({})",
+                "{:w$}  {:sw$}  not readable: {} ({})",
                 "", "", u.name, u.why
             )?;
         }

@@ -32,7 +32,7 @@ pub fn expr(text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     // Check privileges before anything else: the one error most users will meet.
-    let privileges = vprobe_engine::session::privileges();
+    let privileges = vprobe_engine::kernel::privileges();
     if !privileges.sufficient() {
         anyhow::bail!(privileges.missing());
     }

@@ -76,7 +76,10 @@ fn origin_of(e: &vprobe_engine::Error) -> Option<&Origin> {
     match e {
         vprobe_engine::Error::Script(s) => Some(&s.origin),
         vprobe_engine::Error::Session(
-            SessionError::Settings { origin, .. } | SessionError::Unavailable { origin, .. },
+            SessionError::Request { origin, .. }
+            | SessionError::Filter { origin, .. }
+            | SessionError::Tables { origin, .. }
+            | SessionError::Unavailable { origin, .. },
         ) => Some(origin),
         _ => None,
     }
@@ -554,7 +557,7 @@ fn describe_lab(lab: &Lab, state: &str) -> String {
 /// An attach point for `:list` and `:help`: with every field's description
 /// when `long`.
 fn describe_probe(p: &ProbeDef, long: bool) -> String {
-    let mut s = format!("{}  ({})  {}\n", p.name, p.layer, p.about);
+    let mut s = format!("{}  ({})  {}\n", p.name, p.subsystem, p.about);
     let mechs: Vec<String> = p.mechanisms.iter().map(|m| m.label()).collect();
     let _ = write!(s, "  mechanisms: {}", mechs.join(", "));
     if long {

@@ -167,7 +167,7 @@ pub struct ReplOptions {
     /// `-p key=value`.
     pub params: Vec<(String, String)>,
     /// Mechanisms not to use.
-    pub disable: Vec<String>,
+    pub disable: Vec<vprobe_engine::probes::MechanismKind>,
     /// `--allow exec`: lines may run external commands.
     pub allow_exec: bool,
 }
@@ -202,7 +202,7 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             "the REPL needs a terminal on stdin and stdout; for scripts use `vprobe run FILE` or `vprobe -e SCRIPT`"
         );
     }
-    let privileges = vprobe_engine::session::privileges();
+    let privileges = vprobe_engine::kernel::privileges();
     if !privileges.sufficient() {
         anyhow::bail!(privileges.missing());
     }

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use vprobe_probes::abi::{self, Raw};
-use vprobe_probes::catalog::FUNC_FIELDS;
+use vprobe_probes::catalog::{self, FUNC_FIELDS};
 use vprobe_probes::{suggest, FieldDef, FieldKind, Mechanism, ProbeDef, RawField, Slot};
 
+use crate::kernel::{self, Tracefs};
 use crate::plan::{Consumer, Filter, ProbeRequest};
-use crate::session::Tracefs;
 use format::{FormatError, Read};
 
 /// Why a generic attach point cannot be named or narrowed.
@@ -63,7 +63,7 @@ pub enum GenericError {
         /// `CAT:NAME`.
         tracepoint: String,
         /// Why it could not be mounted.
-        why: String,
+        why: crate::kernel::TracefsError,
     },
     /// No such category.
     #[error("no tracepoint category `{category}` (in {}){}", events.display(), suggestion.as_ref().map(|c| format!("; did you mean `tracepoint:{c}:{event}`?")).unwrap_or_default())]
@@ -138,7 +138,7 @@ pub enum GenericError {
 }
 
 /// The object holding the generic programs (bpf/generic.bpf.c).
-const OBJECT: &str = "generic";
+const OBJECT: &vprobe_probes::Object = &catalog::generic::OBJECT;
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -206,7 +206,7 @@ pub fn resolve(name: &str) -> Result<Option<&'static ProbeDef>, GenericError> {
 /// format file (which needs root).
 static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
     name: "tracepoint:net:net_dev_queue",
-    layer: "tracepoint",
+    subsystem: "tracepoint",
     about: "tracepoint net:net_dev_queue",
     object: OBJECT,
     fields: &[],
@@ -216,6 +216,8 @@ static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
         program: "vp_tracepoint",
         layout: &[],
     }],
+    default_filters: &[],
+    sites: &[],
 };
 
 /// An attach point of the generic family `kind` (`tracepoint`, `kprobe`,
@@ -281,11 +283,13 @@ fn function_def(kind: &str, target: Option<&str>, function: &str) -> &'static Pr
     };
     let def: &'static ProbeDef = leak(ProbeDef {
         name: leak_str(name.clone()),
-        layer: leak_str(kind),
+        subsystem: leak_str(kind),
         about: leak_str(about),
         object: OBJECT,
         fields: FUNC_FIELDS,
         mechanisms: leak_slice(vec![mech]),
+        default_filters: &[],
+        sites: &[],
     });
     map.insert(name, def);
     def
@@ -340,7 +344,7 @@ pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, Ge
     {
         return Ok(t);
     }
-    let root = match crate::session::tracefs_state() {
+    let root = match kernel::tracefs_state() {
         Tracefs::Ready(p) => p,
         Tracefs::Unreadable(p) => {
             return Err(GenericError::RootOnly {
@@ -348,12 +352,10 @@ pub fn tracepoint(category: &str, event: &str) -> Result<&'static Tracepoint, Ge
                 tracefs: p.to_path_buf(),
             })
         }
-        Tracefs::Missing => {
-            crate::session::ensure_tracefs().map_err(|why| GenericError::NoTracefs {
-                tracepoint: key.clone(),
-                why,
-            })?
-        }
+        Tracefs::Missing => kernel::ensure_tracefs().map_err(|why| GenericError::NoTracefs {
+            tracepoint: key.clone(),
+            why,
+        })?,
     };
     let events = root.join("events");
     let path = events.join(category).join(event).join("format");
@@ -477,7 +479,7 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
     let event = leak_str(event);
     let def = leak(ProbeDef {
         name,
-        layer: "tracepoint",
+        subsystem: "tracepoint",
         about: leak_str(format!(
             "tracepoint {category}:{event}, fields from its format file"
         )),
@@ -489,6 +491,8 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
             program: "vp_tracepoint",
             layout: &[],
         }]),
+        default_filters: &[],
+        sites: &[],
     });
     leak(Tracepoint {
         category,

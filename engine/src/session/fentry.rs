@@ -6,65 +6,65 @@
 use aya::programs::{FEntry, FExit, ProgramError};
 use aya::{Btf, Ebpf};
 
-use super::features;
-use super::instance::{describe, program_mut};
+use super::attach::{program_mut, Attach, Side};
+use super::MechanismError;
+use crate::kernel;
 
-/// The reason fentry is refused, from a load error.
-fn refusal(e: &ProgramError) -> String {
+/// An fentry program, or fexit for the return side, on a kernel function.
+pub(super) struct Fentry {
+    /// Kernel function.
+    pub(super) function: &'static str,
+}
+
+/// A load error, told apart when it is the kernel refusing trampolines.
+fn refusal(e: ProgramError) -> MechanismError {
     if let ProgramError::LoadError {
         io_error,
         verifier_log,
-    } = e
+    } = &e
     {
         if io_error.raw_os_error() == Some(libc::EPERM)
             && verifier_log.to_string().trim().is_empty()
         {
-            let why = match features::lockdown() {
-                Some(mode) => format!("kernel lockdown is on ({mode})"),
-                None => "most likely kernel lockdown or a security module (LSM) policy".into(),
+            return MechanismError::Trampolines {
+                lockdown: kernel::lockdown(),
+                source: e.into(),
             };
-            return format!(
-                "this kernel refuses fentry/fexit programs (BPF_PROG_LOAD: EPERM with an empty verifier log): BPF trampolines are not permitted here; {why}"
-            );
         }
     }
-    describe(e)
+    MechanismError::program(e)
 }
 
-fn has_function(btf: &Btf, function: &str) -> Result<(), String> {
+fn has_function(btf: &Btf, function: &str) -> Result<(), MechanismError> {
     btf.id_by_type_name_kind(function, aya_obj::btf::BtfKind::Func)
         .map(|_| ())
-        .map_err(|_| format!("the kernel's BTF has no function `{function}`"))
+        .map_err(|_| MechanismError::NoBtfFunction(function.to_string()))
 }
 
-/// Loads `program` (fentry, or fexit when `exit`) for `function` without attaching.
-pub(super) fn load(
-    ebpf: &mut Ebpf,
-    program: &str,
-    function: &str,
-    btf: &Btf,
-    exit: bool,
-) -> Result<(), String> {
-    has_function(btf, function)?;
-    let r = if exit {
-        program_mut::<FExit>(ebpf, program)?.load(function, btf)
-    } else {
-        program_mut::<FEntry>(ebpf, program)?.load(function, btf)
-    };
-    r.map_err(|e| refusal(&e))
-}
+impl Attach for Fentry {
+    fn load(
+        &self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        side: Side,
+        btf: &Btf,
+    ) -> Result<(), MechanismError> {
+        has_function(btf, self.function)?;
+        let r = match side {
+            Side::Entry => program_mut::<FEntry>(ebpf, program)?.load(self.function, btf),
+            Side::Exit => program_mut::<FExit>(ebpf, program)?.load(self.function, btf),
+        };
+        r.map_err(refusal)
+    }
 
-/// Attaches the loaded `program` (loaded for `function`).
-pub(super) fn attach(
-    ebpf: &mut Ebpf,
-    program: &str,
-    function: &str,
-    exit: bool,
-) -> Result<(), String> {
-    let r = if exit {
-        program_mut::<FExit>(ebpf, program)?.attach().map(|_| ())
-    } else {
-        program_mut::<FEntry>(ebpf, program)?.attach().map(|_| ())
-    };
-    r.map_err(|e| format!("kernel function `{function}`: {}", describe(&e)))
+    fn attach(&self, ebpf: &mut Ebpf, program: &str, side: Side) -> Result<(), MechanismError> {
+        let r = match side {
+            Side::Entry => program_mut::<FEntry>(ebpf, program)?.attach().map(|_| ()),
+            Side::Exit => program_mut::<FExit>(ebpf, program)?.attach().map(|_| ()),
+        };
+        r.map_err(|e| MechanismError::Function {
+            function: self.function.to_string(),
+            source: Box::new(MechanismError::program(e)),
+        })
+    }
 }

@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
-use aya::programs::ProgramError;
 use aya::{Ebpf, Pod};
 use vprobe_probes::abi::{self, HistKey, Record};
 use vprobe_probes::{Mechanism, ProbeDef};
 
-use super::SessionError;
+use super::{MapAccess, Reason, SessionError};
 use crate::agg::{AggKind, AggSnapshot, Bucket, Entry, EntryValue};
 use crate::plan::{Consumer, HistKind, ProbeRequest};
 use crate::symbols::Symbols;
@@ -39,59 +38,10 @@ pub struct Instance {
     /// The mechanism that worked.
     pub mechanism: Mechanism,
     /// Why preferred mechanisms were skipped.
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<Reason>,
     /// Owns programs, maps and links; dropping it detaches.
     pub(super) ebpf: Ebpf,
     pub(super) ring: Option<RingBuf<MapData>>,
-}
-
-/// The program `name` of `ebpf` as its aya type (`KProbe`, `TracePoint`, ...).
-pub(super) fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(|e: ProgramError| format!("program {name}: {e}"))
-}
-
-/// A readable message for a program error, with the verifier log when there is one.
-pub(super) fn describe(e: &ProgramError) -> String {
-    match e {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => {
-            let log = verifier_log.to_string();
-            if log.trim().is_empty() {
-                format!("the kernel refused to load the program: {io_error} (empty verifier log)")
-            } else {
-                let tail: Vec<&str> = log
-                    .lines()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                format!(
-                    "the verifier rejected the program: {io_error}: {}",
-                    tail.join(" | ")
-                )
-            }
-        }
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(e) = src {
-                s.push_str(": ");
-                s.push_str(&e.to_string());
-                src = e.source();
-            }
-            s
-        }
-    }
 }
 
 impl Instance {
@@ -116,11 +66,11 @@ impl Instance {
         self.ring.take()
     }
 
-    fn map_err(&self, map: &'static str, e: impl std::fmt::Display) -> SessionError {
+    fn map_err(&self, map: &'static str, e: impl Into<MapAccess>) -> SessionError {
         SessionError::Map {
             probe: self.request.probe.name.into(),
             map,
-            message: e.to_string(),
+            error: e.into(),
         }
     }
 
@@ -144,7 +94,7 @@ impl Instance {
                 let map = self
                     .ebpf
                     .map("counts")
-                    .ok_or_else(|| self.map_err("counts", "missing"))?;
+                    .ok_or_else(|| self.map_err("counts", MapAccess::Missing))?;
                 let counts = PerCpuHashMap::<_, RecKey, u64>::try_from(map)
                     .map_err(|e| self.map_err("counts", e))?;
                 for item in counts.iter() {
@@ -170,7 +120,7 @@ impl Instance {
                 let map = self
                     .ebpf
                     .map("hists")
-                    .ok_or_else(|| self.map_err("hists", "missing"))?;
+                    .ok_or_else(|| self.map_err("hists", MapAccess::Missing))?;
                 let hists = PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map)
                     .map_err(|e| self.map_err("hists", e))?;
                 for item in hists.iter() {
@@ -221,23 +171,28 @@ impl Instance {
             Consumer::Events { .. } => return Ok(()),
         };
         let probe = self.request.probe.name;
-        let err = |e: &dyn std::fmt::Display| SessionError::Map {
+        let err = |e: MapAccess| SessionError::Map {
             probe: probe.into(),
             map: name,
-            message: e.to_string(),
+            error: e,
         };
-        let map = self.ebpf.map_mut(name).ok_or_else(|| err(&"missing"))?;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| err(MapAccess::Missing))?;
         if name == "counts" {
-            let mut m = PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| err(&e))?;
+            let mut m =
+                PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| err(e.into()))?;
             let keys: Vec<RecKey> = m.keys().filter_map(Result::ok).collect();
             for k in keys {
-                m.remove(&k).map_err(|e| err(&e))?;
+                m.remove(&k).map_err(|e| err(e.into()))?;
             }
         } else {
-            let mut m = PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map).map_err(|e| err(&e))?;
+            let mut m =
+                PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map).map_err(|e| err(e.into()))?;
             let keys: Vec<HistKeyPod> = m.keys().filter_map(Result::ok).collect();
             for k in keys {
-                m.remove(&k).map_err(|e| err(&e))?;
+                m.remove(&k).map_err(|e| err(e.into()))?;
             }
         }
         Ok(())

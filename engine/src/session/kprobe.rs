@@ -4,25 +4,41 @@
 //! ENOENT, so that is checked first and said plainly.
 
 use aya::programs::KProbe;
-use aya::Ebpf;
+use aya::{Btf, Ebpf};
 
-use super::features;
-use super::instance::{describe, program_mut};
+use super::attach::{program_mut, Attach, Side};
+use super::MechanismError;
+use crate::kernel;
 
-/// Loads `program` (the verifier runs) once kprobes are known to exist.
-pub(super) fn load(ebpf: &mut Ebpf, program: &str) -> Result<(), String> {
-    if let Some(why) = features::kprobes_missing() {
-        return Err(why);
-    }
-    program_mut::<KProbe>(ebpf, program)?
-        .load()
-        .map_err(|e| describe(&e))
+/// A kprobe (or kretprobe: the program's section says which) on a kernel function.
+pub(super) struct Kprobe {
+    /// Kernel function.
+    pub(super) function: &'static str,
 }
 
-/// Attaches the loaded `program` to `function` (entry, or return for a kretprobe program).
-pub(super) fn attach(ebpf: &mut Ebpf, program: &str, function: &str) -> Result<(), String> {
-    program_mut::<KProbe>(ebpf, program)?
-        .attach(function, 0)
-        .map_err(|e| format!("kernel function `{function}`: {}", describe(&e)))?;
-    Ok(())
+impl Attach for Kprobe {
+    fn load(
+        &self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        _side: Side,
+        _btf: &Btf,
+    ) -> Result<(), MechanismError> {
+        if !kernel::has_kprobes() {
+            return Err(MechanismError::NoKprobes);
+        }
+        program_mut::<KProbe>(ebpf, program)?
+            .load()
+            .map_err(MechanismError::program)
+    }
+
+    fn attach(&self, ebpf: &mut Ebpf, program: &str, _side: Side) -> Result<(), MechanismError> {
+        program_mut::<KProbe>(ebpf, program)?
+            .attach(self.function, 0)
+            .map_err(|e| MechanismError::Function {
+                function: self.function.to_string(),
+                source: Box::new(MechanismError::program(e)),
+            })?;
+        Ok(())
+    }
 }

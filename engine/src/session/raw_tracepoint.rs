@@ -2,24 +2,38 @@
 //! verifier (reads go through bpf_probe_read); 4.17+, no BTF or tracefs needed
 //! to attach.
 
-use aya::programs::RawTracePoint;
+use aya::programs::RawTracePoint as AyaRawTracePoint;
 use aya::{Btf, Ebpf};
 
-use super::instance::{describe, program_mut};
+use super::attach::{program_mut, Attach, Side};
+use super::MechanismError;
 
-/// Loads `program` (the verifier runs) without attaching. The event is looked
-/// up in the kernel's BTF (`btf_trace_EVENT`), which names every tracepoint.
-pub(super) fn load(ebpf: &mut Ebpf, program: &str, event: &str, btf: &Btf) -> Result<(), String> {
-    super::tp_btf::has_event(btf, event)?;
-    program_mut::<RawTracePoint>(ebpf, program)?
-        .load()
-        .map_err(|e| describe(&e))
+/// A raw tracepoint program on one tracepoint.
+pub(super) struct RawTracepoint {
+    /// Tracepoint name without category (`net_dev_queue`).
+    pub(super) event: &'static str,
 }
 
-/// Attaches the loaded `program` to `event`.
-pub(super) fn attach(ebpf: &mut Ebpf, program: &str, event: &str) -> Result<(), String> {
-    program_mut::<RawTracePoint>(ebpf, program)?
-        .attach(event)
-        .map_err(|e| describe(&e))?;
-    Ok(())
+impl Attach for RawTracepoint {
+    /// The event is looked up in the kernel's BTF (`btf_trace_EVENT`), which
+    /// names every tracepoint.
+    fn load(
+        &self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        _side: Side,
+        btf: &Btf,
+    ) -> Result<(), MechanismError> {
+        super::tp_btf::has_event(btf, self.event)?;
+        program_mut::<AyaRawTracePoint>(ebpf, program)?
+            .load()
+            .map_err(MechanismError::program)
+    }
+
+    fn attach(&self, ebpf: &mut Ebpf, program: &str, _side: Side) -> Result<(), MechanismError> {
+        program_mut::<AyaRawTracePoint>(ebpf, program)?
+            .attach(self.event)
+            .map_err(MechanismError::program)?;
+        Ok(())
+    }
 }

@@ -5,16 +5,22 @@ use std::collections::BTreeMap;
 use aya::maps::RingBuf;
 use aya::{Btf, EbpfLoader};
 use vprobe_probes::abi;
-use vprobe_probes::{Mechanism, ProbeDef};
+use vprobe_probes::{Mechanism, MechanismKind, ProbeDef};
 
+use super::attach::{Attach, Side};
+use super::fentry::Fentry;
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
+use super::kprobe::Kprobe;
+use super::raw_tracepoint::RawTracepoint;
 use super::tables::Tables;
-use super::{
-    features, fentry, kprobe, raw_tracepoint, tp_btf, tracepoint, uprobe, Features, SessionError,
-};
+use super::tp_btf::TpBtf;
+use super::tracepoint::Tracepoint;
+use super::uprobe::Uprobe;
+use super::{MapAccess, MechanismError, Reason, SessionError};
 use crate::agg::AggSnapshot;
 use crate::filter;
 use crate::generic;
+use crate::kernel::{self, Features};
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
 
@@ -27,7 +33,7 @@ pub struct SessionOptions {
     pub map_entries: u32,
     /// Mechanism kinds not to use (`tp_btf`, `tracepoint`): tests the fallbacks,
     /// and works around a mechanism that misbehaves on some kernel.
-    pub disable: Vec<String>,
+    pub disable: Vec<MechanismKind>,
 }
 
 impl Default for SessionOptions {
@@ -47,9 +53,26 @@ const IDLE_STARTS: u32 = 64;
 #[derive(Debug)]
 enum Failure {
     /// This kernel does not support it, or refused the program.
-    Load(String),
+    Load(MechanismError),
     /// It loaded, but attaching failed (a missing function or symbol, ...).
-    Attach(String),
+    Attach(MechanismError),
+}
+
+/// The implementation of `mech`'s mechanism, bound to its hook: the one
+/// place that tells the mechanisms apart.
+fn attacher(mech: &Mechanism) -> Box<dyn Attach> {
+    match *mech {
+        Mechanism::TpBtf { event, .. } => Box::new(TpBtf { event }),
+        Mechanism::RawTracepoint { event, .. } => Box::new(RawTracepoint { event }),
+        Mechanism::Tracepoint { category, name, .. }
+        | Mechanism::TracepointFormat { category, name, .. } => Box::new(Tracepoint {
+            category,
+            event: name,
+        }),
+        Mechanism::Kprobe { function, .. } => Box::new(Kprobe { function }),
+        Mechanism::Fentry { function, .. } => Box::new(Fentry { function }),
+        Mechanism::Uprobe { target, symbol, .. } => Box::new(Uprobe { target, symbol }),
+    }
 }
 
 /// Which mechanisms of an attach point work here.
@@ -58,7 +81,7 @@ pub struct Support {
     /// The attach point.
     pub probe: &'static ProbeDef,
     /// Each mechanism, in preference order, with why it does not work.
-    pub mechanisms: Vec<(Mechanism, Result<(), String>)>,
+    pub mechanisms: Vec<(Mechanism, Result<(), MechanismError>)>,
 }
 
 impl Support {
@@ -82,7 +105,7 @@ impl Support {
                 .filter_map(|(m, r)| {
                     r.as_ref().err().map(|e| {
                         if one {
-                            e.clone()
+                            e.to_string()
                         } else {
                             format!("{}: {e}", m.label())
                         }
@@ -108,9 +131,9 @@ pub struct Session {
 impl Session {
     /// Checks privileges and parses the kernel's BTF (once for the whole session).
     pub fn new(options: SessionOptions) -> Result<Self, SessionError> {
-        let p = features::privileges();
+        let p = kernel::privileges();
         if !p.sufficient() {
-            return Err(SessionError::Privileges(p.missing()));
+            return Err(SessionError::Privileges(p));
         }
         // aya 0.14's EbpfLoader::new() parses vmlinux BTF itself and BtfTracePoint::load
         // needs another &Btf, which the loader does not expose: the loader's copy is
@@ -121,7 +144,7 @@ impl Session {
         // 52 MB instead of 33 MB, measured).
         let mut loader = EbpfLoader::new();
         loader.btf(None);
-        let btf = Btf::from_sys_fs().map_err(|e| SessionError::Btf(e.to_string()))?;
+        let btf = Btf::from_sys_fs().map_err(SessionError::Btf)?;
         let btf: &'static Btf = Box::leak(Box::new(btf));
         loader.btf(Some(btf));
         // Per-instance verifier logs are not kept: errors carry the tail of the log.
@@ -143,20 +166,20 @@ impl Session {
         symbols: &Symbols,
     ) -> Result<InstanceId, SessionError> {
         let origin = req.origin.clone();
-        let req = generic::narrow(req).map_err(|e| SessionError::Settings {
+        let req = generic::narrow(req).map_err(|error| SessionError::Request {
             origin,
-            message: crate::message::with_causes(&e),
+            error: Box::new(error),
         })?;
-        let mut settings = filter::settings(&req, symbols).map_err(|e| SessionError::Settings {
-            origin: req.origin.clone(),
-            message: crate::message::with_causes(&e),
-        })?;
-        let tables = Tables::prepare(&req, &settings, symbols).map_err(|message| {
-            SessionError::Settings {
+        let mut settings =
+            filter::settings(&req, symbols).map_err(|error| SessionError::Filter {
                 origin: req.origin.clone(),
-                message,
-            }
-        })?;
+                error: Box::new(error),
+            })?;
+        let tables =
+            Tables::prepare(&req, &settings, symbols).map_err(|error| SessionError::Tables {
+                origin: req.origin.clone(),
+                error,
+            })?;
         let events = matches!(req.consumer, Consumer::Events { .. });
         let timing = settings.timing != 0;
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
@@ -168,14 +191,7 @@ impl Session {
         // The loader keeps a reference to the globals it patches; one small settings
         // block per instance lives for the process (a REPL session makes few).
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
-        let object = vprobe_probes::objects::object(req.probe.object).ok_or_else(|| {
-            SessionError::Unavailable {
-                origin: req.origin.clone(),
-                probe: req.probe.name.into(),
-                reasons: vec![format!("object {} is not embedded", req.probe.object)],
-                hint: None,
-            }
-        })?;
+        let object = req.probe.object.bytes();
         let page = 4096u32;
         self.loader
             .override_global("settings", settings, true)
@@ -202,32 +218,29 @@ impl Session {
         let mut reasons = Vec::new();
         // whether every mechanism tried loaded and only the attach failed
         let mut attach_only = true;
-        let one = req.probe.mechanisms.len() == 1;
-        let why = |mech: &Mechanism, e: String| {
-            // a probe with one way of attaching is named after it: no label needed
-            if one {
-                e
-            } else {
-                format!("{}: {e}", mech.label())
-            }
+        // a probe with one way of attaching is named after it: no label needed
+        let labelled = req.probe.mechanisms.len() > 1;
+        let why = |mech: &Mechanism, error: MechanismError| Reason {
+            mechanism: *mech,
+            labelled,
+            error,
         };
         for mech in req.probe.mechanisms {
-            if self.options.disable.iter().any(|d| d == mech.kind()) {
-                // named even when alone: the user turned this one off
-                reasons.push(format!("{} is disabled by request", mech.label()));
+            if self.options.disable.contains(&mech.kind()) {
+                reasons.push(why(mech, MechanismError::Disabled));
                 attach_only = false;
                 continue;
             }
             let mut ebpf = match self.loader.load(object) {
                 Ok(e) => e,
                 Err(e) => {
-                    reasons.push(why(mech, format!("loading the object failed: {e}")));
+                    reasons.push(why(mech, MechanismError::Object(e.into())));
                     attach_only = false;
                     continue;
                 }
             };
             if let Err(e) = tables.fill(&mut ebpf, mech) {
-                reasons.push(why(mech, e));
+                reasons.push(why(mech, e.into()));
                 attach_only = false;
                 continue;
             }
@@ -240,7 +253,7 @@ impl Session {
                         Some(RingBuf::try_from(map).map_err(|e| SessionError::Map {
                             probe: req.probe.name.into(),
                             map: "events",
-                            message: e.to_string(),
+                            error: MapAccess::Map(e),
                         })?)
                     } else {
                         None
@@ -299,14 +312,20 @@ impl Session {
 
     /// Which mechanism of `probe` works here: each is loaded (so the verifier
     /// runs) but not attached, then unloaded. Err lists why each failed.
-    pub fn check_support(&mut self, probe: &'static ProbeDef) -> Result<Mechanism, Vec<String>> {
+    pub fn check_support(&mut self, probe: &'static ProbeDef) -> Result<Mechanism, Vec<Reason>> {
         let support = self.support(&[probe]).pop().expect("one probe, one answer");
         match support.chosen() {
             Some(m) => Ok(m),
             None => Err(support
                 .mechanisms
-                .iter()
-                .filter_map(|(m, r)| r.as_ref().err().map(|e| format!("{}: {e}", m.label())))
+                .into_iter()
+                .filter_map(|(mechanism, r)| {
+                    r.err().map(|error| Reason {
+                        mechanism,
+                        labelled: true,
+                        error,
+                    })
+                })
                 .collect()),
         }
     }
@@ -322,27 +341,32 @@ impl Session {
             .map_max_entries("counts", 1)
             .map_max_entries("hists", 1)
             .map_max_entries("starts", IDLE_STARTS);
-        let mut objects: BTreeMap<&'static str, Result<aya::Ebpf, String>> = BTreeMap::new();
+        let mut objects: BTreeMap<&'static str, Result<aya::Ebpf, MechanismError>> =
+            BTreeMap::new();
         // (object, mechanism label) → result: a program is loaded once
-        let mut done: BTreeMap<(&'static str, String), Result<(), String>> = BTreeMap::new();
+        let mut done: BTreeMap<(&'static str, String), Result<(), MechanismError>> =
+            BTreeMap::new();
         let mut out = Vec::new();
         for &probe in probes {
             let mut mechanisms = Vec::new();
             for mech in probe.mechanisms {
-                let key = (probe.object, format!("{}#{}", mech.label(), mech.program()));
-                let r = if self.options.disable.iter().any(|d| d == mech.kind()) {
-                    Err("disabled by request".to_string())
+                let key = (
+                    probe.object.name,
+                    format!("{}#{}", mech.label(), mech.program()),
+                );
+                let r = if self.options.disable.contains(&mech.kind()) {
+                    Err(MechanismError::Disabled)
                 } else if let Some(r) = done.get(&key) {
                     r.clone()
                 } else {
-                    let ebpf = objects.entry(probe.object).or_insert_with(|| {
-                        let bytes = vprobe_probes::objects::object(probe.object)
-                            .ok_or_else(|| format!("object {} is not embedded", probe.object))?;
-                        self.loader.load(bytes).map_err(|e| e.to_string())
+                    let ebpf = objects.entry(probe.object.name).or_insert_with(|| {
+                        self.loader
+                            .load(probe.object.bytes())
+                            .map_err(|e| MechanismError::Object(e.into()))
                     });
                     let r = match ebpf {
                         Ok(ebpf) => self.load_mechanism(ebpf, mech),
-                        Err(e) => Err(format!("loading the object failed: {e}")),
+                        Err(e) => Err(e.clone()),
                     };
                     done.insert(key, r.clone());
                     r
@@ -361,38 +385,53 @@ impl Session {
         let uprobe = generic::representative("uprobe").expect("uprobes are generic");
         let fentry = generic::representative("fentry").expect("fentry is generic");
         let all = self.support(&[queue, fentry, uprobe]);
-        let mut any = Err(String::new());
         for (mech, r) in &all[0].mechanisms {
             into.push(
-                mech.kind(),
+                mech.kind().as_str(),
                 r.is_ok(),
-                r.clone()
-                    .map_or_else(|e| e, |()| format!("{} loads", mech.label())),
+                match r {
+                    Ok(()) => format!("{} loads", mech.label()),
+                    Err(e) => e.to_string(),
+                },
             );
-            any = any.or(r.clone());
         }
         // every object carries a ring buffer map, so any successful load created one
+        let ringbuf = all[0].mechanisms.iter().any(|(_, r)| r.is_ok());
         into.push(
             "ringbuf",
-            any.is_ok(),
-            any.map_or_else(|e| e, |()| "BPF_MAP_TYPE_RINGBUF maps create".into()),
+            ringbuf,
+            if ringbuf {
+                "BPF_MAP_TYPE_RINGBUF maps create".into()
+            } else {
+                // the last mechanism's error
+                all[0]
+                    .mechanisms
+                    .iter()
+                    .rev()
+                    .find_map(|(_, r)| r.as_ref().err())
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            },
         );
         let (_, fentry) = &all[1].mechanisms[0];
         into.push(
             "fentry",
             fentry.is_ok(),
-            fentry.clone().map_or_else(
-                |e| format!("{e}; fentry:FUNC cannot attach, and attach points fall back to other mechanisms"),
-                |()| "fentry programs load".into(),
-            ),
+            match fentry {
+                Ok(()) => "fentry programs load".into(),
+                Err(e) => format!(
+                    "{e}; fentry:FUNC cannot attach, and attach points fall back to other mechanisms"
+                ),
+            },
         );
         let (_, uprobe) = &all[2].mechanisms[0];
         if let Some(f) = into.features.iter_mut().find(|f| f.name == "uprobe") {
             if f.ok {
                 f.ok = uprobe.is_ok();
-                f.detail = uprobe
-                    .clone()
-                    .map_or_else(|e| e, |()| "uprobe programs load".into());
+                f.detail = match uprobe {
+                    Ok(()) => "uprobe programs load".into(),
+                    Err(e) => e.to_string(),
+                };
             }
         }
     }
@@ -400,41 +439,17 @@ impl Session {
     /// Loads the mechanism's program from `ebpf` (the verifier runs), and its
     /// companions, which feed its state (sched.wakeup_latency's wakeup
     /// stamps): whether this kernel supports the mechanism at all.
-    fn load_mechanism(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
+    fn load_mechanism(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), MechanismError> {
         for c in mech.companions() {
-            self.load_program(ebpf, c)
-                .map_err(|e| format!("with {}: {e}", c.program()))?;
+            attacher(c)
+                .load(ebpf, c.program(), Side::Entry, self.btf)
+                .map_err(|e| e.companion(c.program()))?;
         }
-        self.load_program(ebpf, mech)
+        attacher(mech).load(ebpf, mech.program(), Side::Entry, self.btf)
     }
 
-    fn load_program(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
-        match *mech {
-            Mechanism::TpBtf { event, program } => tp_btf::load(ebpf, program, event, self.btf),
-            Mechanism::RawTracepoint { event, program } => {
-                raw_tracepoint::load(ebpf, program, event, self.btf)
-            }
-            Mechanism::Tracepoint {
-                category,
-                name,
-                program,
-            }
-            | Mechanism::TracepointFormat {
-                category,
-                name,
-                program,
-                ..
-            } => tracepoint::load(ebpf, program, category, name),
-            Mechanism::Kprobe { program, .. } => kprobe::load(ebpf, program),
-            Mechanism::Fentry {
-                function, program, ..
-            } => fentry::load(ebpf, program, function, self.btf, false),
-            Mechanism::Uprobe { program, .. } => uprobe::load(ebpf, program),
-        }
-    }
-
-    /// Loads and attaches the mechanism's program, and with `timing` its
-    /// return-side program too (latency).
+    /// Loads and attaches the mechanism's program and its companions, and
+    /// with `timing` its return-side program too (latency).
     fn attach_mechanism(
         &self,
         ebpf: &mut aya::Ebpf,
@@ -443,62 +458,19 @@ impl Session {
     ) -> Result<(), Failure> {
         self.load_mechanism(ebpf, mech).map_err(Failure::Load)?;
         for c in mech.companions() {
-            Self::attach_program(ebpf, c)
-                .map_err(|e| Failure::Attach(format!("with {}: {e}", c.program())))?;
+            attacher(c)
+                .attach(ebpf, c.program(), Side::Entry)
+                .map_err(|e| Failure::Attach(e.companion(c.program())))?;
         }
-        Self::attach_program(ebpf, mech).map_err(Failure::Attach)?;
-        let exit = mech.exit().filter(|_| timing);
-        let Some(x) = exit else {
+        let hook = attacher(mech);
+        hook.attach(ebpf, mech.program(), Side::Entry)
+            .map_err(Failure::Attach)?;
+        let Some(exit) = mech.exit().filter(|_| timing) else {
             return Ok(());
         };
-        match *mech {
-            Mechanism::Kprobe { function, .. } => {
-                kprobe::load(ebpf, x).map_err(Failure::Load)?;
-                kprobe::attach(ebpf, x, function).map_err(Failure::Attach)
-            }
-            Mechanism::Fentry { function, .. } => {
-                fentry::load(ebpf, x, function, self.btf, true).map_err(Failure::Load)?;
-                fentry::attach(ebpf, x, function, true).map_err(Failure::Attach)
-            }
-            Mechanism::Uprobe { target, symbol, .. } => {
-                uprobe::load(ebpf, x).map_err(Failure::Load)?;
-                uprobe::attach(ebpf, x, target, symbol).map_err(Failure::Attach)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Attaches one loaded program (the entry side of a function mechanism).
-    fn attach_program(ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), String> {
-        match *mech {
-            Mechanism::TpBtf { program, .. } => tp_btf::attach(ebpf, program),
-            Mechanism::RawTracepoint { event, program } => {
-                raw_tracepoint::attach(ebpf, program, event)
-            }
-            Mechanism::Tracepoint {
-                category,
-                name,
-                program,
-            }
-            | Mechanism::TracepointFormat {
-                category,
-                name,
-                program,
-                ..
-            } => tracepoint::attach(ebpf, program, category, name),
-            Mechanism::Kprobe {
-                function, program, ..
-            } => kprobe::attach(ebpf, program, function),
-            Mechanism::Fentry {
-                function, program, ..
-            } => fentry::attach(ebpf, program, function, false),
-            Mechanism::Uprobe {
-                target,
-                symbol,
-                program,
-                ..
-            } => uprobe::attach(ebpf, program, target, symbol),
-        }
+        hook.load(ebpf, exit, Side::Exit, self.btf)
+            .map_err(Failure::Load)?;
+        hook.attach(ebpf, exit, Side::Exit).map_err(Failure::Attach)
     }
 
     /// One instance.

@@ -7,10 +7,12 @@
 //! - `sites` (`bpf/include/sites.bpf.h`): the functions a site-restricted
 //!   attach point (`macvtap.drop`, `tun.drop`) accepts drops in.
 
-use aya::maps::Array;
+use std::sync::Arc;
+
+use aya::maps::{Array, MapError};
 use aya::{Ebpf, EbpfLoader, Pod};
 use vprobe_probes::abi::{self, LayerRun, Settings, Site};
-use vprobe_probes::{catalog, layers, FieldKind, Mechanism, Slot};
+use vprobe_probes::{layers, FieldKind, Mechanism, Slot};
 
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
@@ -24,6 +26,82 @@ unsafe impl Pod for LayerRunPod {}
 struct SitePod(Site);
 unsafe impl Pod for SitePod {}
 
+/// Why the tables of a request could not be computed or written.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum TableError {
+    /// A field that needs kernel symbols cannot have them.
+    #[error("field `{field}` needs kernel symbol addresses: {why}")]
+    NeedsSymbols {
+        /// The field (`layer`).
+        field: &'static str,
+        /// Why the symbols are missing.
+        why: String,
+    },
+    /// The kernel text has more layer runs than the table holds.
+    #[error("kernel text splits into {runs} layer runs, more than the {max} the table holds")]
+    TooManyRuns {
+        /// Runs found.
+        runs: usize,
+        /// The table's size.
+        max: usize,
+    },
+    /// The drop sites resolve to more ranges than the program takes.
+    #[error("`{probe}`: {ranges} drop-site ranges, more than the {max} the program takes")]
+    TooManySites {
+        /// Attach point.
+        probe: &'static str,
+        /// Ranges found.
+        ranges: usize,
+        /// What the program takes.
+        max: usize,
+    },
+    /// The drop sites cannot be found: /proc/kallsyms is not readable.
+    #[error("`{probe}` finds its drop sites (`{}`) in /proc/kallsyms, which is not readable", .functions.join("`, `"))]
+    SitesUnreadable {
+        /// Attach point.
+        probe: &'static str,
+        /// Its site functions.
+        functions: &'static [&'static str],
+    },
+    /// /proc/kallsyms hides the addresses from this process.
+    #[error("`{probe}` needs the addresses of `{}`: /proc/kallsyms shows none (needs root or CAP_SYSLOG)", .functions.join("`, `"))]
+    SitesHidden {
+        /// Attach point.
+        probe: &'static str,
+        /// Its site functions.
+        functions: &'static [&'static str],
+    },
+    /// The driver defining the sites is not loaded.
+    #[error("`{probe}` needs the driver that defines `{}`, which is not in /proc/kallsyms: load its module (or create such a device) first", .functions.join("`, `"))]
+    NoDriver {
+        /// Attach point.
+        probe: &'static str,
+        /// Its site functions.
+        functions: &'static [&'static str],
+    },
+    /// The object lacks a table's map.
+    #[error("the object has no `{0}` map")]
+    NoMap(&'static str),
+    /// A table's map is not an array of its entries.
+    #[error("map `{map}`: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// aya's error.
+        #[source]
+        source: Arc<MapError>,
+    },
+    /// Writing an entry failed.
+    #[error("filling map `{map}`: {source}")]
+    Fill {
+        /// Map name.
+        map: &'static str,
+        /// aya's error.
+        #[source]
+        source: Arc<MapError>,
+    },
+}
+
 /// The tables of one program instance.
 #[derive(Debug, Default)]
 pub(super) struct Tables {
@@ -34,7 +112,7 @@ pub(super) struct Tables {
     /// The accepted ranges, when the attach point is site-restricted.
     sites: Vec<Site>,
     /// Why the sites could not be resolved (the kfree_skb mechanisms fail with it).
-    sites_missing: Option<String>,
+    sites_missing: Option<TableError>,
 }
 
 impl Tables {
@@ -43,7 +121,7 @@ impl Tables {
         req: &ProbeRequest,
         settings: &Settings,
         symbols: &Symbols,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TableError> {
         let mut t = Tables::default();
         if let Some((field, slot)) = req.probe.fields.iter().find_map(|f| match f.slot {
             Slot::Num(i) if f.kind == FieldKind::Layer => Some((f, i)),
@@ -70,17 +148,17 @@ impl Tables {
                             .filter(|&(_, l)| l != 0)
                             .collect();
                     }
-                    Err(e) if strict => {
-                        return Err(format!(
-                            "field `{}` needs kernel symbol addresses: {e}",
-                            field.name
-                        ))
+                    Err(why) if strict => {
+                        return Err(TableError::NeedsSymbols {
+                            field: field.name,
+                            why: why.to_string(),
+                        })
                     }
                     Err(_) => {}
                 }
             }
         }
-        let functions = catalog::sites(req.probe.name);
+        let functions = req.probe.sites;
         for f in functions {
             t.sites.extend(
                 symbols
@@ -90,32 +168,22 @@ impl Tables {
             );
         }
         if !functions.is_empty() && t.sites.is_empty() {
-            let names = functions.join("`, `");
+            let probe = req.probe.name;
             // only the kfree_skb mechanisms need the sites: fail when one is tried
             t.sites_missing = Some(if !symbols.has_kallsyms() {
-                format!(
-                    "`{}` finds its drop sites (`{names}`) in /proc/kallsyms, which is not readable",
-                    req.probe.name
-                )
+                TableError::SitesUnreadable { probe, functions }
             } else if symbols.symbol_range(functions[0]) == Some((0, 0)) {
-                format!(
-                    "`{}` needs the addresses of `{names}`: /proc/kallsyms shows none (needs root or CAP_SYSLOG)",
-                    req.probe.name
-                )
+                TableError::SitesHidden { probe, functions }
             } else {
-                format!(
-                    "`{}` needs the driver that defines `{names}`, which is not in /proc/kallsyms: load its module (or create such a device) first",
-                    req.probe.name
-                )
+                TableError::NoDriver { probe, functions }
             });
         }
         if t.sites.len() > abi::SITES_MAX {
-            return Err(format!(
-                "`{}`: {} drop-site ranges, more than the {} the program takes",
-                req.probe.name,
-                t.sites.len(),
-                abi::SITES_MAX
-            ));
+            return Err(TableError::TooManySites {
+                probe: req.probe.name,
+                ranges: t.sites.len(),
+                max: abi::SITES_MAX,
+            });
         }
         Ok(t)
     }
@@ -132,55 +200,60 @@ impl Tables {
     }
 
     /// Writes the tables into the loaded object's maps, for `mech`.
-    pub(super) fn fill(&self, ebpf: &mut Ebpf, mech: &Mechanism) -> Result<(), String> {
-        let tracepoint = matches!(mech.kind(), "tp_btf" | "raw_tracepoint" | "tracepoint");
-        if let (true, Some(why)) = (tracepoint, &self.sites_missing) {
+    pub(super) fn fill(&self, ebpf: &mut Ebpf, mech: &Mechanism) -> Result<(), TableError> {
+        if let (true, Some(why)) = (mech.kind().is_tracepoint(), &self.sites_missing) {
             return Err(why.clone());
         }
         if let Some(entries) = &self.layers {
-            let map = ebpf
-                .map_mut("layers")
-                .ok_or("the object has no `layers` map")?;
-            let mut arr =
-                Array::<_, LayerRunPod>::try_from(map).map_err(|e| format!("map `layers`: {e}"))?;
+            let mut arr = array::<LayerRunPod>(ebpf, "layers")?;
             for (i, e) in entries.iter().enumerate() {
                 arr.set(i as u32, LayerRunPod(*e), 0)
-                    .map_err(|e| format!("filling map `layers`: {e}"))?;
+                    .map_err(|e| fill_error("layers", e))?;
             }
-            let map = ebpf
-                .map_mut("reason_layers")
-                .ok_or("the object has no `reason_layers` map")?;
-            let mut arr =
-                Array::<_, u64>::try_from(map).map_err(|e| format!("map `reason_layers`: {e}"))?;
+            let mut arr = array::<u64>(ebpf, "reason_layers")?;
             for &(reason, layer) in &self.reason_layers {
                 arr.set(reason, layer, 0)
-                    .map_err(|e| format!("filling map `reason_layers`: {e}"))?;
+                    .map_err(|e| fill_error("reason_layers", e))?;
             }
         }
         if !self.sites.is_empty() {
-            let map = ebpf
-                .map_mut("sites")
-                .ok_or("the object has no `sites` map")?;
-            let mut arr =
-                Array::<_, SitePod>::try_from(map).map_err(|e| format!("map `sites`: {e}"))?;
+            let mut arr = array::<SitePod>(ebpf, "sites")?;
             for (i, s) in self.sites.iter().enumerate() {
                 arr.set(i as u32, SitePod(*s), 0)
-                    .map_err(|e| format!("filling map `sites`: {e}"))?;
+                    .map_err(|e| fill_error("sites", e))?;
             }
         }
         Ok(())
     }
 }
 
+/// The array map `name` of a loaded object.
+fn array<'a, T: Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<Array<&'a mut aya::maps::MapData, T>, TableError> {
+    let map = ebpf.map_mut(name).ok_or(TableError::NoMap(name))?;
+    Array::try_from(map).map_err(|e| TableError::Map {
+        map: name,
+        source: Arc::new(e),
+    })
+}
+
+fn fill_error(map: &'static str, e: MapError) -> TableError {
+    TableError::Fill {
+        map,
+        source: Arc::new(e),
+    }
+}
+
 /// All `LAYER_RUNS` entries: the runs, then `start = u64::MAX` so that the
 /// kernel's fixed-depth binary search sees a sorted table.
-fn layer_entries(runs: &[(u64, u8)]) -> Result<Vec<LayerRun>, String> {
+fn layer_entries(runs: &[(u64, u8)]) -> Result<Vec<LayerRun>, TableError> {
     if runs.len() > abi::LAYER_RUNS {
-        return Err(format!(
-            "kernel text splits into {} layer runs, more than the {} the table holds",
-            runs.len(),
-            abi::LAYER_RUNS
-        ));
+        return Err(TableError::TooManyRuns {
+            runs: runs.len(),
+            max: abi::LAYER_RUNS,
+        });
     }
     let mut v: Vec<LayerRun> = runs
         .iter()
@@ -255,6 +328,9 @@ mod tests {
     #[test]
     fn too_many_runs_is_an_error() {
         let runs: Vec<(u64, u8)> = (0..abi::LAYER_RUNS as u64 + 1).map(|i| (i, 1)).collect();
-        assert!(layer_entries(&runs).unwrap_err().contains("more than"));
+        assert!(layer_entries(&runs)
+            .unwrap_err()
+            .to_string()
+            .contains("more than"));
     }
 }

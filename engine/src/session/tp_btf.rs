@@ -3,30 +3,43 @@
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf};
 
-use super::instance::{describe, program_mut};
+use super::attach::{program_mut, Attach, Side};
+use super::MechanismError;
+
+/// A tp_btf program on one tracepoint.
+pub(super) struct TpBtf {
+    /// Tracepoint name without category (`kfree_skb`).
+    pub(super) event: &'static str,
+}
 
 /// Whether the kernel has tracepoint `event` (its `btf_trace_EVENT` typedef).
-pub(super) fn has_event(btf: &Btf, event: &str) -> Result<(), String> {
+pub(super) fn has_event(btf: &Btf, event: &str) -> Result<(), MechanismError> {
     btf.id_by_type_name_kind(
         &format!("btf_trace_{event}"),
         aya_obj::btf::BtfKind::Typedef,
     )
     .map(|_| ())
-    .map_err(|_| format!("the kernel's BTF has no tracepoint `{event}`"))
+    .map_err(|_| MechanismError::NoBtfTracepoint(event.to_string()))
 }
 
-/// Loads `program` for `tp_btf/event` (the verifier runs) without attaching.
-pub(super) fn load(ebpf: &mut Ebpf, name: &str, event: &str, btf: &Btf) -> Result<(), String> {
-    has_event(btf, event)?;
-    program_mut::<BtfTracePoint>(ebpf, name)?
-        .load(event, btf)
-        .map_err(|e| describe(&e))
-}
+impl Attach for TpBtf {
+    fn load(
+        &self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        _side: Side,
+        btf: &Btf,
+    ) -> Result<(), MechanismError> {
+        has_event(btf, self.event)?;
+        program_mut::<BtfTracePoint>(ebpf, program)?
+            .load(self.event, btf)
+            .map_err(MechanismError::program)
+    }
 
-/// Attaches the loaded `program` once.
-pub(super) fn attach(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
-    program_mut::<BtfTracePoint>(ebpf, name)?
-        .attach()
-        .map_err(|e| describe(&e))?;
-    Ok(())
+    fn attach(&self, ebpf: &mut Ebpf, program: &str, _side: Side) -> Result<(), MechanismError> {
+        program_mut::<BtfTracePoint>(ebpf, program)?
+            .attach()
+            .map_err(MechanismError::program)?;
+        Ok(())
+    }
 }

@@ -3,34 +3,51 @@
 //! `tracepoint:CAT:NAME`, whose one program attaches to any of them.
 
 use aya::programs::TracePoint;
-use aya::Ebpf;
+use aya::{Btf, Ebpf};
 
-use super::features;
-use super::instance::{describe, program_mut};
+use super::attach::{program_mut, Attach, Side};
+use super::MechanismError;
+use crate::kernel;
 
-/// Loads `program` (the verifier runs) after checking `category:name` exists.
-pub(super) fn load(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
-    let tracefs = features::ensure_tracefs()?;
-    if !tracefs.join("events").join(category).join(event).is_dir() {
-        return Err(format!(
-            "no tracepoint {category}:{event} in {}",
-            tracefs.display()
-        ));
-    }
-    program_mut::<TracePoint>(ebpf, name)?
-        .load()
-        .map_err(|e| describe(&e))
+/// A classic tracepoint program on `category:event`.
+pub(super) struct Tracepoint {
+    /// Category (`skb`).
+    pub(super) category: &'static str,
+    /// Event (`kfree_skb`).
+    pub(super) event: &'static str,
 }
 
-/// Attaches the loaded `program` once to `category:event`.
-pub(super) fn attach(
-    ebpf: &mut Ebpf,
-    name: &str,
-    category: &str,
-    event: &str,
-) -> Result<(), String> {
-    program_mut::<TracePoint>(ebpf, name)?
-        .attach(category, event)
-        .map_err(|e| describe(&e))?;
-    Ok(())
+impl Attach for Tracepoint {
+    /// Checks `category:event` exists (mounting tracefs if needed) first.
+    fn load(
+        &self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        _side: Side,
+        _btf: &Btf,
+    ) -> Result<(), MechanismError> {
+        let tracefs = kernel::ensure_tracefs()?;
+        if !tracefs
+            .join("events")
+            .join(self.category)
+            .join(self.event)
+            .is_dir()
+        {
+            return Err(MechanismError::NoTracepoint {
+                category: self.category.to_string(),
+                event: self.event.to_string(),
+                tracefs: tracefs.to_path_buf(),
+            });
+        }
+        program_mut::<TracePoint>(ebpf, program)?
+            .load()
+            .map_err(MechanismError::program)
+    }
+
+    fn attach(&self, ebpf: &mut Ebpf, program: &str, _side: Side) -> Result<(), MechanismError> {
+        program_mut::<TracePoint>(ebpf, program)?
+            .attach(self.category, self.event)
+            .map_err(MechanismError::program)?;
+        Ok(())
+    }
 }

@@ -4,40 +4,62 @@
 
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{ProgramError, UProbe, UProbeError};
-use aya::Ebpf;
+use aya::{Btf, Ebpf};
 
-use super::features;
-use super::instance::{describe, program_mut};
+use super::attach::{program_mut, Attach, Side};
+use super::MechanismError;
+use crate::kernel;
 
-/// Loads `program` (the verifier runs) once uprobes are known to exist.
-pub(super) fn load(ebpf: &mut Ebpf, program: &str) -> Result<(), String> {
-    if let Some(why) = features::uprobes_missing() {
-        return Err(why);
-    }
-    program_mut::<UProbe>(ebpf, program)?
-        .load()
-        .map_err(|e| describe(&e))
+/// A uprobe (or uretprobe: the program's section says which) on a symbol of
+/// a binary or library.
+pub(super) struct Uprobe {
+    /// A path, or a library name such as `libc` found through ld.so.cache.
+    pub(super) target: &'static str,
+    /// The symbol.
+    pub(super) symbol: &'static str,
 }
 
-/// Attaches the loaded `program` to `symbol` in `target` (a path, or a
-/// library name such as `libc` found through ld.so.cache).
-pub(super) fn attach(
-    ebpf: &mut Ebpf,
-    program: &str,
-    target: &str,
-    symbol: &str,
-) -> Result<(), String> {
-    program_mut::<UProbe>(ebpf, program)?
-        .attach(symbol, target, UProbeScope::AllProcesses)
-        .map_err(|e| match &e {
-            // aya also looks in the debug file before giving up: the symbol is not there
-            ProgramError::UProbeError(UProbeError::SymbolError { symbol, .. }) => {
-                format!("no symbol `{symbol}` in {target} (nor in its debug file)")
-            }
-            ProgramError::UProbeError(UProbeError::InvalidTarget { .. }) => {
-                format!("no library or file `{target}` (a library name is looked up in /etc/ld.so.cache)")
-            }
-            _ => format!("`{symbol}` in {target}: {}", describe(&e)),
-        })?;
-    Ok(())
+impl Attach for Uprobe {
+    fn load(
+        &self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        _side: Side,
+        _btf: &Btf,
+    ) -> Result<(), MechanismError> {
+        if !kernel::has_uprobes() {
+            return Err(MechanismError::NoUprobes);
+        }
+        program_mut::<UProbe>(ebpf, program)?
+            .load()
+            .map_err(MechanismError::program)
+    }
+
+    fn attach(&self, ebpf: &mut Ebpf, program: &str, _side: Side) -> Result<(), MechanismError> {
+        let (target, symbol) = (self.target.to_string(), self.symbol.to_string());
+        program_mut::<UProbe>(ebpf, program)?
+            .attach(self.symbol, self.target, UProbeScope::AllProcesses)
+            .map_err(|e| match &e {
+                // aya also looks in the debug file before giving up: the symbol is not there
+                ProgramError::UProbeError(UProbeError::SymbolError { .. }) => {
+                    MechanismError::NoSymbol {
+                        symbol,
+                        target,
+                        source: e.into(),
+                    }
+                }
+                ProgramError::UProbeError(UProbeError::InvalidTarget { .. }) => {
+                    MechanismError::NoTarget {
+                        target,
+                        source: e.into(),
+                    }
+                }
+                _ => MechanismError::Symbol {
+                    symbol,
+                    target,
+                    source: Box::new(MechanismError::program(e)),
+                },
+            })?;
+        Ok(())
+    }
 }

@@ -112,7 +112,7 @@ impl Symbols {
     pub fn kvm_exits(&self) -> Result<&KvmExitNames, SymbolsError> {
         self.kvm_exits
             .get_or_init(|| {
-                let tracefs = crate::session::tracefs().ok_or(SymbolsError::NoTracefs)?;
+                let tracefs = crate::kernel::tracefs().ok_or(SymbolsError::NoTracefs)?;
                 KvmExitNames::load(tracefs)
             })
             .as_ref()

@@ -11,13 +11,16 @@
 #define AF_INET 2
 #define AF_INET6 10
 
-/* Slot numbers of the socket fields in one program's record; -1 = not recorded. */
+/* Slot numbers of the socket fields in one program's record; -1 = not recorded.
+ * saddr and daddr are addr[] slots. */
 struct vp_sock_slots {
 	int sport;
 	int dport;
 	int state;
 	int family;
 	int netns;
+	int saddr;
+	int daddr;
 };
 
 static __always_inline int vp_need_slot(int slot)
@@ -33,7 +36,7 @@ static __always_inline void vp_v4_mapped(__u8 *dst, __u32 a)
 	__builtin_memcpy(dst + 12, &a, 4);
 }
 
-/* Local port, remote port, state, family, netns; saddr in addr[0], daddr in addr[1]. */
+/* Local port, remote port, state, family, netns, local and remote address. */
 static __always_inline void vp_fill_sock(struct vp_rec *r, const struct sock *sk,
 					 const struct vp_sock_slots s)
 {
@@ -49,14 +52,18 @@ static __always_inline void vp_fill_sock(struct vp_rec *r, const struct sock *sk
 		r->num[s.family & (VP_NUM - 1)] = family;
 	if (vp_need_slot(s.netns))
 		r->num[s.netns & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (!vp_need(VP_KEY_ADDR0) && !vp_need(VP_KEY_ADDR0 + 1))
+	if (!vp_need(VP_KEY_ADDR(s.saddr)) && !vp_need(VP_KEY_ADDR(s.daddr)))
 		return;
 	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&r->addr[0], sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&r->addr[1], sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&r->addr[s.saddr & (VP_ADDR - 1)], sk,
+				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&r->addr[s.daddr & (VP_ADDR - 1)], sk,
+				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
-		vp_v4_mapped(r->addr[0], BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		vp_v4_mapped(r->addr[1], BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		vp_v4_mapped(r->addr[s.saddr & (VP_ADDR - 1)],
+			     BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		vp_v4_mapped(r->addr[s.daddr & (VP_ADDR - 1)],
+			     BPF_CORE_READ(sk, __sk_common.skc_daddr));
 	}
 }
 

@@ -4,7 +4,7 @@
  *
  * A program fills one `struct vp_rec` per kernel event (numeric fields in
  * `num[]`, addresses in `addr[]`, a device name in `dev`; which field lives in
- * which slot is the catalog's business: probes/src/catalog.rs), then calls
+ * which slot is the catalog's business: probes/src/catalog/), then calls
  * vp_submit(), which filters, aggregates in per-CPU maps and optionally emits a
  * ring-buffer event, all driven by the load-time `settings`.
  *
@@ -28,6 +28,17 @@
 /* key_mask bits: 0..15 num[i], 16..17 addr[i], 18 dev */
 #define VP_KEY_ADDR0 16
 #define VP_KEY_DEV 18
+#define VP_KEY_ADDR(i) (VP_KEY_ADDR0 + (i))
+
+/*
+ * Slot names. Each program file names the slots it fills, one define per
+ * field, the field's name in capitals after the prefix:
+ *   #define S_NAME i           field NAME is num[i]
+ *   #define A_NAME i           field NAME is addr[i]   (key bit VP_KEY_ADDR(i))
+ *   #define D_NAME VP_KEY_DEV  field NAME is the dev string (its key bit)
+ * probes/src/catalog/ defines the same fields in the same slots; a test there
+ * reads these defines and checks both ways.
+ */
 
 #define VP_MODE_COUNT 1
 #define VP_MODE_HIST 2

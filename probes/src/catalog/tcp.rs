@@ -1,0 +1,116 @@
+//! `tcp.retransmit` and `tcp.probe` (bpf/tcp.bpf.c).
+
+use super::fields::{addr, num};
+use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use crate::object::object;
+
+/// `prebuilt/tcp.o`.
+pub static OBJECT: Object = object!("tcp");
+
+// keep in sync with bpf/tcp.bpf.c (S_*, A_*; the catalog tests check)
+const RETRANSMIT_FIELDS: &[FieldDef] = &[
+    addr("saddr", 0, "local address"),
+    addr("daddr", 1, "remote address"),
+    num("sport", 0, FieldKind::Port, "local port"),
+    num("dport", 1, FieldKind::Port, "remote port"),
+    num("state", 2, FieldKind::TcpState, "TCP state of the socket"),
+    num("family", 3, FieldKind::Family, "address family"),
+    num(
+        "netns",
+        4,
+        FieldKind::Netns,
+        "network namespace inode of the socket",
+    ),
+];
+
+const PROBE_FIELDS: &[FieldDef] = &[
+    addr("saddr", 0, "local address"),
+    addr("daddr", 1, "remote address"),
+    num("sport", 0, FieldKind::Port, "local port"),
+    num("dport", 1, FieldKind::Port, "remote port"),
+    num("state", 2, FieldKind::TcpState, "TCP state of the socket"),
+    num("family", 3, FieldKind::Family, "address family"),
+    num(
+        "netns",
+        4,
+        FieldKind::Netns,
+        "network namespace inode of the socket",
+    ),
+    num(
+        "srtt",
+        5,
+        FieldKind::Duration,
+        "smoothed round-trip time, ns (µs precision)",
+    ),
+    num(
+        "rttvar",
+        6,
+        FieldKind::Duration,
+        "round-trip time mean deviation, ns (µs precision)",
+    ),
+    num("cwnd", 7, FieldKind::Uint, "congestion window, segments"),
+    num(
+        "ssthresh",
+        8,
+        FieldKind::Uint,
+        "slow-start threshold, segments",
+    ),
+    num(
+        "snd_wnd",
+        9,
+        FieldKind::Uint,
+        "send window the peer advertised, bytes",
+    ),
+    num("rcv_wnd", 10, FieldKind::Uint, "receive window, bytes"),
+    num(
+        "len",
+        11,
+        FieldKind::Uint,
+        "payload bytes of the received segment",
+    ),
+    num(
+        "snd_nxt",
+        12,
+        FieldKind::Uint,
+        "next sequence number to send",
+    ),
+    num(
+        "snd_una",
+        13,
+        FieldKind::Uint,
+        "first unacknowledged sequence number",
+    ),
+    num("mark", 14, FieldKind::Uint, "socket mark (SO_MARK)"),
+];
+
+/// `tcp.retransmit`.
+pub const RETRANSMIT: ProbeDef = ProbeDef {
+    name: "tcp.retransmit",
+    subsystem: "tcp",
+    about: "a TCP segment retransmitted",
+    object: &OBJECT,
+    fields: RETRANSMIT_FIELDS,
+    mechanisms: &[
+        Mechanism::tp_btf("tcp_retransmit_skb", "vp_retx_btf"),
+        Mechanism::tracepoint("tcp", "tcp_retransmit_skb", "vp_retx_tp"),
+    ],
+    default_filters: &[],
+    sites: &[],
+};
+
+/// `tcp.probe`. tcp_probe: 4.16+; the classic record carries the socket on
+/// recent kernels (else state, netns and rttvar read 0).
+pub const PROBE: ProbeDef = ProbeDef {
+    name: "tcp.probe",
+    subsystem: "tcp",
+    about:
+        "a segment received on an established TCP socket, with its RTT, congestion and window state",
+    object: &OBJECT,
+    fields: PROBE_FIELDS,
+    mechanisms: &[
+        Mechanism::tp_btf("tcp_probe", "vp_probe_btf"),
+        Mechanism::tracepoint("tcp", "tcp_probe", "vp_probe_tp"),
+    ],
+    default_filters: &[],
+    sites: &[],
+};
