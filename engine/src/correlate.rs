@@ -1,6 +1,7 @@
 //! Matching drops to slow transactions, per connection and time.
 //!
-//! Totals do not match one for one in TCP_RR (DESIGN.md §8): a drop can hit a
+//! Totals do not match one for one in TCP_RR (docs/DESIGN.md, "The lab and
+//! the seed-case accounting"): a drop can hit a
 //! pure ACK or a segment outside the measured transactions, a transaction can
 //! meet two drops (→ 400 ms), and a drop usually causes two retransmits (the
 //! sender's repair and the peer's spurious loss probe). So each slow

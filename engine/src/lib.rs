@@ -18,7 +18,6 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod generic;
-pub mod host;
 pub mod kernel;
 pub mod live;
 pub mod message;

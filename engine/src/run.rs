@@ -18,18 +18,7 @@ use crate::symbols::Symbols;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
 
-/// How far a running `tcp_rr` workload is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WorkloadProgress {
-    /// The workload's name.
-    pub name: String,
-    /// Time since it started.
-    pub elapsed: Duration,
-    /// How long it runs in all.
-    pub planned: Duration,
-    /// Transactions completed so far.
-    pub transactions: u64,
-}
+pub use crate::workload::WorkloadProgress;
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;

@@ -1,4 +1,4 @@
-//! The Rhai scripting API (DESIGN.md §6).
+//! The Rhai scripting API (why it is shaped so: docs/DESIGN.md, "Scripts").
 //!
 //! A script runs once, top to bottom, to build its [`Plan`]: the probe requests
 //! (`probe("skb.drop").filter(..).count(..)`), timers (`every`) and end

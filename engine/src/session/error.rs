@@ -154,7 +154,7 @@ pub enum MechanismError {
         source: Arc<ProgramError>,
     },
     /// Loading or attaching failed otherwise.
-    #[error("{}", chain(.0))]
+    #[error("{}", with_causes(.0))]
     Program(#[source] Arc<ProgramError>),
     /// The kernel has no such tracepoint (no `btf_trace_EVENT` in its BTF).
     #[error("the kernel's BTF has no tracepoint `{0}`")]
@@ -238,18 +238,6 @@ fn load_errno(e: &ProgramError) -> String {
         ProgramError::LoadError { io_error, .. } => io_error.to_string(),
         other => other.to_string(),
     }
-}
-
-/// An aya error and its causes, on one line.
-fn chain(e: &ProgramError) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(e) = src {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        src = e.source();
-    }
-    s
 }
 
 impl MechanismError {

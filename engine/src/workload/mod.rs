@@ -12,7 +12,7 @@ use vprobe_load::LoadError;
 
 pub mod running;
 
-pub use running::{LabPath, Running, WorkloadResult};
+pub use running::{LabPath, Running, WorkloadProgress, WorkloadResult};
 
 /// Why a script's workload cannot be declared or started.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,17 @@ pub enum WorkloadError {
         "target `{0}` is not an address: `192.0.2.2:12866`, `192.0.2.2` or `[2001:db8::2]:12866`"
     )]
     BadTarget(String),
+    /// A workload declared under a name already taken.
+    #[error("a workload named `{0}` already exists")]
+    Duplicate(String),
+    /// A `tcp_rr` whose target cannot be used.
+    #[error("tcp_rr `{name}`: {why}")]
+    Target {
+        /// The workload.
+        name: String,
+        /// Why (in the message, so not also a `source()`).
+        why: Box<WorkloadError>,
+    },
     /// The load generator could not start.
     #[error(transparent)]
     Load(#[from] LoadError),

@@ -135,14 +135,24 @@ impl Running {
     /// Checks `specs` against each other and the declared ones, and that each
     /// can run here (a target, or a lab), without starting anything.
     /// Err: the first spec that cannot run, and why.
-    pub fn check<'s>(&self, specs: &'s [WorkloadSpec]) -> Result<(), (&'s WorkloadSpec, String)> {
+    pub fn check<'s>(
+        &self,
+        specs: &'s [WorkloadSpec],
+    ) -> Result<(), (&'s WorkloadSpec, WorkloadError)> {
         for (i, s) in specs.iter().enumerate() {
             if self.contains(&s.name) || specs[..i].iter().any(|o| o.name == s.name) {
-                return Err((s, format!("a workload named `{}` already exists", s.name)));
+                return Err((s, WorkloadError::Duplicate(s.name.clone())));
             }
             if let WorkloadKind::TcpRr(rr) = &s.kind {
-                self.target(rr)
-                    .map_err(|e| (s, format!("tcp_rr `{}`: {e}", s.name)))?;
+                self.target(rr).map_err(|e| {
+                    (
+                        s,
+                        WorkloadError::Target {
+                            name: s.name.clone(),
+                            why: Box::new(e),
+                        },
+                    )
+                })?;
             }
         }
         Ok(())
@@ -377,18 +387,18 @@ impl Running {
     }
 
     /// Live progress of each running `tcp_rr`: (name, elapsed, duration, transactions).
-    pub fn progress(&self) -> Vec<(String, Duration, Duration, u64)> {
+    pub fn progress(&self) -> Vec<WorkloadProgress> {
         self.entries
             .iter()
             .filter_map(|e| match (&e.state, &e.spec.kind) {
                 (State::Rr(h), WorkloadKind::TcpRr(rr)) => {
                     let s = h.snapshot();
-                    Some((
-                        e.spec.name.clone(),
-                        s.elapsed,
-                        rr.options.duration.unwrap_or_default(),
-                        s.transactions,
-                    ))
+                    Some(WorkloadProgress {
+                        name: e.spec.name.clone(),
+                        elapsed: s.elapsed,
+                        planned: rr.options.duration.unwrap_or_default(),
+                        transactions: s.transactions,
+                    })
                 }
                 _ => None,
             })
@@ -398,6 +408,19 @@ impl Running {
     fn entry(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.spec.name == name)
     }
+}
+
+/// How far a running `tcp_rr` workload is (a terminal's progress bar).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadProgress {
+    /// The workload's name.
+    pub name: String,
+    /// Time since it started.
+    pub elapsed: Duration,
+    /// How long it runs in all.
+    pub planned: Duration,
+    /// Transactions completed so far.
+    pub transactions: u64,
 }
 
 impl Drop for Running {
@@ -504,7 +527,7 @@ mod tests {
             origin: Default::default(),
         };
         let (_, e) = r.check(std::slice::from_ref(&spec)).unwrap_err();
-        assert!(e.contains("--lab"), "{e}");
+        assert!(e.to_string().contains("--lab"), "{e}");
         let specs = [
             WorkloadSpec {
                 kind: WorkloadKind::TcpRr(RrSpec {
@@ -521,7 +544,12 @@ mod tests {
                 ..spec
             },
         ];
-        assert!(r.check(&specs).unwrap_err().1.contains("already exists"));
+        assert!(r
+            .check(&specs)
+            .unwrap_err()
+            .1
+            .to_string()
+            .contains("already exists"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`LiveHost`]: how a running script's queries (`total`, `entries`,
 //! `workload`, `dev_stat`, `lab`) are answered, from the session it shares
-//! with [`crate::live::Live`].
+//! with [`super::Live`].
 
 use std::cell::RefCell;
 use std::rc::Rc;

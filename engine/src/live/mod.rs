@@ -16,6 +16,8 @@
 //! results over a channel, triggers checked on each tick — is one more arm
 //! and one more match arm.
 
+mod queries;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -23,17 +25,16 @@ use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
-use crate::host::LiveHost;
 use crate::message::with_causes;
 use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::{CallbackId, Consumer};
-use crate::run::WorkloadProgress;
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
 use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
-use crate::workload::{LabPath, Running};
+use crate::workload::{LabPath, Running, WorkloadProgress};
 use crate::Result;
+use queries::LiveHost;
 use vprobe_lab::Lab;
 use vprobe_time::monotonic_ns;
 
@@ -233,11 +234,11 @@ impl<'a> Live<'a> {
         applied.triggers = plan.triggers.len();
         self.triggers.extend(plan.triggers);
         let checked = self.workloads.borrow().check(&plan.workloads);
-        if let Err((spec, message)) = checked {
+        if let Err((spec, why)) = checked {
             self.take_back(&applied);
             return Err(ScriptError {
                 origin: spec.origin.clone(),
-                message,
+                message: why.to_string(),
             }
             .into());
         }
@@ -443,16 +444,7 @@ impl<'a> Live<'a> {
 
     /// Progress of each running `tcp_rr`.
     pub fn workload_progress(&self) -> Vec<WorkloadProgress> {
-        let progress = self.workloads.borrow().progress();
-        progress
-            .into_iter()
-            .map(|(name, elapsed, planned, transactions)| WorkloadProgress {
-                name,
-                elapsed,
-                planned,
-                transactions,
-            })
-            .collect()
+        self.workloads.borrow().progress()
     }
 
     /// The status the script asked to end with (`exit()`), once it has.
