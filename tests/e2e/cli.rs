@@ -327,3 +327,99 @@ fn readme_script_extraction() {
         ]
     );
 }
+
+/// The repository's top-level entries a doc may name a path under.
+const TOP: &[&str] = &[
+    "time",
+    "probes",
+    "lab",
+    "load",
+    "engine",
+    "cli",
+    "scripts",
+    "tests",
+    "bench",
+    "docs",
+    "third_party",
+    ".ci",
+];
+
+/// The repo-relative paths a markdown text names: `code spans` that start with a
+/// top-level entry, and links relative to the document. Patterns (`<object>`,
+/// `*`) name no single file and are skipped.
+fn named_paths(doc: &std::path::Path, text: &str) -> Vec<std::path::PathBuf> {
+    let root = util::repo_root();
+    let mut out = Vec::new();
+    for span in text.split('`').skip(1).step_by(2) {
+        let first = span.split('/').next().unwrap_or("");
+        if span.contains('/')
+            && TOP.contains(&first)
+            && !span.contains(['<', '*', ' ', '{'])
+            && !span.contains("..")
+        {
+            out.push(root.join(span.split(':').next().unwrap()));
+        }
+    }
+    let link = regex_lite::Regex::new(r"\]\(([^)#:]+)(#[^)]*)?\)").unwrap();
+    for c in link.captures_iter(text) {
+        out.push(doc.parent().unwrap().join(&c[1]));
+    }
+    out
+}
+
+#[test]
+fn docs_name_only_paths_that_exist() {
+    let root = util::repo_root();
+    let arch = root.join("docs/ARCHITECTURE.md");
+    assert!(
+        arch.is_file(),
+        "docs/ARCHITECTURE.md is the map a newcomer reads first"
+    );
+    let mut missing = Vec::new();
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.push(root.join("README.md"));
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for p in named_paths(doc, &text) {
+            if !p.exists() {
+                missing.push(format!("{} names {}", doc.display(), p.display()));
+            }
+        }
+    }
+    // Code cites the design notes by file: those files must be there.
+    let cite = regex_lite::Regex::new(r"docs/[A-Za-z_]+\.md").unwrap();
+    let mut sources = vec![root.join("README.md")];
+    for dir in [
+        "engine/src",
+        "cli/src",
+        "probes/src",
+        "lab/src",
+        "load/src",
+        "time/src",
+    ] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    sources.push(p);
+                }
+            }
+        }
+    }
+    for src in &sources {
+        let text = std::fs::read_to_string(src).unwrap();
+        for m in cite.find_iter(&text) {
+            if !root.join(m.as_str()).is_file() {
+                missing.push(format!("{} cites {}", src.display(), m.as_str()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
