@@ -155,3 +155,17 @@ pub(super) const DEV_NETNS: FieldDef = num(
     FieldKind::Netns,
     "network namespace inode of the device",
 );
+
+// Slots 2 and 3 of every drop program (skb_drop.bpf.c, tap.bpf.c).
+pub(super) const DROP_REASON: FieldDef = num(
+    "reason",
+    2,
+    FieldKind::DropReason,
+    "drop reason (enum skb_drop_reason)",
+);
+pub(super) const DROP_LOCATION: FieldDef = num(
+    "location",
+    3,
+    FieldKind::KernelAddr,
+    "where the skb was freed (symbol+offset)",
+);

@@ -7,35 +7,41 @@ use crate::object::object;
 /// `prebuilt/qdisc.o`.
 pub static OBJECT: Object = object!("qdisc");
 
+// Slots both qdisc programs fill alike.
+const HANDLE: FieldDef = num(
+    "handle",
+    2,
+    FieldKind::TcHandle,
+    "the qdisc's handle (`1:`)",
+);
+const PARENT: FieldDef = num(
+    "parent",
+    3,
+    FieldKind::TcHandle,
+    "its parent (`root`, `1:1`)",
+);
+const QLEN: FieldDef = num(
+    "qlen",
+    4,
+    FieldKind::Uint,
+    "packets queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
+);
+const BACKLOG: FieldDef = num(
+    "backlog",
+    5,
+    FieldKind::Uint,
+    "bytes queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
+);
+
 // keep in sync with bpf/qdisc.bpf.c (S_*, D_*; the catalog tests check)
 const ENQUEUE_FIELDS: &[FieldDef] = &[
     DEV,
     DEV_IFINDEX,
     DEV_NETNS,
-    num(
-        "handle",
-        2,
-        FieldKind::TcHandle,
-        "the qdisc's handle (`1:`)",
-    ),
-    num(
-        "parent",
-        3,
-        FieldKind::TcHandle,
-        "its parent (`root`, `1:1`)",
-    ),
-    num(
-        "qlen",
-        4,
-        FieldKind::Uint,
-        "packets queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
-    ),
-    num(
-        "backlog",
-        5,
-        FieldKind::Uint,
-        "bytes queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
-    ),
+    HANDLE,
+    PARENT,
+    QLEN,
+    BACKLOG,
     num("len", 6, FieldKind::Uint, "packet length in bytes"),
     num("queue", 8, FieldKind::Uint, "TX queue index on the device"),
 ];
@@ -44,30 +50,10 @@ const DEQUEUE_FIELDS: &[FieldDef] = &[
     DEV,
     DEV_IFINDEX,
     DEV_NETNS,
-    num(
-        "handle",
-        2,
-        FieldKind::TcHandle,
-        "the qdisc's handle (`1:`)",
-    ),
-    num(
-        "parent",
-        3,
-        FieldKind::TcHandle,
-        "its parent (`root`, `1:1`)",
-    ),
-    num(
-        "qlen",
-        4,
-        FieldKind::Uint,
-        "packets queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
-    ),
-    num(
-        "backlog",
-        5,
-        FieldKind::Uint,
-        "bytes queued after the operation (0 on per-CPU qdiscs such as pfifo_fast)",
-    ),
+    HANDLE,
+    PARENT,
+    QLEN,
+    BACKLOG,
     num(
         "len",
         6,

@@ -1,6 +1,6 @@
 //! `skb.drop` (bpf/skb_drop.bpf.c): every skb freed as a drop.
 
-use super::fields::{num, DEV, DEV_IFINDEX};
+use super::fields::{num, DEV, DEV_IFINDEX, DROP_LOCATION, DROP_REASON};
 use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
@@ -17,18 +17,8 @@ const FIELDS: &[FieldDef] = &[
         FieldKind::Netns,
         "network namespace inode of the device (or socket)",
     ),
-    num(
-        "reason",
-        2,
-        FieldKind::DropReason,
-        "drop reason (enum skb_drop_reason)",
-    ),
-    num(
-        "location",
-        3,
-        FieldKind::KernelAddr,
-        "where the skb was freed (symbol+offset)",
-    ),
+    DROP_REASON,
+    DROP_LOCATION,
     num("protocol", 4, FieldKind::EtherType, "EtherType of the skb"),
     num("len", 5, FieldKind::Uint, "skb length in bytes"),
     num(

@@ -11,7 +11,7 @@
 //! on macvtap_count_rx_dropped, the function that bumps rx_dropped; the
 //! kfree_skb ones need the site table.
 
-use super::fields::{addr, num, DEV, DEV_IFINDEX, DEV_NETNS};
+use super::fields::{addr, num, DEV, DEV_IFINDEX, DEV_NETNS, DROP_LOCATION, DROP_REASON};
 use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
@@ -24,18 +24,8 @@ const RING_FIELDS: &[FieldDef] = &[
     DEV,
     DEV_IFINDEX,
     DEV_NETNS,
-    num(
-        "reason",
-        2,
-        FieldKind::DropReason,
-        "drop reason (enum skb_drop_reason)",
-    ),
-    num(
-        "location",
-        3,
-        FieldKind::KernelAddr,
-        "where the skb was freed (symbol+offset)",
-    ),
+    DROP_REASON,
+    DROP_LOCATION,
     num(
         "queue",
         4,

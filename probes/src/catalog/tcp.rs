@@ -7,35 +7,31 @@ use crate::object::object;
 /// `prebuilt/tcp.o`.
 pub static OBJECT: Object = object!("tcp");
 
+// The socket's slots (SOCK_SLOTS in bpf/tcp.bpf.c), first in both programs.
+const SADDR: FieldDef = addr("saddr", 0, "local address");
+const DADDR: FieldDef = addr("daddr", 1, "remote address");
+const SPORT: FieldDef = num("sport", 0, FieldKind::Port, "local port");
+const DPORT: FieldDef = num("dport", 1, FieldKind::Port, "remote port");
+const STATE: FieldDef = num("state", 2, FieldKind::TcpState, "TCP state of the socket");
+const FAMILY: FieldDef = num("family", 3, FieldKind::Family, "address family");
+const NETNS: FieldDef = num(
+    "netns",
+    4,
+    FieldKind::Netns,
+    "network namespace inode of the socket",
+);
+
 // keep in sync with bpf/tcp.bpf.c (S_*, A_*; the catalog tests check)
-const RETRANSMIT_FIELDS: &[FieldDef] = &[
-    addr("saddr", 0, "local address"),
-    addr("daddr", 1, "remote address"),
-    num("sport", 0, FieldKind::Port, "local port"),
-    num("dport", 1, FieldKind::Port, "remote port"),
-    num("state", 2, FieldKind::TcpState, "TCP state of the socket"),
-    num("family", 3, FieldKind::Family, "address family"),
-    num(
-        "netns",
-        4,
-        FieldKind::Netns,
-        "network namespace inode of the socket",
-    ),
-];
+const RETRANSMIT_FIELDS: &[FieldDef] = &[SADDR, DADDR, SPORT, DPORT, STATE, FAMILY, NETNS];
 
 const PROBE_FIELDS: &[FieldDef] = &[
-    addr("saddr", 0, "local address"),
-    addr("daddr", 1, "remote address"),
-    num("sport", 0, FieldKind::Port, "local port"),
-    num("dport", 1, FieldKind::Port, "remote port"),
-    num("state", 2, FieldKind::TcpState, "TCP state of the socket"),
-    num("family", 3, FieldKind::Family, "address family"),
-    num(
-        "netns",
-        4,
-        FieldKind::Netns,
-        "network namespace inode of the socket",
-    ),
+    SADDR,
+    DADDR,
+    SPORT,
+    DPORT,
+    STATE,
+    FAMILY,
+    NETNS,
     num(
         "srtt",
         5,
