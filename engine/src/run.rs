@@ -3,7 +3,15 @@
 //! the end, and write the summary.
 //!
 //! Signals are the caller's: the binary turns SIGINT and SIGTERM into the
-//! `stop` future [`run`] takes, so the engine installs no handler.
+//! `stop` future [`run`] takes, so the engine installs no handler; and counts
+//! them in [`RunOptions::stop_requests`], which a signal handler can do while
+//! a callback runs, so that the callback is cut short instead of waited for.
+//!
+//! The run ends within a bounded time of its deadline, `stop` or `exit()`,
+//! whatever the callbacks do: they are cut short at the deadline or at a stop
+//! request, one step hands events to callbacks for at most a short slice
+//! before the loop looks at `stop` and the deadline again, and the end itself
+//! is bounded ([`Live::finish`]).
 
 use std::future::Future;
 use std::io;
@@ -12,7 +20,7 @@ use std::time::Duration;
 
 use crate::live::Live;
 use crate::output::{Output, Summary};
-use crate::script::Script;
+use crate::script::{Script, StopRequests};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::{Error, Result};
@@ -36,6 +44,9 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// The stop requests the caller counts (its signal handlers) beside the
+    /// `stop` future: one cuts a running callback short.
+    pub stop_requests: Option<StopRequests>,
 }
 
 /// How often `progress` is called.
@@ -62,6 +73,11 @@ pub async fn run(
     let plan = live.plan()?;
     live.apply(plan)?;
     live.start(script_name, options.duration)?;
+    if let Some(requests) = options.stop_requests.take() {
+        live.set_stop_requests(requests);
+    }
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    live.set_deadline(deadline.map(tokio::time::Instant::into_std));
     // prints and reports made by the top level itself
     live.apply_actions()?;
 
@@ -69,7 +85,6 @@ pub async fn run(
     let idle = live.is_idle() && options.duration.is_none();
     if !idle && live.exit_code().is_none() {
         let mut stop = std::pin::pin!(stop);
-        let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
         let mut progress = tokio::time::interval(PROGRESS_PERIOD);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let showing = options.progress.is_some();

@@ -9,6 +9,7 @@
 // the test areas, one module each
 mod attach;
 mod cli;
+mod ending;
 mod fidelity;
 mod generic;
 mod lab;

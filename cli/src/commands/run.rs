@@ -56,7 +56,9 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let stdout = io::stdout().lock();
     let mut output: Box<dyn Output> = match args.format {
-        Format::Text => Box::new(TextOutput::new(BufWriter::new(stdout))),
+        Format::Text => Box::new(
+            TextOutput::new(BufWriter::new(stdout)).with_diagnostics(Box::new(io::stderr())),
+        ),
         Format::Json => Box::new(JsonOutput::new(BufWriter::new(stdout))),
     };
     let progress: Option<ProgressFn> = if args.format == Format::Text && io::stderr().is_terminal()
@@ -64,15 +66,6 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(Box::new(progress_bar()))
     } else {
         None
-    };
-    let options = RunOptions {
-        duration: args.duration,
-        session: SessionOptions {
-            disable: args.disable,
-            ..SessionOptions::default()
-        },
-        lab: lab.clone(),
-        progress,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -82,6 +75,16 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut stop = {
         let _runtime = runtime.enter();
         Stop::install()?
+    };
+    let options = RunOptions {
+        duration: args.duration,
+        session: SessionOptions {
+            disable: args.disable,
+            ..SessionOptions::default()
+        },
+        lab: lab.clone(),
+        progress,
+        stop_requests: Some(stop.requests()),
     };
     let (code, summary) = runtime.block_on(run(
         &mut script,

@@ -1,5 +1,5 @@
 //! JSON Lines: one object per line, each with a `type` (`start`, `print`, `event`,
-//! `error`, `summary`); the schema version is in `start`, the last line is `summary`.
+//! `error`, `loss`, `summary`); the schema version is in `start`, the last line is `summary`.
 //!
 //! Each line is serialized into a buffer, written in one piece and flushed.
 
@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Output, StartInfo, Summary};
+use super::{LossReport, Output, StartInfo, Summary};
 use crate::agg::AggSnapshot;
 use crate::value::Value;
 
@@ -132,6 +132,13 @@ impl<W: Write> Output for JsonOutput<W> {
         })
     }
 
+    fn loss(&mut self, report: &LossReport) -> io::Result<()> {
+        self.line(&Typed {
+            kind: "loss",
+            inner: report,
+        })
+    }
+
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
         self.line(&Typed {
             kind: "summary",
@@ -144,7 +151,7 @@ impl<W: Write> Output for JsonOutput<W> {
 mod tests {
     use super::*;
     use crate::agg::{AggKind, Bucket, Entry, EntryValue};
-    use crate::output::{Lost, ProbeInfo};
+    use crate::output::{LossReport, Lost, ProbeInfo};
     use serde_json::{json, Value as J};
 
     fn probes() -> Vec<ProbeInfo> {
@@ -285,6 +292,33 @@ mod tests {
     }
 
     #[test]
+    fn loss_line() {
+        let r = LossReport {
+            elapsed_s: 3.0,
+            new: Lost {
+                events: 10,
+                map_full: 2,
+                ..Lost::default()
+            },
+            total: Lost {
+                events: 30,
+                map_full: 2,
+                callback_errors: 1,
+                undelivered: 0,
+            },
+            full_maps: [("drops".to_string(), 2)].into_iter().collect(),
+        };
+        let out = lines(|o| o.loss(&r));
+        assert_eq!(
+            out[0],
+            json!({"type": "loss", "elapsed_s": 3.0,
+                   "new": {"events": 10, "map_full": 2, "callback_errors": 0, "undelivered": 0},
+                   "total": {"events": 30, "map_full": 2, "callback_errors": 1, "undelivered": 0},
+                   "full_maps": {"drops": 2}})
+        );
+    }
+
+    #[test]
     fn summary_line() {
         let mut reports = serde_json::Map::new();
         reports.insert("rr_tps".into(), json!(41234.5));
@@ -295,6 +329,7 @@ mod tests {
                 events: 1,
                 map_full: 0,
                 callback_errors: 2,
+                undelivered: 3,
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
@@ -320,7 +355,7 @@ mod tests {
         );
         assert_eq!(
             l["lost"],
-            json!({"events": 1, "map_full": 0, "callback_errors": 2})
+            json!({"events": 1, "map_full": 0, "callback_errors": 2, "undelivered": 3})
         );
         assert_eq!(l["probes"][0]["name"], "skb.drop");
         assert_eq!(l["reports"], json!({"rr_tps": 41234.5}));

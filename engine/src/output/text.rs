@@ -3,6 +3,7 @@
 //! Every call renders into a buffer, writes it in one piece and flushes: output is
 //! streamed live, often into a pipe.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -10,7 +11,7 @@ use vprobe_load::exec::ExecResult;
 use vprobe_load::latency::LatencyBucket;
 use vprobe_load::tcp_rr::RrResult;
 
-use super::{Output, StartInfo, Summary};
+use super::{LossReport, Output, StartInfo, Summary};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
@@ -24,6 +25,8 @@ const MAX_GAP_ROWS: usize = 32;
 pub struct TextOutput<W: Write> {
     w: W,
     buf: String,
+    /// Where loss lines go, when not with the rest (stderr beside stdout).
+    diagnostics: Option<Box<dyn Write>>,
 }
 
 impl<W: Write> TextOutput<W> {
@@ -32,7 +35,15 @@ impl<W: Write> TextOutput<W> {
         Self {
             w,
             buf: String::new(),
+            diagnostics: None,
         }
+    }
+
+    /// Writes loss lines to `d` (stderr) instead of `w`: they are about the
+    /// measurement, not part of it.
+    pub fn with_diagnostics(mut self, d: Box<dyn Write>) -> Self {
+        self.diagnostics = Some(d);
+        self
     }
 
     /// The writer back.
@@ -95,7 +106,7 @@ impl<W: Write> Output for TextOutput<W> {
     fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
         self.buf.push_str(probe);
         for (k, v) in fields {
-            let _ = write!(self.buf, " {k}={v}");
+            let _ = write!(self.buf, " {}={}", printable(k), printable(&v.to_string()));
         }
         self.buf.push('\n');
         self.emit()
@@ -104,6 +115,41 @@ impl<W: Write> Output for TextOutput<W> {
     fn error(&mut self, message: &str) -> io::Result<()> {
         let _ = writeln!(self.buf, "error: {message}");
         self.emit()
+    }
+
+    fn loss(&mut self, r: &LossReport) -> io::Result<()> {
+        let mut line = format!("vprobe: lost at {}:", seconds(r.elapsed_s));
+        let mut parts = Vec::new();
+        if r.new.events > 0 {
+            parts.push(format!("{} events (ring buffer full)", r.new.events));
+        }
+        for (name, n) in &r.full_maps {
+            parts.push(format!(
+                "{n} updates of `{}` (its map is full: new keys are not counted)",
+                printable(name)
+            ));
+        }
+        match r.new.callback_errors {
+            0 => {}
+            1 => parts.push("1 failed callback".into()),
+            n => parts.push(format!("{n} failed callbacks")),
+        }
+        let _ = write!(
+            line,
+            " {}; so far events={} map_full={} callback_errors={}",
+            parts.join(", "),
+            r.total.events,
+            r.total.map_full,
+            r.total.callback_errors
+        );
+        line.push('\n');
+        match &mut self.diagnostics {
+            Some(d) => d.write_all(line.as_bytes()).and_then(|()| d.flush()),
+            None => {
+                self.buf.push_str(&line);
+                self.emit()
+            }
+        }
     }
 
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
@@ -141,12 +187,16 @@ impl<W: Write> Output for TextOutput<W> {
             b.push('\n');
         }
         let l = &s.lost;
-        if l.events != 0 || l.map_full != 0 || l.callback_errors != 0 {
-            let _ = writeln!(
+        if *l != super::Lost::default() {
+            let _ = write!(
                 b,
                 "lost: events={} map_full={} callback_errors={}",
                 l.events, l.map_full, l.callback_errors
             );
+            if l.undelivered != 0 {
+                let _ = write!(b, " undelivered={}", l.undelivered);
+            }
+            b.push('\n');
         }
         let _ = writeln!(b, "duration: {}", seconds(s.duration_s));
         self.emit()
@@ -170,6 +220,26 @@ fn brief(v: &serde_json::Value) -> String {
     }
 }
 
+/// `s` with control characters escaped (`\u{1b}`, `\n`): names and values
+/// come from scripts and from the kernel (a device may be named with an
+/// escape sequence), and must not drive the terminal.
+fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// `12.0s`.
 fn seconds(s: f64) -> String {
     format!("{s:.1}s")
@@ -179,9 +249,9 @@ fn seconds(s: f64) -> String {
 /// renderings end with a blank line.
 fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
     let title = if delta {
-        format!("@{} (delta)", agg.name)
+        format!("@{} (delta)", printable(&agg.name))
     } else {
-        format!("@{}", agg.name)
+        format!("@{}", printable(&agg.name))
     };
     if agg.entries.is_empty() {
         let _ = writeln!(b, "{title}: (empty)");
@@ -216,7 +286,12 @@ fn render_table(b: &mut String, agg: &AggSnapshot) {
         .iter()
         .map(|e| {
             let mut row: Vec<String> = (0..agg.keys.len())
-                .map(|i| e.key.get(i).map(|(_, v)| v.to_string()).unwrap_or_default())
+                .map(|i| {
+                    e.key
+                        .get(i)
+                        .map(|(_, v)| printable(&v.to_string()).into_owned())
+                        .unwrap_or_default()
+                })
                 .collect();
             row.push(e.value.total().to_string());
             row
@@ -275,7 +350,7 @@ fn render_hists(b: &mut String, agg: &AggSnapshot) {
             let key = e
                 .key
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{k}={}", printable(&v.to_string())))
                 .collect::<Vec<_>>()
                 .join(" ");
             let buckets = match &e.value {
@@ -747,6 +822,7 @@ eth0  NO_SOCKET     12      7
                 events: 0,
                 map_full: 2,
                 callback_errors: 0,
+                undelivered: 0,
             },
             probes: info.probes.clone(),
             printed_at_end: vec![],
@@ -789,6 +865,76 @@ duration: 12.0s
             ..bare_with(counts())
         };
         assert_eq!(render(|o| o.summary(&shown)), "\nduration: 12.0s\n");
+        // events that never reached a callback are said
+        let late = Summary {
+            lost: Lost {
+                undelivered: 40,
+                ..Lost::default()
+            },
+            ..bare_with(counts())
+        };
+        assert!(render(|o| o.summary(&late)).ends_with(
+            "lost: events=0 map_full=0 callback_errors=0 undelivered=40\nduration: 12.0s\n"
+        ));
+    }
+
+    /// A shared buffer, to see what went to the diagnostics writer.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn loss_lines_go_to_the_diagnostics_writer() {
+        let report = LossReport {
+            elapsed_s: 3.04,
+            new: Lost {
+                events: 120,
+                map_full: 4,
+                callback_errors: 1,
+                undelivered: 0,
+            },
+            total: Lost {
+                events: 300,
+                map_full: 4,
+                callback_errors: 21,
+                undelivered: 0,
+            },
+            full_maps: [("drops".to_string(), 4)].into_iter().collect(),
+        };
+        let diag = Shared::default();
+        let mut o = TextOutput::new(Vec::new()).with_diagnostics(Box::new(diag.clone()));
+        o.loss(&report).unwrap();
+        assert!(o.into_inner().is_empty(), "the loss line went to stdout");
+        assert_eq!(
+            String::from_utf8(diag.0.borrow().clone()).unwrap(),
+            "vprobe: lost at 3.0s: 120 events (ring buffer full), 4 updates of `drops` \
+             (its map is full: new keys are not counted), 1 failed callback; \
+             so far events=300 map_full=4 callback_errors=21\n"
+        );
+        // without one, it goes with the rest (the REPL shows it above the prompt)
+        assert!(render(|o| o.loss(&report)).starts_with("vprobe: lost at 3.0s: 120 events"));
+    }
+
+    #[test]
+    fn control_characters_in_names_and_values_are_escaped() {
+        let mut agg = counts();
+        agg.name = "dr\x1b[2Jops".into();
+        agg.entries[0].key[0].1 = s("mv\x1bt0");
+        let out = render(|o| o.aggregation(&agg, false));
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert!(out.starts_with("@dr\\u{1b}[2Jops\n"), "{out:?}");
+        assert!(out.contains("mv\\u{1b}t0"), "{out:?}");
+        let out = render(|o| o.event("skb.drop", &[("dev".into(), s("a\nb"))]));
+        assert_eq!(out, "skb.drop dev=a\\nb\n");
     }
 
     fn bare_with(agg: AggSnapshot) -> Summary {

@@ -148,6 +148,8 @@ fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
                 None => format!("function not found: {sig}"),
             }
         }
+        // the message of a cut (cutoff.rs), as the progress callback gave it
+        EvalAltResult::ErrorTerminated(v, _) if v.is_string() => v.to_string(),
         EvalAltResult::ErrorTooManyOperations(_) => {
             format!("too many operations (more than {MAX_OPERATIONS}); is there an endless loop?")
         }

@@ -32,6 +32,7 @@
 mod actions;
 mod callbacks;
 mod convert;
+mod cutoff;
 mod errors;
 mod functions;
 mod host;
@@ -51,6 +52,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Instant;
 
 use rhai::{
     Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, NativeCallContext, Scope, AST,
@@ -59,9 +61,10 @@ use vprobe_probes::abi::Event;
 use vprobe_probes::ProbeDef;
 
 pub use callbacks::MIN_PERIOD;
+pub use cutoff::{Cut, StopRequests};
 pub use errors::ScriptError;
 pub use functions::{ApiFunction, API};
-pub use host::{DevStatError, Host};
+pub use host::{AggTotal, DevStatError, Host};
 pub use meta::{parse_meta, Meta};
 pub use probes::ProbeHandle;
 pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
@@ -70,6 +73,7 @@ pub use triggers::TriggerHandle;
 
 use crate::plan::{AggName, CallbackId, Origin};
 use crate::symbols::Symbols;
+use cutoff::Cutoff;
 use state::{Marks, State};
 
 /// Source name of code given to [`Script::eval_line`].
@@ -102,6 +106,8 @@ pub struct Script {
     last_value: Option<String>,
     /// How things were before the last [`Script::eval_line`], for [`Script::undo_line`].
     before_line: Option<Checkpoint>,
+    /// When running callbacks must stop; consulted as Rhai counts operations.
+    cutoff: Rc<Cutoff>,
 }
 
 /// What an evaluation can change, saved to take a REPL line back.
@@ -169,6 +175,14 @@ impl Script {
         state.borrow_mut().allow_exec = options.allow_exec;
         let mut engine = Engine::new();
         sandbox::harden(&mut engine);
+        let cutoff = Rc::new(Cutoff::default());
+        let check = cutoff.clone();
+        engine.on_progress(move |ops| {
+            if ops % cutoff::CHECK_EVERY != 0 {
+                return None;
+            }
+            check.reached().map(|cut| Dynamic::from(cut.message()))
+        });
         engine.set_module_resolver(sandbox::module_resolver(&module_dirs));
         probes::register(&mut engine, &state);
         callbacks::register(&mut engine, &state);
@@ -197,7 +211,31 @@ impl Script {
             module_dirs,
             last_value: None,
             before_line: None,
+            cutoff,
         })
+    }
+
+    /// From now on a stop request cuts running callbacks short (those that
+    /// came before are being answered by the caller already).
+    pub fn set_stop_requests(&mut self, requests: StopRequests) {
+        self.cutoff.set_requests(requests);
+    }
+
+    /// The stop requests so far are answered (the run is ending because of
+    /// them): only a further one cuts callbacks short, e.g. `on_end`.
+    pub fn answer_stop_requests(&self) {
+        self.cutoff.answer();
+    }
+
+    /// Callbacks still running at `at` are cut short (`None`: no deadline).
+    pub fn set_deadline(&self, at: Option<Instant>) {
+        self.cutoff.set_deadline(at);
+    }
+
+    /// Whether callbacks are being cut short now, and why: a caller starts
+    /// no further callback then.
+    pub fn cut(&self) -> Option<Cut> {
+        self.cutoff.reached()
     }
 
     /// Installs what answers the script's live queries (`total`, `workload`, ...);

@@ -311,6 +311,50 @@ fn an_endless_callback_ends_with_a_located_error() {
 }
 
 #[test]
+fn a_stop_request_or_the_deadline_cuts_a_running_callback_short() {
+    // a callback that would take its whole operations budget
+    let mut s = compile("let n = 0;\nevery(\"1s\", || {\n  loop { n += 1; }\n});");
+    let p = s.plan().unwrap();
+    let cb = p.timers[0].callback;
+    let requests = StopRequests::new();
+    s.set_stop_requests(requests.clone());
+    assert_eq!(s.cut(), None);
+    requests.request();
+    assert_eq!(s.cut(), Some(Cut::StopRequested));
+    let t = std::time::Instant::now();
+    let e = s.call(cb).unwrap_err();
+    assert_eq!(e.message, "cut short: the run was asked to end", "{e}");
+    // located like "too many operations": where the callback was registered
+    assert_eq!(e.origin.line, 2, "{e}");
+    assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    // answered: the end's callbacks run, until a further request
+    s.answer_stop_requests();
+    assert_eq!(s.cut(), None);
+    s.set_deadline(Some(std::time::Instant::now() + Duration::from_millis(5)));
+    let t = std::time::Instant::now();
+    let e = s.call(cb).unwrap_err();
+    assert_eq!(e.message, "cut short: the run's time is up", "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    s.set_deadline(None);
+    let e = s.call(cb).unwrap_err();
+    assert!(e.message.starts_with("too many operations"), "{e}");
+}
+
+#[test]
+fn aggregation_names_with_control_characters_are_refused() {
+    let e = plan_err("probe(\"skb.drop\").count(\"drops\\x1b[2J\");");
+    assert!(
+        e.message
+            .contains("aggregation name \"drops\\u{1b}[2J\" has control characters"),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_endless_top_level_is_stopped() {
     let e = plan_err("let i = 0;\nwhile true { i += 1; }");
     assert!(e.message.starts_with("too many operations"), "{e}");
@@ -705,9 +749,78 @@ mod workloads_triggers_queries {
         assert!(s.plan().unwrap_err().message.contains("already exists"));
     }
 
+    /// A host whose aggregation `drops` has a full map.
+    struct FullHost;
+
+    impl Host for FullHost {
+        fn agg_total(&self, name: &AggName) -> Option<AggTotal> {
+            (name.as_str() == "drops").then_some(AggTotal {
+                total: 10240,
+                refused: 7,
+            })
+        }
+        fn lost(&self) -> crate::output::Lost {
+            crate::output::Lost {
+                events: 1,
+                map_full: 7,
+                callback_errors: 2,
+                undelivered: 3,
+            }
+        }
+        fn agg_entries(&self, _: &AggName) -> Option<serde_json::Value> {
+            None
+        }
+        fn workload(&self, _: &str) -> Option<serde_json::Value> {
+            None
+        }
+        fn dev_stat(&self, dev: &str, _: &str) -> Result<u64, DevStatError> {
+            Err(DevStatError::NoDevice(dev.into()))
+        }
+        fn lab(&self) -> Option<serde_json::Value> {
+            None
+        }
+        fn devices(&self, _: &str) -> Vec<String> {
+            vec![]
+        }
+    }
+
+    #[test]
+    fn total_warns_once_when_the_map_is_full_and_lost_says_what_was_lost() {
+        let mut s = compile(
+            "probe(\"skb.drop\").count(\"drops\", [\"dev\"]);\n\
+             on_end(|| {\n  let a = total(\"drops\"); let b = total(\"drops\");\n\
+             let l = lost(); report(\"l\", l); report(\"t\", a + b); });",
+        );
+        let p = s.plan().unwrap();
+        s.set_host(Rc::new(FullHost));
+        s.call(p.on_end[0]).unwrap();
+        let actions = s.take_actions();
+        let warns: Vec<&String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Warn(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(warns.len(), 1, "{actions:?}");
+        assert!(
+            warns[0].starts_with("t.rhai:3:")
+                && warns[0].contains("the map of `drops` is full and refused 7 updates"),
+            "{}",
+            warns[0]
+        );
+        assert!(actions.contains(&Action::Report(
+            "l".into(),
+            serde_json::json!({"events": 1, "map_full": 7, "callback_errors": 2, "undelivered": 3})
+        )));
+        assert!(actions.contains(&Action::Report("t".into(), serde_json::json!(20480))));
+    }
+
     #[test]
     fn queries_without_a_running_session_are_unit() {
-        let mut s = compile(r#"let t = total("drops"); if t != () { throw "expected ()" } lab();"#);
+        let mut s = compile(
+            r#"let t = total("drops"); if t != () { throw "expected ()" } lab(); if lost() != () { throw "lost" }"#,
+        );
         s.plan().unwrap();
     }
 }
