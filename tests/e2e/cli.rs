@@ -163,6 +163,37 @@ fn check_of_a_missing_file_fails_cleanly() {
     assert_eq!(run.status.code(), Some(2), "{}", run.describe());
 }
 
+// Regression: `vprobe check /dev/zero` grew to 4 GB in 15 s, and a FIFO
+// blocked `check` until something wrote to it.
+#[test]
+fn what_is_not_a_script_file_is_refused_at_once() {
+    let dir = TempDir::new("notfile");
+    let fifo = dir.path().join("fifo.rhai");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let big = dir.write("big.rhai", &" ".repeat(2 << 20));
+    let cases = [
+        ("/dev/zero", "it is a character device, not a regular file"),
+        (fifo.to_str().unwrap(), "it is a FIFO, not a regular file"),
+        (big.to_str().unwrap(), "larger than 1048576 bytes"),
+        (
+            dir.path().to_str().unwrap(),
+            "it is a directory, not a regular file",
+        ),
+    ];
+    for (path, why) in cases {
+        for cmd in ["check", "run"] {
+            let run = util::vprobe(&[cmd, path], Duration::from_secs(10));
+            run.assert_no_panic();
+            assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+            assert!(
+                run.stderr.contains(why) && run.stderr.contains(path),
+                "`vprobe {cmd} {path}` should say `{why}`\n{}",
+                run.describe()
+            );
+        }
+    }
+}
+
 #[test]
 fn a_bad_one_liner_fails_before_touching_the_kernel() {
     let run = util::vprobe(

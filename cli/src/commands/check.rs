@@ -4,14 +4,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use anyhow::Context;
-use vprobe_engine::script::{Options, Script};
+use vprobe_engine::script::{read_source, Options, Script};
 use vprobe_engine::symbols::Symbols;
 
 /// Compiles and plans the script; prints what it would attach.
 pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_source(path)?;
     // kallsyms names are readable without root (addresses are not): enough to check symbols
     let symbols = Rc::new(Symbols::load(true));
     let name = path.display().to_string();

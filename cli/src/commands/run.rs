@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
 use vprobe_engine::run::{run, ProgressFn, RunOptions, WorkloadProgress};
-use vprobe_engine::script::{Options, Script};
+use vprobe_engine::script::{read_source, Options, Script};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
@@ -20,8 +20,7 @@ use crate::signals::Stop;
 
 /// Runs a script file.
 pub fn file(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_source(path)?;
     script(&path.display().to_string(), &text, args)
 }
 

@@ -434,11 +434,10 @@ impl Repl<'_> {
     }
 
     fn load(&mut self, path: &str) -> Flow {
-        let text = match std::fs::read_to_string(path) {
+        let text = match vprobe_engine::script::read_source(std::path::Path::new(path)) {
             Ok(t) => t,
             Err(e) => {
-                self.sink
-                    .line(error_text(&format!("cannot read {path}: {e}")));
+                self.sink.line(error_text(&with_causes(&e)));
                 return Flow::Continue;
             }
         };

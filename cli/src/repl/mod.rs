@@ -47,7 +47,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use anyhow::Context;
 use reedline::{
     default_emacs_keybindings, ColumnarMenu, EditCommand, Emacs, ExternalPrinter,
     FileBackedHistory, KeyCode, KeyModifiers, MenuBuilder, Reedline, ReedlineEvent, ReedlineMenu,
@@ -58,7 +57,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
 use vprobe_engine::probes::ProbeDef;
-use vprobe_engine::script::{Options, Script, REPL_SOURCE};
+use vprobe_engine::script::{read_source, Options, Script, REPL_SOURCE};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
@@ -208,10 +207,7 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
     }
     let symbols = Rc::new(Symbols::load(true));
     let (name, text) = match &opts.script {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
+        Some(p) => (p.display().to_string(), read_source(p)?),
         None => (REPL_SOURCE.to_string(), String::new()),
     };
     let mut script = Script::compile(

@@ -41,6 +41,7 @@ mod params;
 mod probes;
 mod queries;
 mod sandbox;
+mod source;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -67,7 +68,11 @@ pub use functions::{ApiFunction, API};
 pub use host::{AggTotal, DevStatError, Host};
 pub use meta::{parse_meta, Meta};
 pub use probes::ProbeHandle;
-pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
+pub use sandbox::{harden, module_dirs, ImportResolver, MAX_OPERATIONS};
+pub use source::{
+    check_shape, read as read_source, ShapeError, SourceError, MAX_LINES, MAX_LINE_CHARS,
+    MAX_SOURCE_BYTES,
+};
 pub use state::{Action, Plan, Timer};
 pub use triggers::TriggerHandle;
 
@@ -141,6 +146,21 @@ fn show(value: &Dynamic) -> Option<String> {
     })
 }
 
+/// [`check_shape`] as a located error of the script `source_name`.
+fn shape(source_name: &str, text: &str) -> Result<(), ScriptError> {
+    check_shape(text).map_err(|e| {
+        let (line, col) = e.position();
+        ScriptError {
+            origin: Origin {
+                source: source_name.to_string(),
+                line,
+                col,
+            },
+            message: e.to_string(),
+        }
+    })
+}
+
 impl Script {
     /// Parses `text` (named `source_name` in errors; a path's folder is searched
     /// first by `import`). Syntax errors are located.
@@ -162,6 +182,7 @@ impl Script {
         symbols: Rc<Symbols>,
         options: Options,
     ) -> Result<Script, ScriptError> {
+        shape(source_name, text)?;
         let meta = parse_meta(text);
         let module_dirs = sandbox::module_dirs(sandbox::script_dir(source_name));
         let params = params::initial(&meta, &options.params);
@@ -183,7 +204,7 @@ impl Script {
             }
             check.reached().map(|cut| Dynamic::from(cut.message()))
         });
-        engine.set_module_resolver(sandbox::module_resolver(&module_dirs));
+        engine.set_module_resolver(ImportResolver::new(module_dirs.clone()));
         probes::register(&mut engine, &state);
         callbacks::register(&mut engine, &state);
         actions::register(&mut engine, &state);
@@ -278,6 +299,7 @@ impl Script {
     /// session): errors are located in `source_name`.
     pub fn eval_source(&mut self, source_name: &str, text: &str) -> Result<Plan, ScriptError> {
         self.before_line = None;
+        shape(source_name, text)?;
         let mut ast = self
             .engine
             .compile(text)

@@ -1,9 +1,18 @@
 //! The limits every script runs under, and where `import` may read from.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
-use rhai::Engine;
+use std::rc::Rc;
+
+use rhai::{Engine, EvalAltResult, GlobalRuntimeState, Module, ModuleResolver, Position, Scope};
+
+use super::source::{self, SourceError};
+use crate::message::with_causes;
+
+/// A module as Rhai shares it (`rhai::Shared<Module>` without the `sync` feature).
+type SharedModule = Rc<Module>;
 
 /// Operations per evaluation: the top level, one REPL line, or one callback.
 pub const MAX_OPERATIONS: u64 = 1_000_000;
@@ -51,13 +60,84 @@ pub fn module_dirs(script_dir: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
-/// A resolver that tries each of `dirs` in turn.
-pub fn module_resolver(dirs: &[PathBuf]) -> ModuleResolversCollection {
-    let mut all = ModuleResolversCollection::new();
-    for d in dirs {
-        all.push(FileModuleResolver::new_with_path(d));
+/// Resolves `import "lib/net"` to `lib/net.rhai` in the first of its
+/// folders that has it (as Rhai's file resolver would), read with
+/// [`source::read`]: imports have the scripts' size limits and refusal of
+/// what is not a regular file. Each file is compiled and run once.
+pub struct ImportResolver {
+    dirs: Vec<PathBuf>,
+    cache: RefCell<HashMap<PathBuf, SharedModule>>,
+}
+
+impl ImportResolver {
+    /// Looks in `dirs`, in order.
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        Self {
+            dirs,
+            cache: RefCell::new(HashMap::new()),
+        }
     }
-    all
+}
+
+impl ModuleResolver for ImportResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let global = &mut engine.new_global_runtime_state();
+        let scope = &mut Scope::new();
+        self.resolve_raw(engine, global, scope, path, pos)
+    }
+
+    fn resolve_raw(
+        &self,
+        engine: &Engine,
+        global: &mut GlobalRuntimeState,
+        scope: &mut Scope,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let in_module = |e: Box<EvalAltResult>| {
+            Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos))
+        };
+        let fail = |message: String| {
+            in_module(EvalAltResult::ErrorRuntime(message.into(), Position::NONE).into())
+        };
+        for dir in &self.dirs {
+            let mut file = dir.join(path);
+            file.set_extension("rhai");
+            if let Some(m) = self.cache.borrow().get(&file) {
+                return Ok(m.clone());
+            }
+            let text = match source::read(&file) {
+                Ok(t) => t,
+                Err(SourceError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                Err(e) => return Err(fail(with_causes(&e))),
+            };
+            if let Err(e) = source::check_shape(&text) {
+                let (line, col) = e.position();
+                return Err(fail(format!("{}:{line}:{col}: {e}", file.display())));
+            }
+            let mut ast = engine.compile(text).map_err(|e| in_module(e.into()))?;
+            ast.set_source(path);
+            let module: SharedModule = Module::eval_ast_as_new_raw(engine, scope, global, &ast)
+                .map_err(in_module)?
+                .into();
+            self.cache.borrow_mut().insert(file, module.clone());
+            return Ok(module);
+        }
+        Err(Box::new(EvalAltResult::ErrorModuleNotFound(
+            path.to_string(),
+            pos,
+        )))
+    }
 }
 
 /// The folder of a script named by a path; `None` for `<expr>`-like names.

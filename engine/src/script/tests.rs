@@ -703,6 +703,57 @@ fn imports_resolve_from_the_script_folder() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn imports_have_the_scripts_limits() {
+    let dir = std::env::temp_dir().join(format!("vprobe-import-limits-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(
+        dir.join("lib/big.rhai"),
+        vec![b' '; MAX_SOURCE_BYTES as usize + 1],
+    )
+    .unwrap();
+    let fifo = dir.join("lib/fifo.rhai");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let main = dir.join("main.rhai");
+    let main = main.to_str().unwrap();
+    let err = |text: &str| {
+        Script::compile(main, text, symbols(), Options::default())
+            .unwrap()
+            .plan()
+            .unwrap_err()
+    };
+    let e = err("let x = 1;\nimport \"lib/big\" as big;");
+    assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
+    assert_eq!((e.origin.source.as_str(), e.origin.line), (main, 2), "{e}");
+    let e = err("import \"lib/fifo\" as f;");
+    assert!(
+        e.message.ends_with("it is a FIFO, not a regular file"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn error_lines_are_right_up_to_the_last_line_rhai_can_number() {
+    // Rhai's positions are 16 bits: the last numbered line is 65535
+    let mut text = "\n".repeat(MAX_LINES - 1);
+    text.push_str("let x = nope;");
+    let e = plan_err(&text);
+    assert_eq!(at(&e), (65535, 9), "{e}");
+    // past it, the script is refused where it stops being locatable
+    text.push_str("\nlet y = 1;");
+    let e = Script::compile("t.rhai", &text, symbols(), Options::default()).unwrap_err();
+    assert_eq!(at(&e), (65536, 0), "{e}");
+    assert!(e.message.starts_with("more than 65535 lines"), "{e}");
+    // and so is a line whose columns it cannot number, REPL lines too
+    let mut s = compile("");
+    let e = s
+        .eval_line(&format!("let s = \"{}\";", "x".repeat(70_000)))
+        .unwrap_err();
+    assert_eq!(at(&e), (1, 65536), "{e}");
+}
+
 mod workloads_triggers_queries {
     use super::*;
 
