@@ -194,6 +194,43 @@ fn what_is_not_a_script_file_is_refused_at_once() {
     }
 }
 
+// Regression: `doctor` said "btf yes" when /sys/kernel/btf/vmlinux existed
+// but could not be parsed (and then nothing could load).
+#[test]
+fn doctor_says_btf_no_when_it_does_not_parse() {
+    if !util::root_or_skip("cli::doctor_says_btf_no_when_it_does_not_parse") {
+        return;
+    }
+    let dir = TempDir::new("btf");
+    let garbage = dir.write("vmlinux", "not BTF");
+    // a private mount namespace: the host's BTF is untouched
+    let script = format!(
+        "mount --bind {} /sys/kernel/btf/vmlinux && exec {VPROBE} doctor --json",
+        garbage.display()
+    );
+    let (out, timed_out) = util::output_within(
+        Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]),
+        QUICK,
+    );
+    let run = Run::from_output("doctor with broken BTF".into(), out, timed_out);
+    run.assert_no_panic();
+    assert_eq!(run.status.code(), Some(1), "{}", run.describe());
+    let v: Value = serde_json::from_str(&run.stdout).expect("doctor --json");
+    let btf = v["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == "btf"))
+        .unwrap_or_else(|| panic!("no btf line\n{}", run.describe()));
+    assert_eq!(btf["ok"], false, "{}", run.describe());
+    assert!(
+        btf["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot be parsed"),
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn a_bad_one_liner_fails_before_touching_the_kernel() {
     let run = util::vprobe(
