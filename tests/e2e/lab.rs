@@ -320,10 +320,17 @@ impl Holder {
             name: name.to_string(),
         };
         let path = h.state_path();
+        // the name is claimed first (a file saying `starting`), the state follows
+        let published = || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .is_some_and(|v| v["namespaces"].is_array())
+        };
         let up = util::poll_until(Duration::from_secs(20), || {
-            path.exists() || h.child.as_mut().unwrap().try_wait().unwrap().is_some()
+            published() || h.child.as_mut().unwrap().try_wait().unwrap().is_some()
         });
-        if !up || !path.exists() {
+        if !up || !published() {
             let mut c = h.child.take().unwrap();
             let _ = c.kill();
             let status = c.wait();
@@ -588,6 +595,179 @@ fn lab_up_detached_is_listed_and_taken_down() {
     let none = run(&["lab", "down"]);
     assert_eq!(none.status.code(), Some(2), "{}", none.describe());
     assert!(none.stderr.contains("no lab is up"), "{}", none.describe());
+}
+
+/// A `vprobe lab up` whose output is read line by line as it comes.
+struct Racer {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    out: String,
+}
+
+impl Racer {
+    fn spawn(dir: &Path, name: &str) -> Racer {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new(VPROBE)
+            .args(["lab", "up", "veth", "--name", name])
+            .env("VPROBE_STATE_DIR", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn vprobe lab up");
+        let (tx, rx) = std::sync::mpsc::channel();
+        for r in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in std::io::BufRead::lines(std::io::BufReader::new(r)).map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        Racer {
+            child,
+            lines: rx,
+            out: String::new(),
+        }
+    }
+
+    /// Whether it says its lab is up; reads what came so far.
+    fn up(&mut self) -> bool {
+        for l in self.lines.try_iter() {
+            self.out.push_str(&l);
+            self.out.push('\n');
+        }
+        self.out.contains("state: ")
+    }
+}
+
+impl Drop for Racer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Regression: two `vprobe lab up` of one name at the same moment both came
+// up (3 of 3 tries); `lab status` then saw none, and `lab down NAME` could
+// not reach the second.
+#[test]
+fn two_lab_ups_of_one_name_cannot_both_come_up() {
+    if !util::root_or_skip("lab::two_lab_ups_of_one_name_cannot_both_come_up") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let dir = TempDir::new("labrace");
+    for round in 0..3 {
+        let mut racers = [
+            Racer::spawn(dir.path(), "race"),
+            Racer::spawn(dir.path(), "race"),
+        ];
+        // each comes up or fails
+        let settled = util::poll_until(Duration::from_secs(30), || {
+            racers
+                .iter_mut()
+                .all(|r| r.up() || r.child.try_wait().unwrap().is_some())
+        });
+        assert!(settled, "round {round}: neither up nor failed");
+        std::thread::sleep(Duration::from_millis(200));
+        let up: Vec<usize> = (0..2)
+            .filter(|&i| racers[i].child.try_wait().unwrap().is_none() && racers[i].up())
+            .collect();
+        let what =
+            |r: &[Racer; 2]| format!("--- first ---\n{}--- second ---\n{}", r[0].out, r[1].out);
+        assert_eq!(
+            up.len(),
+            1,
+            "round {round}: {} up\n{}",
+            up.len(),
+            what(&racers)
+        );
+        let (winner, loser) = (up[0], 1 - up[0]);
+        let status = racers[loser].child.wait().unwrap();
+        racers[loser].up();
+        assert_eq!(status.code(), Some(2), "round {round}\n{}", what(&racers));
+        assert!(
+            racers[loser].out.contains("lab `race` is already up")
+                || racers[loser].out.contains("lab `race` is being set up"),
+            "round {round}\n{}",
+            what(&racers)
+        );
+        // the one that came up is the one status shows, and down reaches it
+        let status = vprobe_with_state(dir.path(), &["lab", "status", "--json"]);
+        let labs: Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(
+            labs[0]["pid"].as_u64(),
+            Some(u64::from(racers[winner].child.id())),
+            "{}",
+            status.describe()
+        );
+        let down = vprobe_with_state(dir.path(), &["lab", "down", "race"]);
+        assert!(down.status.success(), "{}", down.describe());
+        assert!(
+            util::poll_until(Duration::from_secs(10), || racers[winner]
+                .child
+                .try_wait()
+                .unwrap()
+                .is_some()),
+            "the holder did not end"
+        );
+        assert!(list(dir.path().to_str().unwrap()).is_empty(), "files left");
+    }
+}
+
+// Regression: a `lab up` that failed writing its output left its state file
+// behind until the next `lab` command.
+#[test]
+fn lab_up_that_cannot_write_its_output_leaves_nothing() {
+    if !util::root_or_skip("lab::lab_up_that_cannot_write_its_output_leaves_nothing") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let dir = TempDir::new("labfull");
+    let mut child = Command::new(VPROBE)
+        .args(["lab", "up", "veth", "--name", "full"])
+        .env("VPROBE_STATE_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vprobe lab up");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lab up into /dev/full did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!status.success(), "{status}: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        list(dir.path().to_str().unwrap()).is_empty(),
+        "files left in the state directory: {:?}",
+        list(dir.path().to_str().unwrap())
+    );
 }
 
 #[test]
