@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use vprobe_lab::{Lab, LabSpec, CONTROL_KNOBS};
 
-use crate::support::host::{assert_gone, holders, host_view, lab_view, list};
+use crate::support::host::{assert_gone, assert_lab_shape, holders, list, Footprint};
 use crate::support::util::{self, TempDir, VPROBE};
 
 const PORT: u16 = 5301;
@@ -170,7 +170,8 @@ fn ping_pong(a: &(impl AsFd + Sync), b: &(impl AsFd + Sync)) {
 
 fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
     let _k = util::kernel_lock();
-    let before = host_view();
+    // the lab lives in this process: what it adds to it is the lab's
+    let before = Footprint::of(std::process::id());
     let lab =
         Lab::up(&LabSpec::parse(spec).unwrap()).unwrap_or_else(|e| panic!("lab {spec}: {e:?}"));
     let names: Vec<&str> = lab.guests().iter().map(|g| g.name.as_str()).collect();
@@ -181,7 +182,11 @@ fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
         ("192.0.2.1".into(), "192.0.2.2".into())
     );
     ping_pong(&*a.netns, &*b.netns);
-    let ours = lab_view(spec, &before, macvtaps);
+    let ours = Footprint::of(std::process::id()).since(&before);
+    assert_lab_shape(spec, &ours, lab.namespaces().len(), macvtaps);
+    let mut inodes = lab.netns_inodes();
+    inodes.sort_unstable();
+    assert_eq!(ours.inodes(), inodes, "{spec}: the lab's namespaces");
     let stats = lab.relay_stats();
     assert_eq!(stats.len(), relays, "{spec}: {stats:?}");
     for r in &stats {
@@ -217,9 +222,8 @@ fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
         "no device `eth9` in lab namespace `guest-b`"
     );
     assert!(err("host-c", "eth0").starts_with("no namespace `host-c` in this lab; it has "));
-    let inodes = lab.netns_inodes();
     lab.down();
-    assert_gone(&format!("{spec} after down"), &inodes, &before, &ours);
+    assert_gone(&format!("{spec} after down"), &ours);
 }
 
 #[test]
@@ -406,6 +410,11 @@ fn ns_file(state: &Value, name: &str) -> std::fs::File {
         .expect("open the namespace path of the state file")
 }
 
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v
+}
+
 fn inodes_of(state: &Value) -> Vec<u64> {
     state["namespaces"]
         .as_array()
@@ -457,7 +466,6 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         return;
     }
     let _k = util::kernel_lock();
-    let before = host_view();
     // The default knobs: the seed case.
     let mut h = Holder::spawn("macvtap", "e2e-term");
     let state = h.state();
@@ -466,14 +474,14 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         "macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any"
     );
     assert_eq!(state["pid"].as_u64(), Some(h.pid().as_raw() as u64));
-    let inodes = inodes_of(&state);
-    assert_eq!(inodes.len(), 4, "{state}");
+    let ours = Footprint::of(h.pid().as_raw() as u32);
+    assert_lab_shape("vprobe lab up macvtap", &ours, 4, 2);
+    assert_eq!(ours.inodes(), sorted(inodes_of(&state)), "{state}");
     assert_eq!(
-        holders(&inodes).len(),
+        holders(&ours.namespaces).len(),
         4,
         "the holder holds one fd per namespace"
     );
-    let ours = lab_view("vprobe lab up macvtap", &before, 2);
     // The seed case: a ring of 8 with the default stalls overflows under 16 streams.
     let d0 = macvtap_drops_via_state(&state);
     let (n, slow) = tcp_rr(
@@ -493,7 +501,7 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         !h.state_path().exists(),
         "the state file outlived its holder"
     );
-    assert_gone("after SIGTERM of vprobe lab up", &inodes, &before, &ours);
+    assert_gone("after SIGTERM of vprobe lab up", &ours);
     assert!(
         list(h.dir.path().to_str().unwrap()).is_empty(),
         "files left in the state directory"
@@ -506,15 +514,15 @@ fn lab_up_killed_leaves_no_namespace_and_status_forgets_it() {
         return;
     }
     let _k = util::kernel_lock();
-    let before = host_view();
     let mut h = Holder::spawn("macvtap:stall=off", "e2e-kill");
     let state = h.state();
-    let inodes = inodes_of(&state);
-    let ours = lab_view("vprobe lab up macvtap", &before, 2);
+    let ours = Footprint::of(h.pid().as_raw() as u32);
+    assert_lab_shape("vprobe lab up macvtap", &ours, 4, 2);
+    assert_eq!(ours.inodes(), sorted(inodes_of(&state)), "{state}");
     ping_pong_via_state(&state);
     signal::kill(h.pid(), Signal::SIGKILL).unwrap();
     h.wait();
-    assert_gone("after SIGKILL of vprobe lab up", &inodes, &before, &ours);
+    assert_gone("after SIGKILL of vprobe lab up", &ours);
     // Only the state file can outlive a SIGKILL; status notices and removes it.
     assert!(h.state_path().exists());
     let run = h.vprobe(&["lab", "status", "--json"]);
@@ -542,7 +550,6 @@ fn lab_up_detached_is_listed_and_taken_down() {
         return;
     }
     let _k = util::kernel_lock();
-    let before = host_view();
     let dir = TempDir::new("labstate");
     let run = |args: &[&str]| vprobe_with_state(dir.path(), args);
     let up = run(&["lab", "up", "veth", "--detach"]);
@@ -572,8 +579,9 @@ fn lab_up_detached_is_listed_and_taken_down() {
     let state = &labs[0];
     assert_eq!(state["name"], "veth");
     let pid = state["pid"].as_u64().unwrap() as i32;
-    let inodes = inodes_of(state);
-    let ours = lab_view("vprobe lab up veth --detach", &before, 0);
+    let ours = Footprint::of(pid as u32);
+    assert_lab_shape("vprobe lab up veth --detach", &ours, 2, 0);
+    assert_eq!(ours.inodes(), sorted(inodes_of(state)), "{state}");
     ping_pong_via_state(state);
 
     let down = run(&["lab", "down"]);
@@ -587,7 +595,7 @@ fn lab_up_detached_is_listed_and_taken_down() {
                 .is_ok_and(|s| s.contains(") Z "))),
         "the holder (pid {pid}) is still running after `vprobe lab down`"
     );
-    assert_gone("after vprobe lab down", &inodes, &before, &ours);
+    assert_gone("after vprobe lab down", &ours);
     assert!(
         list(dir.path().to_str().unwrap()).is_empty(),
         "files left in the state directory"
