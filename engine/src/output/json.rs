@@ -162,6 +162,7 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into()],
             field: None,
+            step: None,
             entries: vec![Entry {
                 key: vec![
                     ("dev".into(), Value::Str("mvt0".into())),
@@ -178,6 +179,7 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec![],
             field: Some("len".into()),
+            step: None,
             entries: vec![Entry {
                 key: vec![],
                 value: EntryValue::Hist {
@@ -186,6 +188,7 @@ mod tests {
                         high: 128,
                         count: 3,
                     }],
+                    sum: 200,
                 },
             }],
         }
@@ -242,7 +245,7 @@ mod tests {
             out[2],
             json!({"type": "print", "name": "len", "delta": true, "kind": "hist", "keys": [],
                    "field": "len",
-                   "entries": [{"key": {}, "buckets": [{"low": 64, "high": 128, "count": 3}]}]})
+                   "entries": [{"key": {}, "buckets": [{"low": 64, "high": 128, "count": 3}], "sum": 200}]})
         );
         assert_eq!(
             out[3],

@@ -196,7 +196,7 @@ fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
             render_table(b, agg);
             b.push('\n');
         }
-        AggKind::Hist => {
+        AggKind::Hist | AggKind::Lhist => {
             let _ = writeln!(b, "{title}");
             render_hists(b, agg);
         }
@@ -279,7 +279,7 @@ fn render_hists(b: &mut String, agg: &AggSnapshot) {
                 .collect::<Vec<_>>()
                 .join(" ");
             let buckets = match &e.value {
-                EntryValue::Hist { buckets } => with_gaps(buckets),
+                EntryValue::Hist { buckets, .. } => with_gaps(buckets),
                 // A count where a histogram was expected: one bucket-less row.
                 EntryValue::Count { value } => vec![Bucket {
                     low: 0,
@@ -585,6 +585,7 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into(), "queue".into()],
             field: None,
+            step: None,
             entries: vec![
                 e("mvt0", "FULL_RING", 3, 12040),
                 e("eth0", "NO_SOCKET", 12, 7),
@@ -599,17 +600,20 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec!["dev".into()],
             field: Some("len".into()),
+            step: None,
             entries: vec![
                 Entry {
                     key: vec![("dev".into(), s("mvt0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(0, 1, 1), b(4, 8, 4), b(1024, 2048, 2)],
+                        sum: 3000,
                     },
                 },
                 Entry {
                     key: vec![("dev".into(), s("eth0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(1 << 20, 1 << 21, 3)],
+                        sum: 3 << 20,
                     },
                 },
             ],
