@@ -212,6 +212,7 @@ mod tests {
             script: "drops.rhai".into(),
             duration_s: Some(30.0),
             probes: probes(),
+            metrics: None,
         };
         let out = lines(|o| {
             o.start(&info)?;

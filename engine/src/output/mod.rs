@@ -49,6 +49,9 @@ pub struct StartInfo {
     pub duration_s: Option<f64>,
     /// Attached probes.
     pub probes: Vec<ProbeInfo>,
+    /// `http://ADDR:PORT/metrics` when `--metrics` serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// Everything that was lost, counted.

@@ -72,6 +72,9 @@ impl<W: Write> Output for TextOutput<W> {
                 let _ = writeln!(b, "  {} fell back: {f}", p.name);
             }
         }
+        if let Some(url) = &info.metrics {
+            let _ = writeln!(b, "Metrics at {url}");
+        }
         match info.duration_s {
             Some(d) => {
                 let _ = writeln!(b, "Running for {}; Ctrl-C to end.", seconds(d));
@@ -707,6 +710,7 @@ eth0  NO_SOCKET     12      7
             kernel: "6.18".into(),
             script: "drops.rhai".into(),
             duration_s: None,
+            metrics: None,
             probes: vec![
                 ProbeInfo {
                     name: "skb.drop".into(),
