@@ -13,6 +13,7 @@ mod fidelity;
 mod generic;
 mod lab;
 mod leftovers;
+mod metrics;
 mod repl;
 mod runtime;
 mod seed;
