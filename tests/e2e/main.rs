@@ -11,6 +11,7 @@ mod attach;
 mod cli;
 mod fidelity;
 mod generic;
+mod json;
 mod lab;
 mod leftovers;
 mod metrics;

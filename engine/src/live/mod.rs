@@ -27,7 +27,7 @@ use crate::agg::AggSnapshot;
 use crate::events::Rings;
 use crate::message::with_causes;
 use crate::metrics::{ScriptInfo, Source};
-use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
+use crate::output::{About, Lost, Output, ProbeInfo, StartInfo, Summary};
 use crate::plan::{CallbackId, Consumer, MetricDesc};
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
@@ -127,6 +127,8 @@ pub struct Live<'a> {
     descriptions: Rc<RefCell<BTreeMap<String, MetricDesc>>>,
     /// Where `--metrics` serves, for the `start` line.
     metrics_url: Option<String>,
+    /// Host, kernel and script, for `start` and `summary`.
+    about: About,
     exit: Option<i32>,
     started: Instant,
     /// CLOCK_MONOTONIC at `started` (the clock of events' `ts_ns`).
@@ -178,6 +180,7 @@ impl<'a> Live<'a> {
             callback_errors: Rc::default(),
             descriptions: Rc::default(),
             metrics_url: None,
+            about: About::here(None, None),
             exit: None,
             started: Instant::now(),
             monotonic_start_ns: monotonic_ns(),
@@ -418,10 +421,9 @@ impl<'a> Live<'a> {
     pub fn start(&mut self, script_name: &str, duration: Option<Duration>) -> Result<()> {
         self.started = Instant::now();
         self.monotonic_start_ns = monotonic_ns();
+        self.about = About::here(Some(script_name), Some(self.script.meta()));
         self.output.start(&StartInfo {
-            schema: SCHEMA_VERSION,
-            kernel: crate::kernel::kernel_release(),
-            script: script_name.to_string(),
+            about: self.about.clone(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             probes: self.probe_infos(),
             metrics: self.metrics_url.clone(),
@@ -705,7 +707,7 @@ impl<'a> Live<'a> {
                 Action::Report(k, v) => {
                     self.reports.borrow_mut().insert(k, v);
                 }
-                Action::Emit { probe, fields } => self.output.event(&probe, &fields)?,
+                Action::Emit(e) => self.output.event(&e)?,
             }
         }
         Ok(())
@@ -813,6 +815,7 @@ impl<'a> Live<'a> {
             self.after_call(res)?;
         }
         let summary = Summary {
+            about: self.about.clone(),
             duration_s: self.started.elapsed().as_secs_f64(),
             maps: self.session.borrow().snapshots(&self.symbols)?,
             lost: self.lost(),

@@ -10,7 +10,7 @@ use vprobe_load::exec::ExecResult;
 use vprobe_load::latency::LatencyBucket;
 use vprobe_load::tcp_rr::RrResult;
 
-use super::{Output, StartInfo, Summary};
+use super::{Emitted, Output, StartInfo, Summary};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
@@ -95,9 +95,9 @@ impl<W: Write> Output for TextOutput<W> {
         self.emit()
     }
 
-    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
-        self.buf.push_str(probe);
-        for (k, v) in fields {
+    fn event(&mut self, e: &Emitted) -> io::Result<()> {
+        self.buf.push_str(&e.probe);
+        for (k, v) in &e.fields {
             let _ = write!(self.buf, " {k}={v}");
         }
         self.buf.push('\n');
@@ -706,9 +706,7 @@ eth0  NO_SOCKET     12      7
     #[test]
     fn start_text_event_error_and_summary() {
         let info = StartInfo {
-            schema: 1,
-            kernel: "6.18".into(),
-            script: "drops.rhai".into(),
+            about: crate::output::About::here(Some("drops.rhai"), None),
             duration_s: None,
             metrics: None,
             probes: vec![
@@ -734,10 +732,12 @@ eth0  NO_SOCKET     12      7
         );
         let out = render(|o| {
             o.text("hello")?;
-            o.event(
-                "skb.drop",
-                &[("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
-            )?;
+            o.event(&Emitted {
+                probe: "skb.drop".into(),
+                ts_ns: Some(1),
+                cpu: Some(0),
+                fields: vec![("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
+            })?;
             o.error("drops.rhai:3: boom")
         });
         assert_eq!(
@@ -749,6 +749,7 @@ eth0  NO_SOCKET     12      7
         reports.insert("rr_tps".into(), serde_json::json!(41234.5));
         reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
         let summary = Summary {
+            about: crate::output::About::here(None, None),
             duration_s: 12.04,
             maps: vec![counts()],
             lost: Lost {
@@ -801,6 +802,7 @@ duration: 12.0s
 
     fn bare_with(agg: AggSnapshot) -> Summary {
         Summary {
+            about: crate::output::About::here(None, None),
             duration_s: 12.04,
             maps: vec![agg],
             lost: Lost::default(),

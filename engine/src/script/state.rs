@@ -11,10 +11,10 @@ use rhai::{Dynamic, FnPtr, NativeCallContext, Position};
 use vprobe_probes::FieldKind;
 
 use super::host::Host;
+use crate::output::Emitted;
 use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
 use crate::trigger::Trigger;
-use crate::value::Value;
 
 /// A callback to run every `period`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,12 +60,7 @@ pub enum Action {
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
     /// `emit(e)`: write an event line.
-    Emit {
-        /// The event's `probe`.
-        probe: String,
-        /// Its fields: the catalog's in catalog order, then the script's own by name.
-        fields: Vec<(String, Value)>,
-    },
+    Emit(Emitted),
 }
 
 /// What the script has asked for so far, shared by the registered functions.

@@ -15,5 +15,6 @@ pub mod kernel;
 pub mod labs;
 pub mod netns;
 pub mod prometheus;
+pub mod schema;
 pub mod traffic;
 pub mod util;
