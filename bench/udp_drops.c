@@ -8,7 +8,9 @@
  * network namespace of its own (bench/bench.sh does): the traffic never
  * leaves that namespace's loopback.
  *
- * Usage: udp_drops COUNT [LIMIT_SECONDS]
+ * Usage: udp_drops COUNT [LIMIT_SECONDS [PORTS]]
+ *   PORTS > 1: the destination port cycles over 1..PORTS (all closed in a
+ *   fresh namespace), so a count keyed by dport has PORTS keys.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,11 +30,12 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s COUNT [LIMIT_SECONDS]\n", argv[0]);
+		fprintf(stderr, "usage: %s COUNT [LIMIT_SECONDS [PORTS]]\n", argv[0]);
 		return 2;
 	}
 	long count = atol(argv[1]);
 	long long limit = (argc > 2 ? atoll(argv[2]) : 30) * 1000000000LL;
+	long ports = argc > 3 ? atol(argv[3]) : 1;
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("socket");
@@ -46,6 +49,8 @@ int main(int argc, char **argv)
 		/* The clock only every 4096 sends: it is not free either. */
 		if ((sent & 4095) == 0 && now_ns() > deadline)
 			break;
+		if (ports > 1)
+			to.sin_port = htons((unsigned short)(1 + sent % ports));
 		/* ECONNREFUSED from an earlier ICMP error is not a failed send. */
 		sendto(fd, "", 0, 0, (struct sockaddr *)&to, sizeof(to));
 	}

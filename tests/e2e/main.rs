@@ -9,6 +9,7 @@
 // the test areas, one module each
 mod attach;
 mod cli;
+mod deploy;
 mod fidelity;
 mod generic;
 mod json;
