@@ -70,7 +70,7 @@ prog_stats() {
 	echo "$t $c"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# generate COUNT [PORTS]: wall ns of COUNT drops in the namespace
+# generate COUNT [SIZES]: wall ns of COUNT drops in the namespace
 generate() {
 	local sent ns_
 	read -r sent ns_ < <(ip netns exec "$ns" "$tmp/udp_drops" "$1" 30 "${2:-1}")
@@ -108,7 +108,7 @@ stop() {
 }
 
 # --- one scrape of 10 000 series
-start scrape -e "probe(\"skb.drop\").filter(\"netns\", $inode).count(\"drops\", [\"dport\"]);" \
+start scrape -e "probe(\"skb.drop\").filter(\"netns\", $inode).count(\"drops\", [\"len\"]);" \
 	--metrics 127.0.0.1:0 --metrics-series-limit "$series"
 generate "$series" "$series" >/dev/null
 got=$(curl -sf "$url" | grep -c '^vprobe_drops_total{' || true)

@@ -8,9 +8,9 @@
  * network namespace of its own (bench/bench.sh does): the traffic never
  * leaves that namespace's loopback.
  *
- * Usage: udp_drops COUNT [LIMIT_SECONDS [PORTS]]
- *   PORTS > 1: the destination port cycles over 1..PORTS (all closed in a
- *   fresh namespace), so a count keyed by dport has PORTS keys.
+ * Usage: udp_drops COUNT [LIMIT_SECONDS [SIZES]]
+ *   SIZES > 1: the payload length cycles over 0..SIZES-1 (at most 60000), so
+ *   a count of the drops keyed by `len` has SIZES keys.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,12 +30,15 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s COUNT [LIMIT_SECONDS [PORTS]]\n", argv[0]);
+		fprintf(stderr, "usage: %s COUNT [LIMIT_SECONDS [SIZES]]\n", argv[0]);
 		return 2;
 	}
 	long count = atol(argv[1]);
 	long long limit = (argc > 2 ? atoll(argv[2]) : 30) * 1000000000LL;
-	long ports = argc > 3 ? atol(argv[3]) : 1;
+	long sizes = argc > 3 ? atol(argv[3]) : 1;
+	static char payload[60000];
+	if (sizes < 1 || sizes > (long)sizeof(payload))
+		sizes = 1;
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("socket");
@@ -49,10 +52,8 @@ int main(int argc, char **argv)
 		/* The clock only every 4096 sends: it is not free either. */
 		if ((sent & 4095) == 0 && now_ns() > deadline)
 			break;
-		if (ports > 1)
-			to.sin_port = htons((unsigned short)(1 + sent % ports));
 		/* ECONNREFUSED from an earlier ICMP error is not a failed send. */
-		sendto(fd, "", 0, 0, (struct sockaddr *)&to, sizeof(to));
+		sendto(fd, payload, (size_t)(sent % sizes), 0, (struct sockaddr *)&to, sizeof(to));
 	}
 	long long elapsed = now_ns() - start;
 	printf("%ld %lld\n", sent, elapsed);
