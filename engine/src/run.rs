@@ -19,6 +19,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::live::Live;
+use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
 use crate::script::{Script, StopRequests};
 use crate::session::SessionOptions;
@@ -44,6 +45,8 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// Serve the live aggregations at `/metrics` while the run lasts.
+    pub metrics: Option<MetricsOptions>,
     /// The stop requests the caller counts (its signal handlers) beside the
     /// `stop` future: one cuts a running callback short.
     pub stop_requests: Option<StopRequests>,
@@ -72,6 +75,22 @@ pub async fn run(
     live.set_lab(options.lab.take());
     let plan = live.plan()?;
     live.apply(plan)?;
+    // Listening before `start`: the start line says where, and a busy port
+    // fails the run before it has begun.
+    let server = match &options.metrics {
+        Some(m) => {
+            let server = MetricsServer::bind(m, live.metrics_source(script_name))?;
+            live.set_metrics_url(format!("http://{}/metrics", server.local_addr()));
+            Some(server)
+        }
+        None => None,
+    };
+    let serving = async {
+        match &server {
+            Some(s) => s.serve().await,
+            None => std::future::pending().await,
+        }
+    };
     live.start(script_name, options.duration)?;
     if let Some(requests) = options.stop_requests.take() {
         live.set_stop_requests(requests);
@@ -85,6 +104,7 @@ pub async fn run(
     let idle = live.is_idle() && options.duration.is_none();
     if !idle && live.exit_code().is_none() {
         let mut stop = std::pin::pin!(stop);
+        let mut serving = std::pin::pin!(serving);
         let mut progress = tokio::time::interval(PROGRESS_PERIOD);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let showing = options.progress.is_some();
@@ -100,6 +120,8 @@ pub async fn run(
                     }
                 }
                 r = live.step() => r?,
+                // scrapes are answered between the session's steps
+                _ = &mut serving => {}
             }
             // a run that is only bounded by its workloads ends with them
             if options.duration.is_none() && live.workloads_done() {

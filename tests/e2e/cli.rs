@@ -408,6 +408,7 @@ const TOP: &[&str] = &[
     "tests",
     "bench",
     "docs",
+    "deploy",
     "third_party",
     ".ci",
 ];

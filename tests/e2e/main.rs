@@ -9,11 +9,14 @@
 // the test areas, one module each
 mod attach;
 mod cli;
+mod deploy;
 mod ending;
 mod fidelity;
 mod generic;
+mod json;
 mod lab;
 mod leftovers;
+mod metrics;
 mod repl;
 mod runtime;
 mod seed;

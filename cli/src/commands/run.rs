@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vprobe_engine::metrics::MetricsOptions;
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
 use vprobe_engine::run::{run, ProgressFn, RunOptions, WorkloadProgress};
@@ -83,6 +84,10 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         lab: lab.clone(),
         progress,
+        metrics: args.metrics.map(|listen| MetricsOptions {
+            listen,
+            series_limit: args.metrics_series_limit,
+        }),
         stop_requests: Some(stop.requests()),
     };
     let (code, summary) = runtime.block_on(run(

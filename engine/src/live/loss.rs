@@ -1,7 +1,7 @@
 //! What a live session lost, counted (docs/DESIGN.md, "Loss is data"): the
 //! kernel's side from each instance's `loss` map (ring-buffer reserve
 //! failures, updates a full map refused, events offered to a ring), the
-//! session's own in a [`Tally`] (events handed to callbacks, callbacks that
+//! session's own (events handed to callbacks in a [`Tally`], callbacks that
 //! failed); and [`LossWatch`], which says when they grew, while it happens.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,21 +10,20 @@ use std::time::Duration;
 use crate::output::{LossReport, Lost};
 use crate::session::{InstanceId, Session};
 
-/// What the session itself counts, shared with the host that answers `lost()`.
+/// Events handed to callbacks, counted by the session, shared with the host
+/// that answers `lost()`.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
-    /// Events handed to callbacks, per `on_event` instance (0 from its attach on).
+    /// Per `on_event` instance (0 from its attach on).
     pub delivered: HashMap<InstanceId, u64>,
-    /// Callbacks that failed (or were cut short).
-    pub callback_errors: u64,
 }
 
 /// Losses now. `undelivered` is what reached a ring but no callback: events
 /// offered, less those the ring had no room for, less those delivered. While
 /// the session runs they are in flight; once it has ended, never delivered.
-pub(super) fn lost(session: &Session, tally: &Tally) -> Lost {
+pub(super) fn lost(session: &Session, tally: &Tally, callback_errors: u64) -> Lost {
     let mut lost = Lost {
-        callback_errors: tally.callback_errors,
+        callback_errors,
         ..Lost::default()
     };
     for (id, inst) in session.instances() {
@@ -56,11 +55,12 @@ impl LossWatch {
         &mut self,
         session: &Session,
         tally: &Tally,
+        callback_errors: u64,
         elapsed: Duration,
     ) -> Option<LossReport> {
         let total = Lost {
             undelivered: 0,
-            ..lost(session, tally)
+            ..lost(session, tally, callback_errors)
         };
         if total == self.shown {
             return None;

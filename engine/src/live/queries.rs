@@ -20,6 +20,7 @@ pub struct LiveHost {
     pub(crate) workloads: Rc<RefCell<Running>>,
     pub(crate) lab: Rc<RefCell<Option<Rc<Lab>>>>,
     pub(crate) tally: Rc<RefCell<super::loss::Tally>>,
+    pub(crate) callback_errors: Rc<std::cell::Cell<u64>>,
 }
 
 impl Host for LiveHost {
@@ -33,7 +34,11 @@ impl Host for LiveHost {
     }
 
     fn lost(&self) -> Lost {
-        super::loss::lost(&self.session.borrow(), &self.tally.borrow())
+        super::loss::lost(
+            &self.session.borrow(),
+            &self.tally.borrow(),
+            self.callback_errors.get(),
+        )
     }
 
     fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value> {
