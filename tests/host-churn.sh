@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Keeps creating and deleting network namespaces, veth pairs and macvtaps of
 # its own, as a developer's VMs and containers do on a busy host, until
-# stopped (Ctrl-C, SIGTERM) or for DURATION seconds. The e2e suite must pass
+# stopped (Ctrl-C in the foreground; SIGTERM, as a background job ignores
+# SIGINT) or for DURATION seconds. The e2e suite must pass
 # while this runs (docs/DESIGN.md, "Reliability"): its leftover checks judge
 # only what each test created.
 #
-#   tests/host-churn.sh [DURATION] &    # then: cargo test --workspace --locked -- --test-threads=1
+#   tests/host-churn.sh [DURATION] &    # then: cargo test --workspace --locked --no-fail-fast -- --test-threads=1
 #
 # Everything it makes is named vpchurn-$$-* and deleted on exit; each round
-# also leaves a pinned namespace and a macvtap in the root namespace's view of
-# /sys/dev/char alive for a moment, so whole-host views keep changing.
+# leaves pinned namespaces (/run/netns) and a macvtap (/sys/dev/char) alive
+# for a moment, so whole-host views keep changing.
 set -euo pipefail
 
 duration=${1:-0}
