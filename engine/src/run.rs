@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::live::Live;
 use crate::output::{Output, Summary};
+use crate::plan::WorkloadSpec;
 use crate::script::Script;
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
@@ -22,6 +23,9 @@ pub use crate::workload::WorkloadProgress;
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
+
+/// Shows a warning about the script (`file:line:col: warning: ...`).
+pub type WarnFn = Box<dyn FnMut(&str)>;
 
 /// How a run is bounded and configured.
 #[derive(Default)]
@@ -36,6 +40,11 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// Workloads to run beside the script's own (`--load`).
+    pub workloads: Vec<WorkloadSpec>,
+    /// Told each warning about the script (`file:line:col: warning: ...`)
+    /// once it is planned, before anything attaches.
+    pub warn: Option<WarnFn>,
 }
 
 /// How often `progress` is called.
@@ -59,7 +68,13 @@ pub async fn run(
     // (`lab()`, `dev_stat(..)` for a baseline).
     let mut live = Live::new(script, output, symbols, options.session.clone())?;
     live.set_lab(options.lab.take());
-    let plan = live.plan()?;
+    let mut plan = live.plan()?;
+    if let Some(warn) = options.warn.as_mut() {
+        for w in live.script().warnings() {
+            warn(&w.to_string());
+        }
+    }
+    plan.workloads.append(&mut options.workloads);
     live.apply(plan)?;
     live.start(script_name, options.duration)?;
     // prints and reports made by the top level itself
