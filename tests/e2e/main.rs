@@ -15,6 +15,7 @@ mod lab;
 mod leftovers;
 mod repl;
 mod runtime;
+mod scripts;
 mod seed;
 mod tap;
 mod workload;
