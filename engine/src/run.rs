@@ -16,6 +16,7 @@ use crate::plan::WorkloadSpec;
 use crate::script::Script;
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
+use crate::workload::WorkloadError;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
 
@@ -74,7 +75,15 @@ pub async fn run(
             warn(&w.to_string());
         }
     }
+    if let Some(w) = options
+        .workloads
+        .iter()
+        .find(|w| plan.workloads.iter().any(|p| p.name == w.name))
+    {
+        return Err(WorkloadError::LoadNameTaken(w.name.clone()).into());
+    }
     plan.workloads.append(&mut options.workloads);
+    live.check_requirements()?;
     live.apply(plan)?;
     live.start(script_name, options.duration)?;
     // prints and reports made by the top level itself

@@ -510,3 +510,67 @@ fn show_and_run_help_print_the_contract() {
         run.describe()
     );
 }
+
+/// What the header requires and this host lacks stops a run at the header
+/// line that says so, before anything attaches; `show` says it too.
+#[test]
+fn a_requirement_this_host_lacks_stops_the_run_at_its_header_line() {
+    let dir = TempDir::new("requires");
+    let s = dir.write(
+        "req.rhai",
+        "//! name: req\n//! version: 1.0\n//! requires: vprobe >= 0.1, skb.drop\n//! requires: tracepoint:vprobe_none:nothing\n\
+         probe(\"skb.drop\").count(\"drops\");\n",
+    );
+    let path = s.to_str().unwrap();
+    // the header is well formed: check has nothing to say without running it here
+    let run = vprobe_in(dir.path(), dir.path(), None, &["check", path]);
+    assert!(run.status.success(), "{}", run.describe());
+    let too_new = dir.write(
+        "new.rhai",
+        "//! name: new\n//! requires: vprobe >= 99\nprint(1);\n",
+    );
+    let run = vprobe_in(
+        dir.path(),
+        dir.path(),
+        None,
+        &["check", too_new.to_str().unwrap()],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert!(
+        run.stderr
+            .contains("new.rhai:2:1: error: the script needs vprobe >= 99"),
+        "{}",
+        run.describe()
+    );
+    if !util::root_or_skip(
+        "scripts::a_requirement_this_host_lacks_stops_the_run_at_its_header_line",
+    ) {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let run = vprobe_in(
+        dir.path(),
+        dir.path(),
+        None,
+        &["run", path, "-d", "1s", "-f", "json"],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert!(
+        run.stderr.contains("req.rhai:4:1: the script requires `tracepoint:vprobe_none:nothing`, which this host does not have"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        !run.stdout.contains("\"start\""),
+        "attached anyway\n{}",
+        run.describe()
+    );
+    let show = vprobe_in(dir.path(), dir.path(), None, &["scripts", "show", path]);
+    assert!(
+        show.stdout
+            .lines()
+            .any(|l| l.contains("skb.drop") && l.contains(" yes ")),
+        "{}",
+        show.describe()
+    );
+}

@@ -160,8 +160,14 @@ const NOT_CHECKED: &str = "not checked: needs root or CAP_BPF+CAP_PERFMON to loa
 pub fn show(what: &str, format: Format, as_help: bool) -> anyhow::Result<ExitCode> {
     let file = super::find_script(what)?;
     let meta = vprobe_engine::script::parse_meta(&file.text);
-    let (probes, plan_note) = attach_points(&file, &meta);
-    let (points, needed) = availability(&probes, &meta);
+    let (probes, unknown, plan_note) = attach_points(&file, &meta);
+    let (mut points, needed) = availability(&probes, &meta);
+    points.extend(unknown.into_iter().map(|(name, why)| AttachPoint {
+        name,
+        available: Some(false),
+        mechanism: None,
+        reason: Some(why),
+    }));
     let mut out = std::io::stdout().lock();
     if format == Format::Json {
         let params: Vec<Param> = meta
@@ -288,12 +294,18 @@ fn yes_no(ok: Option<bool>) -> &'static str {
 }
 
 /// The attach points the script uses: what its top level asks for with the
-/// default parameters, and what its header requires. A note says why the
-/// top level could not tell, when it could not.
+/// default parameters, and what its header requires (those this host cannot
+/// even name, with why). A note says why the top level could not tell, when
+/// it could not.
 fn attach_points(
     file: &vprobe_engine::library::ScriptFile,
     meta: &Meta,
-) -> (Vec<&'static ProbeDef>, Option<String>) {
+) -> (
+    Vec<&'static ProbeDef>,
+    Vec<(String, String)>,
+    Option<String>,
+) {
+    let mut unknown = Vec::new();
     let mut defs: Vec<&'static ProbeDef> = Vec::new();
     let mut push = |d: &'static ProbeDef| {
         if !defs.iter().any(|x| x.name == d.name) {
@@ -317,14 +329,18 @@ fn attach_points(
     }
     for r in &meta.requires {
         if let Requirement::Probe { name, .. } = r {
-            let def =
-                vprobe_engine::probes::find(name).or_else(|| generic::resolve(name).ok().flatten());
-            if let Some(d) = def {
-                push(d);
+            let def = match vprobe_engine::probes::find(name) {
+                Some(d) => Ok(Some(d)),
+                None => generic::resolve(name),
+            };
+            match def {
+                Ok(Some(d)) => push(d),
+                Ok(None) => unknown.push((name.clone(), "not an attach point".into())),
+                Err(e) => unknown.push((name.clone(), e.to_string())),
             }
         }
     }
-    (defs, note)
+    (defs, unknown, note)
 }
 
 /// Each attach point's and each required feature's state on this host.

@@ -17,6 +17,7 @@
 //! and one more match arm.
 
 mod queries;
+mod requires;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

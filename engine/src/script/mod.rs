@@ -237,9 +237,15 @@ impl Script {
         self.state.borrow_mut().host = Some(host);
     }
 
-    /// The script's `//!` metadata.
+    /// The script's `//!` header: name, version, about, requires, parameters.
     pub fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    /// The name errors locate the script's own lines with (its path, or
+    /// `built-in:NAME.rhai`).
+    pub fn source_name(&self) -> &str {
+        &self.source
     }
 
     /// Runs the top level once and returns what it asked for. API misuse, a
