@@ -173,14 +173,8 @@ impl Script {
     ) -> Result<Script, ScriptError> {
         let meta = parse_meta(text);
         // `-p` against the header, before anything else happens
-        let params = params::initial(&meta, &options.params).map_err(|(e, line)| ScriptError {
-            origin: Origin {
-                source: source_name.to_string(),
-                line,
-                col: 1,
-            },
-            message: e.to_string(),
-        })?;
+        let params =
+            params::initial(&meta, &options.params).map_err(|e| params::located(source_name, e))?;
         let folder = options
             .folder
             .clone()
@@ -374,14 +368,8 @@ impl Script {
                 let st = self.state.borrow();
                 (st.params.clone(), st.given.clone())
             };
-            params::declare_more(&params, &meta, &given).map_err(|(e, line)| ScriptError {
-                origin: Origin {
-                    source: source_name.to_string(),
-                    line,
-                    col: 1,
-                },
-                message: e.to_string(),
-            })?;
+            params::declare_more(&params, &meta, &given)
+                .map_err(|e| params::located(source_name, e))?;
         }
         let checkpoint = self.checkpoint();
         let callbacks = self.state.borrow().callbacks.len();

@@ -16,9 +16,10 @@ use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, INT};
 use vprobe_probes::suggest;
 
 use super::convert::want_string;
-use super::errors::{fail, OrFail, Res};
+use super::errors::{fail, OrFail, Res, ScriptError};
 use super::meta::{is_duration, list_items, Meta, Param, ParamKind};
 use super::state::State;
+use crate::plan::Origin;
 
 /// A `-p` value the script's header refuses, or a parameter the script
 /// reads without declaring it.
@@ -86,6 +87,18 @@ pub enum ParamError {
         /// The closest declared name.
         suggestion: Option<String>,
     },
+}
+
+/// A parameter error at the header line it concerns, as a script error.
+pub(super) fn located(source: &str, (e, line): (ParamError, usize)) -> ScriptError {
+    ScriptError {
+        origin: Origin {
+            source: source.to_string(),
+            line,
+            col: 1,
+        },
+        message: e.to_string(),
+    }
 }
 
 /// The `params` map a script starts with: the command line's values over
