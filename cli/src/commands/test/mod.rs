@@ -146,8 +146,8 @@ fn collect(target: &str, out: &mut Vec<TestFile>) -> anyhow::Result<()> {
 }
 
 fn test_file(path: &Path) -> anyhow::Result<TestFile> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // read as scripts are: one place decides what a readable file is
+    let text = vprobe_engine::library::read(path)?;
     Ok(TestFile {
         shown: path.display().to_string(),
         text,
