@@ -23,6 +23,9 @@ pub enum Error {
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Engine result.

@@ -22,6 +22,7 @@ pub mod kernel;
 pub mod library;
 pub mod live;
 pub mod message;
+pub mod metrics;
 pub mod output;
 pub mod plan;
 pub mod run;

@@ -340,6 +340,7 @@ const TOP: &[&str] = &[
     "tests",
     "bench",
     "docs",
+    "deploy",
     "third_party",
     ".ci",
 ];

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vprobe_engine::library::ScriptFile;
+use vprobe_engine::metrics::MetricsOptions;
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
 use vprobe_engine::run::{run, ProgressFn, RunOptions, WorkloadProgress};
@@ -78,6 +79,10 @@ fn script(
         progress,
         workloads: args.loads,
         warn: Some(Box::new(|w: &str| eprintln!("vprobe: {w}"))),
+        metrics: args.metrics.map(|listen| MetricsOptions {
+            listen,
+            series_limit: args.metrics_series_limit,
+        }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -10,7 +10,7 @@ use vprobe_load::exec::ExecResult;
 use vprobe_load::latency::LatencyBucket;
 use vprobe_load::tcp_rr::RrResult;
 
-use super::{Output, StartInfo, Summary};
+use super::{Emitted, Output, StartInfo, Summary};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
@@ -72,6 +72,9 @@ impl<W: Write> Output for TextOutput<W> {
                 let _ = writeln!(b, "  {} fell back: {f}", p.name);
             }
         }
+        if let Some(url) = &info.metrics {
+            let _ = writeln!(b, "Metrics at {url}");
+        }
         match info.duration_s {
             Some(d) => {
                 let _ = writeln!(b, "Running for {}; Ctrl-C to end.", seconds(d));
@@ -92,9 +95,9 @@ impl<W: Write> Output for TextOutput<W> {
         self.emit()
     }
 
-    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
-        self.buf.push_str(probe);
-        for (k, v) in fields {
+    fn event(&mut self, e: &Emitted) -> io::Result<()> {
+        self.buf.push_str(&e.probe);
+        for (k, v) in &e.fields {
             let _ = write!(self.buf, " {k}={v}");
         }
         self.buf.push('\n');
@@ -196,7 +199,7 @@ fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
             render_table(b, agg);
             b.push('\n');
         }
-        AggKind::Hist => {
+        AggKind::Hist | AggKind::Lhist => {
             let _ = writeln!(b, "{title}");
             render_hists(b, agg);
         }
@@ -279,7 +282,7 @@ fn render_hists(b: &mut String, agg: &AggSnapshot) {
                 .collect::<Vec<_>>()
                 .join(" ");
             let buckets = match &e.value {
-                EntryValue::Hist { buckets } => with_gaps(buckets),
+                EntryValue::Hist { buckets, .. } => with_gaps(buckets),
                 // A count where a histogram was expected: one bucket-less row.
                 EntryValue::Count { value } => vec![Bucket {
                     low: 0,
@@ -585,6 +588,7 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into(), "queue".into()],
             field: None,
+            step: None,
             entries: vec![
                 e("mvt0", "FULL_RING", 3, 12040),
                 e("eth0", "NO_SOCKET", 12, 7),
@@ -599,17 +603,20 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec!["dev".into()],
             field: Some("len".into()),
+            step: None,
             entries: vec![
                 Entry {
                     key: vec![("dev".into(), s("mvt0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(0, 1, 1), b(4, 8, 4), b(1024, 2048, 2)],
+                        sum: 3000,
                     },
                 },
                 Entry {
                     key: vec![("dev".into(), s("eth0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(1 << 20, 1 << 21, 3)],
+                        sum: 3 << 20,
                     },
                 },
             ],
@@ -699,10 +706,9 @@ eth0  NO_SOCKET     12      7
     #[test]
     fn start_text_event_error_and_summary() {
         let info = StartInfo {
-            schema: 1,
-            kernel: "6.18".into(),
-            script: "drops.rhai".into(),
+            about: crate::output::About::here(Some("drops.rhai"), None),
             duration_s: None,
+            metrics: None,
             probes: vec![
                 ProbeInfo {
                     name: "skb.drop".into(),
@@ -726,10 +732,12 @@ eth0  NO_SOCKET     12      7
         );
         let out = render(|o| {
             o.text("hello")?;
-            o.event(
-                "skb.drop",
-                &[("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
-            )?;
+            o.event(&Emitted {
+                probe: "skb.drop".into(),
+                ts_ns: Some(1),
+                cpu: Some(0),
+                fields: vec![("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
+            })?;
             o.error("drops.rhai:3: boom")
         });
         assert_eq!(
@@ -741,6 +749,7 @@ eth0  NO_SOCKET     12      7
         reports.insert("rr_tps".into(), serde_json::json!(41234.5));
         reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
         let summary = Summary {
+            about: crate::output::About::here(None, None),
             duration_s: 12.04,
             maps: vec![counts()],
             lost: Lost {
@@ -793,6 +802,7 @@ duration: 12.0s
 
     fn bare_with(agg: AggSnapshot) -> Summary {
         Summary {
+            about: crate::output::About::here(None, None),
             duration_s: 12.04,
             maps: vec![agg],
             lost: Lost::default(),

@@ -39,6 +39,7 @@ mod host;
 mod imports;
 mod lint;
 mod meta;
+mod metrics;
 mod params;
 mod probes;
 mod queries;
@@ -202,6 +203,7 @@ impl Script {
         workloads::register(&mut engine, &state);
         triggers::register(&mut engine, &state);
         queries::register(&mut engine, &state);
+        metrics::register(&mut engine, &state);
 
         let mut ast = engine
             .compile(text)

@@ -12,10 +12,10 @@ use vprobe_probes::FieldKind;
 
 use super::host::Host;
 use super::meta::Meta;
-use crate::plan::{AggName, CallbackId, HistKind, Origin, ProbeRequest, WorkloadSpec};
+use crate::output::Emitted;
+use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
 use crate::trigger::Trigger;
-use crate::value::Value;
 
 /// A callback to run every `period`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub struct Plan {
     pub workloads: Vec<WorkloadSpec>,
     /// `trigger(..)`s with their actions.
     pub triggers: Vec<Trigger>,
+    /// `metric(name, #{..})`: how aggregations and reports are presented as metrics.
+    pub metrics: Vec<(String, MetricDesc)>,
 }
 
 /// Something a script asked the session to do, drained with
@@ -59,12 +61,7 @@ pub enum Action {
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
     /// `emit(e)`: write an event line.
-    Emit {
-        /// The event's `probe`.
-        probe: String,
-        /// Its fields: the catalog's in catalog order, then the script's own by name.
-        fields: Vec<(String, Value)>,
-    },
+    Emit(Emitted),
 }
 
 /// What the script has asked for so far, shared by the registered functions.
@@ -86,6 +83,7 @@ pub(super) struct State {
     pub aggs: Vec<Agg>,
     pub workloads: Vec<WorkloadSpec>,
     pub triggers: Vec<Trigger>,
+    pub metrics: Vec<(String, MetricDesc)>,
     /// Answers live queries (`total`, `workload`, ...) while the session runs.
     pub host: Option<Rc<dyn Host>>,
     /// `--allow exec`.
@@ -101,6 +99,7 @@ pub(super) struct Marks {
     pub aggs: usize,
     pub workloads: usize,
     pub triggers: usize,
+    pub metrics: usize,
     pub actions: usize,
 }
 
@@ -187,6 +186,7 @@ impl State {
             aggs: Vec::new(),
             workloads: Vec::new(),
             triggers: Vec::new(),
+            metrics: Vec::new(),
             host: None,
             allow_exec: false,
         }
@@ -202,6 +202,7 @@ impl State {
             aggs: self.aggs.len(),
             workloads: self.workloads.len(),
             triggers: self.triggers.len(),
+            metrics: self.metrics.len(),
             actions: self.actions.len(),
         }
     }
@@ -214,6 +215,7 @@ impl State {
             on_end: self.on_end[m.on_end..].to_vec(),
             workloads: self.workloads[m.workloads..].to_vec(),
             triggers: self.triggers[m.triggers..].to_vec(),
+            metrics: self.metrics[m.metrics..].to_vec(),
         }
     }
 
@@ -228,6 +230,7 @@ impl State {
         self.aggs.truncate(m.aggs);
         self.workloads.truncate(m.workloads);
         self.triggers.truncate(m.triggers);
+        self.metrics.truncate(m.metrics);
     }
 
     /// Where the running call is.
