@@ -35,20 +35,63 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a script until --duration, exit() in the script, Ctrl-C or SIGTERM.
+    ///
+    /// SCRIPT is a file (with a `/`, or an existing FILE.rhai) or a script's
+    /// name, found in $VPROBE_PATH, the user's folder
+    /// (~/.local/share/vprobe/scripts), the system's
+    /// (/usr/share/vprobe/scripts) or among the built-in scripts: `vprobe
+    /// scripts` lists them. `vprobe run SCRIPT --help` shows the script's
+    /// parameters and what it needs.
+    #[command(disable_help_flag = true)]
     Run {
-        /// The script (.rhai).
-        script: PathBuf,
+        /// The script: a name (`macvtap_drops`) or a file (.rhai).
+        #[arg(value_name = "SCRIPT", required_unless_present = "help")]
+        script: Option<String>,
+        /// Print help; with SCRIPT, the script's about text, parameters and attach points.
+        #[arg(short = 'h', long = "help")]
+        help: bool,
         /// Run options.
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Validate a script (syntax, probes, fields, filter types) without root and without attaching.
+    /// Validate a script (header, syntax, probes, fields, filter types, names, parameters)
+    /// without root and without attaching.
     Check {
-        /// The script (.rhai).
-        script: PathBuf,
+        /// The script: a name or a file (.rhai), as for `run`.
+        #[arg(value_name = "SCRIPT")]
+        script: String,
         /// Script parameters, as for `run`.
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Output format: text (errors and warnings on stderr), or a JSON array of findings
+        /// (file, line, column, severity, message, suggestion) on stdout.
+        #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List the scripts and modules vprobe can find: name, version, about, where
+    /// each comes from and what it shadows.
+    Scripts {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        command: Option<ScriptsCommand>,
+        /// Output format.
+        #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run script tests: `.test` files of cases (NAME, RUN, EXPECT, AFTER, ...).
+    ///
+    /// Each TARGET is a .test file, a folder (every .test file under it), or a
+    /// script's name or file (its tests/NAME.test). Exits 1 when a case fails.
+    Test {
+        /// Test files, folders, or scripts.
+        #[arg(value_name = "TARGET", required = true)]
+        targets: Vec<String>,
+        /// Only the cases whose name contains this.
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+        /// A case that needs root fails, instead of being skipped, when not run as root.
+        #[arg(long)]
+        strict: bool,
     },
     /// List attach points, their fields, and whether this kernel supports them.
     List {
@@ -62,8 +105,9 @@ pub enum Command {
     /// Interactive session: attach probes, watch counts, refine filters, detach, all without
     /// restarting (also `vprobe` alone on a terminal).
     Repl {
-        /// A script to run into the session first.
-        script: Option<PathBuf>,
+        /// A script to run into the session first: a name or a file, as for `run`.
+        #[arg(value_name = "SCRIPT")]
+        script: Option<String>,
         /// Script parameter (repeatable); read in scripts with param("key", default).
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
@@ -105,6 +149,21 @@ pub enum Command {
     /// SIGTERM with the result so far. Exits 1 if a stream failed during the run,
     /// 2 if it could not start (e.g. nothing listens).
     Rr(RrArgs),
+}
+
+/// `vprobe scripts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScriptsCommand {
+    /// A script's about text, parameters (type, default, doc), what it requires,
+    /// and the attach points it uses with whether this kernel has them.
+    Show {
+        /// The script: a name or a file.
+        #[arg(value_name = "SCRIPT")]
+        script: String,
+        /// Output format.
+        #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 /// `vprobe lab` subcommands.
@@ -200,6 +259,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "TOPOLOGY[:KNOBS]", value_parser = parse_lab)]
     pub lab: Option<LabSpec>,
 
+    /// Run a load beside the script (repeatable): `tcp_rr[:OPTION=VALUE,…]` with the
+    /// options of tcp_rr(#{..}), e.g. `tcp_rr:streams=16,duration=5s`; in a lab it runs
+    /// between the lab's guests. Without --duration the run ends with it.
+    #[arg(long = "load", value_name = "WORKLOAD", value_parser = parse_load)]
+    pub loads: Vec<vprobe_engine::plan::WorkloadSpec>,
+
     /// Serve the live aggregations at http://ADDR:PORT/metrics for Prometheus
     /// (text format or OpenMetrics) while the run lasts; port 0 picks a free
     /// port (the start line says which). Maps are read when scraped.
@@ -229,6 +294,10 @@ pub enum Allow {
 
 fn parse_lab(s: &str) -> Result<LabSpec, String> {
     LabSpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_load(s: &str) -> Result<vprobe_engine::plan::WorkloadSpec, String> {
+    vprobe_engine::script::load_spec(s).map_err(|e| e.why)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {

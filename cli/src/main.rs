@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use vprobe_engine::message::with_causes;
 
-use cli::{Cli, Command, LabCommand};
+use cli::{Cli, Command, LabCommand, ScriptsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,9 +29,41 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match (cli.command, cli.expr) {
-        (Some(Command::Run { script, run }), _) => commands::run::file(&script, run),
+        (Some(Command::Run { script, help, run }), _) => match (script, help) {
+            (Some(script), true) => commands::scripts::show(&script, cli::Format::Text, true),
+            (None, _) => {
+                use clap::CommandFactory;
+                let mut cmd = Cli::command();
+                if let Some(run) = cmd.find_subcommand_mut("run") {
+                    run.print_long_help()?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            (Some(script), false) => commands::run::file(&script, run),
+        },
         (None, Some(expr)) => commands::run::expr(&expr, cli.run),
-        (Some(Command::Check { script, params }), _) => commands::check::run(&script, params),
+        (
+            Some(Command::Check {
+                script,
+                params,
+                format,
+            }),
+            _,
+        ) => commands::check::run(&script, params, format),
+        (Some(Command::Scripts { command, format }), _) => match command {
+            None => commands::scripts::list(format),
+            Some(ScriptsCommand::Show { script, format }) => {
+                commands::scripts::show(&script, format, false)
+            }
+        },
+        (
+            Some(Command::Test {
+                targets,
+                filter,
+                strict,
+            }),
+            _,
+        ) => commands::test::run(&targets, filter.as_deref(), strict),
         (Some(Command::List { pattern, json }), _) => commands::list::run(pattern.as_deref(), json),
         (Some(Command::Doctor { json }), _) => commands::doctor::run(json),
         (Some(Command::Lab { command }), _) => match command {

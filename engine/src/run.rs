@@ -13,9 +13,11 @@ use std::time::Duration;
 use crate::live::Live;
 use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
+use crate::plan::WorkloadSpec;
 use crate::script::Script;
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
+use crate::workload::WorkloadError;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
 
@@ -23,6 +25,9 @@ pub use crate::workload::WorkloadProgress;
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
+
+/// Shows a warning about the script (`file:line:col: warning: ...`).
+pub type WarnFn = Box<dyn FnMut(&str)>;
 
 /// How a run is bounded and configured.
 #[derive(Default)]
@@ -37,6 +42,11 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// Workloads to run beside the script's own (`--load`).
+    pub workloads: Vec<WorkloadSpec>,
+    /// Told each warning about the script (`file:line:col: warning: ...`)
+    /// once it is planned, before anything attaches.
+    pub warn: Option<WarnFn>,
     /// Serve the live aggregations at `/metrics` while the run lasts.
     pub metrics: Option<MetricsOptions>,
 }
@@ -62,7 +72,21 @@ pub async fn run(
     // (`lab()`, `dev_stat(..)` for a baseline).
     let mut live = Live::new(script, output, symbols, options.session.clone())?;
     live.set_lab(options.lab.take());
-    let plan = live.plan()?;
+    let mut plan = live.plan()?;
+    if let Some(warn) = options.warn.as_mut() {
+        for w in live.script().warnings() {
+            warn(&w.to_string());
+        }
+    }
+    if let Some(w) = options
+        .workloads
+        .iter()
+        .find(|w| plan.workloads.iter().any(|p| p.name == w.name))
+    {
+        return Err(WorkloadError::LoadNameTaken(w.name.clone()).into());
+    }
+    plan.workloads.append(&mut options.workloads);
+    live.check_requirements()?;
     live.apply(plan)?;
     // Listening before `start`: the start line says where, and a busy port
     // fails the run before it has begun.

@@ -18,6 +18,7 @@ mod leftovers;
 mod metrics;
 mod repl;
 mod runtime;
+mod scripts;
 mod seed;
 mod tap;
 mod workload;

@@ -431,6 +431,33 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     );
 }
 
+/// `:load` finds scripts as `vprobe run` does, and a file with a field its
+/// events lack is refused before it attaches anything.
+#[test]
+fn load_takes_a_script_by_name_and_refuses_a_misspelled_field() {
+    if !util::root_or_skip("repl::load_takes_a_script_by_name_and_refuses_a_misspelled_field") {
+        return;
+    }
+    assert_tmux();
+    let _k = util::kernel_lock();
+    let dir = TempDir::new("repl-load");
+    let history = dir.path().join("history");
+    let bad = dir.write(
+        "bad.rhai",
+        "// a typo\nprobe(\"skb.drop\").on_event(|e| print(e.lenn));\n",
+    );
+    let term = Term::start(dir.path(), "repl", 200, &history);
+    term.wait_for("vprobe> ");
+    term.enter(&format!(":load {}", bad.display()));
+    let err = term.wait_for("events have no field `lenn`; did you mean `len`?");
+    assert!(err.contains("bad.rhai:2:"), "{err}");
+    term.enter(":load drops_by_reason");
+    term.wait_for("loaded built-in:drops_by_reason.rhai");
+    term.wait_for("vprobe[1]> ");
+    term.enter(":quit");
+    term.wait_for("[exit 0]");
+}
+
 #[test]
 fn a_long_line_stays_intact_while_timers_print() {
     if !util::root_or_skip("repl::a_long_line_stays_intact_while_timers_print") {

@@ -1,17 +1,17 @@
 //! `vprobe run FILE` and `vprobe -e SCRIPT`.
 
 use std::io::{self, BufWriter, IsTerminal};
-use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vprobe_engine::library::ScriptFile;
 use vprobe_engine::metrics::MetricsOptions;
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
 use vprobe_engine::run::{run, ProgressFn, RunOptions, WorkloadProgress};
-use vprobe_engine::script::{Options, Script};
+use vprobe_engine::script::Script;
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
@@ -19,30 +19,33 @@ use vprobe_lab::Lab;
 use crate::cli::{Allow, Format, RunArgs};
 use crate::signals::Stop;
 
-/// Runs a script file.
-pub fn file(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    script(&path.display().to_string(), &text, args)
+/// Runs a script given by name or file.
+pub fn file(what: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let file = super::find_script(what)?;
+    script(file.source_name(), &file.text, Some(&file), args)
 }
 
 /// Runs a one-line script.
 pub fn expr(text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
-    script("<expr>", text, args)
+    script("<expr>", text, None, args)
 }
 
-fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
-    // Check privileges before anything else: the one error most users will meet.
+fn script(
+    name: &str,
+    text: &str,
+    file: Option<&ScriptFile>,
+    mut args: RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let symbols = Rc::new(Symbols::load(true));
+    let params = std::mem::take(&mut args.params);
+    let options = super::options(file, params, args.allow.contains(&Allow::Exec));
+    // The script's contract (its `-p` values) is checked before anything
+    // else, privileges included: a typo is the same mistake as root or not.
+    let mut script = Script::compile(name, text, symbols.clone(), options)?;
     let privileges = vprobe_engine::kernel::privileges();
     if !privileges.sufficient() {
         anyhow::bail!(privileges.missing());
     }
-    let symbols = Rc::new(Symbols::load(true));
-    let options = Options {
-        params: args.params.into_iter().collect(),
-        allow_exec: args.allow.contains(&Allow::Exec),
-    };
-    let mut script = Script::compile(name, text, symbols.clone(), options)?;
     // The lab lives as long as the run: built once the script compiled, torn
     // down when this returns (its namespaces die with the process anyway).
     let lab = args.lab.as_ref().map(Lab::up).transpose()?.map(Rc::new);
@@ -74,6 +77,8 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         lab: lab.clone(),
         progress,
+        workloads: args.loads,
+        warn: Some(Box::new(|w: &str| eprintln!("vprobe: {w}"))),
         metrics: args.metrics.map(|listen| MetricsOptions {
             listen,
             series_limit: args.metrics_series_limit,

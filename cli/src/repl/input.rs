@@ -433,18 +433,19 @@ impl Repl<'_> {
         }
     }
 
-    fn load(&mut self, path: &str) -> Flow {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+    /// `:load NAME|FILE`: a script found as `vprobe run` finds it.
+    fn load(&mut self, what: &str) -> Flow {
+        let file = match crate::commands::find_script(what) {
+            Ok(f) => f,
             Err(e) => {
-                self.sink
-                    .line(error_text(&format!("cannot read {path}: {e}")));
+                self.sink.line(error_text(&with_causes(e.as_ref())));
                 return Flow::Continue;
             }
         };
-        let saved = format!("// :load {path}\n{}", text.trim_end());
-        if self.eval(path, &text, Some(saved)) {
-            self.sink.line(format!("loaded {path}"));
+        let name = file.source_name().to_string();
+        let saved = format!("// :load {what}\n{}", file.text.trim_end());
+        if self.eval(&name, &file.text, Some(saved)) {
+            self.sink.line(format!("loaded {name}"));
         }
         self.flow()
     }

@@ -47,7 +47,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use anyhow::Context;
 use reedline::{
     default_emacs_keybindings, ColumnarMenu, EditCommand, Emacs, ExternalPrinter,
     FileBackedHistory, KeyCode, KeyModifiers, MenuBuilder, Reedline, ReedlineEvent, ReedlineMenu,
@@ -58,7 +57,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
 use vprobe_engine::probes::ProbeDef;
-use vprobe_engine::script::{Options, Script, REPL_SOURCE};
+use vprobe_engine::script::{Script, REPL_SOURCE};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
@@ -162,8 +161,8 @@ impl Repl<'_> {
 
 /// Options of `vprobe repl`.
 pub struct ReplOptions {
-    /// A script to run into the session first.
-    pub script: Option<PathBuf>,
+    /// A script to run into the session first: a name or a file.
+    pub script: Option<String>,
     /// `-p key=value`.
     pub params: Vec<(String, String)>,
     /// Mechanisms not to use.
@@ -207,23 +206,25 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
         anyhow::bail!(privileges.missing());
     }
     let symbols = Rc::new(Symbols::load(true));
-    let (name, text) = match &opts.script {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
+    let file = opts
+        .script
+        .as_deref()
+        .map(crate::commands::find_script)
+        .transpose()?;
+    let (name, text) = match &file {
+        Some(f) => (f.source_name().to_string(), f.text.clone()),
         None => (REPL_SOURCE.to_string(), String::new()),
     };
     let mut script = Script::compile(
         &name,
         &text,
         symbols.clone(),
-        Options {
-            params: opts.params.into_iter().collect(),
-            allow_exec: opts.allow_exec,
-        },
+        crate::commands::options(file.as_ref(), opts.params, opts.allow_exec),
     )?;
     let plan = script.plan()?;
+    for w in script.warnings() {
+        eprintln!("vprobe: {w}");
+    }
 
     let printer = ExternalPrinter::<String>::new(0);
     let (sink, printer_thread) = Sink::start(printer.sender())?;

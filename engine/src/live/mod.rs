@@ -17,6 +17,7 @@
 //! and one more match arm.
 
 mod queries;
+mod requires;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
 
 use super::convert::{self, agg_name, describe, want_string};
 use super::errors::{fail, OrFail, Res};
@@ -107,14 +107,13 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     engine.register_fn(
         "emit",
         move |ctx: NativeCallContext, event: Dynamic| -> Res<()> {
-            let event = event.flatten_clone();
-            if !event.is_map() {
+            let Some(map) = convert::as_map(&event) else {
                 return Err(fail(
                     &ctx,
-                    format!("emit: expects an event map, got {}", describe(&event)),
+                    format!("emit: expects an event or a map, got {}", describe(&event)),
                 ));
-            }
-            let emitted = convert::emit_fields(&event.cast::<Map>()).or_fail(&ctx)?;
+            };
+            let emitted = convert::emit_fields(&map).or_fail(&ctx)?;
             push(&s, Action::Emit(emitted));
             Ok(())
         },

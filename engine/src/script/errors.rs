@@ -3,7 +3,6 @@
 //! a file:line:col and a lowercase message.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use rhai::{Dynamic, EvalAltResult, NativeCallContext, ParseError, Position};
 
@@ -20,6 +19,14 @@ pub struct ScriptError {
     pub origin: Origin,
     /// What.
     pub message: String,
+}
+
+impl ScriptError {
+    /// The name the message suggests: house style writes every suggestion
+    /// as "did you mean `NAME`?", so this is that `NAME`.
+    pub fn suggestion(&self) -> Option<&str> {
+        crate::message::suggestion(&self.message)
+    }
 }
 
 /// What a function registered with Rhai returns.
@@ -80,12 +87,7 @@ pub fn parse_error(source: &str, e: &ParseError) -> ScriptError {
 /// position is in the innermost function's source. An error that lost its
 /// position (Rhai resets the position of "too many operations" to each call
 /// site on its way out) takes `fallback`: where the callback was registered.
-pub fn eval_error(
-    err: EvalAltResult,
-    source: &str,
-    fallback: Position,
-    module_dirs: &[PathBuf],
-) -> ScriptError {
+pub fn eval_error(err: EvalAltResult, source: &str, fallback: Position) -> ScriptError {
     let mut src = source.to_string();
     // the last known (source, position) on the way in, for errors without one
     let mut known = (!fallback.is_none()).then(|| (source.to_string(), fallback));
@@ -121,11 +123,11 @@ pub fn eval_error(
     };
     ScriptError {
         origin: origin(&src, pos),
-        message: message(err, module_dirs),
+        message: message(err),
     }
 }
 
-fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
+fn message(mut err: EvalAltResult) -> String {
     match &err {
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
         EvalAltResult::ErrorRuntime(v, _) if v.is_unit() => "runtime error".into(),
@@ -133,13 +135,8 @@ fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
         EvalAltResult::ErrorParsing(p, _) => {
             format!("syntax error: {}", house_style(&p.to_string()))
         }
-        EvalAltResult::ErrorModuleNotFound(path, _) => {
-            let dirs: Vec<String> = module_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect();
-            format!("module `{path}` not found (looked in {})", dirs.join(", "))
-        }
+        // the library's resolver says where it looked; this is Rhai's own
+        EvalAltResult::ErrorModuleNotFound(path, _) => format!("module `{path}` not found"),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
             let name = name.trim_start_matches('.');

@@ -62,7 +62,12 @@ pub const API: &[ApiFunction] = &[
     method(
         "on_event",
         ".on_event(|e| ...)",
-        "call a closure with each event (through a ring buffer)",
+        "call a closure with each event (through a ring buffer); reading a field the event lacks is an error",
+    ),
+    method(
+        "to_map",
+        "e.to_map()",
+        "an event's fields as a plain map (whose missing keys read as ())",
     ),
     free(
         "every",

@@ -11,6 +11,7 @@ use rhai::{Dynamic, FnPtr, NativeCallContext, Position};
 use vprobe_probes::FieldKind;
 
 use super::host::Host;
+use super::meta::Meta;
 use crate::output::Emitted;
 use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
@@ -72,6 +73,8 @@ pub(super) struct State {
     pub given: BTreeMap<String, String>,
     /// The `params` map seen by the script (shared, so `param()` can add defaults).
     pub params: Dynamic,
+    /// The header, when the script has one: then it declares every parameter.
+    pub contract: Option<Meta>,
     pub requests: Vec<ProbeRequest>,
     pub timers: Vec<Timer>,
     pub on_end: Vec<CallbackId>,
@@ -174,6 +177,7 @@ impl State {
             source: source.to_string(),
             given,
             params,
+            contract: None,
             requests: Vec::new(),
             timers: Vec::new(),
             on_end: Vec::new(),
