@@ -20,6 +20,9 @@ pub enum Error {
     /// A workload could not start.
     #[error(transparent)]
     Workload(#[from] WorkloadError),
+    /// The caller refused the plan ([`crate::run::PlanCheck`]).
+    #[error(transparent)]
+    Refused(#[from] crate::run::Refused),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

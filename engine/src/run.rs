@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::live::Live;
 use crate::output::{Output, Summary};
-use crate::script::Script;
+use crate::script::{Plan, Script};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::{Error, Result};
@@ -22,6 +22,15 @@ pub use crate::workload::WorkloadProgress;
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
+
+/// Looks at the plan before anything is attached: the caller's own
+/// requirements (`--plot` needs a `tcp_rr` workload).
+pub type PlanCheck = Box<dyn FnOnce(&Plan) -> Result<(), Refused>>;
+
+/// Why a [`PlanCheck`] refused the plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// How a run is bounded and configured.
 #[derive(Default)]
@@ -36,6 +45,8 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// Checks the plan before it is applied.
+    pub check: Option<PlanCheck>,
 }
 
 /// How often `progress` is called.
@@ -60,6 +71,9 @@ pub async fn run(
     let mut live = Live::new(script, output, symbols, options.session.clone())?;
     live.set_lab(options.lab.take());
     let plan = live.plan()?;
+    if let Some(check) = options.check.take() {
+        check(&plan)?;
+    }
     live.apply(plan)?;
     live.start(script_name, options.duration)?;
     // prints and reports made by the top level itself

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod docs;
 pub mod doctor;
 pub mod lab;
 pub mod list;

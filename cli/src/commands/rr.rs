@@ -13,6 +13,8 @@ use vprobe_load::tcp_rr::{self, RrHandle, RrSnapshot, DEFAULT_PORT};
 use vprobe_load::LoadError;
 
 use crate::cli::{Format, RrArgs};
+use crate::exit::{self, Status};
+use crate::say;
 use crate::signals::Stop;
 
 /// How often the progress bar is redrawn (and the end looked for).
@@ -21,9 +23,11 @@ const TICK: Duration = Duration::from_millis(200);
 /// Runs the client and prints its result; exit 1 if a stream failed mid-run.
 pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     let target = resolve(&args.server)?;
+    let format = args.output.format();
+    let mut out = say::data(args.output.file.as_deref())?;
     let o = args.options;
     let planned = o.warmup + o.duration.unwrap_or_default();
-    let show_progress = args.format == Format::Text && io::stderr().is_terminal();
+    let show_progress = format == Format::Text && io::stderr().is_terminal();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,8 +57,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(handle.join())
     })?;
 
-    let mut out = io::stdout().lock();
-    match args.format {
+    match format {
         Format::Text => out.write_all(rr_text(&result).as_bytes())?,
         Format::Json => {
             // A struct, not json!(), so `type` comes first like every vprobe JSON line.
@@ -78,7 +81,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     Ok(if result.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        Status::Verdict.into()
     })
 }
 
@@ -95,7 +98,7 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .with_context(|| format!("invalid port in `{server}`"))?,
+                .map_err(|e| exit::usage(format!("invalid port in `{server}`: {e}")))?,
         ),
         None => (server, DEFAULT_PORT),
     };

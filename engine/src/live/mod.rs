@@ -19,7 +19,7 @@
 mod queries;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,9 @@ use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
 const CHECK_PERIOD: Duration = Duration::from_millis(100);
-/// Callback errors printed before the rest are only counted.
-const MAX_SHOWN_ERRORS: u64 = 20;
+/// Distinct callback errors printed before the rest are only counted (a
+/// message seen before is only counted, always).
+const MAX_SHOWN_ERRORS: usize = 20;
 /// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
 const DRAIN_PERIOD: Duration = Duration::from_millis(100);
 /// Events handed to callbacks per drain, so timers and signals stay responsive.
@@ -120,7 +121,15 @@ pub struct Live<'a> {
     printed: Vec<String>,
     reports: serde_json::Map<String, serde_json::Value>,
     callback_errors: u64,
+    /// The callback errors printed so far (each message once).
+    shown_errors: HashSet<String>,
     exit: Option<i32>,
+    /// `verdict(ok)` so far: false once any check failed.
+    verdict: Option<bool>,
+    /// `on_end` callbacks are running.
+    ending: bool,
+    /// `on_end` callbacks printed lines of their own.
+    narrated: bool,
     started: Instant,
     /// CLOCK_MONOTONIC at `started` (the clock of events' `ts_ns`).
     monotonic_start_ns: u64,
@@ -169,7 +178,11 @@ impl<'a> Live<'a> {
             printed: Vec::new(),
             reports: serde_json::Map::new(),
             callback_errors: 0,
+            shown_errors: HashSet::new(),
             exit: None,
+            verdict: None,
+            ending: false,
+            narrated: false,
             started: Instant::now(),
             monotonic_start_ns: monotonic_ns(),
             triggers: Vec::new(),
@@ -452,6 +465,13 @@ impl<'a> Live<'a> {
         self.exit
     }
 
+    /// The status the session ends with: the script's `exit(code)`, else 1
+    /// if a `verdict(..)` failed, else 0.
+    pub fn status(&self) -> i32 {
+        self.exit
+            .unwrap_or(if self.verdict == Some(false) { 1 } else { 0 })
+    }
+
     /// Waits for the next thing that is due — a timer, a ring buffer's events,
     /// the periodic drain — and handles it: callbacks run, their actions are
     /// carried out. Never returns when nothing is attached and no timer is armed.
@@ -518,7 +538,7 @@ impl<'a> Live<'a> {
             Wake::Workloads => {
                 let ended = self.workloads.borrow_mut().poll();
                 for e in ended {
-                    self.output.text(&e.line)?;
+                    self.output.note(&e.line)?;
                 }
                 Ok(())
             }
@@ -610,11 +630,17 @@ impl<'a> Live<'a> {
     fn after_call(&mut self, res: Result<(), ScriptError>) -> Result<()> {
         if let Err(e) = res {
             self.callback_errors += 1;
-            if self.callback_errors <= MAX_SHOWN_ERRORS {
-                self.output.error(&e.to_string())?;
-            } else if self.callback_errors == MAX_SHOWN_ERRORS + 1 {
-                self.output
-                    .error("further callback errors are counted, not shown")?;
+            let message = e.to_string();
+            if self.shown_errors.len() < MAX_SHOWN_ERRORS {
+                if self.shown_errors.insert(message.clone()) {
+                    self.output.error(&message)?;
+                }
+            } else if !self.shown_errors.contains(&message) {
+                self.shown_errors.insert(message);
+                if self.shown_errors.len() == MAX_SHOWN_ERRORS + 1 {
+                    self.output
+                        .error("further callback errors are counted, not shown")?;
+                }
             }
         }
         self.apply_actions()
@@ -640,7 +666,10 @@ impl<'a> Live<'a> {
                         None => self.output.text(name.as_str())?,
                     }
                 }
-                Action::PrintText(s) => self.output.text(&s)?,
+                Action::PrintText(s) => {
+                    self.narrated |= self.ending;
+                    self.output.text(&s)?
+                }
                 Action::PrintDelta(name) => {
                     match self
                         .session
@@ -667,6 +696,7 @@ impl<'a> Live<'a> {
                     }
                 }
                 Action::Exit(code) => self.exit = Some(code),
+                Action::Verdict(ok) => self.verdict = Some(self.verdict.unwrap_or(true) && ok),
                 Action::Report(k, v) => {
                     self.reports.insert(k, v);
                 }
@@ -760,7 +790,7 @@ impl<'a> Live<'a> {
     /// Ends the session: hands the last events in flight to their callbacks,
     /// runs `on_end`, writes the summary, then detaches everything and lets
     /// go of the lab (whoever set it takes it down by dropping theirs).
-    /// Returns the status the script asked for (0 by default).
+    /// Returns the status the script asked for ([`Live::status`]).
     pub fn finish(self) -> Result<i32> {
         self.finish_with_summary().map(|(code, _)| code)
     }
@@ -773,6 +803,7 @@ impl<'a> Live<'a> {
         let workloads = self.workloads.borrow_mut().finish();
         self.drain_rings(usize::MAX)?;
         self.printed.clear();
+        self.ending = true;
         for cb in std::mem::take(&mut self.on_end) {
             let res = self.script.call(cb);
             self.after_call(res)?;
@@ -783,12 +814,13 @@ impl<'a> Live<'a> {
             lost: self.lost(),
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
+            narrated: self.narrated,
             reports: std::mem::take(&mut self.reports),
             workloads,
             monotonic_start_ns: self.monotonic_start_ns,
         };
         self.output.summary(&summary)?;
-        Ok((self.exit.unwrap_or(0), summary))
+        Ok((self.status(), summary))
     }
 }
 

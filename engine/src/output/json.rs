@@ -298,6 +298,7 @@ mod tests {
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
+            narrated: false,
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,

@@ -135,13 +135,22 @@ pub fn write_svg(path: &Path, plot: &LatencyPlot) -> Result<(), PlotError> {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let root = SVGBackend::new(path, (1000, 760)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (top, bottom) = root.split_vertically(440);
-    histogram(&top, plot).map_err(|e| err(&e))?;
-    timeline(&bottom, plot).map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    let svg = render_svg(plot).map_err(|e| err(&e))?;
+    std::fs::write(path, svg).map_err(|e| err(&e))
+}
+
+/// `plot` as an SVG document.
+pub fn render_svg(plot: &LatencyPlot) -> Result<String, Box<dyn std::error::Error>> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 760)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(440);
+        histogram(&top, plot)?;
+        timeline(&bottom, plot)?;
+        root.present()?;
+    }
+    Ok(svg)
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
