@@ -48,12 +48,41 @@ fn line(text: &dyn Display) {
 }
 
 /// Where data goes: `file` (created or truncated now, so a bad path is a
-/// usage error before any work) or stdout.
+/// usage error before any work) or stdout. Its errors say which it was.
 pub fn data(file: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match file {
-        Some(path) => Box::new(BufWriter::new(create(path)?)),
-        None => Box::new(BufWriter::new(io::stdout())),
+        Some(path) => Box::new(Named {
+            inner: BufWriter::new(create(path)?),
+            name: path.display().to_string(),
+        }),
+        None => Box::new(Named {
+            inner: BufWriter::new(io::stdout()),
+            name: "stdout".into(),
+        }),
     })
+}
+
+/// A writer whose errors name it (`cannot write to stdout: …`), keeping
+/// their kind (a closed pipe stays `BrokenPipe`).
+struct Named<W: Write> {
+    inner: W,
+    name: String,
+}
+
+impl<W: Write> Named<W> {
+    fn named(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("cannot write to {}: {e}", self.name))
+    }
+}
+
+impl<W: Write> Write for Named<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.inner.write(b).map_err(|e| self.named(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.named(e))
+    }
 }
 
 /// Creates (or truncates) a file named on the command line.
@@ -117,7 +146,7 @@ mod tests {
     fn records_pass_whole_at_each_flush() {
         let mut w = Suspending::new(Vec::new(), None);
         write!(w, "a").unwrap();
-        write!(w, "b\n").unwrap();
+        writeln!(w, "b").unwrap();
         assert!(w.inner.is_empty(), "nothing before the flush");
         w.flush().unwrap();
         assert_eq!(w.inner, b"ab\n");

@@ -23,8 +23,8 @@ pub enum Error {
     /// The caller refused the plan ([`crate::run::PlanCheck`]).
     #[error(transparent)]
     Refused(#[from] crate::run::Refused),
-    /// Writing output failed.
-    #[error("output: {0}")]
+    /// Writing output failed (the writer's error says where).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

@@ -1,5 +1,6 @@
 //! `vprobe check FILE`: validate without root and without attaching.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -10,8 +11,8 @@ use vprobe_engine::symbols::Symbols;
 
 /// Compiles and plans the script; prints what it would attach.
 pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::exit::usage(format!("cannot read {}: {e}", path.display())))?;
     // kallsyms names are readable without root (addresses are not): enough to check symbols
     let symbols = Rc::new(Symbols::load(true));
     let name = path.display().to_string();
@@ -26,7 +27,9 @@ pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCod
         },
     )?;
     let plan = script.plan()?;
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{name}: ok ({} probe instance{}, {} timer{}, {} end callback{})",
         plan.requests.len(),
         plural(plan.requests.len()),
@@ -34,7 +37,9 @@ pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCod
         plural(plan.timers.len()),
         plan.on_end.len(),
         plural(plan.on_end.len())
-    );
+    )
+    .and_then(|()| out.flush())
+    .context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 

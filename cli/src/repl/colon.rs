@@ -101,7 +101,9 @@ impl ColonCommand {
             ColonCommand::Maps => "print every aggregation",
             ColonCommand::Clear => "empty an aggregation",
             ColonCommand::Load => "run a script into the session",
-            ColonCommand::Save => "write the session's accepted lines as a script",
+            ColonCommand::Save => {
+                "write the session as a script: what is still attached, armed or defined"
+            }
             ColonCommand::Lab => {
                 "the session's lab: up builds one (SPEC: TOPOLOGY[:knob=value,…], default macvtap; :help lab), down removes it; bare: what is up"
             }

@@ -124,7 +124,7 @@ pub struct Repl<'a> {
     sink: Sink,
     known: Shared,
     /// Every input that was accepted, in order, for `:save`.
-    accepted: Vec<String>,
+    accepted: Vec<input::Accepted>,
     /// The lab of `:lab up`, shared with `live`; taken down with the session.
     lab: Option<Rc<Lab>>,
 }
@@ -251,7 +251,10 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             accepted: if text.trim().is_empty() {
                 Vec::new()
             } else {
-                vec![format!("// {name}\n{}", text.trim_end())]
+                vec![input::Accepted {
+                    text: format!("// {name}\n{}", text.trim_end()),
+                    applied: applied.clone(),
+                }]
             },
             lab: None,
         };
@@ -400,6 +403,7 @@ fn edit(
         KeyCode::Enter,
         ReedlineEvent::Edit(vec![EditCommand::InsertNewline]),
     );
+    let colors = highlighter::colors_wanted(std::env::var_os("NO_COLOR").as_deref());
     let mut editor = Reedline::create()
         .with_edit_mode(Box::new(Emacs::new(keys)))
         .with_completer(Box::new(completer::ReplCompleter::new(known.clone())))
@@ -408,7 +412,8 @@ fn edit(
         )))
         .with_quick_completions(true)
         .with_partial_completions(true)
-        .with_highlighter(Box::new(highlighter::ReplHighlighter))
+        .with_highlighter(Box::new(highlighter::ReplHighlighter { colors }))
+        .with_ansi_colors(colors)
         .with_validator(Box::new(validator::ReplValidator))
         .with_external_printer(printer)
         .with_break_signal(stop);

@@ -289,7 +289,7 @@ fn errors_in_functions_are_unwrapped_to_the_innermost() {
     let p = s.plan().unwrap();
     let e = s.call(p.on_end[0]).unwrap_err();
     assert_eq!(at(&e), (2, 5), "{e}");
-    assert!(e.message.starts_with("function not found: nope"), "{e}");
+    assert!(e.message.starts_with("no function `nope(integer)`"), "{e}");
     // API misuse inside a function called at the top level
     let e = plan_err("fn mk() {\n  probe(\"skb.drp\")\n}\nmk().count(\"c\");");
     assert_eq!(at(&e), (2, 3), "{e}");
