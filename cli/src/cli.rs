@@ -15,7 +15,6 @@ use vprobe_load::tcp_rr::RrOptions;
     name = "vprobe",
     version,
     about,
-    args_conflicts_with_subcommands = true,
     after_help = crate::exit::Status::help(),
 )]
 pub struct Cli {
@@ -259,6 +258,22 @@ pub struct RunArgs {
     /// `timeline` report (e.g. drops) into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Whether any option was given (they belong to `-e` or `run`).
+    pub fn any_given(&self) -> bool {
+        let o = &self.output;
+        self.duration.is_some()
+            || o.format != Format::Text
+            || o.json
+            || o.file.is_some()
+            || !self.params.is_empty()
+            || !self.disable.is_empty()
+            || !self.allow.is_empty()
+            || self.lab.is_some()
+            || self.plot.is_some()
+    }
 }
 
 /// What a script may do beyond observing (`--allow`).

@@ -34,6 +34,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // -q and -v go anywhere; -e and the run options only without a subcommand
+    if cli.command.is_some() && (cli.expr.is_some() || cli.run.any_given()) {
+        return Err(exit::usage(
+            "-e SCRIPT and the run options before a subcommand go without one: `vprobe -e SCRIPT -d 5s`, or `vprobe run FILE -d 5s`",
+        ));
+    }
     match (cli.command, cli.expr) {
         (Some(Command::Run { script, run }), _) => commands::run::file(&script, run),
         (None, Some(expr)) => commands::run::expr(&expr, cli.run),
