@@ -120,6 +120,9 @@ pub fn status_of(e: &anyhow::Error) -> Status {
                 _ => Status::Failed,
             };
         }
+        if cause.is::<vprobe_engine::script::ScriptError>() {
+            return Status::Script;
+        }
         if let Some(s) = cause.downcast_ref::<SessionError>() {
             return session_status(s);
         }
@@ -172,6 +175,12 @@ mod tests {
             })
             .into();
         assert_eq!(status_of(&script), Status::Script);
+        let bare: anyhow::Error = vprobe_engine::script::ScriptError {
+            origin: Default::default(),
+            message: "boom".into(),
+        }
+        .into();
+        assert_eq!(status_of(&bare), Status::Script);
         let privileges = vprobe_engine::kernel::Privileges {
             root: false,
             sys_admin: false,

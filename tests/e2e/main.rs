@@ -17,6 +17,7 @@ mod repl;
 mod runtime;
 mod seed;
 mod tap;
+mod tool;
 mod workload;
 
 // what the areas share: processes, namespaces, labs, traffic, kernel views

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use anyhow::Context;
 use vprobe_engine::script::{Options, Script};
 use vprobe_engine::symbols::Symbols;
 
@@ -27,7 +26,7 @@ pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCod
         },
     )?;
     let plan = script.plan()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::say::data(None)?;
     writeln!(
         out,
         "{name}: ok ({} probe instance{}, {} timer{}, {} end callback{})",
@@ -38,8 +37,7 @@ pub fn run(path: &Path, params: Vec<(String, String)>) -> anyhow::Result<ExitCod
         plan.on_end.len(),
         plural(plan.on_end.len())
     )
-    .and_then(|()| out.flush())
-    .context("cannot write to stdout")?;
+    .and_then(|()| out.flush())?;
     Ok(ExitCode::SUCCESS)
 }
 

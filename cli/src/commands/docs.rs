@@ -11,13 +11,14 @@ use clap_mangen::Man;
 
 use crate::cli::Cli;
 use crate::exit::Status;
+use crate::say;
 
 /// Prints the completion script for `shell`.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     // rendered into memory first: the generators panic on a write error
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "vprobe", &mut script);
-    let mut out = std::io::stdout().lock();
+    let mut out = say::data(None)?;
     out.write_all(&script)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -30,7 +31,7 @@ pub fn man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     match dir {
         None => {
             let page = page(&cmd, true)?;
-            let mut out = std::io::stdout().lock();
+            let mut out = say::data(None)?;
             out.write_all(&page)?;
             out.flush()?;
         }
@@ -83,6 +84,22 @@ fn page(cmd: &clap::Command, main: bool) -> anyhow::Result<Vec<u8>> {
     } else if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
         man.render_extra_section(&mut out)?;
     }
-    man.render_version_section(&mut out)?;
-    Ok(out)
+    if cmd.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
+    Ok(ascii_roff(&String::from_utf8_lossy(&out)).into_bytes())
+}
+
+/// Non-ASCII characters (`→`, `…`, `µ`) as roff's `\[uXXXX]` escapes:
+/// man's troff warns about raw ones and may print them wrong.
+fn ascii_roff(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for c in page.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", c as u32));
+        }
+    }
+    out
 }

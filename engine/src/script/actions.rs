@@ -25,7 +25,7 @@ pub(super) fn exit_code(code: i64) -> Result<i32, String> {
     match code {
         0 | 1 | 10..=125 => Ok(code as i32),
         2..=9 => Err(format!(
-            "exit: {code} is one of vprobe's own statuses (2-9: usage, script error, missing privilege or kernel feature, failed run); a script exits with {SCRIPT_EXIT_CODES}"
+            "exit: {code} is one of vprobe's own exit statuses (2-9: usage, script error, missing privilege or kernel feature, failed run); a script exits with {SCRIPT_EXIT_CODES}"
         )),
         _ => Err(format!(
             "exit: {code} is not an exit status a script can use: {SCRIPT_EXIT_CODES}"

@@ -371,7 +371,7 @@ fn exit_takes_only_the_statuses_a_script_may_use() {
             "300 is not an exit status a script can use: 0, 1 or 10-125",
         ),
         ("exit(-1)", "-1 is not an exit status"),
-        ("exit(3)", "3 is one of vprobe's own statuses"),
+        ("exit(3)", "3 is one of vprobe's own exit statuses"),
         ("exit(\"x\")", "the code must be an integer"),
         ("verdict(1)", "verdict: expects true or false"),
         (r#"trigger("x > 1").exit(126)"#, "126 is not an exit status"),
