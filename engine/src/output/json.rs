@@ -162,6 +162,7 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into()],
             field: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![
                     ("dev".into(), Value::Str("mvt0".into())),
@@ -178,6 +179,7 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec![],
             field: Some("len".into()),
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![],
                 value: EntryValue::Hist {

@@ -319,9 +319,14 @@ fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
             render_table(b, agg);
             b.push('\n');
         }
+        AggKind::Hist if agg.time_ns => {
+            let unit = TimeUnit::of(agg);
+            let _ = writeln!(b, "{title} ({})", unit.name());
+            render_hists(b, agg, &|n| unit.show(n));
+        }
         AggKind::Hist => {
             let _ = writeln!(b, "{title}");
-            render_hists(b, agg);
+            render_hists(b, agg, &compact);
         }
     }
 }
@@ -388,9 +393,58 @@ fn render_table(b: &mut String, agg: &AggSnapshot) {
     }
 }
 
+/// The unit a histogram of nanoseconds is shown in: the one its largest
+/// bound reads best in, so a latency tail reads `[131, 262)` ms, not `[128M, 256M)`.
+#[derive(Clone, Copy)]
+enum TimeUnit {
+    Ns,
+    Us,
+    Ms,
+}
+
+impl TimeUnit {
+    fn of(agg: &AggSnapshot) -> TimeUnit {
+        let top = agg
+            .entries
+            .iter()
+            .flat_map(|e| match &e.value {
+                EntryValue::Hist { buckets } => buckets.iter().map(|b| b.low).max(),
+                EntryValue::Count { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        match top {
+            0..1_000 => TimeUnit::Ns,
+            1_000..1_000_000 => TimeUnit::Us,
+            _ => TimeUnit::Ms,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Ns => "ns",
+            TimeUnit::Us => "µs",
+            TimeUnit::Ms => "ms",
+        }
+    }
+
+    /// `ns` in this unit, to three significant digits (`ms` of µs does the rounding).
+    fn show(self, ns: u64) -> String {
+        if ns == u64::MAX {
+            return "∞".into();
+        }
+        match self {
+            TimeUnit::Ns => ns.to_string(),
+            TimeUnit::Us => ms(ns),
+            TimeUnit::Ms => ms(ns / 1000),
+        }
+    }
+}
+
 /// One histogram per key, bpftrace style; columns aligned across keys, each bar
-/// scaled to its own key's largest bucket.
-fn render_hists(b: &mut String, agg: &AggSnapshot) {
+/// scaled to its own key's largest bucket; each bound written by `bound`.
+fn render_hists(b: &mut String, agg: &AggSnapshot, bound: &dyn Fn(u64) -> String) {
+    let label = |x: &Bucket| label(x, bound);
     let hists: Vec<(String, Vec<Bucket>)> = agg
         .entries
         .iter()
@@ -436,12 +490,12 @@ fn render_hists(b: &mut String, agg: &AggSnapshot) {
     }
 }
 
-/// `[4]` for a one-value bucket, else `[1K, 2K)`.
-fn label(x: &Bucket) -> String {
+/// `[4]` for a one-value bucket, else `[1K, 2K)`: each bound written by `bound`.
+fn label(x: &Bucket, bound: &dyn Fn(u64) -> String) -> String {
     if x.high == x.low.wrapping_add(1) {
-        format!("[{}]", compact(x.low))
+        format!("[{}]", bound(x.low))
     } else {
-        format!("[{}, {})", compact(x.low), compact(x.high))
+        format!("[{}, {})", bound(x.low), bound(x.high))
     }
 }
 
@@ -816,6 +870,7 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into(), "queue".into()],
             field: None,
+            time_ns: false,
             entries: vec![
                 e("mvt0", "FULL_RING", 3, 12040),
                 e("eth0", "NO_SOCKET", 12, 7),
@@ -830,6 +885,7 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec!["dev".into()],
             field: Some("len".into()),
+            time_ns: false,
             entries: vec![
                 Entry {
                     key: vec![("dev".into(), s("mvt0"))],
@@ -922,7 +978,7 @@ eth0  NO_SOCKET     12      7
             (filled[1].low, filled[1].high, filled[1].count),
             (1, 1000, 0)
         );
-        assert_eq!(label(&b(1 << 63, u64::MAX, 1)), "[8E, 16E)");
+        assert_eq!(label(&b(1 << 63, u64::MAX, 1), &compact), "[8E, 16E)");
         assert_eq!(compact(3 << 30), "3G");
         assert_eq!(compact(1000), "1000");
     }
@@ -1332,6 +1388,33 @@ duration: 12.0s
         assert!(out.starts_with("tcp_rr to 198.51.100.1:12866: 1 stream, 1-byte requests, 1-byte responses, 10.0s measured\ntransactions  0 (100.0/s)\n≥ 200 ms      0\n"), "{out}");
         assert!(
             out.ends_with("unfinished    1 (no response at the end)\n"),
+            "{out}"
+        );
+    }
+
+    // Regression: a histogram of a time span in ns read `[128M, 256M)`
+    // where the story is "200 ms".
+    #[test]
+    fn a_histogram_of_nanoseconds_reads_in_time_units() {
+        let b = |low, high, count| Bucket { low, high, count };
+        let mut agg = hist();
+        agg.time_ns = true;
+        agg.entries.truncate(1);
+        agg.entries[0].value = EntryValue::Hist {
+            buckets: vec![b(65_536, 131_072, 900), b(134_217_728, 268_435_456, 3)],
+        };
+        let out = render(|o| o.aggregation(&agg, false));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "@len (ms)");
+        assert!(lines[2].starts_with("[0.065, 0.131)  900 "), "{out}");
+        let last = lines.iter().rev().find(|l| !l.is_empty()).unwrap();
+        assert!(last.starts_with("[134, 268)        3 "), "{out}");
+        agg.entries[0].value = EntryValue::Hist {
+            buckets: vec![b(2_048, 4_096, 5)],
+        };
+        let out = render(|o| o.aggregation(&agg, false));
+        assert!(
+            out.starts_with("@len (µs)\ndev=mvt0\n[2.05, 4.1)  5 "),
             "{out}"
         );
     }
