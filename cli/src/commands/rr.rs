@@ -109,8 +109,12 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("`{host}` has no address"))
 }
 
-/// A start error, with a hint when nothing listens.
+/// A start error, with a hint when nothing listens; an option out of range
+/// is a usage error.
 fn start_error(e: LoadError) -> anyhow::Error {
+    if matches!(e, LoadError::Invalid(_)) {
+        return exit::usage(with_causes(&e));
+    }
     let refused = matches!(&e, LoadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
     if refused {

@@ -54,17 +54,13 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     // down when this returns (its namespaces die with the process anyway).
     let lab = args.lab.as_ref().map(Lab::up).transpose()?.map(Rc::new);
     if let Some(lab) = &lab {
-        let guests: Vec<String> = lab
-            .guests()
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} {}/{} on {} (netns {})",
-                    g.name, g.addr, g.prefix, g.dev, g.netns_inode
-                )
-            })
-            .collect();
-        say::note(format_args!("lab {} up: {}", lab.spec(), guests.join(", ")));
+        say::note(format_args!("lab {} up", lab.spec()));
+        for g in lab.guests() {
+            say::note(format_args!(
+                "  {} {}/{} on {} (netns {})",
+                g.name, g.addr, g.prefix, g.dev, g.netns_inode
+            ));
+        }
     }
     let format = args.output.format();
     // Progress bars on a terminal's stderr; data and notes are written

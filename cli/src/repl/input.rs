@@ -201,8 +201,9 @@ impl Repl<'_> {
         }
     }
 
-    /// Says what a line attached and armed.
-    fn describe(&self, applied: &Applied) {
+    /// Says what a line attached and armed; why an attach point fell back
+    /// only the first time it does in the session.
+    fn describe(&mut self, applied: &Applied) {
         for id in &applied.instances {
             let Some(info) = self.live.probe_info(*id) else {
                 continue;
@@ -214,8 +215,10 @@ impl Repl<'_> {
                 info.mechanism,
                 info.feeds
             );
-            for f in &info.fallbacks {
-                let _ = write!(s, "\n  fell back: {f}");
+            if self.fallbacks_told.insert(info.name.clone()) {
+                for f in &info.fallbacks {
+                    let _ = write!(s, "\n  fell back: {f}");
+                }
             }
             self.sink.line(s);
         }

@@ -125,6 +125,8 @@ pub struct Repl<'a> {
     known: Shared,
     /// Every input that was accepted, in order, for `:save`.
     accepted: Vec<input::Accepted>,
+    /// Attach points whose fallback reasons were shown (once a session).
+    fallbacks_told: std::collections::HashSet<String>,
     /// The lab of `:lab up`, shared with `live`; taken down with the session.
     lab: Option<Rc<Lab>>,
 }
@@ -257,6 +259,7 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
                 }]
             },
             lab: None,
+            fallbacks_told: Default::default(),
         };
         repl.sink.line(format!(
             "vprobe {} — :help for help, Tab completes, Ctrl-D ends the session",
