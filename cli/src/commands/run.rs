@@ -127,7 +127,7 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
     let failed = summary.lost.callback_errors;
     if failed > 0 {
         say::warn(format_args!(
-            "{failed} callback error{} (shown above, each kind once): the script's results are incomplete",
+            "{failed} callback error{}: the script's results are incomplete",
             if failed == 1 { "" } else { "s" }
         ));
         return Ok(Status::Script.into());
