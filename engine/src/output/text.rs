@@ -98,6 +98,10 @@ impl<W: Write> TextOutput<W> {
 
 impl<W: Write> Output for TextOutput<W> {
     fn start(&mut self, info: &StartInfo) -> io::Result<()> {
+        if info.probes.is_empty() {
+            // a script that only computes and prints: nothing to say
+            return Ok(());
+        }
         let mut lines = vec![attached_line(info)];
         self.notes(Verbosity::Normal, &lines)?;
         lines.clear();
@@ -211,16 +215,11 @@ fn attached_line(info: &StartInfo) -> String {
             None => groups.push((&p.name, &p.mechanism, vec![&p.feeds])),
         }
     }
-    let mut line = match groups.len() {
-        0 => "nothing attached".to_string(),
-        _ => {
-            let parts: Vec<String> = groups
-                .iter()
-                .map(|(n, m, feeds)| format!("{n} via {m} → {}", feeds.join(", ")))
-                .collect();
-            format!("attached {}", parts.join("; "))
-        }
-    };
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(n, m, feeds)| format!("{n} via {m} → {}", feeds.join(", ")))
+        .collect();
+    let mut line = format!("attached {}", parts.join("; "));
     if let Some(d) = info.duration_s {
         let _ = write!(line, "; running for {}", seconds(d));
     }
@@ -1029,6 +1028,15 @@ eth0  NO_SOCKET     12      7
         );
         assert_eq!(
             notes(Verbosity::Quiet, |o| o.start(&info)),
+            (String::new(), String::new())
+        );
+        // a script without probes: nothing to say
+        let none = StartInfo {
+            probes: vec![],
+            ..info.clone()
+        };
+        assert_eq!(
+            notes(Verbosity::Normal, |o| o.start(&none)),
             (String::new(), String::new())
         );
         // an error is said even when quiet; data stays on the data side
