@@ -253,6 +253,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "TOPOLOGY[:KNOBS]", value_parser = parse_lab)]
     pub lab: Option<LabSpec>,
 
+    /// Serve the live aggregations at http://ADDR:PORT/metrics for Prometheus
+    /// (text format or OpenMetrics) while the run lasts; port 0 picks a free
+    /// port (the start line says which). Maps are read when scraped.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Series each aggregation exports at most at --metrics; the first keys
+    /// seen stay, the events of the others are counted in
+    /// vprobe_series_overflow_total.
+    #[arg(long, value_name = "N", requires = "metrics",
+          default_value_t = vprobe_engine::metrics::DEFAULT_SERIES_LIMIT)]
+    pub metrics_series_limit: usize,
+
     /// After the run, draw the latency histogram of its tcp_rr workload (log-scale
     /// counts) above a timeline of slow transactions and of the script's
     /// `timeline` report (e.g. drops) into this SVG file.

@@ -26,6 +26,9 @@ pub enum Error {
     /// Writing output failed (the writer's error says where).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Engine result.

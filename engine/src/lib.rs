@@ -21,6 +21,7 @@ pub mod generic;
 pub mod kernel;
 pub mod live;
 pub mod message;
+pub mod metrics;
 pub mod output;
 pub mod plan;
 pub mod run;

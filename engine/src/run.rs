@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::live::Live;
+use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
 use crate::script::{Plan, Script};
 use crate::session::SessionOptions;
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Checks the plan before it is applied.
     pub check: Option<PlanCheck>,
+    /// Serve the live aggregations at `/metrics` while the run lasts.
+    pub metrics: Option<MetricsOptions>,
 }
 
 /// How often `progress` is called.
@@ -75,6 +78,22 @@ pub async fn run(
         check(&plan)?;
     }
     live.apply(plan)?;
+    // Listening before `start`: the start line says where, and a busy port
+    // fails the run before it has begun.
+    let server = match &options.metrics {
+        Some(m) => {
+            let server = MetricsServer::bind(m, live.metrics_source(script_name))?;
+            live.set_metrics_url(format!("http://{}/metrics", server.local_addr()));
+            Some(server)
+        }
+        None => None,
+    };
+    let serving = async {
+        match &server {
+            Some(s) => s.serve().await,
+            None => std::future::pending().await,
+        }
+    };
     live.start(script_name, options.duration)?;
     // prints and reports made by the top level itself
     live.apply_actions()?;
@@ -83,6 +102,7 @@ pub async fn run(
     let idle = live.is_idle() && options.duration.is_none();
     if !idle && live.exit_code().is_none() {
         let mut stop = std::pin::pin!(stop);
+        let mut serving = std::pin::pin!(serving);
         let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
         let mut progress = tokio::time::interval(PROGRESS_PERIOD);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,6 +119,8 @@ pub async fn run(
                     }
                 }
                 r = live.step() => r?,
+                // scrapes are answered between the session's steps
+                _ = &mut serving => {}
             }
             // a run that is only bounded by its workloads ends with them
             if options.duration.is_none() && live.workloads_done() {

@@ -343,6 +343,7 @@ const TOP: &[&str] = &[
     "tests",
     "bench",
     "docs",
+    "deploy",
     "third_party",
     ".ci",
 ];

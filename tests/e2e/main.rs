@@ -9,10 +9,13 @@
 // the test areas, one module each
 mod attach;
 mod cli;
+mod deploy;
 mod fidelity;
 mod generic;
+mod json;
 mod lab;
 mod leftovers;
+mod metrics;
 mod repl;
 mod runtime;
 mod seed;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vprobe_engine::message::with_causes;
-use vprobe_engine::output::rr_text;
+use vprobe_engine::output::{rr_text, JsonOutput, Output, Summary};
+use vprobe_engine::workload::WorkloadResult;
 use vprobe_load::tcp_rr::{self, RrHandle, RrSnapshot, DEFAULT_PORT};
 use vprobe_load::LoadError;
 
@@ -32,6 +33,8 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let monotonic_start_ns = vprobe_time::monotonic_ns();
+    let started = Instant::now();
     let result = runtime.block_on(async {
         let mut stop = Stop::install()?;
         let handle = tcp_rr::start(target, o, None).map_err(start_error)?;
@@ -60,21 +63,20 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     match format {
         Format::Text => out.write_all(rr_text(&result).as_bytes())?,
         Format::Json => {
-            // A struct, not json!(), so `type` comes first like every vprobe JSON line.
-            #[derive(serde::Serialize)]
-            struct Summary<'a> {
-                r#type: &'static str,
-                workloads: Workloads<'a>,
-            }
-            #[derive(serde::Serialize)]
-            struct Workloads<'a> {
-                tcp_rr: &'a tcp_rr::RrResult,
-            }
-            let line = Summary {
-                r#type: "summary",
-                workloads: Workloads { tcp_rr: &result },
-            };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            // the same `summary` line as `vprobe run`'s (one shape per type),
+            // with the result under workloads.tcp_rr
+            let errors = result.errors.is_empty();
+            let summary = Summary::of_workloads(
+                started.elapsed().as_secs_f64(),
+                monotonic_start_ns,
+                [("tcp_rr".to_string(), WorkloadResult::TcpRr(result))].into(),
+            );
+            JsonOutput::new(&mut out).summary(&summary)?;
+            return Ok(if errors {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
     }
     out.flush()?;

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vprobe_engine::metrics::MetricsOptions;
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, Summary, TextOutput};
 use vprobe_engine::plan::WorkloadKind;
@@ -101,6 +102,10 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         lab: lab.clone(),
         progress: bars.map(|b| Box::new(progress_bar(b)) as ProgressFn),
         check,
+        metrics: args.metrics.map(|listen| MetricsOptions {
+            listen,
+            series_limit: args.metrics_series_limit,
+        }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -18,7 +18,7 @@
 
 mod queries;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
 use crate::message::with_causes;
-use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
-use crate::plan::{CallbackId, Consumer};
+use crate::metrics::{ScriptInfo, Source};
+use crate::output::{About, Lost, Output, ProbeInfo, StartInfo, Summary};
+use crate::plan::{CallbackId, Consumer, MetricDesc};
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
@@ -119,10 +120,18 @@ pub struct Live<'a> {
     last_printed: HashMap<String, AggSnapshot>,
     /// Aggregations printed in full (not as deltas) since this was last cleared.
     printed: Vec<String>,
-    reports: serde_json::Map<String, serde_json::Value>,
-    callback_errors: u64,
+    /// `report()`s so far; shared with the metrics endpoint.
+    reports: Rc<RefCell<serde_json::Map<String, serde_json::Value>>>,
+    /// Failed callbacks; shared with the metrics endpoint.
+    callback_errors: Rc<Cell<u64>>,
     /// The callback errors printed so far (each message once).
     shown_errors: HashSet<String>,
+    /// `metric()` descriptions; shared with the metrics endpoint.
+    descriptions: Rc<RefCell<BTreeMap<String, MetricDesc>>>,
+    /// Where `--metrics` serves, for the `start` line.
+    metrics_url: Option<String>,
+    /// Host, kernel and script, for `start` and `summary`.
+    about: About,
     exit: Option<i32>,
     /// `verdict(ok)` so far: false once any check failed.
     verdict: Option<bool>,
@@ -176,9 +185,12 @@ impl<'a> Live<'a> {
             probes: Vec::new(),
             last_printed: HashMap::new(),
             printed: Vec::new(),
-            reports: serde_json::Map::new(),
-            callback_errors: 0,
+            reports: Rc::default(),
+            callback_errors: Rc::default(),
             shown_errors: HashSet::new(),
+            descriptions: Rc::default(),
+            metrics_url: None,
+            about: About::here(None, None),
             exit: None,
             verdict: None,
             ending: false,
@@ -238,6 +250,7 @@ impl<'a> Live<'a> {
             );
             applied.timers.push(id);
         }
+        self.descriptions.borrow_mut().extend(plan.metrics);
         applied.on_end = plan.on_end.len();
         self.on_end.extend(plan.on_end);
         if let Err(e) = self.check_triggers_refer(&plan.triggers, &plan.workloads) {
@@ -421,14 +434,37 @@ impl<'a> Live<'a> {
     pub fn start(&mut self, script_name: &str, duration: Option<Duration>) -> Result<()> {
         self.started = Instant::now();
         self.monotonic_start_ns = monotonic_ns();
+        self.about = About::here(Some(script_name), Some(self.script.meta()));
         self.output.start(&StartInfo {
-            schema: SCHEMA_VERSION,
-            kernel: crate::kernel::kernel_release(),
-            script: script_name.to_string(),
+            about: self.about.clone(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             probes: self.probe_infos(),
+            metrics: self.metrics_url.clone(),
         })?;
         Ok(())
+    }
+
+    /// What a `/metrics` scrape reads: handles to this session's state.
+    /// `script_name` names the script where its header has no `//! name:`.
+    pub fn metrics_source(&self, script_name: &str) -> Source {
+        let meta = self.script.meta();
+        Source {
+            session: self.session.clone(),
+            symbols: self.symbols.clone(),
+            workloads: self.workloads.clone(),
+            callback_errors: self.callback_errors.clone(),
+            reports: self.reports.clone(),
+            descriptions: self.descriptions.clone(),
+            script: ScriptInfo {
+                name: meta.name.clone().unwrap_or_else(|| script_name.to_string()),
+                version: meta.version.clone(),
+            },
+        }
+    }
+
+    /// Says in the `start` line where `--metrics` serves.
+    pub fn set_metrics_url(&mut self, url: String) {
+        self.metrics_url = Some(url);
     }
 
     fn probe_infos(&self) -> Vec<ProbeInfo> {
@@ -629,7 +665,7 @@ impl<'a> Live<'a> {
     /// carries out what the callback asked for.
     fn after_call(&mut self, res: Result<(), ScriptError>) -> Result<()> {
         if let Err(e) = res {
-            self.callback_errors += 1;
+            self.callback_errors.set(self.callback_errors.get() + 1);
             let message = e.to_string();
             if self.shown_errors.len() < MAX_SHOWN_ERRORS {
                 if self.shown_errors.insert(message.clone()) {
@@ -698,9 +734,9 @@ impl<'a> Live<'a> {
                 Action::Exit(code) => self.exit = Some(code),
                 Action::Verdict(ok) => self.verdict = Some(self.verdict.unwrap_or(true) && ok),
                 Action::Report(k, v) => {
-                    self.reports.insert(k, v);
+                    self.reports.borrow_mut().insert(k, v);
                 }
-                Action::Emit { probe, fields } => self.output.event(&probe, &fields)?,
+                Action::Emit(e) => self.output.event(&e)?,
             }
         }
         Ok(())
@@ -773,7 +809,7 @@ impl<'a> Live<'a> {
         Lost {
             events,
             map_full,
-            callback_errors: self.callback_errors,
+            callback_errors: self.callback_errors.get(),
         }
     }
 
@@ -809,13 +845,14 @@ impl<'a> Live<'a> {
             self.after_call(res)?;
         }
         let summary = Summary {
+            about: self.about.clone(),
             duration_s: self.started.elapsed().as_secs_f64(),
             maps: self.session.borrow().snapshots(&self.symbols)?,
             lost: self.lost(),
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
             narrated: self.narrated,
-            reports: std::mem::take(&mut self.reports),
+            reports: std::mem::take(&mut *self.reports.borrow_mut()),
             workloads,
             monotonic_start_ns: self.monotonic_start_ns,
         };
@@ -851,7 +888,8 @@ impl View for SessionView<'_> {
     }
 }
 
-fn probe_info(inst: &Instance) -> ProbeInfo {
+/// How an attached instance is described in `start`, `summary` and metrics.
+pub(crate) fn probe_info(inst: &Instance) -> ProbeInfo {
     ProbeInfo {
         name: inst.probe().name.to_string(),
         mechanism: inst.mechanism.label(),

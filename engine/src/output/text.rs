@@ -14,7 +14,7 @@ use vprobe_load::exec::ExecResult;
 use vprobe_load::latency::LatencyBucket;
 use vprobe_load::tcp_rr::RrResult;
 
-use super::{Output, ProbeInfo, StartInfo, Summary, Verbosity};
+use super::{Emitted, Output, ProbeInfo, StartInfo, Summary, Verbosity};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
@@ -98,13 +98,11 @@ impl<W: Write> TextOutput<W> {
 
 impl<W: Write> Output for TextOutput<W> {
     fn start(&mut self, info: &StartInfo) -> io::Result<()> {
-        if info.probes.is_empty() {
-            // a script that only computes and prints: nothing to say
-            return Ok(());
+        // a script that only computes and prints attached nothing: no line
+        if !info.probes.is_empty() {
+            self.notes(Verbosity::Normal, &[attached_line(info)])?;
         }
-        let mut lines = vec![attached_line(info)];
-        self.notes(Verbosity::Normal, &lines)?;
-        lines.clear();
+        let mut lines = Vec::new();
         if self.verbosity >= Verbosity::Verbose || self.notes.is_none() {
             // several instances of one attach point fall back the same way: say it once
             let mut said: Vec<(&str, &str)> = Vec::new();
@@ -118,6 +116,9 @@ impl<W: Write> Output for TextOutput<W> {
             }
         } else if let Some(l) = fallbacks_line(&info.probes) {
             lines.push(l);
+        }
+        if let Some(url) = &info.metrics {
+            lines.push(format!("metrics at {url}"));
         }
         self.notes(Verbosity::Normal, &lines)
     }
@@ -141,9 +142,9 @@ impl<W: Write> Output for TextOutput<W> {
         self.emit()
     }
 
-    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
-        self.buf.push_str(probe);
-        for (k, v) in fields {
+    fn event(&mut self, e: &Emitted) -> io::Result<()> {
+        self.buf.push_str(&e.probe);
+        for (k, v) in &e.fields {
             let _ = write!(self.buf, " {k}={v}");
         }
         self.buf.push('\n');
@@ -318,12 +319,12 @@ fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
             render_table(b, agg);
             b.push('\n');
         }
-        AggKind::Hist if agg.time_ns => {
+        AggKind::Hist | AggKind::Lhist if agg.time_ns => {
             let unit = TimeUnit::of(agg);
             let _ = writeln!(b, "{title} ({})", unit.name());
             render_hists(b, agg, &|n| unit.show(n));
         }
-        AggKind::Hist => {
+        AggKind::Hist | AggKind::Lhist => {
             let _ = writeln!(b, "{title}");
             render_hists(b, agg, &compact);
         }
@@ -407,7 +408,7 @@ impl TimeUnit {
             .entries
             .iter()
             .flat_map(|e| match &e.value {
-                EntryValue::Hist { buckets } => buckets.iter().map(|b| b.low).max(),
+                EntryValue::Hist { buckets, .. } => buckets.iter().map(|b| b.low).max(),
                 EntryValue::Count { .. } => None,
             })
             .max()
@@ -455,7 +456,7 @@ fn render_hists(b: &mut String, agg: &AggSnapshot, bound: &dyn Fn(u64) -> String
                 .collect::<Vec<_>>()
                 .join(" ");
             let buckets = match &e.value {
-                EntryValue::Hist { buckets } => with_gaps(buckets),
+                EntryValue::Hist { buckets, .. } => with_gaps(buckets),
                 // A count where a histogram was expected: one bucket-less row.
                 EntryValue::Count { value } => vec![Bucket {
                     low: 0,
@@ -869,6 +870,7 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into(), "queue".into()],
             field: None,
+            step: None,
             time_ns: false,
             entries: vec![
                 e("mvt0", "FULL_RING", 3, 12040),
@@ -884,18 +886,21 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec!["dev".into()],
             field: Some("len".into()),
+            step: None,
             time_ns: false,
             entries: vec![
                 Entry {
                     key: vec![("dev".into(), s("mvt0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(0, 1, 1), b(4, 8, 4), b(1024, 2048, 2)],
+                        sum: 3000,
                     },
                 },
                 Entry {
                     key: vec![("dev".into(), s("eth0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(1 << 20, 1 << 21, 3)],
+                        sum: 3 << 20,
                     },
                 },
             ],
@@ -985,10 +990,9 @@ eth0  NO_SOCKET     12      7
     #[test]
     fn start_text_event_error_and_summary() {
         let info = StartInfo {
-            schema: 1,
-            kernel: "6.18".into(),
-            script: "drops.rhai".into(),
+            about: crate::output::About::here(Some("drops.rhai"), None),
             duration_s: None,
+            metrics: None,
             probes: vec![
                 ProbeInfo {
                     name: "skb.drop".into(),
@@ -1071,10 +1075,12 @@ eth0  NO_SOCKET     12      7
         );
         let out = render(|o| {
             o.text("hello")?;
-            o.event(
-                "skb.drop",
-                &[("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
-            )?;
+            o.event(&Emitted {
+                probe: "skb.drop".into(),
+                ts_ns: Some(1),
+                cpu: Some(0),
+                fields: vec![("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
+            })?;
             o.error("drops.rhai:3: boom")
         });
         assert_eq!(
@@ -1086,6 +1092,7 @@ eth0  NO_SOCKET     12      7
         reports.insert("rr_tps".into(), serde_json::json!(41234.5));
         reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
         let summary = Summary {
+            about: crate::output::About::here(None, None),
             duration_s: 12.04,
             maps: vec![counts()],
             lost: Lost {
@@ -1205,6 +1212,7 @@ duration: 12.0s
 
     fn bare_with(agg: AggSnapshot) -> Summary {
         Summary {
+            about: crate::output::About::here(None, None),
             duration_s: 12.04,
             maps: vec![agg],
             lost: Lost::default(),
@@ -1410,6 +1418,7 @@ duration: 12.0s
         agg.entries.truncate(1);
         agg.entries[0].value = EntryValue::Hist {
             buckets: vec![b(65_536, 131_072, 900), b(134_217_728, 268_435_456, 3)],
+            sum: 0,
         };
         let out = render(|o| o.aggregation(&agg, false));
         let lines: Vec<&str> = out.lines().collect();
@@ -1419,6 +1428,7 @@ duration: 12.0s
         assert!(last.starts_with("[134, 268)        3 "), "{out}");
         agg.entries[0].value = EntryValue::Hist {
             buckets: vec![b(2_048, 4_096, 5)],
+            sum: 0,
         };
         let out = render(|o| o.aggregation(&agg, false));
         assert!(

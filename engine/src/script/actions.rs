@@ -143,8 +143,8 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
                     format!("emit: expects an event map, got {}", describe(&event)),
                 ));
             }
-            let (probe, fields) = convert::emit_fields(&event.cast::<Map>()).or_fail(&ctx)?;
-            push(&s, Action::Emit { probe, fields });
+            let emitted = convert::emit_fields(&event.cast::<Map>()).or_fail(&ctx)?;
+            push(&s, Action::Emit(emitted));
             Ok(())
         },
     );

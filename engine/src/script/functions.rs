@@ -101,6 +101,11 @@ pub const API: &[ApiFunction] = &[
         "add a value to the summary's reports",
     ),
     free(
+        "metric",
+        "metric(name, #{name, help, unit, scale})",
+        "how an aggregation or report appears at --metrics",
+    ),
+    free(
         "emit",
         "emit(event)",
         "write an event (from on_event) as a line",

@@ -6,6 +6,8 @@
 pub struct Meta {
     /// `//! name: drops_by_reason`
     pub name: Option<String>,
+    /// `//! version: 1.2.0`
+    pub version: Option<String>,
     /// `//! about: Count every skb drop ...` (several lines are joined with a space).
     pub about: Option<String>,
     /// `//! param: key=default  description`, as (key, default); a parameter
@@ -33,6 +35,9 @@ pub fn parse_meta(text: &str) -> Meta {
         match key.trim() {
             "name" if meta.name.is_none() && !value.is_empty() => {
                 meta.name = Some(value.to_string())
+            }
+            "version" if meta.version.is_none() && !value.is_empty() => {
+                meta.version = Some(value.to_string())
             }
             "about" if !value.is_empty() => {
                 meta.about = Some(match meta.about.take() {

@@ -36,6 +36,7 @@ mod errors;
 mod functions;
 mod host;
 mod meta;
+mod metrics;
 mod params;
 mod probes;
 mod queries;
@@ -177,6 +178,7 @@ impl Script {
         workloads::register(&mut engine, &state);
         triggers::register(&mut engine, &state);
         queries::register(&mut engine, &state);
+        metrics::register(&mut engine, &state);
 
         let mut ast = engine
             .compile(text)

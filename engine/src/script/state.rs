@@ -11,10 +11,10 @@ use rhai::{Dynamic, FnPtr, NativeCallContext, Position};
 use vprobe_probes::FieldKind;
 
 use super::host::Host;
-use crate::plan::{AggName, CallbackId, HistKind, Origin, ProbeRequest, WorkloadSpec};
+use crate::output::Emitted;
+use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
 use crate::trigger::Trigger;
-use crate::value::Value;
 
 /// A callback to run every `period`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct Plan {
     pub workloads: Vec<WorkloadSpec>,
     /// `trigger(..)`s with their actions.
     pub triggers: Vec<Trigger>,
+    /// `metric(name, #{..})`: how aggregations and reports are presented as metrics.
+    pub metrics: Vec<(String, MetricDesc)>,
 }
 
 /// Something a script asked the session to do, drained with
@@ -61,12 +63,7 @@ pub enum Action {
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
     /// `emit(e)`: write an event line.
-    Emit {
-        /// The event's `probe`.
-        probe: String,
-        /// Its fields: the catalog's in catalog order, then the script's own by name.
-        fields: Vec<(String, Value)>,
-    },
+    Emit(Emitted),
 }
 
 /// What the script has asked for so far, shared by the registered functions.
@@ -86,6 +83,7 @@ pub(super) struct State {
     pub aggs: Vec<Agg>,
     pub workloads: Vec<WorkloadSpec>,
     pub triggers: Vec<Trigger>,
+    pub metrics: Vec<(String, MetricDesc)>,
     /// Answers live queries (`total`, `workload`, ...) while the session runs.
     pub host: Option<Rc<dyn Host>>,
     /// `--allow exec`.
@@ -101,6 +99,7 @@ pub(super) struct Marks {
     pub aggs: usize,
     pub workloads: usize,
     pub triggers: usize,
+    pub metrics: usize,
     pub actions: usize,
 }
 
@@ -186,6 +185,7 @@ impl State {
             aggs: Vec::new(),
             workloads: Vec::new(),
             triggers: Vec::new(),
+            metrics: Vec::new(),
             host: None,
             allow_exec: false,
         }
@@ -201,6 +201,7 @@ impl State {
             aggs: self.aggs.len(),
             workloads: self.workloads.len(),
             triggers: self.triggers.len(),
+            metrics: self.metrics.len(),
             actions: self.actions.len(),
         }
     }
@@ -213,6 +214,7 @@ impl State {
             on_end: self.on_end[m.on_end..].to_vec(),
             workloads: self.workloads[m.workloads..].to_vec(),
             triggers: self.triggers[m.triggers..].to_vec(),
+            metrics: self.metrics[m.metrics..].to_vec(),
         }
     }
 
@@ -227,6 +229,7 @@ impl State {
         self.aggs.truncate(m.aggs);
         self.workloads.truncate(m.workloads);
         self.triggers.truncate(m.triggers);
+        self.metrics.truncate(m.metrics);
     }
 
     /// Where the running call is.

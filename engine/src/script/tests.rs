@@ -4,6 +4,7 @@ use std::time::Duration;
 use vprobe_probes::abi::Event;
 
 use super::*;
+use crate::output::Emitted;
 use crate::plan::{AggName, CallbackId, Consumer, FilterValue, HistKind};
 use crate::value::Value;
 
@@ -480,10 +481,18 @@ fn events_reach_callbacks_as_maps() {
         a[0],
         Action::PrintText("skb.drop on mvt0: FULL_RING len=1514 cpu=3 ts=123".into())
     );
-    let Action::Emit { probe, fields } = &a[1] else {
+    let Action::Emit(Emitted {
+        probe,
+        ts_ns,
+        cpu,
+        fields,
+    }) = &a[1]
+    else {
         panic!("{a:?}")
     };
     assert_eq!(probe, "skb.drop");
+    // emit(e) keeps when and where the event happened
+    assert_eq!((*ts_ns, *cpu), (Some(123), Some(3)));
     assert_eq!(fields[0], ("dev".into(), Value::Str("mvt0".into())));
     assert_eq!(
         fields.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),

@@ -12,7 +12,7 @@ use vprobe_load::LoadError;
 
 pub mod running;
 
-pub use running::{LabPath, Running, WorkloadProgress, WorkloadResult};
+pub use running::{LabPath, Running, WorkloadCounters, WorkloadProgress, WorkloadResult};
 
 /// Why a script's workload cannot be declared or started.
 #[derive(Debug, thiserror::Error)]
