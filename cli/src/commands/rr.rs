@@ -75,7 +75,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
             return Ok(if errors {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(1)
+                Status::Verdict.into()
             });
         }
     }
