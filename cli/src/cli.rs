@@ -15,9 +15,17 @@ use vprobe_load::tcp_rr::RrOptions;
     name = "vprobe",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    after_help = crate::exit::Status::help(),
 )]
 pub struct Cli {
+    /// Say nothing but data and errors (no "attached …", no lab or workload notes).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more: why each preferred attach mechanism did not work here.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
     /// Run a one-line script instead of a file.
     #[arg(short = 'e', long = "expr", value_name = "SCRIPT")]
     pub expr: Option<String>,
@@ -95,12 +103,15 @@ pub enum Command {
     },
     /// List attach points, their fields, and whether this kernel supports them.
     List {
-        /// Only attach points whose name contains this; a generic name
-        /// (tracepoint:net:net_dev_queue, kprobe:FUNC) lists that one with its fields.
+        /// Only attach points whose name contains this, or matches it as a glob
+        /// (`skb.*`); a generic name (tracepoint:net:net_dev_queue, kprobe:FUNC)
+        /// lists that one with its fields, and a glob over one
+        /// (`tracepoint:net:*`, `kprobe:tcp_*`) every tracepoint or kernel
+        /// function it matches.
         pattern: Option<String>,
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
+        /// Output format (text, or a JSON array) and file.
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Interactive session: attach probes, watch counts, refine filters, detach, all without
     /// restarting (also `vprobe` alone on a terminal).
@@ -120,9 +131,9 @@ pub enum Command {
     },
     /// Report the kernel's capabilities: BTF, tp_btf, fentry, kprobes, ring buffer, privileges.
     Doctor {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        /// Output format and file.
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Build, list and take down disposable labs: network namespaces owned by a vprobe process.
     #[command(after_help = crate::commands::lab::knobs_help())]
@@ -147,8 +158,22 @@ pub enum Command {
     /// transactions: send the request, read the whole response, repeat. Every
     /// transaction's latency is recorded. Ends after --duration, or on Ctrl-C or
     /// SIGTERM with the result so far. Exits 1 if a stream failed during the run,
-    /// 2 if it could not start (e.g. nothing listens).
+    /// 5 if it could not start (e.g. nothing listens).
     Rr(RrArgs),
+    /// Print a completion script for a shell: `vprobe completions bash >
+    /// /etc/bash_completion.d/vprobe` (zsh: a `_vprobe` file in $fpath).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `vprobe man | man -l -`; with --dir, write
+    /// vprobe.1 and one page per subcommand (vprobe-run.1, …) there.
+    Man {
+        /// Write the pages into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `vprobe scripts` subcommands.
@@ -195,9 +220,9 @@ pub enum LabCommand {
     },
     /// List the labs that are up; forget those whose holder is gone.
     Status {
-        /// Print a JSON array of the labs' state.
-        #[arg(long)]
-        json: bool,
+        /// Output format (text, or a JSON array of the labs' state) and file.
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -216,9 +241,37 @@ pub struct RrArgs {
     #[command(flatten)]
     pub options: RrOptions,
 
-    /// Output format: text (with a progress bar on a terminal) or one JSON line.
+    /// Output format (text with a progress bar on a terminal, or one JSON
+    /// line) and file.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where data goes and in what format; notes go to stderr.
+#[derive(Debug, Args, Default, Clone)]
+pub struct OutputArgs {
+    /// Output format.
     #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// Write the data (what would go to stdout) to this file instead.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// The format asked for, `--json` included.
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 /// Output formats.
@@ -238,9 +291,9 @@ pub struct RunArgs {
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = vprobe_time::duration::parse)]
     pub duration: Option<std::time::Duration>,
 
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format and file.
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Script parameter (repeatable); read in scripts with param("key", default).
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
@@ -283,6 +336,22 @@ pub struct RunArgs {
     /// `timeline` report (e.g. drops) into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Whether any option was given (they belong to `-e` or `run`).
+    pub fn any_given(&self) -> bool {
+        let o = &self.output;
+        self.duration.is_some()
+            || o.format != Format::Text
+            || o.json
+            || o.file.is_some()
+            || !self.params.is_empty()
+            || !self.disable.is_empty()
+            || !self.allow.is_empty()
+            || self.lab.is_some()
+            || self.plot.is_some()
+    }
 }
 
 /// What a script may do beyond observing (`--allow`).

@@ -14,7 +14,7 @@ use crate::live::Live;
 use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
 use crate::plan::WorkloadSpec;
-use crate::script::Script;
+use crate::script::{Plan, Script};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::workload::WorkloadError;
@@ -28,6 +28,15 @@ pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
 
 /// Shows a warning about the script (`file:line:col: warning: ...`).
 pub type WarnFn = Box<dyn FnMut(&str)>;
+
+/// Looks at the plan before anything is attached: the caller's own
+/// requirements (`--plot` needs a `tcp_rr` workload).
+pub type PlanCheck = Box<dyn FnOnce(&Plan) -> Result<(), Refused>>;
+
+/// Why a [`PlanCheck`] refused the plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// How a run is bounded and configured.
 #[derive(Default)]
@@ -47,6 +56,8 @@ pub struct RunOptions {
     /// Told each warning about the script (`file:line:col: warning: ...`)
     /// once it is planned, before anything attaches.
     pub warn: Option<WarnFn>,
+    /// Checks the plan before it is applied.
+    pub check: Option<PlanCheck>,
     /// Serve the live aggregations at `/metrics` while the run lasts.
     pub metrics: Option<MetricsOptions>,
 }
@@ -87,6 +98,9 @@ pub async fn run(
     }
     plan.workloads.append(&mut options.workloads);
     live.check_requirements()?;
+    if let Some(check) = options.check.take() {
+        check(&plan)?;
+    }
     live.apply(plan)?;
     // Listening before `start`: the start line says where, and a busy port
     // fails the run before it has begun.

@@ -21,6 +21,7 @@ mod runtime;
 mod scripts;
 mod seed;
 mod tap;
+mod tool;
 mod workload;
 
 // what the areas share: processes, namespaces, labs, traffic, kernel views

@@ -394,15 +394,24 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     );
     assert!(row.trim_end().ends_with(&dropped.to_string()), "{row}");
 
+    // :save writes what still counts: the definition and the attached
+    // count, not the echo, the print or the failed line
+    let saved = dir.path().join("session.rhai");
+    term.enter(&format!(":save {}", saved.display()));
+    term.wait_for(&format!(
+        "saved 2 inputs to {} (2 left out: detached, or nothing that lasts)",
+        saved.display()
+    ));
+
     term.enter(":detach drops");
     term.wait_for("detached skb.drop [1]");
     term.wait_line("with the prompt of a session with nothing attached", |l| {
         l.trim_end() == "vprobe>"
     });
-
-    let saved = dir.path().join("session.rhai");
-    term.enter(&format!(":save {}", saved.display()));
-    term.wait_for(&format!("saved 4 inputs to {}", saved.display()));
+    // once detached, the count is left out too
+    let after = dir.path().join("detached.rhai");
+    term.enter(&format!(":save {}", after.display()));
+    term.wait_for(&format!("saved 1 input to {}", after.display()));
     term.enter(":quit");
     term.wait_for("[exit 0]");
 
@@ -422,6 +431,11 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
         check.stdout.contains("ok (1 probe instance"),
         "{}",
         check.describe()
+    );
+    let text = std::fs::read_to_string(&after).expect("the session saved after :detach");
+    assert!(
+        text.contains("let d = probe") && !text.contains("count"),
+        "{text}"
     );
 
     let hist = std::fs::read_to_string(&history).expect("the history file");

@@ -3,7 +3,7 @@
 //! Every finding is reported, not only the first: as `FILE:LINE:COL: error:
 //! MESSAGE` lines on stderr, or with `--format json` as one JSON array on
 //! stdout (shellcheck's shape, for CI pipelines). Exit status: 0 when there
-//! is no error (warnings allowed), 2 otherwise.
+//! is no error (warnings allowed), 3 (a script error) otherwise.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ use vprobe_engine::script::{Diagnostic, Plan, Script, Severity};
 use vprobe_engine::symbols::Symbols;
 
 use crate::cli::Format;
+use crate::exit::Status;
 
 /// One finding, as `--format json` writes it.
 #[derive(Serialize)]
@@ -98,7 +99,7 @@ pub fn run(what: &str, params: Vec<(String, String)>, format: Format) -> anyhow:
     Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        Status::Script.into()
     })
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what several share: finding a script.
 
 pub mod check;
+pub mod docs;
 pub mod doctor;
 pub mod lab;
 pub mod list;

@@ -104,7 +104,9 @@ impl ColonCommand {
             ColonCommand::Load => {
                 "run a script into the session: a name `vprobe scripts` lists, or a file"
             }
-            ColonCommand::Save => "write the session's accepted lines as a script",
+            ColonCommand::Save => {
+                "write the session as a script: what is still attached, armed or defined"
+            }
             ColonCommand::Lab => {
                 "the session's lab: up builds one (SPEC: TOPOLOGY[:knob=value,…], default macvtap; :help lab), down removes it; bare: what is up"
             }

@@ -123,7 +123,9 @@ pub struct Repl<'a> {
     sink: Sink,
     known: Shared,
     /// Every input that was accepted, in order, for `:save`.
-    accepted: Vec<String>,
+    accepted: Vec<input::Accepted>,
+    /// Attach points whose fallback reasons were shown (once a session).
+    fallbacks_told: std::collections::HashSet<String>,
     /// The lab of `:lab up`, shared with `live`; taken down with the session.
     lab: Option<Rc<Lab>>,
 }
@@ -252,9 +254,13 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             accepted: if text.trim().is_empty() {
                 Vec::new()
             } else {
-                vec![format!("// {name}\n{}", text.trim_end())]
+                vec![input::Accepted {
+                    text: format!("// {name}\n{}", text.trim_end()),
+                    applied: applied.clone(),
+                }]
             },
             lab: None,
+            fallbacks_told: Default::default(),
         };
         repl.sink.line(format!(
             "vprobe {} — :help for help, Tab completes, Ctrl-D ends the session",
@@ -401,6 +407,7 @@ fn edit(
         KeyCode::Enter,
         ReedlineEvent::Edit(vec![EditCommand::InsertNewline]),
     );
+    let colors = highlighter::colors_wanted(std::env::var_os("NO_COLOR").as_deref());
     let mut editor = Reedline::create()
         .with_edit_mode(Box::new(Emacs::new(keys)))
         .with_completer(Box::new(completer::ReplCompleter::new(known.clone())))
@@ -409,7 +416,8 @@ fn edit(
         )))
         .with_quick_completions(true)
         .with_partial_completions(true)
-        .with_highlighter(Box::new(highlighter::ReplHighlighter))
+        .with_highlighter(Box::new(highlighter::ReplHighlighter { colors }))
+        .with_ansi_colors(colors)
         .with_validator(Box::new(validator::ReplValidator))
         .with_external_printer(printer)
         .with_break_signal(stop);

@@ -20,7 +20,7 @@ mod queries;
 mod requires;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,9 @@ use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
 const CHECK_PERIOD: Duration = Duration::from_millis(100);
-/// Callback errors printed before the rest are only counted.
-const MAX_SHOWN_ERRORS: u64 = 20;
+/// Distinct callback errors printed before the rest are only counted (a
+/// message seen before is only counted, always).
+const MAX_SHOWN_ERRORS: usize = 20;
 /// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
 const DRAIN_PERIOD: Duration = Duration::from_millis(100);
 /// Events handed to callbacks per drain, so timers and signals stay responsive.
@@ -124,6 +125,8 @@ pub struct Live<'a> {
     reports: Rc<RefCell<serde_json::Map<String, serde_json::Value>>>,
     /// Failed callbacks; shared with the metrics endpoint.
     callback_errors: Rc<Cell<u64>>,
+    /// The callback errors printed so far (each message once).
+    shown_errors: HashSet<String>,
     /// `metric()` descriptions; shared with the metrics endpoint.
     descriptions: Rc<RefCell<BTreeMap<String, MetricDesc>>>,
     /// Where `--metrics` serves, for the `start` line.
@@ -131,6 +134,12 @@ pub struct Live<'a> {
     /// Host, kernel and script, for `start` and `summary`.
     about: About,
     exit: Option<i32>,
+    /// `verdict(ok)` so far: false once any check failed.
+    verdict: Option<bool>,
+    /// `on_end` callbacks are running.
+    ending: bool,
+    /// `on_end` callbacks printed lines of their own.
+    narrated: bool,
     started: Instant,
     /// CLOCK_MONOTONIC at `started` (the clock of events' `ts_ns`).
     monotonic_start_ns: u64,
@@ -179,10 +188,14 @@ impl<'a> Live<'a> {
             printed: Vec::new(),
             reports: Rc::default(),
             callback_errors: Rc::default(),
+            shown_errors: HashSet::new(),
             descriptions: Rc::default(),
             metrics_url: None,
             about: About::here(None, None),
             exit: None,
+            verdict: None,
+            ending: false,
+            narrated: false,
             started: Instant::now(),
             monotonic_start_ns: monotonic_ns(),
             triggers: Vec::new(),
@@ -489,6 +502,13 @@ impl<'a> Live<'a> {
         self.exit
     }
 
+    /// The status the session ends with: the script's `exit(code)`, else 1
+    /// if a `verdict(..)` failed, else 0.
+    pub fn status(&self) -> i32 {
+        self.exit
+            .unwrap_or(if self.verdict == Some(false) { 1 } else { 0 })
+    }
+
     /// Waits for the next thing that is due — a timer, a ring buffer's events,
     /// the periodic drain — and handles it: callbacks run, their actions are
     /// carried out. Never returns when nothing is attached and no timer is armed.
@@ -555,7 +575,7 @@ impl<'a> Live<'a> {
             Wake::Workloads => {
                 let ended = self.workloads.borrow_mut().poll();
                 for e in ended {
-                    self.output.text(&e.line)?;
+                    self.output.note(&e.line)?;
                 }
                 Ok(())
             }
@@ -646,13 +666,18 @@ impl<'a> Live<'a> {
     /// carries out what the callback asked for.
     fn after_call(&mut self, res: Result<(), ScriptError>) -> Result<()> {
         if let Err(e) = res {
-            let errors = self.callback_errors.get() + 1;
-            self.callback_errors.set(errors);
-            if errors <= MAX_SHOWN_ERRORS {
-                self.output.error(&e.to_string())?;
-            } else if errors == MAX_SHOWN_ERRORS + 1 {
-                self.output
-                    .error("further callback errors are counted, not shown")?;
+            self.callback_errors.set(self.callback_errors.get() + 1);
+            let message = e.to_string();
+            if self.shown_errors.len() < MAX_SHOWN_ERRORS {
+                if self.shown_errors.insert(message.clone()) {
+                    self.output.error(&message)?;
+                }
+            } else if !self.shown_errors.contains(&message) {
+                self.shown_errors.insert(message);
+                if self.shown_errors.len() == MAX_SHOWN_ERRORS + 1 {
+                    self.output
+                        .error("further callback errors are counted, not shown")?;
+                }
             }
         }
         self.apply_actions()
@@ -678,7 +703,10 @@ impl<'a> Live<'a> {
                         None => self.output.text(name.as_str())?,
                     }
                 }
-                Action::PrintText(s) => self.output.text(&s)?,
+                Action::PrintText(s) => {
+                    self.narrated |= self.ending;
+                    self.output.text(&s)?
+                }
                 Action::PrintDelta(name) => {
                     match self
                         .session
@@ -705,6 +733,7 @@ impl<'a> Live<'a> {
                     }
                 }
                 Action::Exit(code) => self.exit = Some(code),
+                Action::Verdict(ok) => self.verdict = Some(self.verdict.unwrap_or(true) && ok),
                 Action::Report(k, v) => {
                     self.reports.borrow_mut().insert(k, v);
                 }
@@ -798,7 +827,7 @@ impl<'a> Live<'a> {
     /// Ends the session: hands the last events in flight to their callbacks,
     /// runs `on_end`, writes the summary, then detaches everything and lets
     /// go of the lab (whoever set it takes it down by dropping theirs).
-    /// Returns the status the script asked for (0 by default).
+    /// Returns the status the script asked for ([`Live::status`]).
     pub fn finish(self) -> Result<i32> {
         self.finish_with_summary().map(|(code, _)| code)
     }
@@ -811,6 +840,7 @@ impl<'a> Live<'a> {
         let workloads = self.workloads.borrow_mut().finish();
         self.drain_rings(usize::MAX)?;
         self.printed.clear();
+        self.ending = true;
         for cb in std::mem::take(&mut self.on_end) {
             let res = self.script.call(cb);
             self.after_call(res)?;
@@ -822,12 +852,13 @@ impl<'a> Live<'a> {
             lost: self.lost(),
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
+            narrated: self.narrated,
             reports: std::mem::take(&mut *self.reports.borrow_mut()),
             workloads,
             monotonic_start_ns: self.monotonic_start_ns,
         };
         self.output.summary(&summary)?;
-        Ok((self.exit.unwrap_or(0), summary))
+        Ok((self.status(), summary))
     }
 }
 

@@ -176,6 +176,7 @@ mod tests {
             keys: vec!["dev".into(), "reason".into()],
             field: None,
             step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![
                     ("dev".into(), Value::Str("mvt0".into())),
@@ -193,6 +194,7 @@ mod tests {
             keys: vec![],
             field: Some("len".into()),
             step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![],
                 value: EntryValue::Hist {
@@ -339,6 +341,7 @@ mod tests {
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
+            narrated: false,
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,

@@ -58,6 +58,9 @@ pub enum Action {
     Clear(AggName),
     /// `exit()` / `exit(code)`: end the session with this status.
     Exit(i32),
+    /// `verdict(ok)`: the script's check passed or failed; a failed one
+    /// makes the session's status 1 unless `exit(code)` says otherwise.
+    Verdict(bool),
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
     /// `emit(e)`: write an event line.

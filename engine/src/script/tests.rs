@@ -290,7 +290,7 @@ fn errors_in_functions_are_unwrapped_to_the_innermost() {
     let p = s.plan().unwrap();
     let e = s.call(p.on_end[0]).unwrap_err();
     assert_eq!(at(&e), (2, 5), "{e}");
-    assert!(e.message.starts_with("function not found: nope"), "{e}");
+    assert!(e.message.starts_with("no function `nope(integer)`"), "{e}");
     // API misuse inside a function called at the top level
     let e = plan_err("fn mk() {\n  probe(\"skb.drp\")\n}\nmk().count(\"c\");");
     assert_eq!(at(&e), (2, 3), "{e}");
@@ -322,7 +322,7 @@ fn an_endless_top_level_is_stopped() {
 fn print_report_exit_become_actions() {
     let mut s = compile(
         r#"print("drops"); print(42); debug("d"); let no = false; if no { probe("skb.drop").count("drops"); }
-        on_end(|| { print_delta("drops"); clear("drops"); report("n", #{a: [1, 2.5, true], b: "x"}); exit(3); print("never"); });"#,
+        on_end(|| { print_delta("drops"); clear("drops"); report("n", #{a: [1, 2.5, true], b: "x"}); verdict(false); exit(13); print("never"); });"#,
     );
     let p = s.plan().unwrap();
     let a = s.take_actions();
@@ -347,13 +347,40 @@ fn print_report_exit_become_actions() {
                 "n".into(),
                 serde_json::json!({"a": [1, 2.5, true], "b": "x"})
             ),
-            Action::Exit(3),
+            Action::Verdict(false),
+            Action::Exit(13),
         ]
     );
     assert!(s.take_actions().is_empty());
     let mut s = compile("exit(); print(1);");
     s.plan().unwrap();
     assert_eq!(s.take_actions(), [Action::Exit(0)]);
+}
+
+// Regression: `exit(300)` and `exit(-1)` ended with status 1 without a word,
+// and `exit(3)` looked like vprobe's own "script error".
+#[test]
+fn exit_takes_only_the_statuses_a_script_may_use() {
+    for ok in [0, 1, 10, 125] {
+        let mut s = compile(&format!("exit({ok});"));
+        s.plan().unwrap();
+        assert_eq!(s.take_actions(), [Action::Exit(ok)]);
+    }
+    for (bad, says) in [
+        (
+            "exit(300)",
+            "300 is not an exit status a script can use: 0, 1 or 10-125",
+        ),
+        ("exit(-1)", "-1 is not an exit status"),
+        ("exit(3)", "3 is one of vprobe's own exit statuses"),
+        ("exit(\"x\")", "the code must be an integer"),
+        ("verdict(1)", "verdict: expects true or false"),
+        (r#"trigger("x > 1").exit(126)"#, "126 is not an exit status"),
+    ] {
+        let e = compile(bad).plan().unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+        assert_eq!(e.origin.line, 1, "{bad}: located");
+    }
 }
 
 // `print(x)` is decided once, here: the runner prints what it is told.
@@ -837,7 +864,7 @@ mod workloads_triggers_queries {
             r#"
             probe("skb.drop").count("drops");
             tcp_rr(#{ name: "rr", streams: 16, duration: "2s", target: "192.0.2.2:12865" });
-            trigger("drops > 0").log("first drop").snapshot("drops").stop("rr").exit(3);
+            trigger("drops > 0").log("first drop").snapshot("drops").stop("rr").exit(13);
             trigger("rr.p99 > 10ms").once().call(|| print("slow"));
             "#,
         );
