@@ -16,15 +16,17 @@ pub fn handle(kind: SignalKind, name: &str) -> anyhow::Result<Signal> {
     signal(kind).with_context(|| format!("cannot handle {name}"))
 }
 
-/// SIGINT or SIGTERM: what ends `vprobe run` and `vprobe serve`.
+/// SIGINT, SIGTERM or SIGHUP (the terminal went away): what ends `vprobe
+/// run`, `vprobe rr` and `vprobe serve`, each with its summary.
 pub struct Stop {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
     requests: StopRequests,
 }
 
 impl Stop {
-    /// Installs the handlers of both signals: tokio's, which wakes
+    /// Installs the handlers of the three signals: tokio's, which wakes
     /// [`Stop::recv`], and one that counts each signal in
     /// [`Stop::requests`] at once, even while the engine runs a callback.
     pub fn install() -> anyhow::Result<Self> {
@@ -32,6 +34,7 @@ impl Stop {
         for (sig, name) in [
             (signal_hook::consts::SIGINT, "SIGINT"),
             (signal_hook::consts::SIGTERM, "SIGTERM"),
+            (signal_hook::consts::SIGHUP, "SIGHUP"),
         ] {
             let r = requests.clone();
             // SAFETY: the action only adds to an atomic counter, which is
@@ -42,6 +45,7 @@ impl Stop {
         Ok(Self {
             interrupt: handle(SignalKind::interrupt(), "SIGINT")?,
             terminate: handle(SignalKind::terminate(), "SIGTERM")?,
+            hangup: handle(SignalKind::hangup(), "SIGHUP")?,
             requests,
         })
     }
@@ -51,13 +55,14 @@ impl Stop {
         self.requests.clone()
     }
 
-    /// Completes on the next SIGINT or SIGTERM (one that came since
+    /// Completes on the next SIGINT, SIGTERM or SIGHUP (one that came since
     /// [`Stop::install`] counts), or at once when no signal can come any more
     /// (the runtime is going away). Cancel-safe.
     pub async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
         }
     }
 }

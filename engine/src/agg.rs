@@ -88,6 +88,10 @@ pub struct AggSnapshot {
     /// Bucket width (`lhist` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<u64>,
+    /// The histogrammed field is a time span in nanoseconds: text shows its
+    /// buckets as times (`[1.05 ms, 2.1 ms)`), not `[1M, 2M)`.
+    #[serde(skip)]
+    pub time_ns: bool,
     /// Entries, largest count first for counts, by key for histograms.
     pub entries: Vec<Entry>,
 }
@@ -184,6 +188,7 @@ mod tests {
     #[test]
     fn delta_subtracts_per_key_and_drops_unchanged() {
         let snap = |entries| AggSnapshot {
+            time_ns: false,
             name: "drops".into(),
             kind: AggKind::Count,
             keys: vec!["dev".into()],

@@ -20,8 +20,11 @@ pub enum Error {
     /// A workload could not start.
     #[error(transparent)]
     Workload(#[from] WorkloadError),
-    /// Writing output failed.
-    #[error("output: {0}")]
+    /// The caller refused the plan ([`crate::run::PlanCheck`]).
+    #[error(transparent)]
+    Refused(#[from] crate::run::Refused),
+    /// Writing output failed (the writer's error says where).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The metrics endpoint could not start.
     #[error(transparent)]

@@ -19,6 +19,7 @@ pub mod events;
 pub mod filter;
 pub mod generic;
 pub mod kernel;
+pub mod library;
 pub mod live;
 pub mod message;
 pub mod metrics;

@@ -21,9 +21,11 @@ use std::time::Duration;
 use crate::live::Live;
 use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
-use crate::script::{Script, StopRequests};
+use crate::plan::WorkloadSpec;
+use crate::script::{Plan, Script, StopRequests};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
+use crate::workload::WorkloadError;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
 
@@ -31,6 +33,18 @@ pub use crate::workload::WorkloadProgress;
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
+
+/// Shows a warning about the script (`file:line:col: warning: ...`).
+pub type WarnFn = Box<dyn FnMut(&str)>;
+
+/// Looks at the plan before anything is attached: the caller's own
+/// requirements (`--plot` needs a `tcp_rr` workload).
+pub type PlanCheck = Box<dyn FnOnce(&Plan) -> Result<(), Refused>>;
+
+/// Why a [`PlanCheck`] refused the plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// How a run is bounded and configured.
 #[derive(Default)]
@@ -45,6 +59,13 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// Workloads to run beside the script's own (`--load`).
+    pub workloads: Vec<WorkloadSpec>,
+    /// Told each warning about the script (`file:line:col: warning: ...`)
+    /// once it is planned, before anything attaches.
+    pub warn: Option<WarnFn>,
+    /// Checks the plan before it is applied.
+    pub check: Option<PlanCheck>,
     /// Serve the live aggregations at `/metrics` while the run lasts.
     pub metrics: Option<MetricsOptions>,
     /// The stop requests the caller counts (its signal handlers) beside the
@@ -73,7 +94,24 @@ pub async fn run(
     // (`lab()`, `dev_stat(..)` for a baseline).
     let mut live = Live::new(script, output, symbols, options.session.clone())?;
     live.set_lab(options.lab.take());
-    let plan = live.plan()?;
+    let mut plan = live.plan()?;
+    if let Some(warn) = options.warn.as_mut() {
+        for w in live.script().warnings() {
+            warn(&w.to_string());
+        }
+    }
+    if let Some(w) = options
+        .workloads
+        .iter()
+        .find(|w| plan.workloads.iter().any(|p| p.name == w.name))
+    {
+        return Err(WorkloadError::LoadNameTaken(w.name.clone()).into());
+    }
+    plan.workloads.append(&mut options.workloads);
+    live.check_requirements()?;
+    if let Some(check) = options.check.take() {
+        check(&plan)?;
+    }
     live.apply(plan)?;
     // Listening before `start`: the start line says where, and a busy port
     // fails the run before it has begun.

@@ -173,7 +173,7 @@ fn event_records_decode_and_convert_for_every_attach_point() {
         .iter()
         .map(|p| {
             let text = format!(
-                r#"probe("{}").on_event(|e| {{ let s = `${{e}}`; for k in e.keys() {{ let v = e[k]; s += `${{v}}`; }} }});"#,
+                r#"probe("{}").on_event(|e| {{ let m = e.to_map(); let s = `${{m}} ${{e.probe}} ${{e.ts_ns}}`; for k in m.keys() {{ s += `${{m[k]}}`; }} }});"#,
                 p.name
             );
             let mut s = Script::compile("fuzz.rhai", &text, symbols(), Options::default())

@@ -19,8 +19,10 @@ mod leftovers;
 mod metrics;
 mod repl;
 mod runtime;
+mod scripts;
 mod seed;
 mod tap;
+mod tool;
 mod workload;
 
 // what the areas share: processes, namespaces, labs, traffic, kernel views

@@ -14,6 +14,8 @@ use vprobe_load::tcp_rr::{self, RrHandle, RrSnapshot, DEFAULT_PORT};
 use vprobe_load::LoadError;
 
 use crate::cli::{Format, RrArgs};
+use crate::exit::{self, Status};
+use crate::say;
 use crate::signals::Stop;
 
 /// How often the progress bar is redrawn (and the end looked for).
@@ -22,9 +24,11 @@ const TICK: Duration = Duration::from_millis(200);
 /// Runs the client and prints its result; exit 1 if a stream failed mid-run.
 pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     let target = resolve(&args.server)?;
+    let format = args.output.format();
+    let mut out = say::data(args.output.file.as_deref())?;
     let o = args.options;
     let planned = o.warmup + o.duration.unwrap_or_default();
-    let show_progress = args.format == Format::Text && io::stderr().is_terminal();
+    let show_progress = format == Format::Text && io::stderr().is_terminal();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,8 +60,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(handle.join())
     })?;
 
-    let mut out = io::stdout().lock();
-    match args.format {
+    match format {
         Format::Text => out.write_all(rr_text(&result).as_bytes())?,
         Format::Json => {
             // the same `summary` line as `vprobe run`'s (one shape per type),
@@ -72,7 +75,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
             return Ok(if errors {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(1)
+                Status::Verdict.into()
             });
         }
     }
@@ -80,7 +83,7 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     Ok(if result.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        Status::Verdict.into()
     })
 }
 
@@ -97,7 +100,7 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .with_context(|| format!("invalid port in `{server}`"))?,
+                .map_err(|e| exit::usage(format!("invalid port in `{server}`: {e}")))?,
         ),
         None => (server, DEFAULT_PORT),
     };
@@ -108,8 +111,12 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("`{host}` has no address"))
 }
 
-/// A start error, with a hint when nothing listens.
+/// A start error, with a hint when nothing listens; an option out of range
+/// is a usage error.
 fn start_error(e: LoadError) -> anyhow::Error {
+    if matches!(e, LoadError::Invalid(_)) {
+        return exit::usage(with_causes(&e));
+    }
     let refused = matches!(&e, LoadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
     if refused {

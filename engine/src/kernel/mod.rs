@@ -9,7 +9,7 @@ mod tracefs;
 
 use std::path::Path;
 
-pub use features::{Feature, Features};
+pub use features::{Feature, Features, FEATURE_NAMES};
 pub use privileges::{privileges, Privileges};
 pub use tracefs::{ensure_tracefs, tracefs, tracefs_state, Tracefs, TracefsError};
 

@@ -18,9 +18,10 @@
 
 mod loss;
 mod queries;
+mod requires;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -43,8 +44,9 @@ use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
 const CHECK_PERIOD: Duration = Duration::from_millis(100);
-/// Callback errors printed before the rest are only counted.
-const MAX_SHOWN_ERRORS: u64 = 20;
+/// Distinct callback errors printed before the rest are only counted (a
+/// message seen before is only counted, always).
+const MAX_SHOWN_ERRORS: usize = 20;
 /// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
 const DRAIN_PERIOD: Duration = Duration::from_millis(100);
 /// How long one step hands events to callbacks before it returns, so that
@@ -137,6 +139,8 @@ pub struct Live<'a> {
     tally: Rc<RefCell<Tally>>,
     /// Failed callbacks; shared with the metrics endpoint and the [`LiveHost`].
     callback_errors: Rc<Cell<u64>>,
+    /// The callback errors printed so far (each message once).
+    shown_errors: HashSet<String>,
     /// `metric()` descriptions; shared with the metrics endpoint.
     descriptions: Rc<RefCell<BTreeMap<String, MetricDesc>>>,
     /// Where `--metrics` serves, for the `start` line.
@@ -144,6 +148,12 @@ pub struct Live<'a> {
     /// Host, kernel and script, for `start` and `summary`.
     about: About,
     exit: Option<i32>,
+    /// `verdict(ok)` so far: false once any check failed.
+    verdict: Option<bool>,
+    /// `on_end` callbacks are running.
+    ending: bool,
+    /// `on_end` callbacks printed lines of their own.
+    narrated: bool,
     started: Instant,
     /// CLOCK_MONOTONIC at `started` (the clock of events' `ts_ns`).
     monotonic_start_ns: u64,
@@ -201,10 +211,14 @@ impl<'a> Live<'a> {
             reports: Rc::default(),
             tally,
             callback_errors,
+            shown_errors: HashSet::new(),
             descriptions: Rc::default(),
             metrics_url: None,
             about: About::here(None, None),
             exit: None,
+            verdict: None,
+            ending: false,
+            narrated: false,
             started: Instant::now(),
             monotonic_start_ns: monotonic_ns(),
             triggers: Vec::new(),
@@ -508,6 +522,13 @@ impl<'a> Live<'a> {
         self.exit
     }
 
+    /// The status the session ends with: the script's `exit(code)`, else 1
+    /// if a `verdict(..)` failed, else 0.
+    pub fn status(&self) -> i32 {
+        self.exit
+            .unwrap_or(if self.verdict == Some(false) { 1 } else { 0 })
+    }
+
     /// Waits for the next thing that is due — a timer, a ring buffer's events,
     /// the periodic drain — and handles it: callbacks run, their actions are
     /// carried out. Never returns when nothing is attached and no timer is armed.
@@ -576,7 +597,7 @@ impl<'a> Live<'a> {
             Wake::Workloads => {
                 let ended = self.workloads.borrow_mut().poll();
                 for e in ended {
-                    self.output.text(&e.line)?;
+                    self.output.note(&e.line)?;
                 }
                 Ok(())
             }
@@ -683,13 +704,18 @@ impl<'a> Live<'a> {
     /// carries out what the callback asked for.
     fn after_call(&mut self, res: Result<(), ScriptError>) -> Result<()> {
         if let Err(e) = res {
-            let errors = self.callback_errors.get() + 1;
-            self.callback_errors.set(errors);
-            if errors <= MAX_SHOWN_ERRORS {
-                self.output.error(&e.to_string())?;
-            } else if errors == MAX_SHOWN_ERRORS + 1 {
-                self.output
-                    .error("further callback errors are counted, not shown")?;
+            self.callback_errors.set(self.callback_errors.get() + 1);
+            let message = e.to_string();
+            if self.shown_errors.len() < MAX_SHOWN_ERRORS {
+                if self.shown_errors.insert(message.clone()) {
+                    self.output.error(&message)?;
+                }
+            } else if !self.shown_errors.contains(&message) {
+                self.shown_errors.insert(message);
+                if self.shown_errors.len() == MAX_SHOWN_ERRORS + 1 {
+                    self.output
+                        .error("further callback errors are counted, not shown")?;
+                }
             }
         }
         self.apply_actions()
@@ -715,7 +741,10 @@ impl<'a> Live<'a> {
                         None => self.output.text(name.as_str())?,
                     }
                 }
-                Action::PrintText(s) => self.output.text(&s)?,
+                Action::PrintText(s) => {
+                    self.narrated |= self.ending;
+                    self.output.text(&s)?
+                }
                 Action::PrintDelta(name) => {
                     match self
                         .session
@@ -742,6 +771,7 @@ impl<'a> Live<'a> {
                     }
                 }
                 Action::Exit(code) => self.exit = Some(code),
+                Action::Verdict(ok) => self.verdict = Some(self.verdict.unwrap_or(true) && ok),
                 Action::Report(k, v) => {
                     self.reports.borrow_mut().insert(k, v);
                 }
@@ -876,6 +906,7 @@ impl<'a> Live<'a> {
         self.printed.clear();
         self.script
             .set_deadline(Some(Instant::now() + END_CALLBACKS));
+        self.ending = true;
         for cb in std::mem::take(&mut self.on_end) {
             if let Some(cut) = self.script.cut() {
                 self.output.error(&format!(
@@ -903,12 +934,17 @@ impl<'a> Live<'a> {
             lost,
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
+            narrated: self.narrated,
             reports: std::mem::take(&mut *self.reports.borrow_mut()),
             workloads,
             monotonic_start_ns: self.monotonic_start_ns,
         };
         self.output.summary(&summary)?;
-        Ok((self.exit.or(exit).unwrap_or(0), summary))
+        // an exit() that ended the run counts unless on_end asked for another
+        if self.exit.is_none() {
+            self.exit = exit;
+        }
+        Ok((self.status(), summary))
     }
 }
 

@@ -403,6 +403,7 @@ mod tests {
             keys: vec!["dev".into(), "le".into()],
             field: None,
             step: None,
+            time_ns: false,
             entries: (0..n)
                 .map(|i| Entry {
                     key: vec![
@@ -506,6 +507,7 @@ mod tests {
             keys: vec![],
             field: Some("latency".into()),
             step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![],
                 value: EntryValue::Hist {

@@ -180,6 +180,7 @@ mod tests {
             keys: vec!["dev".into(), "reason".into()],
             field: None,
             step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![
                     ("dev".into(), Value::Str("mvt0".into())),
@@ -197,6 +198,7 @@ mod tests {
             keys: vec![],
             field: Some("len".into()),
             step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![],
                 value: EntryValue::Hist {
@@ -371,6 +373,7 @@ mod tests {
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
+            narrated: false,
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,

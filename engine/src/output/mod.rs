@@ -1,6 +1,12 @@
 //! Where results go: one [`Output`] trait, a text and a JSON Lines implementation,
 //! and SVG plots ([`svg`]).
 //!
+//! Data and notes: what a session found (aggregations, prints, events, the
+//! summary) is data; what it says about itself (what was attached, a workload
+//! that ended, a failing callback) is a note. Text output can send notes to
+//! another writer (a CLI's stderr) and say less or more of them
+//! ([`Verbosity`]); JSON Lines keep both in one stream.
+//!
 //! Writers return `io::Result`; a closed pipe surfaces as `ErrorKind::BrokenPipe`
 //! and the caller ends quietly.
 
@@ -17,6 +23,18 @@ mod text;
 
 pub use json::JsonOutput;
 pub use text::{rr_text, TextOutput};
+
+/// How much a text output says besides its data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Data and errors only.
+    Quiet,
+    /// Also what was attached, once, and workloads' ends.
+    #[default]
+    Normal,
+    /// Also why each preferred attach mechanism did not work here.
+    Verbose,
+}
 
 /// Version of the JSON Lines schema (docs/schema/), written in `start` and
 /// `summary`. 2: every line has `time`; `text` lines apart from `print`;
@@ -151,6 +169,10 @@ pub struct Summary {
     /// text output does not repeat them (JSON's summary always has every map).
     #[serde(skip)]
     pub printed_at_end: Vec<String>,
+    /// Whether the script's `on_end` callbacks printed lines of their own:
+    /// they tell the story, so text output does not list the reports again.
+    #[serde(skip)]
+    pub narrated: bool,
     /// Values scripts added with `report(key, value)`.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub reports: serde_json::Map<String, serde_json::Value>,
@@ -175,6 +197,7 @@ impl Summary {
             lost: Lost::default(),
             probes: Vec::new(),
             printed_at_end: Vec::new(),
+            narrated: false,
             reports: serde_json::Map::new(),
             workloads,
             monotonic_start_ns,
@@ -205,6 +228,11 @@ pub trait Output {
     fn error(&mut self, message: &str) -> io::Result<()>;
     /// Losses grew while the session runs (throttled by the caller).
     fn loss(&mut self, report: &LossReport) -> io::Result<()>;
+    /// Something the session says about itself (a workload that ended): a
+    /// note, not data. By default, a printed line.
+    fn note(&mut self, text: &str) -> io::Result<()> {
+        self.text(text)
+    }
     /// The end; the last thing written.
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
 }

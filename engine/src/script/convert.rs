@@ -7,6 +7,7 @@ use rhai::{Array, Dynamic, Map, INT};
 use vprobe_probes::abi::Event;
 use vprobe_probes::{FieldDef, FieldKind, ProbeDef};
 
+use super::event::{self, EVENT_META};
 use crate::filter;
 use crate::output::Emitted;
 use crate::plan::{AggName, FilterValue};
@@ -86,6 +87,7 @@ pub fn type_name(v: &Dynamic) -> &'static str {
         "range=" | "core::ops::range::RangeInclusive<i64>" => "range",
         t if t.ends_with("ProbeHandle") => "probe",
         t if t.ends_with("AggName") => "aggregation",
+        t if t.ends_with("Event") => "event",
         _ => "value",
     }
 }
@@ -209,8 +211,14 @@ pub fn event_map(probe: &ProbeDef, event: &Event, symbols: &Symbols) -> Map {
     m
 }
 
-/// Keys of an event map that are about the event, not fields of it.
-const EVENT_META: [&str; 3] = ["probe", "ts_ns", "cpu"];
+/// A map, or an event's fields as one (`emit(e)`, `report(k, e)`, `correlate`).
+pub fn as_map(v: &Dynamic) -> Option<Map> {
+    let v = v.flatten_clone();
+    if v.is_map() {
+        return Some(v.cast::<Map>());
+    }
+    v.try_cast::<event::Event>().map(event::Event::into_map)
+}
 
 /// `emit(e)`: the probe name and the fields of an event map, the catalog's
 /// fields first in catalog order, then any other keys by name; `ts_ns` and
@@ -291,8 +299,7 @@ fn json_at(v: &Dynamic, depth: usize) -> Result<serde_json::Value, ConvertError>
             .collect::<Result<_, _>>()
             .map(J::Array);
     }
-    if v.is_map() {
-        let m = v.cast::<Map>();
+    if let Some(m) = as_map(&v) {
         let mut o = serde_json::Map::new();
         for (k, x) in &m {
             o.insert(k.to_string(), json_at(x, depth + 1)?);

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, Map, NativeCallContext, INT};
 
-use super::convert::describe;
+use super::convert::{as_map, describe};
 use super::errors::{fail, Res};
 use super::host::Host;
 use super::state::{Action, State};
@@ -134,10 +134,7 @@ fn maps(v: &Dynamic, what: &'static str) -> Result<Vec<Map>, CorrelateError> {
     items
         .into_iter()
         .enumerate()
-        .map(|(index, m)| {
-            m.try_cast::<Map>()
-                .ok_or(CorrelateError::NotAMap { what, index })
-        })
+        .map(|(index, m)| as_map(&m).ok_or(CorrelateError::NotAMap { what, index }))
         .collect()
 }
 

@@ -11,6 +11,7 @@ use rhai::{Dynamic, FnPtr, NativeCallContext, Position};
 use vprobe_probes::FieldKind;
 
 use super::host::Host;
+use super::meta::Meta;
 use crate::output::Emitted;
 use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
@@ -57,6 +58,9 @@ pub enum Action {
     Clear(AggName),
     /// `exit()` / `exit(code)`: end the session with this status.
     Exit(i32),
+    /// `verdict(ok)`: the script's check passed or failed; a failed one
+    /// makes the session's status 1 unless `exit(code)` says otherwise.
+    Verdict(bool),
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
     /// Something the script should know but that is not an error of its
@@ -75,6 +79,8 @@ pub(super) struct State {
     pub given: BTreeMap<String, String>,
     /// The `params` map seen by the script (shared, so `param()` can add defaults).
     pub params: Dynamic,
+    /// The header, when the script has one: then it declares every parameter.
+    pub contract: Option<Meta>,
     pub requests: Vec<ProbeRequest>,
     pub timers: Vec<Timer>,
     pub on_end: Vec<CallbackId>,
@@ -179,6 +185,7 @@ impl State {
             source: source.to_string(),
             given,
             params,
+            contract: None,
             requests: Vec::new(),
             timers: Vec::new(),
             on_end: Vec::new(),

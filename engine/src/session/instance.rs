@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use aya::{Ebpf, Pod};
 use vprobe_probes::abi::{self, HistKey, HistValue, Record};
-use vprobe_probes::{Mechanism, ProbeDef};
+use vprobe_probes::{FieldKind, Mechanism, ProbeDef};
 
 use super::{MapAccess, Reason, SessionError};
 use crate::agg::{AggKind, AggSnapshot, Bucket, Entry, EntryValue};
@@ -193,6 +193,7 @@ impl Instance {
             keys: keys.iter().map(|f| f.name.to_string()).collect(),
             field: field.map(|f| f.name.to_string()),
             step,
+            time_ns: field.is_some_and(|f| f.kind == FieldKind::Duration),
             entries,
         };
         snap.sort();

@@ -19,6 +19,9 @@ use nix::sys::signal::{self, SigSet, Signal};
 use nix::unistd::Pid;
 use vprobe_lab::{Lab, LabSpec, Topology, CONTROL_KNOBS, KNOBS};
 
+use crate::cli::{Format, OutputArgs};
+use crate::say;
+
 use state::{
     check_name, inspect, report_stale, scan, state_dir, state_path, Claim, Found, LabState,
 };
@@ -125,7 +128,7 @@ fn hold(spec: &LabSpec, name: &str, dir: &Path, notify_ready: bool) -> anyhow::R
     let sig = signals.wait().context("sigwait")?;
     lab.down();
     drop(claim);
-    let _ = writeln!(std::io::stdout(), "lab `{name}` down ({sig})");
+    say::note(format_args!("lab `{name}` down ({sig})"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -179,12 +182,15 @@ fn detached(spec: &LabSpec, name: &str, path: &Path) -> anyhow::Result<ExitCode>
     state.describe(&mut text);
     let _ = writeln!(text, "state: {}", path.display());
     let _ = writeln!(text, "`vprobe lab down {name}` takes it down.");
-    print!("{text}");
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `vprobe lab status`.
-pub fn status(json: bool) -> anyhow::Result<ExitCode> {
+pub fn status(output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let json = output.format() == Format::Json;
     let dir = state_dir();
     let found = scan(&dir)?;
     report_stale(&found);
@@ -205,13 +211,14 @@ pub fn status(json: bool) -> anyhow::Result<ExitCode> {
             _ => None,
         })
         .collect();
+    let mut out = say::data(output.file.as_deref())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&alive)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&alive)?)?;
         for s in &starting {
-            eprintln!("vprobe: {s}");
+            say::note(s);
         }
     } else if alive.is_empty() && starting.is_empty() {
-        println!("no lab is up");
+        say::note("no lab is up");
     } else {
         let mut text = String::new();
         for s in alive {
@@ -220,8 +227,9 @@ pub fn status(json: bool) -> anyhow::Result<ExitCode> {
         for s in &starting {
             let _ = writeln!(text, "{s}");
         }
-        print!("{text}");
+        out.write_all(text.as_bytes())?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -262,7 +270,7 @@ pub fn down(name: Option<&str>, all: bool) -> anyhow::Result<ExitCode> {
     };
     for s in targets {
         stop_holder(&dir, s)?;
-        println!("lab `{}` down", s.name);
+        say::note(format_args!("lab `{}` down", s.name));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -291,10 +299,10 @@ fn stop_holder(dir: &Path, s: &LabState) -> anyhow::Result<()> {
     if gone(Instant::now() + STOP_TIMEOUT)? {
         return Ok(());
     }
-    eprintln!(
-        "vprobe: lab `{}` holder (pid {pid}) did not end within {STOP_TIMEOUT:?}; killing it",
+    say::warn(format_args!(
+        "lab `{}` holder (pid {pid}) did not end within {STOP_TIMEOUT:?}; killing it",
         s.name
-    );
+    ));
     let _ = signal::kill(pid, Signal::SIGKILL);
     if gone(Instant::now() + Duration::from_secs(5))? {
         return Ok(());

@@ -233,10 +233,10 @@ impl Claim {
             }
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             if let Ok(s) = serde_json::from_str::<LabState>(&text) {
-                eprintln!(
-                    "vprobe: lab `{name}`: holder (pid {}) is gone; removed its stale state",
+                crate::say::note(format_args!(
+                    "lab `{name}`: holder (pid {}) is gone; removed its stale state",
                     s.pid
-                );
+                ));
             }
             let starting = Starting {
                 name: name.to_string(),
@@ -413,7 +413,9 @@ pub(super) fn report_stale(found: &[Found]) {
     for f in found {
         if let Found::Stale { name, pid } = f {
             let pid = pid.map_or("?".to_string(), |p| p.to_string());
-            eprintln!("vprobe: lab `{name}`: holder (pid {pid}) is gone; removed its stale state");
+            crate::say::note(format_args!(
+                "lab `{name}`: holder (pid {pid}) is gone; removed its stale state"
+            ));
         }
     }
 }
