@@ -239,7 +239,7 @@ fn imports_never_leave_the_library() {
             None,
             &["check", s.to_str().unwrap()],
         );
-        assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+        assert_eq!(run.status.code(), Some(3), "{}", run.describe());
         assert!(run.stderr.contains("x.rhai:3:"), "{}", run.describe());
         assert!(run.stderr.contains(why), "{what}: {}", run.describe());
     }
@@ -286,7 +286,7 @@ fn misspellings_end_with_a_located_error() {
         let mut args = vec!["check", path.to_str().unwrap()];
         args.extend_from_slice(extra);
         let run = vprobe_in(dir.path(), dir.path(), None, &args);
-        assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+        assert_eq!(run.status.code(), Some(3), "{}", run.describe());
         let re =
             regex_lite::Regex::new(&format!("{at}error: {}", regex_lite::escape(what))).unwrap();
         assert!(
@@ -302,7 +302,7 @@ fn misspellings_end_with_a_located_error() {
         None,
         &["run", param.to_str().unwrap(), "-p", "stream=4"],
     );
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert_eq!(run.status.code(), Some(3), "{}", run.describe());
     assert!(
         run.stderr.contains(
             "param.rhai:2:1: -p stream=4: no parameter `stream`; did you mean `streams`?"
@@ -332,7 +332,7 @@ fn misspellings_end_with_a_located_error() {
             None,
             &["run", path.to_str().unwrap(), "-d", "1s", "-f", "json"],
         );
-        assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+        assert_eq!(run.status.code(), Some(3), "{}", run.describe());
         let re = regex_lite::Regex::new(&format!("{at}{}", regex_lite::escape(what))).unwrap();
         assert!(re.is_match(&run.stderr), "run: {what}\n{}", run.describe());
         assert!(
@@ -409,7 +409,7 @@ fn check_json_gives_file_line_column_message_and_suggestion() {
         None,
         &["check", s.to_str().unwrap(), "--format", "json"],
     );
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert_eq!(run.status.code(), Some(3), "{}", run.describe());
     let v: Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{}", run.describe()));
     let found = v.as_array().expect("an array");
@@ -535,7 +535,7 @@ fn a_requirement_this_host_lacks_stops_the_run_at_its_header_line() {
         None,
         &["check", too_new.to_str().unwrap()],
     );
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert_eq!(run.status.code(), Some(3), "{}", run.describe());
     assert!(
         run.stderr
             .contains("new.rhai:2:1: error: the script needs vprobe >= 99"),
@@ -554,7 +554,7 @@ fn a_requirement_this_host_lacks_stops_the_run_at_its_header_line() {
         None,
         &["run", path, "-d", "1s", "-f", "json"],
     );
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert_eq!(run.status.code(), Some(3), "{}", run.describe());
     assert!(
         run.stderr.contains("req.rhai:4:1: the script requires `tracepoint:vprobe_none:nothing`, which this host does not have"),
         "{}",

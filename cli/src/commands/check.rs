@@ -3,7 +3,8 @@
 //! Every finding is reported, not only the first: as `FILE:LINE:COL: error:
 //! MESSAGE` lines on stderr, or with `--format json` as one JSON array on
 //! stdout (shellcheck's shape, for CI pipelines). Exit status: 0 when there
-//! is no error (warnings allowed), 3 (a script error) otherwise.
+//! is no error (warnings allowed), 3 (a script error) otherwise, 2 when the
+//! script cannot be found or read.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ struct Finding<'a> {
 
 /// Checks the script; prints what it would attach, or what is wrong.
 pub fn run(what: &str, params: Vec<(String, String)>, format: Format) -> anyhow::Result<ExitCode> {
+    // a script that cannot be found or read is the command line's mistake
+    let mut unreadable = false;
     let (name, plan, found) = match check(what, params) {
         Ok(r) => r,
         // not found or unreadable: a finding about the file itself
@@ -48,6 +51,7 @@ pub fn run(what: &str, params: Vec<(String, String)>, format: Format) -> anyhow:
             if format == Format::Text {
                 return Err(e);
             }
+            unreadable = true;
             (what.to_string(), None, vec![d])
         }
     };
@@ -68,11 +72,8 @@ pub fn run(what: &str, params: Vec<(String, String)>, format: Format) -> anyhow:
                     suggestion: d.suggestion.as_deref(),
                 })
                 .collect();
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string(&findings)?
-            )?;
+            let mut out = crate::say::data(None)?;
+            writeln!(out, "{}", serde_json::to_string(&findings)?).and_then(|()| out.flush())?;
         }
         Format::Text => {
             let mut err = std::io::stderr().lock();
@@ -90,7 +91,8 @@ pub fn run(what: &str, params: Vec<(String, String)>, format: Format) -> anyhow:
                 } else {
                     String::new()
                 };
-                writeln!(std::io::stdout().lock(), "{name}: ok ({}{w})", counts(plan))?;
+                let mut out = crate::say::data(None)?;
+                writeln!(out, "{name}: ok ({}{w})", counts(plan)).and_then(|()| out.flush())?;
             } else {
                 writeln!(err, "{name}: {errors} error{}", plural(errors))?;
             }
@@ -98,6 +100,8 @@ pub fn run(what: &str, params: Vec<(String, String)>, format: Format) -> anyhow:
     }
     Ok(if errors == 0 {
         ExitCode::SUCCESS
+    } else if unreadable {
+        Status::Usage.into()
     } else {
         Status::Script.into()
     })
