@@ -698,7 +698,8 @@ fn two_lab_ups_of_one_name_cannot_both_come_up() {
         let (winner, loser) = (up[0], 1 - up[0]);
         let status = racers[loser].child.wait().unwrap();
         racers[loser].up();
-        assert_eq!(status.code(), Some(2), "round {round}\n{}", what(&racers));
+        // "the run failed" (cli/src/exit.rs, Status::Failed): the name is taken
+        assert_eq!(status.code(), Some(5), "round {round}\n{}", what(&racers));
         assert!(
             racers[loser].out.contains("lab `race` is already up")
                 || racers[loser].out.contains("lab `race` is being set up"),
