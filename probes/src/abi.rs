@@ -34,6 +34,12 @@ pub const HIST_LINEAR: u32 = 1;
 pub const LOSS_EVENTS: u32 = 0;
 /// `loss` slot: failed aggregation inserts (map full).
 pub const LOSS_MAP_FULL: u32 = 1;
+/// `loss` slot: events offered to the ring buffer, reserved or not. Less
+/// the reserve failures and what user space handed to callbacks, it is what
+/// reached the ring but never a callback.
+pub const LOSS_OFFERED: u32 = 2;
+/// Slots of the `loss` map.
+pub const LOSS_SLOTS: u32 = 3;
 
 /// `Raw::read`: an integer zero-extended to 64 bits.
 pub const READ_UNSIGNED: u32 = 0;
@@ -268,6 +274,28 @@ mod tests {
         );
         assert_eq!(std::mem::size_of::<Raw>(), 8);
         assert_eq!(std::mem::offset_of!(Settings, raw_num), 2512);
+    }
+
+    #[test]
+    fn loss_slots_match_the_c_header() {
+        let header = include_str!("../bpf/include/vprobe.bpf.h");
+        let define = |name: &str| -> u32 {
+            header
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("#define ")?
+                        .strip_prefix(name)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no #define {name} in vprobe.bpf.h"))
+        };
+        assert_eq!(define("VP_LOSS_EVENTS"), LOSS_EVENTS);
+        assert_eq!(define("VP_LOSS_MAP_FULL"), LOSS_MAP_FULL);
+        assert_eq!(define("VP_LOSS_OFFERED"), LOSS_OFFERED);
+        assert_eq!(define("VP_LOSS_SLOTS"), LOSS_SLOTS);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod attach;
 mod cli;
 mod deploy;
+mod ending;
 mod fidelity;
 mod generic;
 mod json;

@@ -98,6 +98,15 @@ fn script(
             }
         }) as PlanCheck
     });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // From here on SIGINT, SIGTERM and SIGHUP end the run with its summary:
+    // one that comes while the session attaches ends it once attached.
+    let mut stop = {
+        let _runtime = runtime.enter();
+        Stop::install()?
+    };
     let options = RunOptions {
         duration: args.duration,
         session: SessionOptions {
@@ -113,15 +122,7 @@ fn script(
             listen,
             series_limit: args.metrics_series_limit,
         }),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // From here on SIGINT, SIGTERM and SIGHUP end the run with its summary:
-    // one that comes while the session attaches ends it once attached.
-    let mut stop = {
-        let _runtime = runtime.enter();
-        Stop::install()?
+        stop_requests: Some(stop.requests()),
     };
     let (code, summary) = runtime.block_on(run(
         &mut script,

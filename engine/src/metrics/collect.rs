@@ -431,6 +431,7 @@ mod tests {
                 events: 1,
                 map_full: 2,
                 callback_errors: 3,
+                undelivered: 0,
             },
             probes: &[],
             reports,

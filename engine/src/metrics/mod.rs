@@ -58,10 +58,12 @@ impl Source {
         let descriptions = self.descriptions.borrow();
         let families = collector.families(&Reading {
             aggregations: &aggregations,
+            // events still in a ring while the run goes on are not lost
             lost: crate::output::Lost {
                 events,
                 map_full,
                 callback_errors: self.callback_errors.get(),
+                undelivered: 0,
             },
             probes: &probes,
             reports: &reports,

@@ -127,8 +127,27 @@ pub struct Lost {
     pub events: u64,
     /// Failed aggregation inserts (map full).
     pub map_full: u64,
-    /// Script callbacks that failed.
+    /// Script callbacks that failed, or were cut short at the end.
     pub callback_errors: u64,
+    /// Events that reached a ring buffer but were never handed to their
+    /// callback: the run ended first (callbacks slower than the events).
+    pub undelivered: u64,
+}
+
+/// Losses that grew while the session runs, reported as they happen (at
+/// most once a second): the `loss` line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LossReport {
+    /// Seconds since the session started.
+    pub elapsed_s: f64,
+    /// What was lost since the previous report.
+    pub new: Lost,
+    /// Everything lost so far.
+    pub total: Lost,
+    /// Aggregations whose map refused updates since the previous report
+    /// (it is full: new keys are not counted), with how many it refused.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub full_maps: std::collections::BTreeMap<String, u64>,
 }
 
 /// The end of a session.
@@ -207,6 +226,8 @@ pub trait Output {
     fn event(&mut self, event: &Emitted) -> io::Result<()>;
     /// A non-fatal error (a failing callback), with its location.
     fn error(&mut self, message: &str) -> io::Result<()>;
+    /// Losses grew while the session runs (throttled by the caller).
+    fn loss(&mut self, report: &LossReport) -> io::Result<()>;
     /// Something the session says about itself (a workload that ended): a
     /// note, not data. By default, a printed line.
     fn note(&mut self, text: &str) -> io::Result<()> {

@@ -35,6 +35,17 @@ unsafe impl Pod for HistValuePod {}
 pub(super) struct SettingsPod(pub abi::Settings);
 unsafe impl Pod for SettingsPod {}
 
+/// An instance's loss accounting (its `loss` map), summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceLoss {
+    /// Events its ring buffer had no room for.
+    pub events: u64,
+    /// Aggregation updates its full map refused (a new key found no room).
+    pub map_full: u64,
+    /// Events offered to its ring buffer, whether there was room or not.
+    pub offered: u64,
+}
+
 /// A loaded, attached program with its maps.
 pub struct Instance {
     /// What was asked.
@@ -54,15 +65,22 @@ impl Instance {
         self.request.probe
     }
 
-    /// Sum of `loss` slot `slot` over CPUs.
-    pub(super) fn loss(&self, slot: u32) -> u64 {
-        let Some(map) = self.ebpf.map("loss") else {
-            return 0;
+    /// What this instance's program lost and offered, summed over CPUs
+    /// (zeros if its `loss` map cannot be read).
+    pub fn losses(&self) -> InstanceLoss {
+        let Some(arr) = self
+            .ebpf
+            .map("loss")
+            .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok())
+        else {
+            return InstanceLoss::default();
         };
-        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
-            return 0;
-        };
-        arr.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0)
+        let slot = |s: u32| -> u64 { arr.get(&s, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        InstanceLoss {
+            events: slot(abi::LOSS_EVENTS),
+            map_full: slot(abi::LOSS_MAP_FULL),
+            offered: slot(abi::LOSS_OFFERED),
+        }
     }
 
     /// The ring buffer of an `on_event` instance (taken once by the reader).

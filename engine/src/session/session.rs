@@ -561,10 +561,18 @@ impl Session {
     /// Kernel-side losses over all instances: (ring-buffer reserve failures, failed map inserts).
     pub fn lost(&self) -> (u64, u64) {
         self.instances.values().fold((0, 0), |(ev, mf), i| {
-            (
-                ev + i.loss(abi::LOSS_EVENTS),
-                mf + i.loss(abi::LOSS_MAP_FULL),
-            )
+            let l = i.losses();
+            (ev + l.events, mf + l.map_full)
         })
+    }
+
+    /// Aggregation updates refused because the map of `name` was full,
+    /// over every instance that feeds it.
+    pub fn map_full(&self, name: &str) -> u64 {
+        self.instances
+            .values()
+            .filter(|i| i.request.consumer.agg_name() == Some(name))
+            .map(|i| i.losses().map_full)
+            .sum()
     }
 }

@@ -49,7 +49,10 @@
 
 #define VP_LOSS_EVENTS 0    /* ring buffer reserve failed */
 #define VP_LOSS_MAP_FULL 1  /* aggregation insert failed */
-#define VP_LOSS_SLOTS 2
+#define VP_LOSS_OFFERED 2   /* events offered to the ring, reserved or not: user space
+			     * subtracts what it delivered and what failed to reserve
+			     * to know what never reached a callback */
+#define VP_LOSS_SLOTS 3
 
 /* How the generic tracepoint program reads one slot from the raw record (vp_raw.read) */
 #define VP_READ_UNSIGNED 0 /* integer of vp_raw.size bytes, zero-extended */
@@ -168,7 +171,8 @@ static __always_inline int vp_need(int bit)
 	return settings.need_mask & (1u << bit);
 }
 
-static __always_inline void vp_lost(__u32 what)
+/* Adds one to `loss` slot `what`. */
+static __always_inline void vp_tally(__u32 what)
 {
 	__u64 *v = bpf_map_lookup_elem(&loss, &what);
 	if (v)
@@ -287,7 +291,7 @@ static __always_inline void vp_add(void *map, const void *key, __u64 inc)
 		if (v)
 			*v += inc;
 		else
-			vp_lost(VP_LOSS_MAP_FULL);
+			vp_tally(VP_LOSS_MAP_FULL);
 	}
 }
 
@@ -308,7 +312,7 @@ static __always_inline void vp_hadd(const struct vp_hkey *key, __u64 v)
 			h->count += 1;
 			h->sum += v;
 		} else {
-			vp_lost(VP_LOSS_MAP_FULL);
+			vp_tally(VP_LOSS_MAP_FULL);
 		}
 	}
 }
@@ -317,8 +321,9 @@ static __always_inline void vp_emit(const struct vp_rec *r)
 {
 	struct vp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	vp_tally(VP_LOSS_OFFERED);
 	if (!e) {
-		vp_lost(VP_LOSS_EVENTS);
+		vp_tally(VP_LOSS_EVENTS);
 		return;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
