@@ -1,6 +1,9 @@
 //! The session: one BTF parse, one loader, the attached instances.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use aya::maps::RingBuf;
 use aya::{Btf, EbpfLoader};
@@ -44,6 +47,35 @@ impl Default for SessionOptions {
             disable: Vec::new(),
         }
     }
+}
+
+/// How many times this process parsed the kernel's BTF: once, however many
+/// objects and sessions it loads (tests check it).
+static BTF_PARSES: AtomicUsize = AtomicUsize::new(0);
+
+/// The kernel's BTF, parsed once per process and indexed by name: every session
+/// (a REPL's `:reset`, `list` then `run`) and every object load shares it.
+static KERNEL_BTF: OnceLock<Btf> = OnceLock::new();
+
+fn kernel_btf() -> Result<&'static Btf, SessionError> {
+    if let Some(btf) = KERNEL_BTF.get() {
+        return Ok(btf);
+    }
+    // one parse even when threads ask at once (a failed parse is retried next time)
+    static PARSING: Mutex<()> = Mutex::new(());
+    let _parsing = PARSING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(btf) = KERNEL_BTF.get() {
+        return Ok(btf);
+    }
+    BTF_PARSES.fetch_add(1, Ordering::Relaxed);
+    let mut btf = Btf::from_sys_fs().map_err(SessionError::Btf)?;
+    btf.index_names();
+    Ok(KERNEL_BTF.get_or_init(|| btf))
+}
+
+/// How many times this process has parsed the kernel's BTF.
+pub fn btf_parses() -> usize {
+    BTF_PARSES.load(Ordering::Relaxed)
 }
 
 /// Entries of the latency map (`starts`) when a request does not time calls.
@@ -129,24 +161,19 @@ pub struct Session {
 }
 
 impl Session {
-    /// Checks privileges and parses the kernel's BTF (once for the whole session).
+    /// Checks privileges and parses the kernel's BTF (once for the whole process).
     pub fn new(options: SessionOptions) -> Result<Self, SessionError> {
         let p = kernel::privileges();
         if !p.sufficient() {
             return Err(SessionError::Privileges(p));
         }
-        // aya 0.14's EbpfLoader::new() parses vmlinux BTF itself and BtfTracePoint::load
-        // needs another &Btf, which the loader does not expose: the loader's copy is
-        // dropped and both use ours. Leaked: it lives as long as the
-        // process needs BPF, and the loader borrows it for 'static.
-        // Sequential on purpose: parsing ours on another thread while the loader parses
-        // its copy saves ~17 ms of startup but holds two parsed BTFs at once (peak RSS
-        // 52 MB instead of 33 MB, measured).
-        let mut loader = EbpfLoader::new();
-        loader.btf(None);
-        let btf = Btf::from_sys_fs().map_err(SessionError::Btf)?;
-        let btf: &'static Btf = Box::leak(Box::new(btf));
-        loader.btf(Some(btf));
+        // One parse of the kernel's BTF for the whole process, indexed by name so that
+        // relocating each object is a lookup per relocated type instead of a scan of
+        // every kernel type (third_party/aya-obj); the loader borrows it instead of
+        // parsing its own (third_party/aya: EbpfLoader::with_btf), and BtfTracePoint::load
+        // needs it too.
+        let btf = kernel_btf()?;
+        let mut loader = EbpfLoader::with_btf(Some(Cow::Borrowed(btf)));
         // Per-instance verifier logs are not kept: errors carry the tail of the log.
         loader.verifier_log_level(aya::VerifierLogLevel::DEBUG);
         Ok(Self {
@@ -574,5 +601,73 @@ impl Session {
             .filter(|i| i.request.consumer.agg_name() == Some(name))
             .map(|i| i.losses().map_full)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this host publishes BTF; where it must (CI), its absence fails.
+    fn has_btf() -> bool {
+        if kernel::has_btf() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("VPROBE_REQUIRE_ROOT").is_none(),
+            "CI needs /sys/kernel/btf/vmlinux"
+        );
+        false
+    }
+
+    #[test]
+    fn name_index_finds_what_the_scan_finds() {
+        if !has_btf() {
+            return;
+        }
+        let scanned = Btf::from_sys_fs().unwrap();
+        let indexed = kernel_btf().unwrap();
+        assert!(indexed.is_name_indexed());
+        assert!(!scanned.is_name_indexed());
+        use aya_obj::btf::BtfKind;
+        for (name, kind) in [
+            ("sk_buff", BtfKind::Struct),
+            ("net_device", BtfKind::Struct),
+            ("btf_trace_kfree_skb", BtfKind::Typedef),
+            ("kfree_skb_reason", BtfKind::Func),
+            ("skb_drop_reason", BtfKind::Enum),
+            ("sk_buff", BtfKind::Typedef),
+            ("no_such_type_in_any_kernel", BtfKind::Struct),
+            ("", BtfKind::Struct),
+        ] {
+            assert_eq!(
+                indexed.id_by_type_name_kind(name, kind).ok(),
+                scanned.id_by_type_name_kind(name, kind).ok(),
+                "{name} ({kind:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn kernel_btf_is_parsed_once_per_process() {
+        if !has_btf() || !kernel::privileges().sufficient() {
+            assert!(
+                std::env::var_os("VPROBE_REQUIRE_ROOT").is_none(),
+                "needs root, and VPROBE_REQUIRE_ROOT=1 forbids skipping it"
+            );
+            return;
+        }
+        // two sessions, three objects loaded (each relocated against the BTF)
+        for _ in 0..2 {
+            let mut session = Session::new(SessionOptions::default()).unwrap();
+            let probes: Vec<_> = ["skb.drop", "dev.xmit", "tcp.retransmit"]
+                .iter()
+                .map(|n| vprobe_probes::find(n).unwrap())
+                .collect();
+            for s in session.support(&probes) {
+                assert!(s.chosen().is_some(), "{}: {:?}", s.probe.name, s.reason());
+            }
+        }
+        assert_eq!(btf_parses(), 1);
     }
 }
