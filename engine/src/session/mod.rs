@@ -20,5 +20,5 @@ mod uprobe;
 
 pub use error::{MapAccess, MechanismError, Reason, SessionError};
 pub use instance::{Instance, InstanceId, InstanceLoss};
-pub use session::{btf_parses, Session, SessionOptions, Support};
+pub use session::{btf_parses, preload_btf, Session, SessionOptions, Support};
 pub use tables::TableError;

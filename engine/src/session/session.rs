@@ -68,14 +68,46 @@ fn kernel_btf() -> Result<&'static Btf, SessionError> {
         return Ok(btf);
     }
     BTF_PARSES.fetch_add(1, Ordering::Relaxed);
-    let mut btf = Btf::from_sys_fs().map_err(SessionError::Btf)?;
+    let bytes = kernel::BtfBytes::open(std::path::Path::new(kernel::VMLINUX_BTF)).map_err(|e| {
+        SessionError::Btf(aya::BtfError::FileError {
+            path: kernel::VMLINUX_BTF.into(),
+            error: e,
+        })
+    })?;
+    let mut btf = Btf::parse(&bytes, aya::Endianness::default()).map_err(SessionError::Btf)?;
+    // unmapped before the index is built: the peak RSS holds one copy at a time
+    drop(bytes);
     btf.index_names();
     Ok(KERNEL_BTF.get_or_init(|| btf))
+}
+
+/// Starts parsing the kernel's BTF on another thread, for a command about to open
+/// a session: the parse, the largest part of startup, then overlaps with
+/// compiling the script and aya's feature probes. Whoever asks first waits for it;
+/// nothing is parsed twice.
+pub fn preload_btf() {
+    if KERNEL_BTF.get().is_some() {
+        return;
+    }
+    // A failed parse is reported by the session that needs it.
+    let _ = std::thread::Builder::new()
+        .name("vprobe-btf".into())
+        .spawn(|| kernel_btf().map(|_| ()));
 }
 
 /// How many times this process has parsed the kernel's BTF.
 pub fn btf_parses() -> usize {
     BTF_PARSES.load(Ordering::Relaxed)
+}
+
+/// Entries of an aggregation map: `entries` when the program's `mode` writes it
+/// (`bit`), else one (a map of one entry costs nothing to create).
+fn entries_if(mode: u32, bit: u32, entries: u32) -> u32 {
+    if mode & bit != 0 {
+        entries
+    } else {
+        1
+    }
 }
 
 /// Entries of the latency map (`starts`) when a request does not time calls.
@@ -172,6 +204,8 @@ impl Session {
         // every kernel type (third_party/aya-obj); the loader borrows it instead of
         // parsing its own (third_party/aya: EbpfLoader::with_btf), and BtfTracePoint::load
         // needs it too.
+        // aya's one-time feature probes (a dozen tiny loads) while a preload parses
+        aya::features();
         let btf = kernel_btf()?;
         let mut loader = EbpfLoader::with_btf(Some(Cow::Borrowed(btf)));
         // Per-instance verifier logs are not kept: errors carry the tail of the log.
@@ -220,6 +254,9 @@ impl Session {
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
         let object = req.probe.object.bytes();
         let page = 4096u32;
+        let entries = self.options.map_entries;
+        let counts = entries_if(settings.0.mode, abi::MODE_COUNT, entries);
+        let hists = entries_if(settings.0.mode, abi::MODE_HIST, entries);
         self.loader
             .override_global("settings", settings, true)
             .map_max_entries(
@@ -230,8 +267,10 @@ impl Session {
                     page
                 },
             )
-            .map_max_entries("counts", self.options.map_entries)
-            .map_max_entries("hists", self.options.map_entries)
+            // an aggregation map the program never writes costs its buckets in
+            // the kernel and its allocation at startup: one entry
+            .map_max_entries("counts", counts)
+            .map_max_entries("hists", hists)
             .map_max_entries(
                 "starts",
                 if timing {
@@ -646,6 +685,16 @@ mod tests {
                 "{name} ({kind:?})"
             );
         }
+    }
+
+    #[test]
+    fn only_the_maps_a_program_writes_are_sized() {
+        let count = abi::MODE_COUNT;
+        let both = abi::MODE_COUNT | abi::MODE_HIST;
+        assert_eq!(entries_if(count, abi::MODE_COUNT, 10240), 10240);
+        assert_eq!(entries_if(count, abi::MODE_HIST, 10240), 1);
+        assert_eq!(entries_if(both, abi::MODE_HIST, 10240), 10240);
+        assert_eq!(entries_if(abi::MODE_EVENTS, abi::MODE_COUNT, 10240), 1);
     }
 
     #[test]

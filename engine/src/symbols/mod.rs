@@ -87,7 +87,7 @@ impl Symbols {
     }
 
     fn read_reasons() -> Vec<(u64, String)> {
-        std::fs::read("/sys/kernel/btf/vmlinux")
+        crate::kernel::BtfBytes::open(std::path::Path::new(crate::kernel::VMLINUX_BTF))
             .ok()
             .and_then(|b| enum_values(&b, "skb_drop_reason").ok())
             .map(|v| {

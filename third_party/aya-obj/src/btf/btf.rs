@@ -277,8 +277,9 @@ pub struct Btf {
     strings: Vec<u8>,
     types: BtfTypes,
     _endianness: Endianness,
-    // vprobe: (hash of the flavorless name, type id) of every named type,
-    // sorted: built by index_names() for a target BTF, so finding relocation
+    // vprobe: (hash of the flavorless name, type id) of every named type but
+    // functions (more than half of vmlinux's types, looked up by name at most
+    // once per attach), sorted: built by index_names() for a target BTF, so finding relocation
     // candidates and types by name is a lookup instead of a scan of every type
     // (vmlinux has ~150k) per relocated type and per object. Dropped by every
     // change to the types or strings.
@@ -463,11 +464,15 @@ impl Btf {
         let mut index = Vec::new();
         for (type_id, ty) in self.types().enumerate() {
             let offset = ty.name_offset();
-            if offset == 0 {
+            if offset == 0 || !is_indexed(ty.kind()) {
                 continue;
             }
-            if let Ok(name) = self.string_at(offset) {
-                index.push((name_hash(flavorless(&name)), type_id as u32));
+            // hashed from the string table's bytes: no UTF-8 check or copy per type
+            if let Some(name) = self.strings.get(offset as usize..) {
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                let name = &name[..end];
+                let cut = name.windows(3).position(|w| w == b"___").unwrap_or(end);
+                index.push((hash_bytes(&name[..cut]), type_id as u32));
             }
         }
         index.sort_unstable();
@@ -480,12 +485,17 @@ impl Btf {
         self.name_index.is_some()
     }
 
-    /// The ids of the named types whose flavorless name is `flavorless_name`'s,
-    /// in id order, to be checked by name (hashes collide): `None` without an index.
+    /// The ids of the named types of kind `kind` or others whose flavorless name is
+    /// `flavorless_name`'s, in id order, to be checked by kind and name (hashes
+    /// collide): `None` without an index, or for a kind it leaves out.
     pub(crate) fn ids_by_flavorless_name(
         &self,
         flavorless_name: &str,
+        kind: BtfKind,
     ) -> Option<impl Iterator<Item = u32> + '_> {
+        if !is_indexed(kind) {
+            return None;
+        }
         let index = self.name_index.as_ref()?;
         let hash = name_hash(flavorless_name);
         let start = index.partition_point(|&(h, _)| h < hash);
@@ -499,7 +509,10 @@ impl Btf {
 
     /// Returns a type id matching the type name and [`BtfKind`].
     pub fn id_by_type_name_kind(&self, name: &str, kind: BtfKind) -> Result<u32, BtfError> {
-        if let (Some(ids), false) = (self.ids_by_flavorless_name(flavorless(name)), name.is_empty()) {
+        if let (Some(ids), false) = (
+            self.ids_by_flavorless_name(flavorless(name), kind),
+            name.is_empty(),
+        ) {
             for type_id in ids {
                 let ty = self.types.type_by_id(type_id)?;
                 if ty.kind() == kind && self.type_name(ty)? == name {
@@ -1253,9 +1266,18 @@ pub(crate) fn flavorless(name: &str) -> &str {
     name.split_once("___").map_or(name, |x| x.0)
 }
 
+/// Whether the name index covers types of this kind.
+fn is_indexed(kind: BtfKind) -> bool {
+    kind != BtfKind::Func
+}
+
 /// FNV-1a: fast on short names, and collisions only cost a name comparison.
 fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+    hash_bytes(name.as_bytes())
+}
+
+fn hash_bytes(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }

@@ -430,7 +430,7 @@ fn find_candidates<'target>(
     let indexed: Option<Vec<(usize, &BtfType)>> = if local_name.is_empty() {
         None
     } else {
-        target_btf.ids_by_flavorless_name(local_name).map(|ids| {
+        target_btf.ids_by_flavorless_name(local_name, local_kind).map(|ids| {
             ids.filter_map(|id| {
                 target_btf
                     .type_by_id(id)
