@@ -39,10 +39,32 @@ pub struct SessionOptions {
     pub disable: Vec<MechanismKind>,
 }
 
+/// The event rate an `on_event` ring is sized for: what `dev.xmit` sees under
+/// 16 TCP_RR streams over veth on a 2-CPU host (~190k events/s, bench/bench.sh),
+/// rounded up.
+pub const RING_SIZED_FOR_EVENTS_PER_S: u64 = 200_000;
+
+/// How long a ring must hold events at that rate when the reader is away (a
+/// busy CPU, a slow callback): a few hundred milliseconds.
+pub const RING_HOLDS_MS: u64 = 300;
+
+/// Ring-buffer bytes that hold `ms` milliseconds of `rate` events per second of
+/// `record` bytes each (plus the ring's 8-byte record header): a power of two,
+/// at least a page, at most 256 MiB.
+pub fn ring_bytes_for(rate: u64, ms: u64, record: usize) -> u32 {
+    let per = record as u64 + 8;
+    let want = rate.saturating_mul(ms).saturating_mul(per) / 1000;
+    want.clamp(4096, 1 << 28).next_power_of_two() as u32
+}
+
 impl Default for SessionOptions {
     fn default() -> Self {
         Self {
-            ring_bytes: 1 << 20,
+            ring_bytes: ring_bytes_for(
+                RING_SIZED_FOR_EVENTS_PER_S,
+                RING_HOLDS_MS,
+                std::mem::size_of::<abi::Event>(),
+            ),
             map_entries: 10240,
             disable: Vec::new(),
         }
@@ -685,6 +707,23 @@ mod tests {
                 "{name} ({kind:?})"
             );
         }
+    }
+
+    #[test]
+    fn rings_hold_the_rate_they_are_sized_for() {
+        // a page at least, a power of two, never less than asked
+        assert_eq!(ring_bytes_for(0, 300, 200), 4096);
+        assert_eq!(ring_bytes_for(1000, 300, 200), 65536); // 62 400 bytes
+        let b = ring_bytes_for(200_000, 300, 208);
+        assert!(b.is_power_of_two());
+        assert!(u64::from(b) >= 200_000 * 300 * 216 / 1000);
+        assert!(u64::from(b) < 2 * 200_000 * 300 * 216 / 1000);
+        assert_eq!(ring_bytes_for(u64::MAX, 300, 208), 1 << 28);
+        // the default holds RING_HOLDS_MS of RING_SIZED_FOR_EVENTS_PER_S events
+        let record = std::mem::size_of::<abi::Event>() as u64 + 8;
+        let held_ms = u64::from(SessionOptions::default().ring_bytes) * 1000
+            / (RING_SIZED_FOR_EVENTS_PER_S * record);
+        assert!(held_ms >= RING_HOLDS_MS, "{held_ms} ms");
     }
 
     #[test]
