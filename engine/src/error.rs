@@ -20,6 +20,9 @@ pub enum Error {
     /// A workload could not start.
     #[error(transparent)]
     Workload(#[from] WorkloadError),
+    /// A capture file could not be created.
+    #[error(transparent)]
+    Capture(#[from] crate::output::pcap::CaptureError),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

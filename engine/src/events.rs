@@ -11,18 +11,46 @@ use std::task::Poll;
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use vprobe_probes::abi::Event;
+use vprobe_probes::abi::{self, Event, Packet};
 
 use crate::session::InstanceId;
 
-/// Decodes one ring-buffer record; None if it is too short.
-pub fn decode(bytes: &[u8]) -> Option<Event> {
-    if bytes.len() < std::mem::size_of::<Event>() {
+/// One ring-buffer record: an event, and with a capture its packet.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The event.
+    pub event: Event,
+    /// A capture's packet header and the bytes the kernel copied.
+    pub packet: Option<(Packet, Vec<u8>)>,
+}
+
+/// Reads a plain-old-data `T` at the start of `bytes`, if they are long enough.
+fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: Event is plain old data and the length was checked; the ring
-    // buffer gives 8-byte aligned records but read_unaligned does not rely on it.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+    // SAFETY: only used with the abi's #[repr(C)] plain-old-data types, and the
+    // length was checked; read_unaligned does not rely on the ring's alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Decodes one ring-buffer record; None if it is too short.
+pub fn decode(bytes: &[u8]) -> Option<Record> {
+    let event: Event = read(bytes)?;
+    if event.flags & abi::EVENT_PACKET == 0 {
+        return Some(Record {
+            event,
+            packet: None,
+        });
+    }
+    let rest = &bytes[std::mem::size_of::<Event>()..];
+    let packet: Packet = read(rest)?;
+    let data = &rest[std::mem::size_of::<Packet>()..];
+    let n = (packet.cap_len as usize).min(data.len());
+    Some(Record {
+        event,
+        packet: Some((packet, data[..n].to_vec())),
+    })
 }
 
 /// The ring buffers of a session's `on_event` instances, pollable together.
@@ -73,8 +101,8 @@ impl Rings {
         .await
     }
 
-    /// Takes up to `max` waiting events, each with its instance.
-    pub fn drain(&mut self, max: usize, out: &mut Vec<(InstanceId, Event)>) {
+    /// Takes up to `max` waiting records, each with its instance.
+    pub fn drain(&mut self, max: usize, out: &mut Vec<(InstanceId, Record)>) {
         for (id, ring, _) in &mut self.rings {
             while out.len() < max {
                 let Some(item) = ring.next() else { break };

@@ -20,13 +20,15 @@ mod queries;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
 use crate::message::with_causes;
-use crate::output::{Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
+use crate::output::pcap::PcapFile;
+use crate::output::{CaptureInfo, Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
 use crate::plan::{CallbackId, Consumer};
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
@@ -36,6 +38,7 @@ use crate::workload::{LabPath, Running, WorkloadProgress};
 use crate::Result;
 use queries::LiveHost;
 use vprobe_lab::Lab;
+use vprobe_probes::abi::Packet;
 use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
@@ -79,9 +82,18 @@ pub struct Applied {
     pub workloads: Vec<String>,
 }
 
-/// An `on_event` instance: its callback and how many events it was handed.
+/// Where an emitting instance's records go.
+#[derive(Clone, Debug)]
+enum Sink {
+    /// An `on_event` callback.
+    Callback(CallbackId),
+    /// A capture file (a key of `Live::captures`).
+    Capture(PathBuf),
+}
+
+/// An emitting instance: where its records go and how many it was handed.
 struct Feed {
-    callback: CallbackId,
+    sink: Sink,
     events: u64,
 }
 
@@ -108,6 +120,10 @@ pub struct Live<'a> {
     session: Rc<RefCell<Session>>,
     rings: Rings,
     feeds: HashMap<InstanceId, Feed>,
+    /// Open capture files, by path.
+    captures: BTreeMap<PathBuf, PcapFile>,
+    /// Capture records that could not be written.
+    capture_failures: u64,
     timers: BTreeMap<TimerId, ArmedTimer>,
     next_timer: u64,
     on_end: Vec<CallbackId>,
@@ -160,6 +176,8 @@ impl<'a> Live<'a> {
             session,
             rings: Rings::default(),
             feeds: HashMap::new(),
+            captures: BTreeMap::new(),
+            capture_failures: 0,
             timers: BTreeMap::new(),
             next_timer: 0,
             on_end: Vec::new(),
@@ -260,8 +278,15 @@ impl<'a> Live<'a> {
     }
 
     fn attach(&mut self, req: crate::plan::ProbeRequest, applied: &mut Applied) -> Result<()> {
-        let callback = match req.consumer {
-            Consumer::Events { callback } => Some(callback),
+        let sink = match &req.consumer {
+            Consumer::Events { callback } => Some(Sink::Callback(*callback)),
+            Consumer::Capture(target) => {
+                if !self.captures.contains_key(&target.path) {
+                    let file = PcapFile::create(&target.path, target.snaplen)?;
+                    self.captures.insert(target.path.clone(), file);
+                }
+                Some(Sink::Capture(target.path.clone()))
+            }
             _ => None,
         };
         let id = self.session.borrow_mut().attach(req, &self.symbols)?;
@@ -269,18 +294,12 @@ impl<'a> Live<'a> {
         let (info, ring) = {
             let mut session = self.session.borrow_mut();
             let inst = session.instance_mut(id).expect("just attached");
-            let ring = callback.and_then(|_| inst.take_ring());
+            let ring = sink.as_ref().and_then(|_| inst.take_ring());
             (probe_info(inst), ring)
         };
         self.probes.push((id, info));
-        if let Some(callback) = callback {
-            self.feeds.insert(
-                id,
-                Feed {
-                    callback,
-                    events: 0,
-                },
-            );
+        if let Some(sink) = sink {
+            self.feeds.insert(id, Feed { sink, events: 0 });
             if let Some(ring) = ring {
                 self.rings.add(id, ring)?;
             }
@@ -587,7 +606,7 @@ impl<'a> Live<'a> {
             if batch.is_empty() {
                 return Ok(());
             }
-            for (id, ev) in &batch {
+            for (id, rec) in &batch {
                 let Some(feed) = self.feeds.get_mut(id) else {
                     continue;
                 };
@@ -595,9 +614,33 @@ impl<'a> Live<'a> {
                     continue;
                 };
                 feed.events += 1;
-                let cb = feed.callback;
-                let res = self.script.call_event(cb, probe, ev);
-                self.after_call(res)?;
+                match &feed.sink {
+                    Sink::Callback(cb) => {
+                        let res = self.script.call_event(*cb, probe, &rec.event);
+                        self.after_call(res)?;
+                    }
+                    Sink::Capture(path) => {
+                        let (packet, bytes) = match &rec.packet {
+                            Some((p, b)) => (*p, b.as_slice()),
+                            None => (Packet::default(), &[][..]),
+                        };
+                        let written = match self.captures.get_mut(path) {
+                            Some(file) => {
+                                file.write(probe, &rec.event, &packet, bytes, &self.symbols)
+                            }
+                            None => continue,
+                        };
+                        if let Err(e) = written {
+                            self.capture_failures += 1;
+                            if self.capture_failures == 1 {
+                                self.output.error(&format!(
+                                    "{}; further capture errors are counted, not shown",
+                                    with_causes(&e)
+                                ))?;
+                            }
+                        }
+                    }
+                }
             }
             if max != usize::MAX {
                 return Ok(());
@@ -737,14 +780,28 @@ impl<'a> Live<'a> {
         self.session.borrow().aggregation_names()
     }
 
-    /// Kernel-side losses over the attached instances and failed callbacks.
+    /// Kernel-side losses over the attached instances, failed callbacks
+    /// and capture records that could not be written.
     pub fn lost(&self) -> Lost {
-        let (events, map_full) = self.session.borrow().lost();
+        let l = self.session.borrow().lost();
         Lost {
-            events,
-            map_full,
+            events: l.events,
+            captures: l.captures + self.capture_failures,
+            map_full: l.map_full,
+            rate_limited: l.rate_limited,
             callback_errors: self.callback_errors,
         }
+    }
+
+    /// The capture files, with the packets written to each.
+    pub fn captures(&self) -> Vec<CaptureInfo> {
+        self.captures
+            .values()
+            .map(|f| CaptureInfo {
+                path: f.path().display().to_string(),
+                packets: f.packets(),
+            })
+            .collect()
     }
 
     /// Where the session writes.
@@ -777,7 +834,14 @@ impl<'a> Live<'a> {
             let res = self.script.call(cb);
             self.after_call(res)?;
         }
+        for file in self.captures.values_mut() {
+            if let Err(e) = file.flush() {
+                self.capture_failures += 1;
+                self.output.error(&with_causes(&e))?;
+            }
+        }
         let summary = Summary {
+            captures: self.captures(),
             duration_s: self.started.elapsed().as_secs_f64(),
             maps: self.session.borrow().snapshots(&self.symbols)?,
             lost: self.lost(),
@@ -823,12 +887,10 @@ fn probe_info(inst: &Instance) -> ProbeInfo {
     ProbeInfo {
         name: inst.probe().name.to_string(),
         mechanism: inst.mechanism.label(),
-        feeds: inst
-            .request
-            .consumer
-            .agg_name()
-            .unwrap_or("events")
-            .to_string(),
+        feeds: match &inst.request.consumer {
+            Consumer::Capture(t) => format!("capture {}", t.path.display()),
+            c => c.agg_name().unwrap_or("events").to_string(),
+        },
         fallbacks: inst.fallbacks.iter().map(ToString::to_string).collect(),
     }
 }

@@ -289,12 +289,14 @@ mod tests {
         let mut reports = serde_json::Map::new();
         reports.insert("rr_tps".into(), json!(41234.5));
         let s = Summary {
+            captures: vec![],
             duration_s: 12.5,
             maps: vec![counts(), hist()],
             lost: Lost {
                 events: 1,
                 map_full: 0,
                 callback_errors: 2,
+                ..Lost::default()
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
@@ -320,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             l["lost"],
-            json!({"events": 1, "map_full": 0, "callback_errors": 2})
+            json!({"events": 1, "captures": 0, "map_full": 0, "rate_limited": 0, "callback_errors": 2})
         );
         assert_eq!(l["probes"][0]["name"], "skb.drop");
         assert_eq!(l["reports"], json!({"rr_tps": 41234.5}));

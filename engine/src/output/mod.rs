@@ -12,6 +12,7 @@ use crate::agg::AggSnapshot;
 use crate::value::Value;
 
 mod json;
+pub mod pcap;
 pub mod svg;
 mod text;
 
@@ -54,17 +55,35 @@ pub struct StartInfo {
 /// Everything that was lost, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Lost {
-    /// Ring-buffer reserve failures in the kernel.
+    /// Ring-buffer reserve failures in the kernel (`on_event` records).
     pub events: u64,
+    /// Captured packets that did not reach their file: ring-buffer reserve
+    /// failures of capture instances, and records that could not be written.
+    pub captures: u64,
     /// Failed aggregation inserts (map full).
     pub map_full: u64,
+    /// Events and captures held back by an in-kernel `.rate(..)` limit (by
+    /// request, so not a failure; counted so that nothing is silent).
+    pub rate_limited: u64,
     /// Script callbacks that failed.
     pub callback_errors: u64,
+}
+
+/// A capture file a session wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaptureInfo {
+    /// Its path, as the script gave it.
+    pub path: String,
+    /// Packets written.
+    pub packets: u64,
 }
 
 /// The end of a session.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// The capture files written, if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<CaptureInfo>,
     /// Wall time from start to end.
     pub duration_s: f64,
     /// Every named aggregation, final values.

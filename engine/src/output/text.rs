@@ -140,13 +140,19 @@ impl<W: Write> Output for TextOutput<W> {
         if b.len() > 1 && !b.ends_with("\n\n") {
             b.push('\n');
         }
+        for c in &s.captures {
+            let _ = writeln!(b, "capture: {} packets written to {}", c.packets, c.path);
+        }
         let l = &s.lost;
-        if l.events != 0 || l.map_full != 0 || l.callback_errors != 0 {
+        if l.events != 0 || l.map_full != 0 || l.callback_errors != 0 || l.captures != 0 {
             let _ = writeln!(
                 b,
-                "lost: events={} map_full={} callback_errors={}",
-                l.events, l.map_full, l.callback_errors
+                "lost: events={} captures={} map_full={} callback_errors={}",
+                l.events, l.captures, l.map_full, l.callback_errors
             );
+        }
+        if l.rate_limited != 0 {
+            let _ = writeln!(b, "held back by rate limits: {}", l.rate_limited);
         }
         let _ = writeln!(b, "duration: {}", seconds(s.duration_s));
         self.emit()
@@ -741,12 +747,14 @@ eth0  NO_SOCKET     12      7
         reports.insert("rr_tps".into(), serde_json::json!(41234.5));
         reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
         let summary = Summary {
+            captures: vec![],
             duration_s: 12.04,
             maps: vec![counts()],
             lost: Lost {
                 events: 0,
                 map_full: 2,
                 callback_errors: 0,
+                ..Lost::default()
             },
             probes: info.probes.clone(),
             printed_at_end: vec![],
@@ -766,7 +774,7 @@ eth0  NO_SOCKET     12      7
 peer: 10.0.0.2
 rr_tps: 41234.5
 
-lost: events=0 map_full=2 callback_errors=0
+lost: events=0 captures=0 map_full=2 callback_errors=0
 duration: 12.0s
 "
         );
@@ -793,6 +801,7 @@ duration: 12.0s
 
     fn bare_with(agg: AggSnapshot) -> Summary {
         Summary {
+            captures: vec![],
             duration_s: 12.04,
             maps: vec![agg],
             lost: Lost::default(),

@@ -52,7 +52,7 @@ fn key_names(c: &Consumer) -> Vec<&'static str> {
         Consumer::Count { keys, .. } | Consumer::Hist { keys, .. } => {
             keys.iter().map(|k| k.name).collect()
         }
-        Consumer::Events { .. } => vec![],
+        Consumer::Events { .. } | Consumer::Capture(_) => vec![],
     }
 }
 

@@ -81,7 +81,7 @@ impl Instance {
             Consumer::Hist {
                 name, field, keys, ..
             } => (name, keys, Some(*field), AggKind::Hist),
-            Consumer::Events { .. } => return Ok(None),
+            Consumer::Events { .. } | Consumer::Capture(_) => return Ok(None),
         };
         let decode_key = |rec: &Record| -> Vec<(String, Value)> {
             keys.iter()
@@ -168,7 +168,7 @@ impl Instance {
         let name = match &self.request.consumer {
             Consumer::Count { .. } => "counts",
             Consumer::Hist { .. } => "hists",
-            Consumer::Events { .. } => return Ok(()),
+            Consumer::Events { .. } | Consumer::Capture(_) => return Ok(()),
         };
         let probe = self.request.probe.name;
         let err = |e: MapAccess| SessionError::Map {

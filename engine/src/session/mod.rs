@@ -20,5 +20,5 @@ mod uprobe;
 
 pub use error::{MapAccess, MechanismError, Reason, SessionError};
 pub use instance::{Instance, InstanceId};
-pub use session::{Session, SessionOptions, Support};
+pub use session::{KernelLoss, Session, SessionOptions, Support};
 pub use tables::TableError;

@@ -24,6 +24,19 @@ use crate::kernel::{self, Features};
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
 
+/// What the programs of a session could not record, summed over instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelLoss {
+    /// Ring-buffer reserve failures of `on_event` instances.
+    pub events: u64,
+    /// Ring-buffer reserve failures of capture instances.
+    pub captures: u64,
+    /// Failed aggregation inserts.
+    pub map_full: u64,
+    /// Records the rate limit held back.
+    pub rate_limited: u64,
+}
+
 /// Session tunables.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
@@ -180,7 +193,8 @@ impl Session {
                 origin: req.origin.clone(),
                 error,
             })?;
-        let events = matches!(req.consumer, Consumer::Events { .. });
+        let events = req.consumer.emits();
+        let capture = matches!(req.consumer, Consumer::Capture(_));
         let timing = settings.timing != 0;
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
@@ -228,6 +242,11 @@ impl Session {
         for mech in req.probe.mechanisms {
             if self.options.disable.contains(&mech.kind()) {
                 reasons.push(why(mech, MechanismError::Disabled));
+                attach_only = false;
+                continue;
+            }
+            if capture && !req.probe.capture.works_with(mech.kind()) {
+                reasons.push(why(mech, MechanismError::NoPacket));
                 attach_only = false;
                 continue;
             }
@@ -558,13 +577,19 @@ impl Session {
         Ok(found)
     }
 
-    /// Kernel-side losses over all instances: (ring-buffer reserve failures, failed map inserts).
-    pub fn lost(&self) -> (u64, u64) {
-        self.instances.values().fold((0, 0), |(ev, mf), i| {
-            (
-                ev + i.loss(abi::LOSS_EVENTS),
-                mf + i.loss(abi::LOSS_MAP_FULL),
-            )
-        })
+    /// Kernel-side losses over all instances.
+    pub fn lost(&self) -> KernelLoss {
+        let mut out = KernelLoss::default();
+        for i in self.instances.values() {
+            let reserve = i.loss(abi::LOSS_EVENTS);
+            if matches!(i.request.consumer, Consumer::Capture(_)) {
+                out.captures += reserve;
+            } else {
+                out.events += reserve;
+            }
+            out.map_full += i.loss(abi::LOSS_MAP_FULL);
+            out.rate_limited += i.loss(abi::LOSS_RATE);
+        }
+        out
     }
 }

@@ -48,7 +48,11 @@ struct sk_buff {
 	__u16 queue_mapping;
 	__u32 hash;
 	unsigned char *head;
+	unsigned char *data;
+	__u32 tail; /* sk_buff_data_t: an offset from head on 64-bit kernels */
+	__u16 mac_header;
 	__u16 network_header;
+	char cb[48];
 };
 
 struct in6_addr {

@@ -1,7 +1,9 @@
 //! `skb.drop` (bpf/skb_drop.bpf.c): every skb freed as a drop.
 
-use super::fields::{num, DEV, DEV_IFINDEX, DROP_LOCATION, DROP_REASON};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::fields::{
+    ack, addr, num, seq, tcp_flags, tcp_len, DEV, DEV_IFINDEX, DROP_LOCATION, DROP_REASON,
+};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/skb_drop.o`.
@@ -27,13 +29,21 @@ const FIELDS: &[FieldDef] = &[
         FieldKind::Layer,
         "stack layer of the location (tap, tun, macvlan, bridge, veth, qdisc, core, ip, tcp, udp, ...; from kallsyms)",
     ),
+    addr("saddr", 0, "source address from the packet's IP header"),
+    addr("daddr", 1, "destination address from the packet's IP header"),
+    num("sport", 7, FieldKind::Port, "TCP/UDP source port from the packet"),
+    num("dport", 8, FieldKind::Port, "TCP/UDP destination port from the packet"),
+    seq(9),
+    ack(10),
+    tcp_flags(11),
+    tcp_len(12),
 ];
 
 /// `skb.drop`.
 pub const DROP: ProbeDef = ProbeDef {
     name: "skb.drop",
     subsystem: "core",
-    about: "an skb dropped anywhere in the stack, with its reason and location",
+    about: "an skb dropped anywhere in the stack, with its reason, location and, from its headers, flow and TCP segment",
     object: &OBJECT,
     fields: FIELDS,
     mechanisms: &[
@@ -42,4 +52,5 @@ pub const DROP: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::Packet { without: &[] },
 };
