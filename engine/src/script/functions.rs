@@ -165,8 +165,8 @@ pub const API: &[ApiFunction] = &[
     ),
     free(
         "correlate",
-        "correlate(drop_events, workload(name).slow)",
-        "match drops with slow transactions by connection and time",
+        "correlate(#{drops, retransmits, duplicates, slow, server})",
+        "match dropped segments with their retransmissions, and both with slow transactions",
     ),
 ];
 
