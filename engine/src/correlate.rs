@@ -14,7 +14,8 @@
 //! - **unexplained**: neither (a drop vprobe did not watch, or none).
 //!
 //! Drops are classified by what they hit: connection **setup** (a SYN or
-//! SYN-ACK), the **workload**'s own connections, or **other** traffic; and a
+//! SYN-ACK), the **workload**'s own connections, **teardown** (a FIN or RST:
+//! a connection closing), or **other** traffic; and a
 //! slow transaction is **explained** when a drop on its connection fell
 //! inside it and a retransmission of that segment came just before it ended
 //! (the transaction waited for it). The control does the same with every
@@ -49,6 +50,7 @@ impl Connection {
 /// TCP flag bits.
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
 
 /// A TCP segment as a probe saw it, one direction of one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,7 +154,9 @@ pub struct DropClasses {
     pub setup: u64,
     /// Drops on the workload's own connections, once set up.
     pub workload: u64,
-    /// Drops of other traffic (other connections, not TCP).
+    /// FIN and RST drops: connections closing (not in the segment counts).
+    pub teardown: u64,
+    /// Drops of other traffic (other connections, not TCP: not in the segment counts).
     pub other: u64,
 }
 
@@ -248,6 +252,17 @@ pub fn correlate(e: &Evidence) -> Correlation {
     let mut repair_of: Vec<Option<usize>> = vec![None; e.drops.len()];
     for (di, d) in e.drops.iter().enumerate() {
         let s = &d.seg;
+        // no TCP flag: not a TCP segment (UDP, or no transport header)
+        if s.flags == 0 {
+            out.drops.other += 1;
+            continue;
+        }
+        // a FIN or RST: a connection closing (an endpoint that already let
+        // go of it frees what still comes); nothing the workload waits for
+        if s.flags & (FIN | RST) != 0 {
+            out.drops.teardown += 1;
+            continue;
+        }
         if s.flags & SYN != 0 {
             out.drops.setup += 1;
         } else if e.server.is_some_and(|srv| s.conn().has(srv)) {
@@ -263,9 +278,9 @@ pub fn correlate(e: &Evidence) -> Correlation {
         out.segments.data_drops += 1;
         layer.data_drops += 1;
         let first = retx.get(&s.conn()).and_then(|list| {
-            list.iter()
-                .copied()
-                .find(|&i| e.retransmits[i].seg.ts_ns > s.ts_ns && s.covered_by(&e.retransmits[i].seg))
+            list.iter().copied().find(|&i| {
+                e.retransmits[i].seg.ts_ns > s.ts_ns && s.covered_by(&e.retransmits[i].seg)
+            })
         });
         if let Some(i) = first {
             repairing[i] = true;
@@ -432,7 +447,7 @@ mod tests {
             retransmits: vec![
                 retx(seg(1012 * MS, C, S, 100, 1), "tlp"), // dropped (the second drop)
                 retx(seg(1215 * MS, C, S, 100, 1), "timeout"), // repairs it
-                retx(seg(1013 * MS, S, C, 50, 1), "tlp"), // its original had arrived
+                retx(seg(1013 * MS, S, C, 50, 1), "tlp"),  // its original had arrived
                 retx(seg(2000 * MS, S, C, 70, 1), "timeout"), // nothing seen
             ],
             duplicates: vec![seg(1013 * MS + 50_000, S, C, 50, 1)],
@@ -468,7 +483,10 @@ mod tests {
         assert!((c.layers["tap"].delay_max_ms - 203.0).abs() < 0.01);
         assert_eq!(c.repairing_kinds["timeout"], 1);
         assert_eq!(c.transactions.explained, 1);
-        assert_eq!((c.transactions.control_earlier, c.transactions.control_later), (0, 0));
+        assert_eq!(
+            (c.transactions.control_earlier, c.transactions.control_later),
+            (0, 0)
+        );
     }
 
     #[test]
@@ -502,6 +520,7 @@ mod tests {
             DropClasses {
                 setup: 1,
                 workload: 0,
+                teardown: 0,
                 other: 1
             }
         );

@@ -4,6 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::background::Background;
 use crate::error::LabError;
 use crate::links::Netlink;
 use crate::model::{Device, DeviceKind, Guest};
@@ -16,8 +17,9 @@ const RUNNING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A lab's parts. Dropped half-built (a step of the topology failed) or
 /// whole, it takes everything down: the relays stop, the namespaces close.
 pub(crate) struct Parts {
-    // Fields drop in this order: relays (their threads hold the device fds),
-    // then the netlink sockets, then the namespaces.
+    // Fields drop in this order: background traffic, relays (their threads
+    // hold the device fds), then the netlink sockets, then the namespaces.
+    pub background: Option<Background>,
     pub relays: Vec<Relay>,
     netlink: Vec<Mutex<Netlink>>,
     pub namespaces: Vec<Namespace>,
@@ -29,6 +31,7 @@ impl Parts {
     /// Nothing yet.
     pub fn new() -> Parts {
         Parts {
+            background: None,
             relays: Vec::new(),
             netlink: Vec::new(),
             namespaces: Vec::new(),

@@ -93,6 +93,11 @@ pub fn lab_json(lab: &Lab) -> serde_json::Value {
         "devices": lab.devices(),
         "macvtaps": lab.macvtaps().map(|d| d.name.clone()).collect::<Vec<_>>(),
         "netns": lab.netns_inodes(),
+        // each relay's stalls so far, by the device it reads:
+        // [[start_ns, end_ns, planned], ..] (planned: the `stall` knob; else it was late)
+        "stalls": lab.stalls().into_iter().map(|(dev, w)| {
+            (dev, serde_json::Value::Array(w.iter().map(|w| serde_json::json!([w.start_ns, w.end_ns, w.planned])).collect()))
+        }).collect::<serde_json::Map<_, _>>(),
     })
 }
 

@@ -177,12 +177,12 @@ fn items<T>(
 /// (`len_key` is `tcp_len` for drop events, `len` for `tcp.retransmit`).
 fn segment(m: &Map, len_key: &str) -> Result<Segment, FieldError> {
     let flags = match map_field(m, "tcp_flags")? {
-        v if v.is_string() => crate::value::parse_tcp_flags(&v.to_string()).ok_or_else(|| {
-            FieldError::NotUint {
+        v if v.is_string() => {
+            crate::value::parse_tcp_flags(&v.to_string()).ok_or_else(|| FieldError::NotUint {
                 key: "tcp_flags".into(),
                 got: describe(v),
-            }
-        })?,
+            })?
+        }
         _ => uint_field(m, "tcp_flags")?,
     };
     Ok(Segment {
@@ -382,7 +382,12 @@ mod tests {
         let arg = map(&[
             (
                 "drops",
-                Dynamic::from_array(vec![Dynamic::from_map(event(1_000_100_000, c, s, "tcp_len"))]),
+                Dynamic::from_array(vec![Dynamic::from_map(event(
+                    1_000_100_000,
+                    c,
+                    s,
+                    "tcp_len",
+                ))]),
             ),
             (
                 "retransmits",
@@ -397,7 +402,11 @@ mod tests {
         let mut bad = arg;
         bad.insert("drop".into(), Dynamic::UNIT);
         let e = correlate_map(&Dynamic::from_map(bad)).unwrap_err();
-        assert!(with_causes(&e).contains("unknown key `drop`"), "{}", with_causes(&e));
+        assert!(
+            with_causes(&e).contains("unknown key `drop`"),
+            "{}",
+            with_causes(&e)
+        );
         let mut missing = event(1, c, s, "tcp_len");
         missing.remove("seq");
         let arg = map(&[(

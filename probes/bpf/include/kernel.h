@@ -98,6 +98,8 @@ struct trace_event_raw_kfree_skb {
 	unsigned short protocol;
 	/* since 5.17; declared as the enum because CO-RE matches field types too */
 	enum skb_drop_reason reason;
+	/* since 6.11: the receiving socket, when the drop is on its way in */
+	void *rx_sk;
 };
 
 struct trace_event_raw_tcp_event_sk_skb {
