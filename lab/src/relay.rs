@@ -52,14 +52,18 @@ pub struct StallWindow {
     pub start_ns: u64,
     /// When it read again.
     pub end_ns: u64,
-    /// Planned (the `stall` knob), or found: frames waited while the relay
-    /// did not read for longer than [`LATE`] (its thread was not running).
+    /// Planned (the `stall` knob), or found: the relay did not read for
+    /// longer than [`LATE`] and then found at least [`LATE_FRAMES`] frames
+    /// waiting (its thread was not running while traffic came).
     pub planned: bool,
 }
 
 /// A gap between two reads this long, with frames waiting at its end, is a
 /// late relay: a descheduled vhost thread, as the `stall` knob plays one.
 pub const LATE: Duration = Duration::from_millis(5);
+/// Frames that must be waiting after such a gap: after a quiet spell the
+/// first frame wakes the relay at once, and it finds that one alone.
+pub const LATE_FRAMES: u32 = 4;
 
 /// Stall windows kept per relay (10 minutes of 1 s periods, many times over).
 const STALL_LOG_MAX: usize = 100_000;
@@ -325,7 +329,7 @@ fn pump(
             continue;
         }
         let woke_ns = vprobe_time::monotonic_ns();
-        let mut read_any = false;
+        let mut read: u32 = 0;
         for _ in 0..batch {
             let n = match nix::unistd::read(src, &mut buf) {
                 Ok(0) => break,
@@ -334,7 +338,7 @@ fn pump(
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(RelayError::Read(e)),
             };
-            read_any = true;
+            read += 1;
             match nix::unistd::write(dst, &buf[..n]) {
                 Ok(_) => {
                     moved.fetch_add(1, Ordering::Relaxed);
@@ -345,7 +349,7 @@ fn pump(
             }
         }
         // frames waited at the end of a long gap: the relay was late
-        if read_any
+        if read >= LATE_FRAMES
             && dir == Dir::ToGuest
             && woke_ns.saturating_sub(last_read_ns) > LATE.as_nanos() as u64
         {
@@ -355,7 +359,7 @@ fn pump(
                 planned: false,
             });
         }
-        if read_any {
+        if read > 0 {
             last_read_ns = vprobe_time::monotonic_ns();
         }
     }

@@ -93,7 +93,10 @@ pub fn plot_of(summary: &crate::output::Summary, title: &str) -> Option<LatencyP
                 w.get(0).and_then(|v| v.as_u64()),
                 w.get(1).and_then(|v| v.as_u64()),
             ) {
-                stalls.push((seconds(s), seconds(e)));
+                // a lab up before the session may have stalled before it
+                if e > t0 {
+                    stalls.push((seconds(s), seconds(e)));
+                }
             }
         }
     }
