@@ -789,6 +789,7 @@ impl<'a> Live<'a> {
             captures: l.captures + self.capture_failures,
             map_full: l.map_full,
             rate_limited: l.rate_limited,
+            missed: l.missed,
             callback_errors: self.callback_errors,
         }
     }

@@ -322,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             l["lost"],
-            json!({"events": 1, "captures": 0, "map_full": 0, "rate_limited": 0, "callback_errors": 2})
+            json!({"events": 1, "captures": 0, "map_full": 0, "rate_limited": 0, "missed": 0, "callback_errors": 2})
         );
         assert_eq!(l["probes"][0]["name"], "skb.drop");
         assert_eq!(l["reports"], json!({"rr_tps": 41234.5}));

@@ -65,6 +65,10 @@ pub struct Lost {
     /// Events and captures held back by an in-kernel `.rate(..)` limit (by
     /// request, so not a failure; counted so that nothing is silent).
     pub rate_limited: u64,
+    /// Events no program saw: the kernel skipped a program's run because it
+    /// was already running on that CPU (an event nested in another; Linux
+    /// 5.12+ counts them, `recursion_misses`).
+    pub missed: u64,
     /// Script callbacks that failed.
     pub callback_errors: u64,
 }

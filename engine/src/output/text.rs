@@ -144,11 +144,16 @@ impl<W: Write> Output for TextOutput<W> {
             let _ = writeln!(b, "capture: {} packets written to {}", c.packets, c.path);
         }
         let l = &s.lost;
-        if l.events != 0 || l.map_full != 0 || l.callback_errors != 0 || l.captures != 0 {
+        if l.events != 0
+            || l.map_full != 0
+            || l.callback_errors != 0
+            || l.captures != 0
+            || l.missed != 0
+        {
             let _ = writeln!(
                 b,
-                "lost: events={} captures={} map_full={} callback_errors={}",
-                l.events, l.captures, l.map_full, l.callback_errors
+                "lost: events={} captures={} map_full={} missed={} callback_errors={}",
+                l.events, l.captures, l.map_full, l.missed, l.callback_errors
             );
         }
         if l.rate_limited != 0 {
@@ -774,7 +779,7 @@ eth0  NO_SOCKET     12      7
 peer: 10.0.0.2
 rr_tps: 41234.5
 
-lost: events=0 captures=0 map_full=2 callback_errors=0
+lost: events=0 captures=0 map_full=2 missed=0 callback_errors=0
 duration: 12.0s
 "
         );

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use std::os::fd::AsFd;
+
 use aya::{Ebpf, Pod};
 use vprobe_probes::abi::{self, HistKey, Record};
 use vprobe_probes::{Mechanism, ProbeDef};
@@ -59,6 +61,18 @@ impl Instance {
             return 0;
         };
         arr.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// Runs of its loaded programs the kernel skipped because the same
+    /// program was already running on that CPU (an event nested in another:
+    /// a softirq's retransmit interrupting one made in process context),
+    /// `recursion_misses` of `bpf_prog_info` (Linux 5.12+; 0 before).
+    pub(super) fn recursion_misses(&self) -> u64 {
+        self.ebpf
+            .programs()
+            .filter_map(|(_, p)| p.fd().ok())
+            .map(|fd| prog_recursion_misses(fd.as_fd()))
+            .sum()
     }
 
     /// The ring buffer of an `on_event` instance (taken once by the reader).
@@ -220,4 +234,39 @@ pub(super) fn merge(into: &mut AggSnapshot, other: AggSnapshot) {
         }
     }
     into.sort();
+}
+
+/// `bpf(BPF_OBJ_GET_INFO_BY_FD)` on a program: its `recursion_misses`, 0
+/// when the kernel cannot say (aya 0.14's `ProgramInfo` does not expose it).
+fn prog_recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> u64 {
+    use std::os::fd::AsRawFd;
+    // the `info` member of union bpf_attr
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    // SAFETY: bpf_prog_info is plain old data (integers); all zeros is its empty value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: std::ptr::addr_of_mut!(info) as u64,
+    };
+    // SAFETY: the kernel writes at most info_len bytes into `info`, which
+    // lives until the call returns; attr is the union's `info` layout.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            std::ptr::addr_of_mut!(attr),
+            std::mem::size_of::<InfoAttr>() as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        info.recursion_misses
+    } else {
+        0
+    }
 }

@@ -35,6 +35,8 @@ pub struct KernelLoss {
     pub map_full: u64,
     /// Records the rate limit held back.
     pub rate_limited: u64,
+    /// Program runs the kernel skipped (recursion on a CPU).
+    pub missed: u64,
 }
 
 /// Session tunables.
@@ -589,6 +591,7 @@ impl Session {
             }
             out.map_full += i.loss(abi::LOSS_MAP_FULL);
             out.rate_limited += i.loss(abi::LOSS_RATE);
+            out.missed += i.recursion_misses();
         }
         out
     }
