@@ -30,7 +30,7 @@ pub(crate) struct Background {
 impl Background {
     /// Starts, for each guest, a sink on port 9 and a sender of `pps`
     /// datagrams per second to the other guest's sink.
-    pub fn start(parts: &Parts, pps: u32) -> Result<Background, LabError> {
+    pub fn start(parts: &Parts, pps: u32, on: Arc<AtomicBool>) -> Result<Background, LabError> {
         let mut bg = Background {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
@@ -60,11 +60,19 @@ impl Background {
                     let _ = sink.recv(&mut buf);
                 }
             })?;
+            let on = on.clone();
             bg.spawn(format!("vprobe-bg-{}-send", g.name), move |stop| {
                 let payload = [0u8; PAYLOAD];
-                let start = Instant::now();
+                let mut start = Instant::now();
                 let mut sent: u64 = 0;
                 while !stop.load(Ordering::Relaxed) {
+                    if !on.load(Ordering::Relaxed) {
+                        // paused: the pace starts again from the resume
+                        start = Instant::now();
+                        sent = 0;
+                        std::thread::sleep(TICK);
+                        continue;
+                    }
                     let due = (start.elapsed().as_secs_f64() * f64::from(pps)) as u64;
                     while sent < due {
                         // a full socket buffer or an unreachable peer is

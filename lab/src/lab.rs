@@ -33,7 +33,11 @@ impl Lab {
         let mut parts = topology::build(spec)?;
         parts.wait_running()?;
         if spec.topology.has_relay() && spec.knobs.background > 0 {
-            parts.background = Some(Background::start(&parts, spec.knobs.background)?);
+            parts.background = Some(Background::start(
+                &parts,
+                spec.knobs.background,
+                parts.disturbed.clone(),
+            )?);
         }
         Ok(Lab {
             parts,
@@ -93,6 +97,16 @@ impl Lab {
     /// What each relay has moved.
     pub fn relay_stats(&self) -> Vec<RelayStats> {
         self.parts.relays.iter().map(Relay::stats).collect()
+    }
+
+    /// Turns the lab's disturbances on or off: the relays' planned stalls
+    /// and the background traffic (on when the lab is built). A run turns
+    /// them off while it attaches its probes and on when it starts, so that
+    /// every counter it compares sees the same drops.
+    pub fn set_disturbed(&self, on: bool) {
+        self.parts
+            .disturbed
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The stalls of each relay so far, by the host-side device it reads

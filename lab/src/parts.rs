@@ -1,7 +1,8 @@
 //! What a lab is made of, as the topology builds it: namespaces with a
 //! netlink socket in each, the devices in them, the guests and the relays.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::background::Background;
@@ -25,6 +26,9 @@ pub(crate) struct Parts {
     pub namespaces: Vec<Namespace>,
     pub devices: Vec<Device>,
     pub guests: Vec<Guest>,
+    /// Whether the relays stall and the background traffic flows (see
+    /// `Lab::set_disturbed`); shared with their threads.
+    pub disturbed: Arc<AtomicBool>,
 }
 
 impl Parts {
@@ -37,6 +41,7 @@ impl Parts {
             namespaces: Vec::new(),
             devices: Vec::new(),
             guests: Vec::new(),
+            disturbed: Arc::new(AtomicBool::new(true)),
         }
     }
 

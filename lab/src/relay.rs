@@ -27,6 +27,9 @@ pub(crate) struct RelayConfig {
     pub cpu: Option<usize>,
 }
 
+/// Whether planned stalls happen now (`Lab::set_disturbed`).
+pub(crate) type Disturbed = Arc<std::sync::atomic::AtomicBool>;
+
 /// What a relay has done so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RelayStats {
@@ -76,6 +79,8 @@ struct Counters {
     stalls: AtomicU64,
     stall_log: Mutex<Vec<StallWindow>>,
     error: Mutex<Option<String>>,
+    /// Whether planned stalls happen now: the lab's, shared.
+    disturbed: Disturbed,
 }
 
 /// A running relay; stopping it (or dropping it) joins every thread, which
@@ -101,6 +106,7 @@ impl Relay {
         host: Vec<OwnedFd>,
         guest: Vec<OwnedFd>,
         cfg: RelayConfig,
+        disturbed: Disturbed,
     ) -> Result<Relay, LabError> {
         assert_eq!(host.len(), guest.len(), "one guest queue per host queue");
         let stop = Arc::new(
@@ -112,7 +118,10 @@ impl Relay {
             device: device.to_string(),
             stop,
             threads: Vec::new(),
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(Counters {
+                disturbed,
+                ..Counters::default()
+            }),
         };
         for (q, (h, g)) in host.into_iter().zip(guest).enumerate() {
             let (h, g) = (Arc::new(h), Arc::new(g));
@@ -287,6 +296,11 @@ fn pump(
         let mut timeout = PollTimeout::NONE;
         if let (Some(s), Some(at)) = (stall, next_stall) {
             let now = Instant::now();
+            if now >= at && !counters.disturbed.load(Ordering::Relaxed) {
+                // paused: no stall now, the next one a period from now
+                next_stall = Some(now + s.every);
+                continue;
+            }
             if now >= at {
                 let start_ns = vprobe_time::monotonic_ns();
                 if stopped_within(stop, s.pause)? {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, TextOutput};
+use vprobe_engine::plan::CaptureTarget;
 use vprobe_engine::run::{run, ProgressFn, RunOptions, WorkloadProgress};
 use vprobe_engine::script::{Options, Script};
 use vprobe_engine::session::SessionOptions;
@@ -73,6 +74,10 @@ fn script(name: &str, text: &str, args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         lab: lab.clone(),
         progress,
+        capture: args.capture.clone().map(|path| CaptureTarget {
+            path,
+            snaplen: args.snaplen,
+        }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
