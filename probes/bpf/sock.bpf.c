@@ -3,7 +3,10 @@
  * sock.rcvqueue_full: a packet refused because the socket's receive queue
  * holds its whole receive buffer (sk_rmem_alloc >= sk_rcvbuf): in
  * __sock_queue_rcv_skb() (sock:sock_rcvqueue_full: raw IP and ping sockets and
- * the protocols that queue through sock_queue_rcv_skb()), and for UDP over
+ * the protocols that queue through sock_queue_rcv_skb(); not raw sockets on
+ * recent kernels, whose raw_v4_input()/raw_v6_input() skip a full socket
+ * before cloning the packet: nothing is freed, no tracepoint fires, only
+ * sk_drops grows), and for UDP over
  * IPv4 and IPv6, which accounts its own queue since 4.10, in
  * __udp_enqueue_schedule_skb() (udp:udp_fail_queue_rcv_skb with rc -ENOMEM, a
  * companion program: what the kernel counts as RcvbufErrors). TCP accounts
@@ -175,13 +178,15 @@ int vp_rcvq_udp_tp(struct trace_event_raw_udp_fail_queue_rcv_skb *ctx)
 		__u16 family = BPF_CORE_READ(ctx, family);
 		__u8 sa[28], da[28];
 
+		/* the record's flow is the packet's: its destination is the
+		 * socket's local end, as the fields mean it */
 		r->num[S_FAMILY] = family;
-		r->num[S_SPORT] = BPF_CORE_READ(ctx, sport);
-		r->num[S_DPORT] = BPF_CORE_READ(ctx, dport);
+		r->num[S_SPORT] = BPF_CORE_READ(ctx, dport);
+		r->num[S_DPORT] = BPF_CORE_READ(ctx, sport);
 		BPF_CORE_READ_INTO(&sa, ctx, saddr);
 		BPF_CORE_READ_INTO(&da, ctx, daddr);
-		sockaddr_addr(r->addr[A_SADDR], sa, family);
-		sockaddr_addr(r->addr[A_DADDR], da, family);
+		sockaddr_addr(r->addr[A_SADDR], da, family);
+		sockaddr_addr(r->addr[A_DADDR], sa, family);
 	}
 	vp_submit(r);
 	return 0;

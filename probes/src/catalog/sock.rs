@@ -82,7 +82,7 @@ const FIELDS: &[FieldDef] = &[
 pub const RCVQUEUE_FULL: ProbeDef = ProbeDef {
     name: "sock.rcvqueue_full",
     subsystem: "socket",
-    about: "a packet refused by a full socket receive queue: UDP over IPv4 and IPv6 (what the kernel counts as RcvbufErrors), raw and ping sockets and other sock_queue_rcv_skb users",
+    about: "a packet refused by a full socket receive queue: UDP over IPv4 and IPv6 (what the kernel counts as RcvbufErrors), ping sockets and other sock_queue_rcv_skb users. Not raw sockets on recent kernels (6.18 measured): raw_v4_input/raw_v6_input skip a full socket before cloning the packet, so its drop makes no event and shows only in /proc/net/raw's drops column",
     object: &OBJECT,
     fields: FIELDS,
     mechanisms: &[
