@@ -748,7 +748,7 @@ fn udp_rcvbuf_via(name: &str, extra: &[&str]) {
         ns.enter(|| {
             let s = std::net::UdpSocket::bind(addr).expect("bind");
             let one: libc::c_int = 1; // the kernel makes it its minimum
-            // SAFETY: SO_RCVBUF takes an int of the given size.
+                                      // SAFETY: SO_RCVBUF takes an int of the given size.
             let rc = unsafe {
                 libc::setsockopt(
                     s.as_raw_fd(),
@@ -773,7 +773,10 @@ fn udp_rcvbuf_via(name: &str, extra: &[&str]) {
             r#".filter("sport", 9)"#.to_string()
         }
     );
-    let before = (ns.snmp("Udp", "RcvbufErrors"), snmp6(&ns, "Udp6RcvbufErrors"));
+    let before = (
+        ns.snmp("Udp", "RcvbufErrors"),
+        snmp6(&ns, "Udp6RcvbufErrors"),
+    );
     let summary = measure(&script, extra, || {
         ns.enter(|| {
             let tx4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -785,7 +788,10 @@ fn udp_rcvbuf_via(name: &str, extra: &[&str]) {
         });
         std::thread::sleep(Duration::from_millis(200));
     });
-    let after = (ns.snmp("Udp", "RcvbufErrors"), snmp6(&ns, "Udp6RcvbufErrors"));
+    let after = (
+        ns.snmp("Udp", "RcvbufErrors"),
+        snmp6(&ns, "Udp6RcvbufErrors"),
+    );
     let (d4, d6) = (after.0 - before.0, after.1 - before.1);
     let c4 = util::count_where(&summary, "full", &[("family", "inet"), ("protocol", "17")]);
     let c6 = util::count_where(&summary, "full", &[("family", "inet6"), ("protocol", "17")]);
