@@ -378,15 +378,14 @@ fn retransmits_equal_retrans_segs_under_random_drops() {
         "random drops: TcpRetransSegs +{segs} (TCPTimeouts +{timeouts}, TCPLossProbes +{probes}); vprobe {sent} sent {by_kind:?}, {failed} attempts not sent"
     );
     assert!(segs > 50, "the load made too few retransmits\n{what}");
-    assert_eq!(
-        kind("timeout"),
-        timeouts,
-        "every timeout retransmission\n{what}"
-    );
+    assert!(sent <= segs, "more than the kernel counted\n{what}");
+    assert!(kind("timeout") <= timeouts, "{what}");
+    assert!(kind("tlp") <= probes, "{what}");
+    // every retransmission here is a loss probe's or a timeout's
     assert_eq!(
         segs - sent,
-        probes - kind("tlp"),
-        "the whole difference is in tail-loss probes\n{what}"
+        (timeouts - kind("timeout")) + (probes - kind("tlp")),
+        "{what}"
     );
     assert!(
         (segs - sent) * 50 <= segs,
