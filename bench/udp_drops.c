@@ -8,7 +8,9 @@
  * network namespace of its own (bench/bench.sh does): the traffic never
  * leaves that namespace's loopback.
  *
- * Usage: udp_drops COUNT [LIMIT_SECONDS]
+ * Usage: udp_drops COUNT [LIMIT_SECONDS [SIZES]]
+ *   SIZES > 1: the payload length cycles over 0..SIZES-1 (at most 60000), so
+ *   a count of the drops keyed by `len` has SIZES keys.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,11 +30,15 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s COUNT [LIMIT_SECONDS]\n", argv[0]);
+		fprintf(stderr, "usage: %s COUNT [LIMIT_SECONDS [SIZES]]\n", argv[0]);
 		return 2;
 	}
 	long count = atol(argv[1]);
 	long long limit = (argc > 2 ? atoll(argv[2]) : 30) * 1000000000LL;
+	long sizes = argc > 3 ? atol(argv[3]) : 1;
+	static char payload[60000];
+	if (sizes < 1 || sizes > (long)sizeof(payload))
+		sizes = 1;
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("socket");
@@ -47,7 +53,7 @@ int main(int argc, char **argv)
 		if ((sent & 4095) == 0 && now_ns() > deadline)
 			break;
 		/* ECONNREFUSED from an earlier ICMP error is not a failed send. */
-		sendto(fd, "", 0, 0, (struct sockaddr *)&to, sizeof(to));
+		sendto(fd, payload, (size_t)(sent % sizes), 0, (struct sockaddr *)&to, sizeof(to));
 	}
 	long long elapsed = now_ns() - start;
 	printf("%ld %lld\n", sent, elapsed);

@@ -15,28 +15,32 @@ pub fn handle(kind: SignalKind, name: &str) -> anyhow::Result<Signal> {
     signal(kind).with_context(|| format!("cannot handle {name}"))
 }
 
-/// SIGINT or SIGTERM: what ends `vprobe run` and `vprobe serve`.
+/// SIGINT, SIGTERM or SIGHUP (the terminal went away): what ends `vprobe
+/// run`, `vprobe rr` and `vprobe serve`, each with its summary.
 pub struct Stop {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
 }
 
 impl Stop {
-    /// Installs the handlers of both signals.
+    /// Installs the handlers of the three signals.
     pub fn install() -> anyhow::Result<Self> {
         Ok(Self {
             interrupt: handle(SignalKind::interrupt(), "SIGINT")?,
             terminate: handle(SignalKind::terminate(), "SIGTERM")?,
+            hangup: handle(SignalKind::hangup(), "SIGHUP")?,
         })
     }
 
-    /// Completes on the next SIGINT or SIGTERM (one that came since
+    /// Completes on the next SIGINT, SIGTERM or SIGHUP (one that came since
     /// [`Stop::install`] counts), or at once when no signal can come any more
     /// (the runtime is going away). Cancel-safe.
     pub async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
         }
     }
 }

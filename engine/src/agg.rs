@@ -10,8 +10,17 @@ use crate::value::Value;
 pub enum AggKind {
     /// Event counts per key.
     Count,
-    /// Histogram per key.
+    /// Log2 histogram per key (`hist()`): bucket `[2^(k-1), 2^k)`, and `[0, 1)`.
     Hist,
+    /// Linear histogram per key (`lhist()`): buckets `[n*step, (n+1)*step)`.
+    Lhist,
+}
+
+impl AggKind {
+    /// Whether entries are histograms.
+    pub fn is_hist(self) -> bool {
+        matches!(self, AggKind::Hist | AggKind::Lhist)
+    }
 }
 
 /// One histogram bucket `[low, high)`.
@@ -38,6 +47,8 @@ pub enum EntryValue {
     Hist {
         /// Buckets.
         buckets: Vec<Bucket>,
+        /// Sum of the histogrammed field over every event (saturating).
+        sum: u64,
     },
 }
 
@@ -71,9 +82,16 @@ pub struct AggSnapshot {
     pub kind: AggKind,
     /// Key field names.
     pub keys: Vec<String>,
-    /// Histogrammed field (hist only).
+    /// Histogrammed field (histograms only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Bucket width (`lhist` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    /// The histogrammed field is a time span in nanoseconds: text shows its
+    /// buckets as times (`[1.05 ms, 2.1 ms)`), not `[1M, 2M)`.
+    #[serde(skip)]
+    pub time_ns: bool,
     /// Entries, largest count first for counts, by key for histograms.
     pub entries: Vec<Entry>,
 }
@@ -83,7 +101,7 @@ impl EntryValue {
     pub fn total(&self) -> u64 {
         match self {
             EntryValue::Count { value } => *value,
-            EntryValue::Hist { buckets } => buckets.iter().map(|b| b.count).sum(),
+            EntryValue::Hist { buckets, .. } => buckets.iter().map(|b| b.count).sum(),
         }
     }
 }
@@ -103,7 +121,7 @@ impl AggSnapshot {
                     .cmp(&a.value.total())
                     .then_with(|| a.key.cmp(&b.key))
             }),
-            AggKind::Hist => self.entries.sort_by(|a, b| a.key.cmp(&b.key)),
+            AggKind::Hist | AggKind::Lhist => self.entries.sort_by(|a, b| a.key.cmp(&b.key)),
         }
     }
 
@@ -122,22 +140,26 @@ impl AggSnapshot {
                         value: value.saturating_sub(*old),
                     }
                 }
-                (EntryValue::Hist { buckets }, Some(EntryValue::Hist { buckets: old })) => {
-                    EntryValue::Hist {
-                        buckets: buckets
-                            .iter()
-                            .map(|b| {
-                                let prev =
-                                    old.iter().find(|o| o.low == b.low).map_or(0, |o| o.count);
-                                Bucket {
-                                    count: b.count.saturating_sub(prev),
-                                    ..b.clone()
-                                }
-                            })
-                            .filter(|b| b.count > 0)
-                            .collect(),
-                    }
-                }
+                (
+                    EntryValue::Hist { buckets, sum },
+                    Some(EntryValue::Hist {
+                        buckets: old,
+                        sum: old_sum,
+                    }),
+                ) => EntryValue::Hist {
+                    sum: sum.saturating_sub(*old_sum),
+                    buckets: buckets
+                        .iter()
+                        .map(|b| {
+                            let prev = old.iter().find(|o| o.low == b.low).map_or(0, |o| o.count);
+                            Bucket {
+                                count: b.count.saturating_sub(prev),
+                                ..b.clone()
+                            }
+                        })
+                        .filter(|b| b.count > 0)
+                        .collect(),
+                },
                 (v, _) => v.clone(),
             };
             if value.total() > 0 {
@@ -166,10 +188,12 @@ mod tests {
     #[test]
     fn delta_subtracts_per_key_and_drops_unchanged() {
         let snap = |entries| AggSnapshot {
+            time_ns: false,
             name: "drops".into(),
             kind: AggKind::Count,
             keys: vec!["dev".into()],
             field: None,
+            step: None,
             entries,
         };
         let before = snap(vec![count("a", 5), count("b", 2)]);
@@ -194,11 +218,12 @@ mod tests {
                     high: 8,
                     count: 2,
                 }],
+                sum: 11,
             },
         };
         assert_eq!(
             serde_json::to_string(&h).unwrap(),
-            r#"{"key":{},"buckets":[{"low":4,"high":8,"count":2}]}"#
+            r#"{"key":{},"buckets":[{"low":4,"high":8,"count":2}],"sum":11}"#
         );
     }
 }

@@ -23,9 +23,15 @@ pub enum Error {
     /// A capture file could not be created.
     #[error(transparent)]
     Capture(#[from] crate::output::pcap::CaptureError),
-    /// Writing output failed.
-    #[error("output: {0}")]
+    /// The caller refused the plan ([`crate::run::PlanCheck`]).
+    #[error(transparent)]
+    Refused(#[from] crate::run::Refused),
+    /// Writing output failed (the writer's error says where).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Engine result.

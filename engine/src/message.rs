@@ -16,6 +16,13 @@ pub fn with_causes(e: &dyn Error) -> String {
     s
 }
 
+/// The name a message suggests: house style writes every suggestion as
+/// "did you mean `NAME`?", so this is that `NAME` (the last one).
+pub fn suggestion(message: &str) -> Option<&str> {
+    let (_, rest) = message.rsplit_once("did you mean `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +36,14 @@ mod tests {
         let e = Outer(std::io::Error::other("inner"));
         assert_eq!(with_causes(&e), "outer: inner");
         assert_eq!(with_causes(&std::io::Error::other("alone")), "alone");
+    }
+
+    #[test]
+    fn the_suggestion_is_the_did_you_mean() {
+        assert_eq!(
+            suggestion("unknown probe `skb.dorp`; did you mean `skb.drop`?"),
+            Some("skb.drop")
+        );
+        assert_eq!(suggestion("no such thing"), None);
     }
 }

@@ -254,3 +254,19 @@ pub struct RrSpec {
     /// Streams, sizes, duration, warm-up, thresholds.
     pub options: RrOptions,
 }
+
+/// How a script presents one of its aggregations or reports as a metric
+/// (`metric(name, #{name, help, unit, scale})`, for `--metrics`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricDesc {
+    /// The metric's name after `vprobe_` (default: the aggregation's or
+    /// `report_` and the report's key).
+    pub name: Option<String>,
+    /// One line of help.
+    pub help: Option<String>,
+    /// Its unit, appended to the name (`seconds`, `bytes`).
+    pub unit: Option<String>,
+    /// Factor from the field's unit to `unit` (1e-9 from ns to seconds):
+    /// multiplies histogram bounds and sums, and report values.
+    pub scale: Option<f64>,
+}

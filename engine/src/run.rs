@@ -11,12 +11,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::live::Live;
+use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
-use crate::plan::{CaptureTarget, Consumer, ProbeRequest};
-use crate::script::Plan;
-use crate::script::Script;
+use crate::plan::{CaptureTarget, Consumer, ProbeRequest, WorkloadSpec};
+use crate::script::{Plan, Script};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
+use crate::workload::WorkloadError;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
 use vprobe_probes::Capture;
@@ -25,6 +26,18 @@ pub use crate::workload::WorkloadProgress;
 
 /// Shows workload progress (a terminal's progress bars).
 pub type ProgressFn = Box<dyn FnMut(&[WorkloadProgress])>;
+
+/// Shows a warning about the script (`file:line:col: warning: ...`).
+pub type WarnFn = Box<dyn FnMut(&str)>;
+
+/// Looks at the plan before anything is attached: the caller's own
+/// requirements (`--plot` needs a `tcp_rr` workload).
+pub type PlanCheck = Box<dyn FnOnce(&Plan) -> Result<(), Refused>>;
+
+/// Why a [`PlanCheck`] refused the plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// How a run is bounded and configured.
 #[derive(Default)]
@@ -42,6 +55,15 @@ pub struct RunOptions {
     /// `--capture FILE`: also capture the events of every attach point the
     /// script uses that can capture, with the same filters.
     pub capture: Option<CaptureTarget>,
+    /// Workloads to run beside the script's own (`--load`).
+    pub workloads: Vec<WorkloadSpec>,
+    /// Told each warning about the script (`file:line:col: warning: ...`)
+    /// once it is planned, before anything attaches.
+    pub warn: Option<WarnFn>,
+    /// Checks the plan before it is applied.
+    pub check: Option<PlanCheck>,
+    /// Serve the live aggregations at `/metrics` while the run lasts.
+    pub metrics: Option<MetricsOptions>,
 }
 
 /// How often `progress` is called.
@@ -75,7 +97,40 @@ pub async fn run(
     if let Some(target) = &options.capture {
         capture_all(&mut plan, target);
     }
+    if let Some(warn) = options.warn.as_mut() {
+        for w in live.script().warnings() {
+            warn(&w.to_string());
+        }
+    }
+    if let Some(w) = options
+        .workloads
+        .iter()
+        .find(|w| plan.workloads.iter().any(|p| p.name == w.name))
+    {
+        return Err(WorkloadError::LoadNameTaken(w.name.clone()).into());
+    }
+    plan.workloads.append(&mut options.workloads);
+    live.check_requirements()?;
+    if let Some(check) = options.check.take() {
+        check(&plan)?;
+    }
     live.apply(plan)?;
+    // Listening before `start`: the start line says where, and a busy port
+    // fails the run before it has begun.
+    let server = match &options.metrics {
+        Some(m) => {
+            let server = MetricsServer::bind(m, live.metrics_source(script_name))?;
+            live.set_metrics_url(format!("http://{}/metrics", server.local_addr()));
+            Some(server)
+        }
+        None => None,
+    };
+    let serving = async {
+        match &server {
+            Some(s) => s.serve().await,
+            None => std::future::pending().await,
+        }
+    };
     live.start(script_name, options.duration)?;
     if let Some(lab) = &lab {
         lab.set_disturbed(true);
@@ -87,6 +142,7 @@ pub async fn run(
     let idle = live.is_idle() && options.duration.is_none();
     if !idle && live.exit_code().is_none() {
         let mut stop = std::pin::pin!(stop);
+        let mut serving = std::pin::pin!(serving);
         let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
         let mut progress = tokio::time::interval(PROGRESS_PERIOD);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -103,6 +159,8 @@ pub async fn run(
                     }
                 }
                 r = live.step() => r?,
+                // scrapes are answered between the session's steps
+                _ = &mut serving => {}
             }
             // a run that is only bounded by its workloads ends with them
             if options.duration.is_none() && live.workloads_done() {

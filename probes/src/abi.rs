@@ -101,6 +101,17 @@ pub struct HistKey {
     pub slot: u64,
 }
 
+/// Value of the `hists` map (per CPU): the bucket's events and the sum of
+/// their values. Keep in sync with `struct vp_hval` in probes/bpf/include/vprobe.bpf.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistValue {
+    /// Events in the bucket.
+    pub count: u64,
+    /// Sum of the histogrammed field over them.
+    pub sum: u64,
+}
+
 /// A ring-buffer event.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -273,6 +284,7 @@ mod tests {
         // sizes computed from vprobe.bpf.h by hand; a mismatch corrupts every key
         assert_eq!(std::mem::size_of::<Record>(), 24 * 8 + 32 + 16);
         assert_eq!(std::mem::size_of::<HistKey>(), 240 + 8);
+        assert_eq!(std::mem::size_of::<HistValue>(), 16);
         assert_eq!(std::mem::size_of::<Event>(), 16 + 240);
         assert_eq!(std::mem::size_of::<Packet>(), 16);
         assert_eq!(

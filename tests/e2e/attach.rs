@@ -925,7 +925,7 @@ fn kvm_exit_attaches_or_says_why_not() {
             Duration::from_secs(30),
         );
         r.assert_no_panic();
-        assert_eq!(r.status.code(), Some(2), "{}", r.describe());
+        assert_eq!(r.status.code(), Some(3), "{}", r.describe());
         assert!(r.stderr.contains("did you mean `HLT`"), "{}", r.describe());
     }
     // Without the tracepoint (simulated here by turning the only mechanism off):

@@ -13,13 +13,14 @@ use crate::support::util::{self, Run, TempDir, VPROBE};
 const QUICK: Duration = Duration::from_secs(30);
 
 /// Writes `text` as `name`, runs `vprobe check` on it, and checks that it
-/// fails with exit code 2 and a message located at `name:line:COL`.
+/// fails with exit status 3 (script error) and a message located at
+/// `name:line:COL`.
 fn check_fails_at(name: &str, text: &str, line: usize) -> Run {
     let dir = TempDir::new("check");
     let path = dir.write(name, text);
     let run = util::vprobe(&["check", path.to_str().unwrap()], QUICK);
     run.assert_no_panic();
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert_eq!(run.status.code(), Some(3), "{}", run.describe());
     let want =
         regex_lite::Regex::new(&format!(r"{}:{line}:\d+", regex_lite::escape(name))).unwrap();
     assert!(
@@ -170,7 +171,7 @@ fn a_bad_one_liner_fails_before_touching_the_kernel() {
         QUICK,
     );
     run.assert_no_panic();
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    assert_eq!(run.status.code(), Some(3), "{}", run.describe());
 }
 
 // Regression: `--disable-mechanism` took any string, so a misspelt kind such
@@ -257,8 +258,10 @@ fn an_unprivileged_run_says_what_is_missing() {
         )
     };
     run.assert_no_panic();
-    assert!(
-        !run.status.success(),
+    // 4: this host (this user) cannot
+    assert_eq!(
+        run.status.code(),
+        Some(4),
         "ran without privileges?\n{}",
         run.describe()
     );
@@ -340,6 +343,7 @@ const TOP: &[&str] = &[
     "tests",
     "bench",
     "docs",
+    "deploy",
     "third_party",
     ".ci",
 ];

@@ -546,7 +546,7 @@ fn lab_up_detached_is_listed_and_taken_down() {
         up.describe()
     );
     let again = run(&["lab", "up", "veth", "--detach"]);
-    assert_eq!(again.status.code(), Some(2), "{}", again.describe());
+    assert_eq!(again.status.code(), Some(5), "{}", again.describe());
     assert!(
         again.stderr.contains("lab `veth` is already up"),
         "{}",
@@ -586,7 +586,7 @@ fn lab_up_detached_is_listed_and_taken_down() {
         "files left in the state directory"
     );
     let none = run(&["lab", "down"]);
-    assert_eq!(none.status.code(), Some(2), "{}", none.describe());
+    assert_eq!(none.status.code(), Some(5), "{}", none.describe());
     assert!(none.stderr.contains("no lab is up"), "{}", none.describe());
 }
 

@@ -10,14 +10,19 @@
 mod attach;
 mod capture;
 mod cli;
+mod deploy;
 mod fidelity;
 mod generic;
+mod json;
 mod lab;
 mod leftovers;
+mod metrics;
 mod repl;
 mod runtime;
+mod scripts;
 mod seed;
 mod tap;
+mod tool;
 mod workload;
 
 // what the areas share: processes, namespaces, labs, traffic, kernel views

@@ -394,15 +394,24 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     );
     assert!(row.trim_end().ends_with(&dropped.to_string()), "{row}");
 
+    // :save writes what still counts: the definition and the attached
+    // count, not the echo, the print or the failed line
+    let saved = dir.path().join("session.rhai");
+    term.enter(&format!(":save {}", saved.display()));
+    term.wait_for(&format!(
+        "saved 2 inputs to {} (2 left out: detached, or nothing that lasts)",
+        saved.display()
+    ));
+
     term.enter(":detach drops");
     term.wait_for("detached skb.drop [1]");
     term.wait_line("with the prompt of a session with nothing attached", |l| {
         l.trim_end() == "vprobe>"
     });
-
-    let saved = dir.path().join("session.rhai");
-    term.enter(&format!(":save {}", saved.display()));
-    term.wait_for(&format!("saved 4 inputs to {}", saved.display()));
+    // once detached, the count is left out too
+    let after = dir.path().join("detached.rhai");
+    term.enter(&format!(":save {}", after.display()));
+    term.wait_for(&format!("saved 1 input to {}", after.display()));
     term.enter(":quit");
     term.wait_for("[exit 0]");
 
@@ -423,12 +432,44 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
         "{}",
         check.describe()
     );
+    let text = std::fs::read_to_string(&after).expect("the session saved after :detach");
+    assert!(
+        text.contains("let d = probe") && !text.contains("count"),
+        "{text}"
+    );
 
     let hist = std::fs::read_to_string(&history).expect("the history file");
     assert!(
         hist.contains(":probes") && hist.contains("print(\"drops\")"),
         "{hist}"
     );
+}
+
+/// `:load` finds scripts as `vprobe run` does, and a file with a field its
+/// events lack is refused before it attaches anything.
+#[test]
+fn load_takes_a_script_by_name_and_refuses_a_misspelled_field() {
+    if !util::root_or_skip("repl::load_takes_a_script_by_name_and_refuses_a_misspelled_field") {
+        return;
+    }
+    assert_tmux();
+    let _k = util::kernel_lock();
+    let dir = TempDir::new("repl-load");
+    let history = dir.path().join("history");
+    let bad = dir.write(
+        "bad.rhai",
+        "// a typo\nprobe(\"skb.drop\").on_event(|e| print(e.lenn));\n",
+    );
+    let term = Term::start(dir.path(), "repl", 200, &history);
+    term.wait_for("vprobe> ");
+    term.enter(&format!(":load {}", bad.display()));
+    let err = term.wait_for("events have no field `lenn`; did you mean `len`?");
+    assert!(err.contains("bad.rhai:2:"), "{err}");
+    term.enter(":load drops_by_reason");
+    term.wait_for("loaded built-in:drops_by_reason.rhai");
+    term.wait_for("vprobe[1]> ");
+    term.enter(":quit");
+    term.wait_for("[exit 0]");
 }
 
 #[test]

@@ -227,13 +227,13 @@ fn rr_over_a_veth_between_two_namespaces() {
     for want in [
         "1 stream, 100-byte requests, 3000-byte responses",
         "transactions  ",
-        "latency µs    min ",
-        "≥ 1ms ",
-        "@latency_us",
+        "latency ms    min ",
+        "≥ 1 ms ",
+        "@latency_ms",
     ] {
         assert!(text.contains(want), "`{want}` missing\n{}", run.describe());
     }
-    assert!(!text.contains("≥ 200ms"), "{}", run.describe());
+    assert!(!text.contains("≥ 200 ms"), "{}", run.describe());
 
     let (code, lines) = server.terminate();
     assert_eq!(code, Some(0), "{lines:?}");
@@ -253,7 +253,8 @@ fn rr_against_a_closed_port_says_so() {
     let addr = format!("127.0.0.1:{port}");
     let run = util::vprobe(&["rr", &addr, "-n", "2", "-d", "1s"], QUICK);
     run.assert_no_panic();
-    assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+    // the run failed (it could not start)
+    assert_eq!(run.status.code(), Some(5), "{}", run.describe());
     assert!(run.stdout.is_empty(), "{}", run.describe());
     for want in [
         "cannot connect to",

@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use vprobe_engine::kernel::Features;
 use vprobe_engine::session::{Session, SessionOptions};
 
-/// Prints the capability report; exits 1 when vprobe cannot work here.
-pub fn run(json: bool) -> anyhow::Result<ExitCode> {
+use crate::cli::{Format, OutputArgs};
+use crate::exit::Status;
+use crate::say;
+
+/// Prints the capability report; exits 4 when vprobe cannot work here.
+pub fn run(output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let json = output.format() == Format::Json;
     let mut features = Features::detect();
     let privileged = features.get("privileges").is_some_and(|f| f.ok);
     if privileged {
@@ -33,7 +38,7 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
     // vprobe works when it can load with privileges, BTF, and some tracepoint mechanism
     let ok = |n: &str| features.get(n).is_some_and(|f| f.ok);
     let usable = ok("privileges") && ok("btf") && (ok("tp_btf") || ok("tracepoint"));
-    let mut out = std::io::stdout().lock();
+    let mut out = say::data(output.file.as_deref())?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&features)?)?;
     } else {
@@ -63,9 +68,10 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
             }
         )?;
     }
+    out.flush()?;
     Ok(if usable {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        Status::Unsupported.into()
     })
 }

@@ -25,6 +25,9 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use vprobe_lab::{Lab, LabSpec, Topology, CONTROL_KNOBS, KNOBS};
 
+use crate::cli::{Format, OutputArgs};
+use crate::say;
+
 /// How long `down` waits for a holder to end after SIGTERM (then SIGKILL).
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `up --detach` waits for its holder to report the lab up.
@@ -284,7 +287,9 @@ fn report_stale(found: &[Found]) {
     for f in found {
         if let Found::Stale { name, pid } = f {
             let pid = pid.map_or("?".to_string(), |p| p.to_string());
-            eprintln!("vprobe: lab `{name}`: holder (pid {pid}) is gone; removed its stale state");
+            say::note(format_args!(
+                "lab `{name}`: holder (pid {pid}) is gone; removed its stale state"
+            ));
         }
     }
 }
@@ -359,7 +364,7 @@ fn hold(
     let sig = signals.wait().context("sigwait")?;
     lab.down();
     let _ = std::fs::remove_file(path);
-    let _ = writeln!(std::io::stdout(), "lab `{name}` down ({sig})");
+    say::note(format_args!("lab `{name}` down ({sig})"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -438,12 +443,15 @@ fn detached(spec: &LabSpec, name: &str, path: &Path) -> anyhow::Result<ExitCode>
     state.describe(&mut text);
     let _ = writeln!(text, "state: {}", path.display());
     let _ = writeln!(text, "`vprobe lab down {name}` takes it down.");
-    print!("{text}");
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `vprobe lab status`.
-pub fn status(json: bool) -> anyhow::Result<ExitCode> {
+pub fn status(output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let json = output.format() == Format::Json;
     let dir = state_dir();
     let found = scan(&dir)?;
     report_stale(&found);
@@ -454,17 +462,19 @@ pub fn status(json: bool) -> anyhow::Result<ExitCode> {
             Found::Stale { .. } => None,
         })
         .collect();
+    let mut out = say::data(output.file.as_deref())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&alive)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&alive)?)?;
     } else if alive.is_empty() {
-        println!("no lab is up");
+        say::note("no lab is up");
     } else {
         let mut text = String::new();
         for s in alive {
             s.describe(&mut text);
         }
-        print!("{text}");
+        out.write_all(text.as_bytes())?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -505,7 +515,7 @@ pub fn down(name: Option<&str>, all: bool) -> anyhow::Result<ExitCode> {
     };
     for s in targets {
         stop_holder(&dir, s)?;
-        println!("lab `{}` down", s.name);
+        say::note(format_args!("lab `{}` down", s.name));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -534,10 +544,10 @@ fn stop_holder(dir: &Path, s: &LabState) -> anyhow::Result<()> {
     if gone(Instant::now() + STOP_TIMEOUT)? {
         return Ok(());
     }
-    eprintln!(
-        "vprobe: lab `{}` holder (pid {pid}) did not end within {STOP_TIMEOUT:?}; killing it",
+    say::warn(format_args!(
+        "lab `{}` holder (pid {pid}) did not end within {STOP_TIMEOUT:?}; killing it",
         s.name
-    );
+    ));
     let _ = signal::kill(pid, Signal::SIGKILL);
     if gone(Instant::now() + Duration::from_secs(5))? {
         return Ok(());

@@ -6,10 +6,15 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use vprobe_engine::generic;
+use vprobe_engine::generic::glob::{glob_match, is_glob};
 use vprobe_engine::probes::{
     FieldDef, FieldKind, GenericDef, MechanismKind, ProbeDef, CATALOG, GENERIC,
 };
 use vprobe_engine::session::{Session, SessionOptions, Support};
+
+use crate::cli::{Format, OutputArgs};
+use crate::exit::Status;
+use crate::say;
 
 #[derive(Serialize)]
 struct Field {
@@ -83,7 +88,7 @@ struct Row {
 /// The rows for `pattern`: a generic name (`tracepoint:net:net_dev_queue`)
 /// lists that attach point with its own fields; otherwise names containing it.
 fn rows(pattern: Option<&str>) -> anyhow::Result<Vec<Row>> {
-    if let Some(p) = pattern.filter(|p| p.contains(':')) {
+    if let Some(p) = pattern.filter(|p| p.contains(':') && !is_glob(p)) {
         let def = generic::resolve(p)
             .map_err(|e| anyhow::anyhow!(e))?
             .ok_or_else(|| anyhow::anyhow!("`{p}` is not an attach point name"))?;
@@ -108,7 +113,11 @@ fn rows(pattern: Option<&str>) -> anyhow::Result<Vec<Row>> {
             unreadable,
         }]);
     }
-    let matches = |name: &str| pattern.is_none_or(|pat| name.contains(pat));
+    let matches = |name: &str| match pattern {
+        None => true,
+        Some(pat) if is_glob(pat) => glob_match(pat, name),
+        Some(pat) => name.contains(pat),
+    };
     let mut out: Vec<Row> = CATALOG
         .iter()
         .filter(|p| matches(p.name))
@@ -140,7 +149,11 @@ fn kernel_needs(def: &ProbeDef) -> String {
 }
 
 /// Lists attach points matching `pattern`.
-pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(pattern: Option<&str>, output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let json = output.format() == Format::Json;
+    if let Some(p) = pattern.filter(|p| p.contains(':') && is_glob(p)) {
+        return names(p, json, output);
+    }
     let privileged = vprobe_engine::kernel::privileges().sufficient();
     let rows = rows(pattern)?;
     // why nothing could be load-tested, when nothing could
@@ -222,18 +235,14 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
             }
         })
         .collect();
-    let mut out = std::io::stdout().lock();
+    let mut out = say::data(output.file.as_deref())?;
     if json {
         writeln!(out, "{}", serde_json::to_string(&listed)?)?;
-        return Ok(ExitCode::SUCCESS);
+        out.flush()?;
+        return Ok(found(listed.len(), pattern));
     }
     if listed.is_empty() {
-        writeln!(
-            out,
-            "no attach point matches `{}`",
-            pattern.unwrap_or_default()
-        )?;
-        return Ok(ExitCode::from(1));
+        return Ok(found(0, pattern));
     }
     let label = |l: &Listed| l.usage.unwrap_or(l.name).to_string();
     let w = listed.iter().map(|l| label(l).len()).max().unwrap_or(0);
@@ -258,7 +267,41 @@ pub fn run(pattern: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The generic attach points a glob matches (`tracepoint:net:*`), one name a
+/// line, as `bpftrace -l` lists them; `vprobe list NAME` shows one's fields.
+fn names(pattern: &str, json: bool, output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    #[derive(Serialize)]
+    struct Name<'a> {
+        name: &'a str,
+    }
+    let names = generic::glob::matching(pattern)?;
+    let mut out = say::data(output.file.as_deref())?;
+    if json {
+        let v: Vec<Name> = names.iter().map(|n| Name { name: n }).collect();
+        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+    } else {
+        for n in &names {
+            writeln!(out, "{n}")?;
+        }
+    }
+    out.flush()?;
+    Ok(found(names.len(), Some(pattern)))
+}
+
+/// Success, or status 1 with a note when nothing matched (like grep).
+fn found(n: usize, pattern: Option<&str>) -> ExitCode {
+    if n > 0 {
+        return ExitCode::SUCCESS;
+    }
+    say::warn(format_args!(
+        "no attach point matches `{}`",
+        pattern.unwrap_or_default()
+    ));
+    Status::Verdict.into()
 }
 
 const NOT_CHECKED: &str = "not checked: needs root or CAP_BPF+CAP_PERFMON to load a test program";

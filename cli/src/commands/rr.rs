@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vprobe_engine::message::with_causes;
-use vprobe_engine::output::rr_text;
+use vprobe_engine::output::{rr_text, JsonOutput, Output, Summary};
+use vprobe_engine::workload::WorkloadResult;
 use vprobe_load::tcp_rr::{self, RrHandle, RrSnapshot, DEFAULT_PORT};
 use vprobe_load::LoadError;
 
 use crate::cli::{Format, RrArgs};
+use crate::exit::{self, Status};
+use crate::say;
 use crate::signals::Stop;
 
 /// How often the progress bar is redrawn (and the end looked for).
@@ -21,13 +24,17 @@ const TICK: Duration = Duration::from_millis(200);
 /// Runs the client and prints its result; exit 1 if a stream failed mid-run.
 pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
     let target = resolve(&args.server)?;
+    let format = args.output.format();
+    let mut out = say::data(args.output.file.as_deref())?;
     let o = args.options;
     let planned = o.warmup + o.duration.unwrap_or_default();
-    let show_progress = args.format == Format::Text && io::stderr().is_terminal();
+    let show_progress = format == Format::Text && io::stderr().is_terminal();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let monotonic_start_ns = vprobe_time::monotonic_ns();
+    let started = Instant::now();
     let result = runtime.block_on(async {
         let mut stop = Stop::install()?;
         let handle = tcp_rr::start(target, o, None).map_err(start_error)?;
@@ -53,32 +60,30 @@ pub fn run(args: RrArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(handle.join())
     })?;
 
-    let mut out = io::stdout().lock();
-    match args.format {
+    match format {
         Format::Text => out.write_all(rr_text(&result).as_bytes())?,
         Format::Json => {
-            // A struct, not json!(), so `type` comes first like every vprobe JSON line.
-            #[derive(serde::Serialize)]
-            struct Summary<'a> {
-                r#type: &'static str,
-                workloads: Workloads<'a>,
-            }
-            #[derive(serde::Serialize)]
-            struct Workloads<'a> {
-                tcp_rr: &'a tcp_rr::RrResult,
-            }
-            let line = Summary {
-                r#type: "summary",
-                workloads: Workloads { tcp_rr: &result },
-            };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            // the same `summary` line as `vprobe run`'s (one shape per type),
+            // with the result under workloads.tcp_rr
+            let errors = result.errors.is_empty();
+            let summary = Summary::of_workloads(
+                started.elapsed().as_secs_f64(),
+                monotonic_start_ns,
+                [("tcp_rr".to_string(), WorkloadResult::TcpRr(result))].into(),
+            );
+            JsonOutput::new(&mut out).summary(&summary)?;
+            return Ok(if errors {
+                ExitCode::SUCCESS
+            } else {
+                Status::Verdict.into()
+            });
         }
     }
     out.flush()?;
     Ok(if result.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        Status::Verdict.into()
     })
 }
 
@@ -95,7 +100,7 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .with_context(|| format!("invalid port in `{server}`"))?,
+                .map_err(|e| exit::usage(format!("invalid port in `{server}`: {e}")))?,
         ),
         None => (server, DEFAULT_PORT),
     };
@@ -106,8 +111,12 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("`{host}` has no address"))
 }
 
-/// A start error, with a hint when nothing listens.
+/// A start error, with a hint when nothing listens; an option out of range
+/// is a usage error.
 fn start_error(e: LoadError) -> anyhow::Error {
+    if matches!(e, LoadError::Invalid(_)) {
+        return exit::usage(with_causes(&e));
+    }
     let refused = matches!(&e, LoadError::Connect { source, .. }
         if source.kind() == io::ErrorKind::ConnectionRefused);
     if refused {

@@ -83,7 +83,8 @@ impl ColonCommand {
             ColonCommand::List => "[pattern]",
             ColonCommand::Detach => "ID|NAME|all",
             ColonCommand::Clear => "NAME",
-            ColonCommand::Load | ColonCommand::Save => "FILE.rhai",
+            ColonCommand::Load => "NAME|FILE.rhai",
+            ColonCommand::Save => "FILE.rhai",
             ColonCommand::Lab => "[up [SPEC]|down]",
             ColonCommand::Probes | ColonCommand::Maps | ColonCommand::Quit => "",
         }
@@ -100,8 +101,12 @@ impl ColonCommand {
             }
             ColonCommand::Maps => "print every aggregation",
             ColonCommand::Clear => "empty an aggregation",
-            ColonCommand::Load => "run a script into the session",
-            ColonCommand::Save => "write the session's accepted lines as a script",
+            ColonCommand::Load => {
+                "run a script into the session: a name `vprobe scripts` lists, or a file"
+            }
+            ColonCommand::Save => {
+                "write the session as a script: what is still attached, armed or defined"
+            }
             ColonCommand::Lab => {
                 "the session's lab: up builds one (SPEC: TOPOLOGY[:knob=value,…], default macvtap; :help lab), down removes it; bare: what is up"
             }

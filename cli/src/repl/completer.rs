@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use reedline::{Completer, CompletionResult, Span, Suggestion};
+use vprobe_engine::library::SearchPath;
 use vprobe_engine::probes::{FieldDef, ProbeDef, CATALOG};
 use vprobe_engine::script::API;
 use vprobe_lab::{Topology, KNOBS};
@@ -130,7 +131,8 @@ fn command(before: &str, known: &Known) -> Vec<Suggestion> {
             )
             .collect(),
         ColonCommand::Clear => aggs().collect(),
-        ColonCommand::Load | ColonCommand::Save => return paths(prefix, span),
+        ColonCommand::Save => return paths(prefix, span),
+        ColonCommand::Load => return scripts_and_paths(prefix, span),
         ColonCommand::Lab => {
             // the words between the command and the one being completed
             let done: Vec<&str> = rest[space..arg_start - lead].split_whitespace().collect();
@@ -170,6 +172,21 @@ fn lab_spec(prefix: &str, span: Range<usize>) -> Vec<Suggestion> {
             finish(cands, prefix, span, "")
         }
     }
+}
+
+/// The library's scripts by name (`:load macvtap_drops`), then file names.
+fn scripts_and_paths(prefix: &str, span: Range<usize>) -> Vec<Suggestion> {
+    let mut out = Vec::new();
+    if !prefix.contains('/') {
+        let cands = SearchPath::from_env()
+            .scripts()
+            .into_iter()
+            .map(|l| cand(l.file.name.clone(), l.meta.summary()))
+            .collect();
+        out = finish(cands, prefix, span.clone(), "");
+    }
+    out.extend(paths(prefix, span));
+    out
 }
 
 /// File names under the folder of `prefix` that start with its last part.
@@ -561,5 +578,7 @@ mod tests {
         let v = values(&format!(":save {d}/s"));
         assert_eq!(v, [format!("{d}/sub/")]);
         std::fs::remove_dir_all(&dir).unwrap();
+        // the library's scripts by name
+        assert!(values(":load macvtap_d").contains(&"macvtap_drops".to_string()));
     }
 }

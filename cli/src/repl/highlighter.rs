@@ -1,6 +1,7 @@
 //! Syntax colours: keywords, API functions, strings, numbers, comments; an
 //! attach point name in `probe("…")` green when the catalog has it, red when
-//! not; a `:` command blue when known, red when not.
+//! not; a `:` command blue when known, red when not. None when `NO_COLOR` is
+//! set (<https://no-color.org>).
 
 use nu_ansi_term::{Color, Style};
 use reedline::{Highlighter, StyledText};
@@ -117,14 +118,28 @@ pub fn classify(line: &str) -> Vec<(Class, &str)> {
     out
 }
 
-/// Colours the line being edited.
-pub struct ReplHighlighter;
+/// Whether colours are wanted: not when `NO_COLOR` is set to anything but
+/// the empty string.
+pub fn colors_wanted(no_color: Option<&std::ffi::OsStr>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Colours the line being edited (or only classifies it, without colours).
+pub struct ReplHighlighter {
+    /// Whether to colour at all.
+    pub colors: bool,
+}
 
 impl Highlighter for ReplHighlighter {
     fn highlight(&self, line: &str, _cursor: usize) -> StyledText {
         let mut styled = StyledText::new();
         for (class, text) in classify(line) {
-            styled.push((class.style(), text.to_string()));
+            let style = if self.colors {
+                class.style()
+            } else {
+                Style::new()
+            };
+            styled.push((style, text.to_string()));
         }
         styled
     }
@@ -152,7 +167,7 @@ mod tests {
         ] {
             let joined: String = classify(line).iter().map(|(_, s)| *s).collect();
             assert_eq!(joined, line);
-            let styled = ReplHighlighter.highlight(line, 0);
+            let styled = ReplHighlighter { colors: true }.highlight(line, 0);
             assert_eq!(styled.raw_string(), line);
         }
     }
@@ -181,6 +196,20 @@ mod tests {
                 (Class::Comment, "// c"),
             ]
         );
+    }
+
+    // Regression: NO_COLOR was ignored by the highlighter.
+    #[test]
+    fn no_color_means_no_escape_sequences() {
+        let line = r#"let d = probe("skb.drop"); :nope"#;
+        let plain = ReplHighlighter { colors: false }.highlight(line, 0);
+        assert!(plain.buffer.iter().all(|(s, _)| *s == Style::new()));
+        assert!(!plain.render_simple().contains('\x1b'));
+        let colored = ReplHighlighter { colors: true }.highlight(line, 0);
+        assert!(colored.render_simple().contains('\x1b'));
+        assert!(colors_wanted(None));
+        assert!(colors_wanted(Some("".as_ref())));
+        assert!(!colors_wanted(Some("1".as_ref())));
     }
 
     #[test]

@@ -61,10 +61,57 @@ pub fn as_statement(text: &str) -> String {
     }
 }
 
-/// The script `:save` writes: every accepted input, in order.
-pub fn script_text(accepted: &[String]) -> String {
+/// An accepted input and what it added to the session, for `:save`.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// The input as saved.
+    pub text: String,
+    /// What it attached, armed and registered.
+    pub applied: Applied,
+}
+
+impl Accepted {
+    /// Whether the input belongs in a saved script: what it attached or
+    /// armed is still there, or (when it attached and armed nothing) it
+    /// defines something later inputs may use or registers something that
+    /// lasts (`on_end`, a trigger, a workload). Echoes, prints and queries
+    /// are left out, and so is whatever was detached.
+    fn lasts(
+        &self,
+        attached: &dyn Fn(InstanceId) -> bool,
+        armed: &dyn Fn(TimerId) -> bool,
+    ) -> bool {
+        let a = &self.applied;
+        if !a.instances.is_empty() || !a.timers.is_empty() {
+            return a.instances.iter().any(|&i| attached(i)) || a.timers.iter().any(|&t| armed(t));
+        }
+        a.on_end > 0 || a.triggers > 0 || !a.workloads.is_empty() || defines(&self.text)
+    }
+}
+
+/// Whether code defines something: `let`, `const`, `fn`, `import`, or an
+/// assignment (`x = …`, `m.a += 1`; not `==`, `!=`, `<=`, `>=`, `=>`).
+fn defines(text: &str) -> bool {
+    let tokens: Vec<_> = tokenize(text).into_iter().filter(|t| t.is_code()).collect();
+    tokens.iter().enumerate().any(|(i, t)| match t.kind {
+        Kind::Ident => matches!(t.text(text), "let" | "const" | "fn" | "import"),
+        Kind::Punct('=') => {
+            let joined_before = i.checked_sub(1).map(|j| &tokens[j]).is_some_and(|b| {
+                b.span.end == t.span.start && matches!(b.kind, Kind::Punct('=' | '!' | '<' | '>'))
+            });
+            let joined_after = tokens.get(i + 1).is_some_and(|a| {
+                a.span.start == t.span.end && matches!(a.kind, Kind::Punct('=' | '>'))
+            });
+            !joined_before && !joined_after
+        }
+        _ => false,
+    })
+}
+
+/// The script `:save` writes: the inputs that still count, in order.
+pub fn script_text<'a>(inputs: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = String::from("//! about: saved from a vprobe repl session\n");
-    for a in accepted {
+    for a in inputs {
         out.push_str(&as_statement(a));
         out.push('\n');
     }
@@ -137,8 +184,10 @@ impl Repl<'_> {
     pub fn eval(&mut self, source: &str, text: &str, saved: Option<String>) -> bool {
         match self.live.eval(source, text) {
             Ok((value, applied)) => {
-                self.accepted
-                    .push(saved.unwrap_or_else(|| text.to_string()));
+                self.accepted.push(Accepted {
+                    text: saved.unwrap_or_else(|| text.to_string()),
+                    applied: applied.clone(),
+                });
                 self.describe(&applied);
                 if let Some(v) = value {
                     self.sink.line(format!("=> {v}"));
@@ -152,8 +201,9 @@ impl Repl<'_> {
         }
     }
 
-    /// Says what a line attached and armed.
-    fn describe(&self, applied: &Applied) {
+    /// Says what a line attached and armed; why an attach point fell back
+    /// only the first time it does in the session.
+    fn describe(&mut self, applied: &Applied) {
         for id in &applied.instances {
             let Some(info) = self.live.probe_info(*id) else {
                 continue;
@@ -165,8 +215,10 @@ impl Repl<'_> {
                 info.mechanism,
                 info.feeds
             );
-            for f in &info.fallbacks {
-                let _ = write!(s, "\n  fell back: {f}");
+            if self.fallbacks_told.insert(info.name.clone()) {
+                for f in &info.fallbacks {
+                    let _ = write!(s, "\n  fell back: {f}");
+                }
             }
             self.sink.line(s);
         }
@@ -433,29 +485,42 @@ impl Repl<'_> {
         }
     }
 
-    fn load(&mut self, path: &str) -> Flow {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+    /// `:load NAME|FILE`: a script found as `vprobe run` finds it.
+    fn load(&mut self, what: &str) -> Flow {
+        let file = match crate::commands::find_script(what) {
+            Ok(f) => f,
             Err(e) => {
-                self.sink
-                    .line(error_text(&format!("cannot read {path}: {e}")));
+                self.sink.line(error_text(&with_causes(e.as_ref())));
                 return Flow::Continue;
             }
         };
-        let saved = format!("// :load {path}\n{}", text.trim_end());
-        if self.eval(path, &text, Some(saved)) {
-            self.sink.line(format!("loaded {path}"));
+        let name = file.source_name().to_string();
+        let saved = format!("// :load {what}\n{}", file.text.trim_end());
+        if self.eval(&name, &file.text, Some(saved)) {
+            self.sink.line(format!("loaded {name}"));
         }
         self.flow()
     }
 
     fn save(&self, path: &str) {
-        let text = script_text(&self.accepted);
+        let attached: Vec<InstanceId> = self.live.session().instances().map(|(id, _)| id).collect();
+        let armed: Vec<TimerId> = self.live.timers().map(|(id, _)| id).collect();
+        let kept: Vec<&str> = self
+            .accepted
+            .iter()
+            .filter(|a| a.lasts(&|i| attached.contains(&i), &|t| armed.contains(&t)))
+            .map(|a| a.text.as_str())
+            .collect();
+        let left_out = self.accepted.len() - kept.len();
+        let (n, text) = (kept.len(), script_text(kept));
         match std::fs::write(Path::new(path), text) {
             Ok(()) => self.sink.line(format!(
-                "saved {} input{} to {path}",
-                self.accepted.len(),
-                if self.accepted.len() == 1 { "" } else { "s" }
+                "saved {n} input{} to {path}{}",
+                if n == 1 { "" } else { "s" },
+                match left_out {
+                    0 => String::new(),
+                    k => format!(" ({k} left out: detached, or nothing that lasts)"),
+                }
             )),
             Err(e) => self
                 .sink
@@ -600,6 +665,47 @@ mod tests {
         assert_eq!(as_statement("// only a comment"), "// only a comment");
     }
 
+    // Regression: `:save` wrote a transcript: echoes, prints, and the probes
+    // and timers detached since.
+    #[test]
+    fn save_keeps_what_is_still_attached_or_defined() {
+        let input = |text: &str, instances: &[u64], timers: &[u64]| Accepted {
+            text: text.into(),
+            applied: Applied {
+                instances: instances.iter().map(|&i| InstanceId(i)).collect(),
+                timers: timers.iter().map(|&t| TimerId(t)).collect(),
+                ..Applied::default()
+            },
+        };
+        let attached = |i: InstanceId| i == InstanceId(2);
+        let armed = |t: TimerId| t == TimerId(7);
+        let keeps = |a: &Accepted| a.lasts(&attached, &armed);
+        assert!(keeps(&input(r#"let d = probe("skb.drop")"#, &[], &[])));
+        assert!(!keeps(&input(r#"d.count("gone", [])"#, &[1], &[])));
+        assert!(keeps(&input(r#"d.count("here", [])"#, &[2], &[])));
+        assert!(keeps(&input("every(\"1s\", || print(1))", &[], &[7])));
+        assert!(!keeps(&input("every(\"1s\", || print(2))", &[], &[3])));
+        assert!(keeps(&input("fn twice(x) { x * 2 }", &[], &[])));
+        assert!(keeps(&input("m.a += 1", &[], &[])));
+        for echo in [
+            "z + 1",
+            "print(total(\"here\"))",
+            "x == 1",
+            "a != b",
+            "\"a = b\"",
+        ] {
+            assert!(!keeps(&input(echo, &[], &[])), "{echo}");
+        }
+        let on_end = Accepted {
+            applied: Applied {
+                on_end: 1,
+                ..Applied::default()
+            },
+            ..input("on_end(|| print(1))", &[], &[])
+        };
+        assert!(keeps(&on_end));
+    }
+
     #[test]
     fn saved_sessions_are_scripts_that_check() {
         // inputs as a user types them: no semicolons, blocks, comments, a file
@@ -616,7 +722,7 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let text = script_text(&accepted);
+        let text = script_text(accepted.iter().map(String::as_str));
         let symbols = Rc::new(Symbols::from_parts(None, vec![(80, "FULL_RING".into())]));
         let mut s = Script::compile("saved.rhai", &text, symbols, Options::default())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));

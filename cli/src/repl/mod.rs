@@ -47,7 +47,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use anyhow::Context;
 use reedline::{
     default_emacs_keybindings, ColumnarMenu, EditCommand, Emacs, ExternalPrinter,
     FileBackedHistory, KeyCode, KeyModifiers, MenuBuilder, Reedline, ReedlineEvent, ReedlineMenu,
@@ -58,7 +57,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use vprobe_engine::live::Live;
 use vprobe_engine::output::TextOutput;
 use vprobe_engine::probes::ProbeDef;
-use vprobe_engine::script::{Options, Script, REPL_SOURCE};
+use vprobe_engine::script::{Script, REPL_SOURCE};
 use vprobe_engine::session::SessionOptions;
 use vprobe_engine::symbols::Symbols;
 use vprobe_lab::Lab;
@@ -124,7 +123,9 @@ pub struct Repl<'a> {
     sink: Sink,
     known: Shared,
     /// Every input that was accepted, in order, for `:save`.
-    accepted: Vec<String>,
+    accepted: Vec<input::Accepted>,
+    /// Attach points whose fallback reasons were shown (once a session).
+    fallbacks_told: std::collections::HashSet<String>,
     /// The lab of `:lab up`, shared with `live`; taken down with the session.
     lab: Option<Rc<Lab>>,
 }
@@ -162,8 +163,8 @@ impl Repl<'_> {
 
 /// Options of `vprobe repl`.
 pub struct ReplOptions {
-    /// A script to run into the session first.
-    pub script: Option<PathBuf>,
+    /// A script to run into the session first: a name or a file.
+    pub script: Option<String>,
     /// `-p key=value`.
     pub params: Vec<(String, String)>,
     /// Mechanisms not to use.
@@ -207,23 +208,25 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
         anyhow::bail!(privileges.missing());
     }
     let symbols = Rc::new(Symbols::load(true));
-    let (name, text) = match &opts.script {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
+    let file = opts
+        .script
+        .as_deref()
+        .map(crate::commands::find_script)
+        .transpose()?;
+    let (name, text) = match &file {
+        Some(f) => (f.source_name().to_string(), f.text.clone()),
         None => (REPL_SOURCE.to_string(), String::new()),
     };
     let mut script = Script::compile(
         &name,
         &text,
         symbols.clone(),
-        Options {
-            params: opts.params.into_iter().collect(),
-            allow_exec: opts.allow_exec,
-        },
+        crate::commands::options(file.as_ref(), opts.params, opts.allow_exec),
     )?;
     let plan = script.plan()?;
+    for w in script.warnings() {
+        eprintln!("vprobe: {w}");
+    }
 
     let printer = ExternalPrinter::<String>::new(0);
     let (sink, printer_thread) = Sink::start(printer.sender())?;
@@ -251,9 +254,13 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
             accepted: if text.trim().is_empty() {
                 Vec::new()
             } else {
-                vec![format!("// {name}\n{}", text.trim_end())]
+                vec![input::Accepted {
+                    text: format!("// {name}\n{}", text.trim_end()),
+                    applied: applied.clone(),
+                }]
             },
             lab: None,
+            fallbacks_told: Default::default(),
         };
         repl.sink.line(format!(
             "vprobe {} — :help for help, Tab completes, Ctrl-D ends the session",
@@ -400,6 +407,7 @@ fn edit(
         KeyCode::Enter,
         ReedlineEvent::Edit(vec![EditCommand::InsertNewline]),
     );
+    let colors = highlighter::colors_wanted(std::env::var_os("NO_COLOR").as_deref());
     let mut editor = Reedline::create()
         .with_edit_mode(Box::new(Emacs::new(keys)))
         .with_completer(Box::new(completer::ReplCompleter::new(known.clone())))
@@ -408,7 +416,8 @@ fn edit(
         )))
         .with_quick_completions(true)
         .with_partial_completions(true)
-        .with_highlighter(Box::new(highlighter::ReplHighlighter))
+        .with_highlighter(Box::new(highlighter::ReplHighlighter { colors }))
+        .with_ansi_colors(colors)
         .with_validator(Box::new(validator::ReplValidator))
         .with_external_printer(printer)
         .with_break_signal(stop);

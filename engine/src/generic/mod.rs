@@ -13,6 +13,7 @@
 //! which record bytes fill which slot.
 
 pub mod format;
+pub mod glob;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,15 @@ pub enum GenericError {
         /// The fields used.
         fields: Vec<&'static str>,
     },
+    /// A glob over a kind that cannot be listed.
+    #[error("`{pattern}`: globs list tracepoints and kernel functions only (`tracepoint:net:*`, `kprobe:tcp_*`, `fentry:tcp_*`)")]
+    NoGlob {
+        /// As written.
+        pattern: String,
+    },
+    /// tracefs cannot be listed.
+    #[error("cannot list tracepoints: {0}")]
+    NoListing(crate::kernel::TracefsError),
     /// A request whose field is not in its tracepoint (not made from its def).
     #[error("`{probe}` has no field `{field}`")]
     NoField {

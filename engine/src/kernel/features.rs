@@ -8,6 +8,21 @@ use super::{
     KPROBES_ABSENT, UPROBES_ABSENT, VMLINUX_BTF,
 };
 
+/// The names of the features [`Features`] reports (and a script's
+/// `//! requires:` may name).
+pub const FEATURE_NAMES: [&str; 10] = [
+    "btf",
+    "privileges",
+    "tracefs",
+    "kprobe",
+    "uprobe",
+    "tp_btf",
+    "raw_tracepoint",
+    "tracepoint",
+    "ringbuf",
+    "fentry",
+];
+
 /// One capability and why it is or is not there.
 #[derive(Clone, Debug, Serialize)]
 pub struct Feature {

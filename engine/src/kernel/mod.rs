@@ -9,7 +9,7 @@ mod tracefs;
 
 use std::path::Path;
 
-pub use features::{Feature, Features};
+pub use features::{Feature, Features, FEATURE_NAMES};
 pub use privileges::{privileges, Privileges};
 pub use tracefs::{ensure_tracefs, tracefs, tracefs_state, Tracefs, TracefsError};
 
@@ -17,6 +17,13 @@ pub use tracefs::{ensure_tracefs, tracefs, tracefs_state, Tracefs, TracefsError}
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// This host's name (`uname -n`).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown".into())
 }
 

@@ -17,9 +17,10 @@
 //! and one more match arm.
 
 mod queries;
+mod requires;
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -27,9 +28,10 @@ use std::time::{Duration, Instant};
 use crate::agg::AggSnapshot;
 use crate::events::Rings;
 use crate::message::with_causes;
+use crate::metrics::{ScriptInfo, Source};
 use crate::output::pcap::PcapFile;
-use crate::output::{CaptureInfo, Lost, Output, ProbeInfo, StartInfo, Summary, SCHEMA_VERSION};
-use crate::plan::{CallbackId, Consumer};
+use crate::output::{About, CaptureInfo, Lost, Output, ProbeInfo, StartInfo, Summary};
+use crate::plan::{CallbackId, Consumer, MetricDesc};
 use crate::script::{Action, Plan, Script, ScriptError};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
@@ -43,8 +45,9 @@ use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
 const CHECK_PERIOD: Duration = Duration::from_millis(100);
-/// Callback errors printed before the rest are only counted.
-const MAX_SHOWN_ERRORS: u64 = 20;
+/// Distinct callback errors printed before the rest are only counted (a
+/// message seen before is only counted, always).
+const MAX_SHOWN_ERRORS: usize = 20;
 /// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
 const DRAIN_PERIOD: Duration = Duration::from_millis(100);
 /// Events handed to callbacks per drain, so timers and signals stay responsive.
@@ -134,9 +137,25 @@ pub struct Live<'a> {
     last_printed: HashMap<String, AggSnapshot>,
     /// Aggregations printed in full (not as deltas) since this was last cleared.
     printed: Vec<String>,
-    reports: serde_json::Map<String, serde_json::Value>,
-    callback_errors: u64,
+    /// `report()`s so far; shared with the metrics endpoint.
+    reports: Rc<RefCell<serde_json::Map<String, serde_json::Value>>>,
+    /// Failed callbacks; shared with the metrics endpoint.
+    callback_errors: Rc<Cell<u64>>,
+    /// The callback errors printed so far (each message once).
+    shown_errors: HashSet<String>,
+    /// `metric()` descriptions; shared with the metrics endpoint.
+    descriptions: Rc<RefCell<BTreeMap<String, MetricDesc>>>,
+    /// Where `--metrics` serves, for the `start` line.
+    metrics_url: Option<String>,
+    /// Host, kernel and script, for `start` and `summary`.
+    about: About,
     exit: Option<i32>,
+    /// `verdict(ok)` so far: false once any check failed.
+    verdict: Option<bool>,
+    /// `on_end` callbacks are running.
+    ending: bool,
+    /// `on_end` callbacks printed lines of their own.
+    narrated: bool,
     started: Instant,
     /// CLOCK_MONOTONIC at `started` (the clock of events' `ts_ns`).
     monotonic_start_ns: u64,
@@ -185,9 +204,16 @@ impl<'a> Live<'a> {
             probes: Vec::new(),
             last_printed: HashMap::new(),
             printed: Vec::new(),
-            reports: serde_json::Map::new(),
-            callback_errors: 0,
+            reports: Rc::default(),
+            callback_errors: Rc::default(),
+            shown_errors: HashSet::new(),
+            descriptions: Rc::default(),
+            metrics_url: None,
+            about: About::here(None, None),
             exit: None,
+            verdict: None,
+            ending: false,
+            narrated: false,
             started: Instant::now(),
             monotonic_start_ns: monotonic_ns(),
             triggers: Vec::new(),
@@ -243,6 +269,7 @@ impl<'a> Live<'a> {
             );
             applied.timers.push(id);
         }
+        self.descriptions.borrow_mut().extend(plan.metrics);
         applied.on_end = plan.on_end.len();
         self.on_end.extend(plan.on_end);
         if let Err(e) = self.check_triggers_refer(&plan.triggers, &plan.workloads) {
@@ -427,14 +454,37 @@ impl<'a> Live<'a> {
     pub fn start(&mut self, script_name: &str, duration: Option<Duration>) -> Result<()> {
         self.started = Instant::now();
         self.monotonic_start_ns = monotonic_ns();
+        self.about = About::here(Some(script_name), Some(self.script.meta()));
         self.output.start(&StartInfo {
-            schema: SCHEMA_VERSION,
-            kernel: crate::kernel::kernel_release(),
-            script: script_name.to_string(),
+            about: self.about.clone(),
             duration_s: duration.map(|d| d.as_secs_f64()),
             probes: self.probe_infos(),
+            metrics: self.metrics_url.clone(),
         })?;
         Ok(())
+    }
+
+    /// What a `/metrics` scrape reads: handles to this session's state.
+    /// `script_name` names the script where its header has no `//! name:`.
+    pub fn metrics_source(&self, script_name: &str) -> Source {
+        let meta = self.script.meta();
+        Source {
+            session: self.session.clone(),
+            symbols: self.symbols.clone(),
+            workloads: self.workloads.clone(),
+            callback_errors: self.callback_errors.clone(),
+            reports: self.reports.clone(),
+            descriptions: self.descriptions.clone(),
+            script: ScriptInfo {
+                name: meta.name.clone().unwrap_or_else(|| script_name.to_string()),
+                version: meta.version.clone(),
+            },
+        }
+    }
+
+    /// Says in the `start` line where `--metrics` serves.
+    pub fn set_metrics_url(&mut self, url: String) {
+        self.metrics_url = Some(url);
     }
 
     fn probe_infos(&self) -> Vec<ProbeInfo> {
@@ -469,6 +519,13 @@ impl<'a> Live<'a> {
     /// The status the script asked to end with (`exit()`), once it has.
     pub fn exit_code(&self) -> Option<i32> {
         self.exit
+    }
+
+    /// The status the session ends with: the script's `exit(code)`, else 1
+    /// if a `verdict(..)` failed, else 0.
+    pub fn status(&self) -> i32 {
+        self.exit
+            .unwrap_or(if self.verdict == Some(false) { 1 } else { 0 })
     }
 
     /// Waits for the next thing that is due — a timer, a ring buffer's events,
@@ -537,7 +594,7 @@ impl<'a> Live<'a> {
             Wake::Workloads => {
                 let ended = self.workloads.borrow_mut().poll();
                 for e in ended {
-                    self.output.text(&e.line)?;
+                    self.output.note(&e.line)?;
                 }
                 Ok(())
             }
@@ -652,12 +709,18 @@ impl<'a> Live<'a> {
     /// carries out what the callback asked for.
     fn after_call(&mut self, res: Result<(), ScriptError>) -> Result<()> {
         if let Err(e) = res {
-            self.callback_errors += 1;
-            if self.callback_errors <= MAX_SHOWN_ERRORS {
-                self.output.error(&e.to_string())?;
-            } else if self.callback_errors == MAX_SHOWN_ERRORS + 1 {
-                self.output
-                    .error("further callback errors are counted, not shown")?;
+            self.callback_errors.set(self.callback_errors.get() + 1);
+            let message = e.to_string();
+            if self.shown_errors.len() < MAX_SHOWN_ERRORS {
+                if self.shown_errors.insert(message.clone()) {
+                    self.output.error(&message)?;
+                }
+            } else if !self.shown_errors.contains(&message) {
+                self.shown_errors.insert(message);
+                if self.shown_errors.len() == MAX_SHOWN_ERRORS + 1 {
+                    self.output
+                        .error("further callback errors are counted, not shown")?;
+                }
             }
         }
         self.apply_actions()
@@ -683,7 +746,10 @@ impl<'a> Live<'a> {
                         None => self.output.text(name.as_str())?,
                     }
                 }
-                Action::PrintText(s) => self.output.text(&s)?,
+                Action::PrintText(s) => {
+                    self.narrated |= self.ending;
+                    self.output.text(&s)?
+                }
                 Action::PrintDelta(name) => {
                     match self
                         .session
@@ -710,10 +776,11 @@ impl<'a> Live<'a> {
                     }
                 }
                 Action::Exit(code) => self.exit = Some(code),
+                Action::Verdict(ok) => self.verdict = Some(self.verdict.unwrap_or(true) && ok),
                 Action::Report(k, v) => {
-                    self.reports.insert(k, v);
+                    self.reports.borrow_mut().insert(k, v);
                 }
-                Action::Emit { probe, fields } => self.output.event(&probe, &fields)?,
+                Action::Emit(e) => self.output.event(&e)?,
             }
         }
         Ok(())
@@ -790,7 +857,7 @@ impl<'a> Live<'a> {
             map_full: l.map_full,
             rate_limited: l.rate_limited,
             missed: l.missed,
-            callback_errors: self.callback_errors,
+            callback_errors: self.callback_errors.get(),
         }
     }
 
@@ -818,7 +885,7 @@ impl<'a> Live<'a> {
     /// Ends the session: hands the last events in flight to their callbacks,
     /// runs `on_end`, writes the summary, then detaches everything and lets
     /// go of the lab (whoever set it takes it down by dropping theirs).
-    /// Returns the status the script asked for (0 by default).
+    /// Returns the status the script asked for ([`Live::status`]).
     pub fn finish(self) -> Result<i32> {
         self.finish_with_summary().map(|(code, _)| code)
     }
@@ -831,6 +898,7 @@ impl<'a> Live<'a> {
         let workloads = self.workloads.borrow_mut().finish();
         self.drain_rings(usize::MAX)?;
         self.printed.clear();
+        self.ending = true;
         for cb in std::mem::take(&mut self.on_end) {
             let res = self.script.call(cb);
             self.after_call(res)?;
@@ -842,18 +910,20 @@ impl<'a> Live<'a> {
             }
         }
         let summary = Summary {
+            about: self.about.clone(),
             captures: self.captures(),
             duration_s: self.started.elapsed().as_secs_f64(),
             maps: self.session.borrow().snapshots(&self.symbols)?,
             lost: self.lost(),
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
-            reports: std::mem::take(&mut self.reports),
+            narrated: self.narrated,
+            reports: std::mem::take(&mut *self.reports.borrow_mut()),
             workloads,
             monotonic_start_ns: self.monotonic_start_ns,
         };
         self.output.summary(&summary)?;
-        Ok((self.exit.unwrap_or(0), summary))
+        Ok((self.status(), summary))
     }
 }
 
@@ -884,7 +954,8 @@ impl View for SessionView<'_> {
     }
 }
 
-fn probe_info(inst: &Instance) -> ProbeInfo {
+/// How an attached instance is described in `start`, `summary` and metrics.
+pub(crate) fn probe_info(inst: &Instance) -> ProbeInfo {
     ProbeInfo {
         name: inst.probe().name.to_string(),
         mechanism: inst.mechanism.label(),

@@ -1,14 +1,18 @@
-//! JSON Lines: one object per line, each with a `type` (`start`, `print`, `event`,
-//! `error`, `summary`); the schema version is in `start`, the last line is `summary`.
+//! JSON Lines: one object per line, each with a `type` (`start`, `print`,
+//! `text`, `event`, `error`, `summary`) and the wall-clock `time` it was
+//! written (RFC 3339, UTC, µs). `start` and `summary` carry the schema
+//! version, host, kernel and script. One shape per type: docs/schema/ has a
+//! JSON Schema for each, and the tests validate real output against them.
 //!
 //! Each line is serialized into a buffer, written in one piece and flushed.
 
 use std::io::{self, Write};
+use std::time::SystemTime;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Output, StartInfo, Summary};
+use super::{Emitted, Output, StartInfo, Summary};
 use crate::agg::AggSnapshot;
 use crate::value::Value;
 
@@ -16,22 +20,22 @@ use crate::value::Value;
 pub struct JsonOutput<W: Write> {
     w: W,
     buf: Vec<u8>,
+    clock: fn() -> SystemTime,
 }
 
-/// `T`'s fields after a `type` field.
+/// A line: its `type` and `time`, then the body's fields.
 #[derive(Serialize)]
-struct Typed<'a, T: Serialize> {
+struct Line<'a, T: Serialize> {
     #[serde(rename = "type")]
     kind: &'static str,
+    time: &'a str,
     #[serde(flatten)]
-    inner: &'a T,
+    body: &'a T,
 }
 
 /// A `print` of an aggregation: its name and whether it is a delta, then the snapshot.
 #[derive(Serialize)]
 struct Print<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
     name: &'a str,
     delta: bool,
     #[serde(flatten)]
@@ -40,22 +44,20 @@ struct Print<'a> {
 
 #[derive(Serialize)]
 struct Text<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
     text: &'a str,
 }
 
 #[derive(Serialize)]
 struct Error<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
     message: &'a str,
 }
 
 #[derive(Serialize)]
 struct Event<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<u32>,
     probe: &'a str,
     fields: Fields<'a>,
 }
@@ -76,7 +78,16 @@ impl Serialize for Fields<'_> {
 impl<W: Write> JsonOutput<W> {
     /// Writes to `w`.
     pub fn new(w: W) -> Self {
-        Self { w, buf: Vec::new() }
+        Self::with_clock(w, SystemTime::now)
+    }
+
+    /// Writes to `w`, with lines timed by `clock` (tests fix it).
+    pub fn with_clock(w: W, clock: fn() -> SystemTime) -> Self {
+        Self {
+            w,
+            buf: Vec::new(),
+            clock,
+        }
     }
 
     /// The writer back.
@@ -84,9 +95,17 @@ impl<W: Write> JsonOutput<W> {
         self.w
     }
 
-    fn line<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
+    fn line<T: Serialize>(&mut self, kind: &'static str, body: &T) -> io::Result<()> {
+        let time = humantime::format_rfc3339_micros((self.clock)()).to_string();
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, v)?;
+        serde_json::to_writer(
+            &mut self.buf,
+            &Line {
+                kind,
+                time: &time,
+                body,
+            },
+        )?;
         self.buf.push(b'\n');
         self.w.write_all(&self.buf)?;
         self.w.flush()
@@ -95,48 +114,42 @@ impl<W: Write> JsonOutput<W> {
 
 impl<W: Write> Output for JsonOutput<W> {
     fn start(&mut self, info: &StartInfo) -> io::Result<()> {
-        self.line(&Typed {
-            kind: "start",
-            inner: info,
-        })
+        self.line("start", info)
     }
 
     fn aggregation(&mut self, agg: &AggSnapshot, delta: bool) -> io::Result<()> {
-        self.line(&Print {
-            kind: "print",
-            name: &agg.name,
-            delta,
-            agg,
-        })
+        self.line(
+            "print",
+            &Print {
+                name: &agg.name,
+                delta,
+                agg,
+            },
+        )
     }
 
     fn text(&mut self, text: &str) -> io::Result<()> {
-        self.line(&Text {
-            kind: "print",
-            text,
-        })
+        self.line("text", &Text { text })
     }
 
-    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
-        self.line(&Event {
-            kind: "event",
-            probe,
-            fields: Fields(fields),
-        })
+    fn event(&mut self, e: &Emitted) -> io::Result<()> {
+        self.line(
+            "event",
+            &Event {
+                ts_ns: e.ts_ns,
+                cpu: e.cpu,
+                probe: &e.probe,
+                fields: Fields(&e.fields),
+            },
+        )
     }
 
     fn error(&mut self, message: &str) -> io::Result<()> {
-        self.line(&Error {
-            kind: "error",
-            message,
-        })
+        self.line("error", &Error { message })
     }
 
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
-        self.line(&Typed {
-            kind: "summary",
-            inner: summary,
-        })
+        self.line("summary", summary)
     }
 }
 
@@ -162,6 +175,8 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into()],
             field: None,
+            step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![
                     ("dev".into(), Value::Str("mvt0".into())),
@@ -178,6 +193,8 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec![],
             field: Some("len".into()),
+            step: None,
+            time_ns: false,
             entries: vec![Entry {
                 key: vec![],
                 value: EntryValue::Hist {
@@ -186,13 +203,31 @@ mod tests {
                         high: 128,
                         count: 3,
                     }],
+                    sum: 200,
                 },
             }],
         }
     }
 
+    /// 2024-05-01T12:00:00.000250Z
+    fn fixed() -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_714_564_800_000_250)
+    }
+    const T: &str = "2024-05-01T12:00:00.000250Z";
+
+    fn about() -> crate::output::About {
+        crate::output::About {
+            schema: crate::output::SCHEMA_VERSION,
+            host: "hv-17".into(),
+            kernel: "6.18.44".into(),
+            script: Some("drops.rhai".into()),
+            script_name: Some("drops".into()),
+            script_version: Some("1.2.0".into()),
+        }
+    }
+
     fn lines(f: impl FnOnce(&mut JsonOutput<Vec<u8>>) -> io::Result<()>) -> Vec<J> {
-        let mut o = JsonOutput::new(Vec::new());
+        let mut o = JsonOutput::with_clock(Vec::new(), fixed);
         f(&mut o).unwrap();
         let text = String::from_utf8(o.into_inner()).unwrap();
         assert!(text.ends_with('\n'));
@@ -202,85 +237,92 @@ mod tests {
     }
 
     #[test]
-    fn every_line_is_typed_json() {
+    fn every_line_is_typed_and_timed_json() {
         let info = StartInfo {
-            schema: crate::output::SCHEMA_VERSION,
-            kernel: "6.18.44".into(),
-            script: "drops.rhai".into(),
+            about: about(),
             duration_s: Some(30.0),
             probes: probes(),
+            metrics: None,
         };
         let out = lines(|o| {
             o.start(&info)?;
             o.aggregation(&counts(), false)?;
             o.aggregation(&hist(), true)?;
             o.text("hello \"x\"\nsecond")?;
-            o.event(
-                "skb.drop",
-                &[
+            o.event(&Emitted {
+                probe: "skb.drop".into(),
+                ts_ns: Some(5_000_000_123),
+                cpu: Some(3),
+                fields: vec![
                     ("len".into(), Value::Uint(60)),
                     ("dev".into(), Value::Str("mvt0".into())),
                     ("delta".into(), Value::Int(-3)),
                 ],
-            )?;
+            })?;
             o.error("drops.rhai:3: boom")
         });
         assert_eq!(out.len(), 6);
         assert_eq!(
             out[0],
-            json!({"type": "start", "schema": 1, "kernel": "6.18.44", "script": "drops.rhai",
+            json!({"type": "start", "time": T, "schema": 2, "host": "hv-17", "kernel": "6.18.44",
+                   "script": "drops.rhai", "script_name": "drops", "script_version": "1.2.0",
                    "duration_s": 30.0,
                    "probes": [{"name": "skb.drop", "mechanism": "tp_btf/kfree_skb", "feeds": "drops"}]})
         );
         assert_eq!(
             out[1],
-            json!({"type": "print", "name": "drops", "delta": false, "kind": "count",
+            json!({"type": "print", "time": T, "name": "drops", "delta": false, "kind": "count",
                    "keys": ["dev", "reason"],
                    "entries": [{"key": {"dev": "mvt0", "reason": "FULL_RING"}, "value": 12}]})
         );
         assert_eq!(
             out[2],
-            json!({"type": "print", "name": "len", "delta": true, "kind": "hist", "keys": [],
+            json!({"type": "print", "time": T, "name": "len", "delta": true, "kind": "hist", "keys": [],
                    "field": "len",
-                   "entries": [{"key": {}, "buckets": [{"low": 64, "high": 128, "count": 3}]}]})
+                   "entries": [{"key": {}, "buckets": [{"low": 64, "high": 128, "count": 3}], "sum": 200}]})
         );
         assert_eq!(
             out[3],
-            json!({"type": "print", "text": "hello \"x\"\nsecond"})
+            json!({"type": "text", "time": T, "text": "hello \"x\"\nsecond"})
         );
         assert_eq!(
             out[4],
-            json!({"type": "event", "probe": "skb.drop",
+            json!({"type": "event", "time": T, "ts_ns": 5_000_000_123u64, "cpu": 3, "probe": "skb.drop",
                    "fields": {"len": 60, "dev": "mvt0", "delta": -3}})
         );
         assert_eq!(
             out[5],
-            json!({"type": "error", "message": "drops.rhai:3: boom"})
+            json!({"type": "error", "time": T, "message": "drops.rhai:3: boom"})
         );
     }
 
     #[test]
-    fn type_comes_first() {
-        let mut o = JsonOutput::new(Vec::new());
+    fn type_and_time_come_first() {
+        let mut o = JsonOutput::with_clock(Vec::new(), fixed);
         o.error("x").unwrap();
         o.text("y").unwrap();
         assert_eq!(
             String::from_utf8(o.into_inner()).unwrap(),
-            "{\"type\":\"error\",\"message\":\"x\"}\n{\"type\":\"print\",\"text\":\"y\"}\n"
+            format!(
+                "{{\"type\":\"error\",\"time\":\"{T}\",\"message\":\"x\"}}\n\
+                 {{\"type\":\"text\",\"time\":\"{T}\",\"text\":\"y\"}}\n"
+            )
         );
     }
 
     #[test]
     fn event_fields_keep_their_order() {
-        let mut o = JsonOutput::new(Vec::new());
-        o.event(
-            "p",
-            &[("z".into(), Value::Uint(1)), ("a".into(), Value::Uint(2))],
-        )
+        let mut o = JsonOutput::with_clock(Vec::new(), fixed);
+        o.event(&Emitted {
+            probe: "p".into(),
+            ts_ns: None,
+            cpu: None,
+            fields: vec![("z".into(), Value::Uint(1)), ("a".into(), Value::Uint(2))],
+        })
         .unwrap();
         assert_eq!(
             String::from_utf8(o.into_inner()).unwrap(),
-            "{\"type\":\"event\",\"probe\":\"p\",\"fields\":{\"z\":1,\"a\":2}}\n"
+            format!("{{\"type\":\"event\",\"time\":\"{T}\",\"probe\":\"p\",\"fields\":{{\"z\":1,\"a\":2}}}}\n")
         );
     }
 
@@ -289,6 +331,7 @@ mod tests {
         let mut reports = serde_json::Map::new();
         reports.insert("rr_tps".into(), json!(41234.5));
         let s = Summary {
+            about: about(),
             captures: vec![],
             duration_s: 12.5,
             maps: vec![counts(), hist()],
@@ -300,6 +343,7 @@ mod tests {
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
+            narrated: false,
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,
@@ -308,6 +352,13 @@ mod tests {
         assert_eq!(out.len(), 1);
         let l = &out[0];
         assert_eq!(l["type"], "summary");
+        assert_eq!(l["time"], T);
+        // the summary alone says where and what it was
+        assert_eq!(l["schema"], 2);
+        assert_eq!(l["host"], "hv-17");
+        assert_eq!(l["kernel"], "6.18.44");
+        assert_eq!(l["script_name"], "drops");
+        assert_eq!(l["script_version"], "1.2.0");
         assert_eq!(l["duration_s"], 12.5);
         // JSON always has every map, printed or not
         assert_eq!(l["maps"]["drops"]["kind"], "count");

@@ -1,6 +1,12 @@
 //! Where results go: one [`Output`] trait, a text and a JSON Lines implementation,
 //! and SVG plots ([`svg`]).
 //!
+//! Data and notes: what a session found (aggregations, prints, events, the
+//! summary) is data; what it says about itself (what was attached, a workload
+//! that ended, a failing callback) is a note. Text output can send notes to
+//! another writer (a CLI's stderr) and say less or more of them
+//! ([`Verbosity`]); JSON Lines keep both in one stream.
+//!
 //! Writers return `io::Result`; a closed pipe surfaces as `ErrorKind::BrokenPipe`
 //! and the caller ends quietly.
 
@@ -19,8 +25,71 @@ mod text;
 pub use json::JsonOutput;
 pub use text::{rr_text, TextOutput};
 
-/// Version of the JSON Lines schema, written in the `start` line.
-pub const SCHEMA_VERSION: u32 = 1;
+/// How much a text output says besides its data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Data and errors only.
+    Quiet,
+    /// Also what was attached, once, and workloads' ends.
+    #[default]
+    Normal,
+    /// Also why each preferred attach mechanism did not work here.
+    Verbose,
+}
+
+/// Version of the JSON Lines schema (docs/schema/), written in `start` and
+/// `summary`. 2: every line has `time`; `text` lines apart from `print`;
+/// `lhist` with `step`; histogram `sum`; `host` and the script's name and
+/// version; `emit(e)` keeps `ts_ns` and `cpu`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Who wrote a run's lines: repeated in `start` and `summary`, so either
+/// one alone says where and what it was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct About {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub schema: u32,
+    /// The host's name.
+    pub host: String,
+    /// `uname -r`.
+    pub kernel: String,
+    /// The script as given: its path, or `<expr>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Its `//! name:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_name: Option<String>,
+    /// Its `//! version:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_version: Option<String>,
+}
+
+impl About {
+    /// This host and kernel, running `script` (with its header's name and version).
+    pub fn here(script: Option<&str>, meta: Option<&crate::script::Meta>) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            host: crate::kernel::hostname(),
+            kernel: crate::kernel::kernel_release(),
+            script: script.map(str::to_string),
+            script_name: meta.and_then(|m| m.name.clone()),
+            script_version: meta.and_then(|m| m.version.clone()),
+        }
+    }
+}
+
+/// An event a callback emitted (`emit(e)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    /// The event's `probe`.
+    pub probe: String,
+    /// CLOCK_MONOTONIC ns of the event, when the map had it.
+    pub ts_ns: Option<u64>,
+    /// The CPU it fired on, when the map had it.
+    pub cpu: Option<u32>,
+    /// Its fields: the catalog's in catalog order, then the script's own by name.
+    pub fields: Vec<(String, Value)>,
+}
 
 /// An attached probe instance, as reported in `start` and `summary`.
 #[derive(Clone, Debug, Serialize)]
@@ -39,17 +108,17 @@ pub struct ProbeInfo {
 /// The session start: printed once every probe is attached.
 #[derive(Clone, Debug, Serialize)]
 pub struct StartInfo {
-    /// Schema version.
-    pub schema: u32,
-    /// `uname -r`.
-    pub kernel: String,
-    /// Script name.
-    pub script: String,
+    /// Schema, host, kernel, script.
+    #[serde(flatten)]
+    pub about: About,
     /// Planned duration in seconds, if bounded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
     /// Attached probes.
     pub probes: Vec<ProbeInfo>,
+    /// `http://ADDR:PORT/metrics` when `--metrics` serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// Everything that was lost, counted.
@@ -85,6 +154,9 @@ pub struct CaptureInfo {
 /// The end of a session.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// Schema, host, kernel, script (as in `start`).
+    #[serde(flatten)]
+    pub about: About,
     /// The capture files written, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub captures: Vec<CaptureInfo>,
@@ -101,6 +173,10 @@ pub struct Summary {
     /// text output does not repeat them (JSON's summary always has every map).
     #[serde(skip)]
     pub printed_at_end: Vec<String>,
+    /// Whether the script's `on_end` callbacks printed lines of their own:
+    /// they tell the story, so text output does not list the reports again.
+    #[serde(skip)]
+    pub narrated: bool,
     /// Values scripts added with `report(key, value)`.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub reports: serde_json::Map<String, serde_json::Value>,
@@ -109,6 +185,29 @@ pub struct Summary {
     pub workloads: std::collections::BTreeMap<String, crate::workload::WorkloadResult>,
     /// CLOCK_MONOTONIC (the clock of events' `ts_ns`) when the session started.
     pub monotonic_start_ns: u64,
+}
+
+impl Summary {
+    /// The summary of a run that only ran workloads (`vprobe rr`).
+    pub fn of_workloads(
+        duration_s: f64,
+        monotonic_start_ns: u64,
+        workloads: std::collections::BTreeMap<String, crate::workload::WorkloadResult>,
+    ) -> Self {
+        Self {
+            about: About::here(None, None),
+            captures: Vec::new(),
+            duration_s,
+            maps: Vec::new(),
+            lost: Lost::default(),
+            probes: Vec::new(),
+            printed_at_end: Vec::new(),
+            narrated: false,
+            reports: serde_json::Map::new(),
+            workloads,
+            monotonic_start_ns,
+        }
+    }
 }
 
 fn maps_by_name<S: serde::Serializer>(maps: &[AggSnapshot], s: S) -> Result<S::Ok, S::Error> {
@@ -129,9 +228,14 @@ pub trait Output {
     /// `print("text")` from a script.
     fn text(&mut self, text: &str) -> io::Result<()>;
     /// `emit(e)` of an event from a callback: the probe and its decoded fields.
-    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()>;
+    fn event(&mut self, event: &Emitted) -> io::Result<()>;
     /// A non-fatal error (a failing callback), with its location.
     fn error(&mut self, message: &str) -> io::Result<()>;
+    /// Something the session says about itself (a workload that ended): a
+    /// note, not data. By default, a printed line.
+    fn note(&mut self, text: &str) -> io::Result<()> {
+        self.text(text)
+    }
     /// The end; the last thing written.
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
 }

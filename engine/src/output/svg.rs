@@ -66,7 +66,7 @@ pub fn plot_of(summary: &crate::output::Summary, title: &str) -> Option<LatencyP
     if let Some(slow) = json.get("slow").and_then(|v| v.as_array()) {
         let first = rr.thresholds.first().map_or(0, |t| t.at_us / 1000);
         timeline.push(TimelineSeries {
-            label: format!("{name}: transactions ≥ {first} ms (start)"),
+            label: format!("transactions of {name} ≥ {first} ms, by their start"),
             times_s: slow
                 .iter()
                 .filter_map(|t| t.get("start_ns")?.as_u64())
@@ -155,57 +155,115 @@ pub fn write_svg(path: &Path, plot: &LatencyPlot) -> Result<(), PlotError> {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let root = SVGBackend::new(path, (1000, 760)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (top, bottom) = root.split_vertically(440);
-    histogram(&top, plot).map_err(|e| err(&e))?;
-    timeline(&bottom, plot).map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    let svg = render_svg(plot).map_err(|e| err(&e))?;
+    std::fs::write(path, svg).map_err(|e| err(&e))
+}
+
+/// `plot` as an SVG document.
+pub fn render_svg(plot: &LatencyPlot) -> Result<String, Box<dyn std::error::Error>> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 760)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(440);
+        histogram(&top, plot)?;
+        timeline(&bottom, plot)?;
+        root.present()?;
+    }
+    Ok(svg)
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A latency in ms as an axis label: `0.1 ms`, `20 ms`, `1 s`.
+fn ms_label(ms: f64) -> String {
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if ms >= 1000.0 {
+        format!("{} s", trim(format!("{:.2}", ms / 1000.0)))
+    } else if ms >= 1.0 {
+        format!("{} ms", trim(format!("{ms:.1}")))
+    } else {
+        format!("{} ms", trim(format!("{ms:.3}")))
+    }
+}
+
 fn histogram(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> DrawResult {
+    let ms = |us: u64| us as f64 / 1000.0;
     let buckets: Vec<_> = plot.buckets.iter().filter(|b| b.count > 0).collect();
-    let lo = buckets.iter().map(|b| b.lo_us.max(1)).min().unwrap_or(1);
+    let lo = buckets
+        .iter()
+        .map(|b| ms(b.lo_us.max(1)))
+        .fold(f64::INFINITY, f64::min);
+    let lo = if lo.is_finite() { lo / 1.5 } else { 0.001 };
+    // room right of the last bar and of the marks, so neither is clipped
     let hi = buckets
         .iter()
-        .map(|b| b.hi_us)
-        .chain(plot.markers_us.iter().map(|m| m + m / 4))
-        .max()
-        .unwrap_or(1_000)
-        .max(lo * 10);
+        .map(|b| ms(b.hi_us))
+        .chain(plot.markers_us.iter().map(|&m| ms(m)))
+        .fold(0.0, f64::max)
+        .max(lo * 10.0)
+        * 1.5;
     let top = buckets.iter().map(|b| b.count).max().unwrap_or(1).max(10) * 2;
     let mut chart = ChartBuilder::on(area)
         .caption(&plot.title, ("sans-serif", 20))
         .margin(12)
+        .margin_right(24)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d((lo..hi).log_scale(), (1u64..top).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("transaction latency (µs, log scale)")
+        .x_desc("transaction latency (log scale)")
+        .x_label_formatter(&|v| ms_label(*v))
         .y_desc("transactions (log scale)")
         .draw()?;
     chart.draw_series(buckets.iter().map(|b| {
         Rectangle::new(
             [
-                (b.lo_us.max(lo), 1),
-                (b.hi_us.max(b.lo_us + 1), b.count.max(1)),
+                (ms(b.lo_us).max(lo), 1),
+                (ms(b.hi_us.max(b.lo_us + 1)), b.count.max(1)),
             ],
             BLUE.mix(0.7).filled(),
         )
     }))?;
     for &m in &plot.markers_us {
-        chart.draw_series(LineSeries::new(vec![(m, 1), (m, top)], RED.stroke_width(1)))?;
+        let x = ms(m);
+        chart.draw_series(LineSeries::new(vec![(x, 1), (x, top)], RED.stroke_width(1)))?;
         chart.draw_series(std::iter::once(Text::new(
-            vprobe_time::duration::format(std::time::Duration::from_micros(m)),
-            (m, top / 2),
+            ms_label(x),
+            (x * 1.03, top / 2),
             ("sans-serif", 14).into_font().color(&RED),
         )))?;
     }
     Ok(())
+}
+
+/// Counts of `times_s` in `bins` bins of 1/[`BINS_PER_S`] s.
+fn binned(times_s: &[f64], bins: usize) -> Vec<u64> {
+    let mut c = vec![0u64; bins];
+    for &t in times_s {
+        let i = ((t.max(0.0) * BINS_PER_S) as usize).min(bins - 1);
+        c[i] += 1;
+    }
+    c
+}
+
+/// A step outline of per-bin counts: each bin a flat segment, so bins that
+/// alternate with empty ones read as bars, not a zig-zag.
+fn steps(counts: &[u64]) -> Vec<(f64, u64)> {
+    let mut pts = Vec::with_capacity(counts.len() * 2 + 1);
+    for (b, &n) in counts.iter().enumerate() {
+        pts.push((b as f64 / BINS_PER_S, n));
+        pts.push(((b + 1) as f64 / BINS_PER_S, n));
+    }
+    pts.push((counts.len() as f64 / BINS_PER_S, 0));
+    pts
 }
 
 fn timeline(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> DrawResult {
@@ -214,26 +272,22 @@ fn timeline(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> Dr
     let counts: Vec<Vec<u64>> = plot
         .timeline
         .iter()
-        .map(|s| {
-            let mut c = vec![0u64; bins];
-            for &t in &s.times_s {
-                let i = ((t.max(0.0) * BINS_PER_S) as usize).min(bins - 1);
-                c[i] += 1;
-            }
-            c
-        })
+        .map(|s| binned(&s.times_s, bins))
         .collect();
     let top = counts.iter().flatten().copied().max().unwrap_or(0).max(1) + 1;
+    let end = bins as f64 / BINS_PER_S;
     let mut chart = ChartBuilder::on(area)
-        .caption("timeline (per 100 ms)", ("sans-serif", 18))
+        .caption("over time, per 100 ms", ("sans-serif", 18))
         .margin(12)
+        .margin_right(24)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..duration, 0u64..top)?;
+        .build_cartesian_2d(0f64..end, 0u64..top)?;
     chart
         .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("events per 100 ms")
+        .x_desc("time since the start")
+        .x_label_formatter(&|s| format!("{s} s"))
+        .y_desc("per 100 ms")
         .draw()?;
     // the relay's stalls, behind the series: at least one bin wide to be seen
     if !plot.stalls.is_empty() {
@@ -245,26 +299,26 @@ fn timeline(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> Dr
                 let e = e.max(s + min).min(duration);
                 Rectangle::new([(s, 0), (e, top)], shade.filled())
             }))?
-            .label(format!("relay stalls ({})", plot.stalls.len()))
+            .label(format!("{} relay stalls", plot.stalls.len()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
     }
-    for (i, (series, c)) in plot.timeline.iter().zip(&counts).enumerate() {
+    // the first series (the slow transactions) drawn last, on top: where two
+    // series count the same, the first one shows
+    for (i, (series, c)) in plot.timeline.iter().zip(&counts).enumerate().rev() {
         let color = SERIES_COLORS[i % SERIES_COLORS.len()];
         let total: u64 = c.iter().sum();
         chart
-            .draw_series(LineSeries::new(
-                c.iter()
-                    .enumerate()
-                    .map(|(b, &n)| (b as f64 / BINS_PER_S, n)),
-                color.stroke_width(2),
-            ))?
-            .label(format!("{} ({total})", series.label))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .draw_series(
+                AreaSeries::new(steps(c), 0, color.mix(0.15)).border_style(color.stroke_width(2)),
+            )?
+            .label(format!("{total} {}", series.label))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled()));
     }
     if !plot.timeline.is_empty() || !plot.stalls.is_empty() {
         chart
             .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()?;
     }
@@ -307,12 +361,25 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("tcp_rr 16 streams"));
-        assert!(svg.contains("macvtap drops (3)"), "legend with the total");
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim()))
+            .collect();
+        let has = |t: &str| texts.contains(&t);
         assert!(
-            svg.contains("relay stalls (2)"),
-            "stall windows in the legend"
+            has("3 macvtap drops"),
+            "legend: the total, then the label {texts:?}"
         );
-        assert!(svg.contains("200ms") && svg.contains("400ms"), "markers");
+        assert!(has("200 ms") && has("400 ms"), "markers {texts:?}");
+        assert!(
+            has("1 ms") && has("100 ms"),
+            "x ticks with their unit {texts:?}"
+        );
+        assert!(
+            has("2 relay stalls"),
+            "stall windows in the legend {texts:?}"
+        );
         assert!(svg.matches("<rect").count() >= 3, "background + 2 bars");
     }
 
@@ -321,7 +388,9 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("vprobe-svg-empty-{}.svg", std::process::id()));
         write_svg(&path, &LatencyPlot::default()).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("timeline"));
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("over time"));
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -1,8 +1,12 @@
-//! Human output: bpftrace-like, with counts as aligned tables.
+//! Human output: bpftrace-like, with counts as aligned tables; latencies in
+//! milliseconds, the unit of the story (TCP's 200 ms minimum RTO).
 //!
 //! Every call renders into a buffer, writes it in one piece and flushes: output is
-//! streamed live, often into a pipe.
+//! streamed live, often into a pipe. Notes (what was attached, errors) go to
+//! their own writer when one is given: a CLI's stderr, so a redirected stdout
+//! holds only data.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -10,7 +14,7 @@ use vprobe_load::exec::ExecResult;
 use vprobe_load::latency::LatencyBucket;
 use vprobe_load::tcp_rr::RrResult;
 
-use super::{Output, StartInfo, Summary};
+use super::{Emitted, Output, ProbeInfo, StartInfo, Summary, Verbosity};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
@@ -23,15 +27,34 @@ const MAX_GAP_ROWS: usize = 32;
 /// Writes human-readable text.
 pub struct TextOutput<W: Write> {
     w: W,
+    /// Where notes go (`vprobe: …` lines); `None`: with the data, unprefixed.
+    notes: Option<Box<dyn Write>>,
+    verbosity: Verbosity,
     buf: String,
+    /// `print_delta` aggregations whose last delta was empty and said so:
+    /// quiet until they change.
+    quiet: HashSet<String>,
 }
 
 impl<W: Write> TextOutput<W> {
-    /// Writes to `w`.
+    /// Writes data and notes to `w` (the REPL's screen).
     pub fn new(w: W) -> Self {
         Self {
             w,
+            notes: None,
+            verbosity: Verbosity::Normal,
             buf: String::new(),
+            quiet: HashSet::new(),
+        }
+    }
+
+    /// Writes data to `w` and notes, as `vprobe: …` lines, to `notes`, as
+    /// many as `verbosity` asks for (errors always).
+    pub fn with_notes(w: W, notes: Box<dyn Write>, verbosity: Verbosity) -> Self {
+        Self {
+            notes: Some(notes),
+            verbosity,
+            ..Self::new(w)
         }
     }
 
@@ -49,39 +72,66 @@ impl<W: Write> TextOutput<W> {
         self.buf.clear();
         r
     }
+
+    /// Writes `lines` as notes, if `verbosity` is at least `at`.
+    fn notes(&mut self, at: Verbosity, lines: &[String]) -> io::Result<()> {
+        if lines.is_empty() || (self.verbosity < at && self.notes.is_some()) {
+            return Ok(());
+        }
+        match &mut self.notes {
+            Some(n) => {
+                let mut b = String::new();
+                for l in lines {
+                    let _ = writeln!(b, "vprobe: {l}");
+                }
+                n.write_all(b.as_bytes()).and_then(|()| n.flush())
+            }
+            None => {
+                for l in lines {
+                    let _ = writeln!(self.buf, "{l}");
+                }
+                self.emit()
+            }
+        }
+    }
 }
 
 impl<W: Write> Output for TextOutput<W> {
     fn start(&mut self, info: &StartInfo) -> io::Result<()> {
-        let b = &mut self.buf;
-        let n = info.probes.len();
-        let _ = write!(b, "Attached {n} probe{}", if n == 1 { "" } else { "s" });
-        for (i, p) in info.probes.iter().enumerate() {
-            let sep = if i == 0 { ": " } else { ", " };
-            let _ = write!(b, "{sep}{} ({}) → {}", p.name, p.mechanism, p.feeds);
+        // a script that only computes and prints attached nothing: no line
+        if !info.probes.is_empty() {
+            self.notes(Verbosity::Normal, &[attached_line(info)])?;
         }
-        b.push('\n');
-        // several instances of one attach point fall back the same way: say it once
-        let mut said: Vec<(&str, &str)> = Vec::new();
-        for p in &info.probes {
-            for f in &p.fallbacks {
-                if said.contains(&(p.name.as_str(), f.as_str())) {
-                    continue;
+        let mut lines = Vec::new();
+        if self.verbosity >= Verbosity::Verbose || self.notes.is_none() {
+            // several instances of one attach point fall back the same way: say it once
+            let mut said: Vec<(&str, &str)> = Vec::new();
+            for p in &info.probes {
+                for f in &p.fallbacks {
+                    if !said.contains(&(p.name.as_str(), f.as_str())) {
+                        said.push((&p.name, f));
+                        lines.push(format!("{} fell back: {f}", p.name));
+                    }
                 }
-                said.push((&p.name, f));
-                let _ = writeln!(b, "  {} fell back: {f}", p.name);
             }
+        } else if let Some(l) = fallbacks_line(&info.probes) {
+            lines.push(l);
         }
-        match info.duration_s {
-            Some(d) => {
-                let _ = writeln!(b, "Running for {}; Ctrl-C to end.", seconds(d));
-            }
-            None => b.push_str("Ctrl-C to end.\n"),
+        if let Some(url) = &info.metrics {
+            lines.push(format!("metrics at {url}"));
         }
-        self.emit()
+        self.notes(Verbosity::Normal, &lines)
     }
 
     fn aggregation(&mut self, agg: &AggSnapshot, delta: bool) -> io::Result<()> {
+        if delta && agg.entries.is_empty() {
+            // an empty delta is said once, then nothing until it changes
+            if !self.quiet.insert(agg.name.clone()) {
+                return Ok(());
+            }
+        } else if delta {
+            self.quiet.remove(&agg.name);
+        }
         render_agg(&mut self.buf, agg, delta);
         self.emit()
     }
@@ -92,9 +142,9 @@ impl<W: Write> Output for TextOutput<W> {
         self.emit()
     }
 
-    fn event(&mut self, probe: &str, fields: &[(String, Value)]) -> io::Result<()> {
-        self.buf.push_str(probe);
-        for (k, v) in fields {
+    fn event(&mut self, e: &Emitted) -> io::Result<()> {
+        self.buf.push_str(&e.probe);
+        for (k, v) in &e.fields {
             let _ = write!(self.buf, " {k}={v}");
         }
         self.buf.push('\n');
@@ -102,8 +152,11 @@ impl<W: Write> Output for TextOutput<W> {
     }
 
     fn error(&mut self, message: &str) -> io::Result<()> {
-        let _ = writeln!(self.buf, "error: {message}");
-        self.emit()
+        self.notes(Verbosity::Quiet, &[format!("error: {message}")])
+    }
+
+    fn note(&mut self, text: &str) -> io::Result<()> {
+        self.notes(Verbosity::Normal, &[text.to_string()])
     }
 
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
@@ -126,15 +179,8 @@ impl<W: Write> Output for TextOutput<W> {
                 b.push('\n');
             }
         }
-        for (k, v) in &s.reports {
-            match v {
-                serde_json::Value::String(s) => {
-                    let _ = writeln!(b, "{k}: {s}");
-                }
-                v => {
-                    let _ = writeln!(b, "{k}: {}", brief(v));
-                }
-            }
+        if !s.narrated {
+            render_reports(b, &s.reports);
         }
         // Keep the trailer off the last rows (which may already end with a blank line).
         if b.len() > 1 && !b.ends_with("\n\n") {
@@ -164,19 +210,96 @@ impl<W: Write> Output for TextOutput<W> {
     }
 }
 
-/// A report value on one line: long arrays are summed up by their length
-/// (JSON output keeps them whole).
-fn brief(v: &serde_json::Value) -> String {
+/// `attached macvtap.drop via tp_btf/kfree_skb → drops, ring, events; …`:
+/// each attach point once, with every aggregation its instances feed.
+fn attached_line(info: &StartInfo) -> String {
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for p in &info.probes {
+        match groups
+            .iter_mut()
+            .find(|(n, m, _)| *n == p.name && *m == p.mechanism)
+        {
+            Some((_, _, feeds)) => {
+                if !feeds.contains(&p.feeds.as_str()) {
+                    feeds.push(&p.feeds)
+                }
+            }
+            None => groups.push((&p.name, &p.mechanism, vec![&p.feeds])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(n, m, feeds)| format!("{n} via {m} → {}", feeds.join(", ")))
+        .collect();
+    let mut line = format!("attached {}", parts.join("; "));
+    if let Some(d) = info.duration_s {
+        let _ = write!(line, "; running for {}", seconds(d));
+    }
+    line
+}
+
+/// One line for every attach point that did not get its preferred
+/// mechanism: how many were passed over (`-v` says why).
+fn fallbacks_line(probes: &[ProbeInfo]) -> Option<String> {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    for p in probes.iter().filter(|p| !p.fallbacks.is_empty()) {
+        if !seen.iter().any(|(n, _)| *n == p.name) {
+            seen.push((&p.name, p.fallbacks.len()));
+        }
+    }
+    if seen.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = seen
+        .iter()
+        .map(|(n, k)| {
+            let (s, verb) = if *k == 1 { ("", "does") } else { ("s", "do") };
+            format!("{n}: {k} preferred mechanism{s} {verb} not work here")
+        })
+        .collect();
+    Some(format!("{} (-v says why)", parts.join("; ")))
+}
+
+/// The script's `report(key, value)`s as aligned lines: an object's fields
+/// become `key.field`, a long array its length (JSON keeps them whole).
+fn render_reports(b: &mut String, reports: &serde_json::Map<String, serde_json::Value>) {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (k, v) in reports {
+        flatten_report(k, v, &mut rows);
+    }
+    let w = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in &rows {
+        let pad = w - k.chars().count();
+        let _ = writeln!(b, "{k}:{:pad$} {v}", "");
+    }
+}
+
+fn flatten_report(key: &str, v: &serde_json::Value, rows: &mut Vec<(String, String)>) {
+    use serde_json::Value as J;
     const LONG: usize = 16;
     match v {
-        serde_json::Value::Array(a) if a.len() > LONG => format!("[{} values]", a.len()),
-        serde_json::Value::Object(o) => {
-            let fields: Vec<String> = o
-                .iter()
-                .map(|(k, v)| format!("{k:?}: {}", brief(v)))
-                .collect();
-            format!("{{{}}}", fields.join(", "))
+        J::Object(o) if !o.is_empty() => {
+            for (k, v) in o {
+                flatten_report(&format!("{key}.{k}"), v, rows);
+            }
         }
+        J::Array(a) if a.len() > LONG => rows.push((key.into(), format!("{} values", a.len()))),
+        J::Array(a) => {
+            let items: Vec<String> = a.iter().map(plain).collect();
+            rows.push((key.into(), items.join(", ")));
+        }
+        v => rows.push((key.into(), plain(v))),
+    }
+}
+
+/// A JSON value as a reader writes it: strings without quotes.
+fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
         v => v.to_string(),
     }
 }
@@ -207,9 +330,14 @@ fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
             render_table(b, agg);
             b.push('\n');
         }
-        AggKind::Hist => {
+        AggKind::Hist | AggKind::Lhist if agg.time_ns => {
+            let unit = TimeUnit::of(agg);
+            let _ = writeln!(b, "{title} ({})", unit.name());
+            render_hists(b, agg, &|n| unit.show(n));
+        }
+        AggKind::Hist | AggKind::Lhist => {
             let _ = writeln!(b, "{title}");
-            render_hists(b, agg);
+            render_hists(b, agg, &compact);
         }
     }
 }
@@ -276,9 +404,58 @@ fn render_table(b: &mut String, agg: &AggSnapshot) {
     }
 }
 
+/// The unit a histogram of nanoseconds is shown in: the one its largest
+/// bound reads best in, so a latency tail reads `[131, 262)` ms, not `[128M, 256M)`.
+#[derive(Clone, Copy)]
+enum TimeUnit {
+    Ns,
+    Us,
+    Ms,
+}
+
+impl TimeUnit {
+    fn of(agg: &AggSnapshot) -> TimeUnit {
+        let top = agg
+            .entries
+            .iter()
+            .flat_map(|e| match &e.value {
+                EntryValue::Hist { buckets, .. } => buckets.iter().map(|b| b.low).max(),
+                EntryValue::Count { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        match top {
+            0..1_000 => TimeUnit::Ns,
+            1_000..1_000_000 => TimeUnit::Us,
+            _ => TimeUnit::Ms,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Ns => "ns",
+            TimeUnit::Us => "µs",
+            TimeUnit::Ms => "ms",
+        }
+    }
+
+    /// `ns` in this unit, to three significant digits (`ms` of µs does the rounding).
+    fn show(self, ns: u64) -> String {
+        if ns == u64::MAX {
+            return "∞".into();
+        }
+        match self {
+            TimeUnit::Ns => ns.to_string(),
+            TimeUnit::Us => ms(ns),
+            TimeUnit::Ms => ms(ns / 1000),
+        }
+    }
+}
+
 /// One histogram per key, bpftrace style; columns aligned across keys, each bar
-/// scaled to its own key's largest bucket.
-fn render_hists(b: &mut String, agg: &AggSnapshot) {
+/// scaled to its own key's largest bucket; each bound written by `bound`.
+fn render_hists(b: &mut String, agg: &AggSnapshot, bound: &dyn Fn(u64) -> String) {
+    let label = |x: &Bucket| label(x, bound);
     let hists: Vec<(String, Vec<Bucket>)> = agg
         .entries
         .iter()
@@ -290,7 +467,7 @@ fn render_hists(b: &mut String, agg: &AggSnapshot) {
                 .collect::<Vec<_>>()
                 .join(" ");
             let buckets = match &e.value {
-                EntryValue::Hist { buckets } => with_gaps(buckets),
+                EntryValue::Hist { buckets, .. } => with_gaps(buckets),
                 // A count where a histogram was expected: one bucket-less row.
                 EntryValue::Count { value } => vec![Bucket {
                     low: 0,
@@ -324,12 +501,12 @@ fn render_hists(b: &mut String, agg: &AggSnapshot) {
     }
 }
 
-/// `[4]` for a one-value bucket, else `[1K, 2K)`.
-fn label(x: &Bucket) -> String {
+/// `[4]` for a one-value bucket, else `[1K, 2K)`: each bound written by `bound`.
+fn label(x: &Bucket, bound: &dyn Fn(u64) -> String) -> String {
     if x.high == x.low.wrapping_add(1) {
-        format!("[{}]", compact(x.low))
+        format!("[{}]", bound(x.low))
     } else {
-        format!("[{}, {})", compact(x.low), compact(x.high))
+        format!("[{}, {})", bound(x.low), bound(x.high))
     }
 }
 
@@ -432,7 +609,8 @@ pub fn exec_text(x: &ExecResult) -> String {
 }
 
 /// A TCP_RR result as text: rates, latency figures, threshold counts, errors,
-/// then the latency histogram in log2 buckets (µs), bpftrace style.
+/// then the latency histogram, bpftrace style: log2 buckets split at the
+/// thresholds (200 and 400 ms by default), in milliseconds.
 pub fn rr_text(r: &RrResult) -> String {
     let mut b = String::new();
     let plural = |n: usize| if n == 1 { "" } else { "s" };
@@ -465,26 +643,31 @@ pub fn rr_text(r: &RrResult) -> String {
     rows.push(("transactions".into(), tps));
     if let Some(l) = &r.latency_us {
         rows.push((
-            "latency µs".into(),
+            "latency ms".into(),
             format!(
-                "min {:.1}  mean {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-                l.min, l.mean, l.p50, l.p90, l.p99, l.p99_9, l.max
+                "min {}  mean {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                ms_f(l.min),
+                ms_f(l.mean),
+                ms_f(l.p50),
+                ms_f(l.p90),
+                ms_f(l.p99),
+                ms_f(l.p99_9),
+                ms_f(l.max)
             ),
         ));
     }
     for t in &r.thresholds {
-        let at = vprobe_time::duration::format(std::time::Duration::from_micros(t.at_us));
+        let at = ms(t.at_us);
         let share = if r.transactions > 0 {
             format!(" ({:.4} %)", t.count as f64 * 100.0 / r.transactions as f64)
         } else {
             String::new()
         };
-        rows.push((format!("≥ {at}"), format!("{}{share}", t.count)));
+        rows.push((format!("≥ {at} ms"), format!("{}{share}", t.count)));
     }
     let slow = r.slow.len() as u64 + r.slow_dropped;
     if let (true, Some(at)) = (slow > 0, r.thresholds.iter().map(|t| t.at_us).min()) {
-        let at = vprobe_time::duration::format(std::time::Duration::from_micros(at));
-        let mut v = format!("{slow} (≥ {at})");
+        let mut v = format!("{slow} (≥ {} ms)", ms(at));
         if r.slow_dropped > 0 {
             let _ = write!(v, "; the first {} kept", r.slow.len());
         }
@@ -512,39 +695,114 @@ pub fn rr_text(r: &RrResult) -> String {
         let _ = writeln!(b, "{k}{:pad$}  {v}", "");
     }
     if !r.buckets.is_empty() {
-        b.push_str("\n@latency_us\n");
-        render_buckets(&mut b, &log2_buckets(&r.buckets));
+        b.push_str("\n@latency_ms\n");
+        render_buckets(&mut b, &latency_rows(r), ms);
     }
     b
 }
 
-/// Merges log-linear latency buckets into log2 ones (`[0]`, `[1]`, `[2, 4)`, …);
-/// the fine buckets never straddle a power of two.
-fn log2_buckets(fine: &[LatencyBucket]) -> Vec<Bucket> {
-    let mut out: Vec<Bucket> = Vec::new();
-    for f in fine {
-        let (low, high) = match f.lo_us {
-            0 => (0, 1),
-            v => {
-                let low = 1u64 << (63 - v.leading_zeros());
-                (low, low.saturating_mul(2))
-            }
-        };
-        match out.last_mut() {
-            Some(x) if x.low == low => x.count += f.count,
-            _ => out.push(Bucket {
-                low,
-                high,
-                count: f.count,
-            }),
-        }
+/// A latency in µs as milliseconds, to the µs below 1 ms and to three
+/// significant digits above: `0.256`, `1.02`, `131`, `200`.
+fn ms(us: u64) -> String {
+    let v = us as f64 / 1000.0;
+    let s = match us {
+        0..1_000 => format!("{v:.3}"),
+        1_000..10_000 => format!("{v:.2}"),
+        10_000..100_000 => format!("{v:.1}"),
+        _ => format!("{v:.0}"),
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
-    out
 }
 
-/// One histogram, with the empty buckets between non-empty ones as zero rows.
-fn render_buckets(b: &mut String, buckets: &[Bucket]) {
-    let rows = with_gaps(buckets);
+/// A latency figure (µs, fractional) as milliseconds: `0.045`, `2.31`, `206.3`.
+fn ms_f(us: f64) -> String {
+    let v = us / 1000.0;
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 100.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The latency histogram's rows (µs): log2 buckets, split at the thresholds
+/// so that the story's marks (200 ms, 400 ms) are edges. The fine buckets
+/// never straddle a power of two, so those edges are exact; a threshold's
+/// edge uses its exact count (transactions at or above it).
+fn latency_rows(r: &RrResult) -> Vec<Bucket> {
+    let fine: &[LatencyBucket] = &r.buckets;
+    let (Some(first), Some(last)) = (fine.first(), fine.last()) else {
+        return Vec::new();
+    };
+    let pow2_floor = |v: u64| {
+        if v == 0 {
+            0
+        } else {
+            1u64 << (63 - v.leading_zeros())
+        }
+    };
+    let (lo, hi) = (
+        pow2_floor(first.lo_us),
+        last.hi_us.max(1).next_power_of_two(),
+    );
+    let mut edges: Vec<u64> = Vec::new();
+    if lo == 0 {
+        edges.push(0);
+    }
+    let mut p = lo.max(1);
+    while p <= hi {
+        edges.push(p);
+        p = p.saturating_mul(2);
+        if p == u64::MAX {
+            break;
+        }
+    }
+    edges.extend(
+        r.thresholds
+            .iter()
+            .map(|t| t.at_us)
+            .filter(|&t| t > lo && t < hi),
+    );
+    edges.sort_unstable();
+    edges.dedup();
+    // transactions at or above each edge, never growing along the edges
+    let mut at_or_above: Vec<u64> = edges
+        .iter()
+        .map(|&e| match r.thresholds.iter().find(|t| t.at_us == e) {
+            Some(t) => t.count,
+            None => fine.iter().filter(|f| f.lo_us >= e).map(|f| f.count).sum(),
+        })
+        .collect();
+    for i in 1..at_or_above.len() {
+        at_or_above[i] = at_or_above[i].min(at_or_above[i - 1]);
+    }
+    let mut rows: Vec<Bucket> = edges
+        .windows(2)
+        .zip(at_or_above.windows(2))
+        .map(|(e, n)| Bucket {
+            low: e[0],
+            high: e[1],
+            count: n[0] - n[1],
+        })
+        .collect();
+    // no empty rows before the first transaction or after the last
+    while rows.last().is_some_and(|x| x.count == 0) {
+        rows.pop();
+    }
+    let skip = rows.iter().take_while(|x| x.count == 0).count();
+    rows.drain(..skip);
+    rows
+}
+
+/// One histogram whose rows are all given (empty ones too), each bound
+/// written by `bound`.
+fn render_buckets(b: &mut String, rows: &[Bucket], bound: fn(u64) -> String) {
+    let label = |x: &Bucket| format!("[{}, {})", bound(x.low), bound(x.high));
     let label_w = rows.iter().map(|x| label(x).len()).max().unwrap_or(0);
     let count_w = rows
         .iter()
@@ -552,7 +810,7 @@ fn render_buckets(b: &mut String, buckets: &[Bucket]) {
         .max()
         .unwrap_or(1);
     let max = rows.iter().map(|x| x.count).max().unwrap_or(0).max(1);
-    for x in &rows {
+    for x in rows {
         let bar = (u128::from(x.count) * u128::from(BAR_WIDTH) / u128::from(max)) as usize;
         let _ = writeln!(
             b,
@@ -582,6 +840,33 @@ mod tests {
         String::from_utf8(o.into_inner()).unwrap()
     }
 
+    /// A writer whose bytes stay readable after it is handed over.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `f` writes as data and as notes, at `verbosity`.
+    fn notes(
+        verbosity: Verbosity,
+        f: impl FnOnce(&mut TextOutput<Vec<u8>>) -> io::Result<()>,
+    ) -> (String, String) {
+        let side = Shared::default();
+        let mut o = TextOutput::with_notes(Vec::new(), Box::new(side.clone()), verbosity);
+        f(&mut o).unwrap();
+        let data = String::from_utf8(o.into_inner()).unwrap();
+        let notes = String::from_utf8(side.0.borrow().clone()).unwrap();
+        (data, notes)
+    }
+
     fn counts() -> AggSnapshot {
         let e = |dev: &str, reason: &str, q: u64, n: u64| Entry {
             key: vec![
@@ -596,6 +881,8 @@ mod tests {
             kind: AggKind::Count,
             keys: vec!["dev".into(), "reason".into(), "queue".into()],
             field: None,
+            step: None,
+            time_ns: false,
             entries: vec![
                 e("mvt0", "FULL_RING", 3, 12040),
                 e("eth0", "NO_SOCKET", 12, 7),
@@ -610,17 +897,21 @@ mod tests {
             kind: AggKind::Hist,
             keys: vec!["dev".into()],
             field: Some("len".into()),
+            step: None,
+            time_ns: false,
             entries: vec![
                 Entry {
                     key: vec![("dev".into(), s("mvt0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(0, 1, 1), b(4, 8, 4), b(1024, 2048, 2)],
+                        sum: 3000,
                     },
                 },
                 Entry {
                     key: vec![("dev".into(), s("eth0"))],
                     value: EntryValue::Hist {
                         buckets: vec![b(1 << 20, 1 << 21, 3)],
+                        sum: 3 << 20,
                     },
                 },
             ],
@@ -702,7 +993,7 @@ eth0  NO_SOCKET     12      7
             (filled[1].low, filled[1].high, filled[1].count),
             (1, 1000, 0)
         );
-        assert_eq!(label(&b(1 << 63, u64::MAX, 1)), "[8E, 16E)");
+        assert_eq!(label(&b(1 << 63, u64::MAX, 1), &compact), "[8E, 16E)");
         assert_eq!(compact(3 << 30), "3G");
         assert_eq!(compact(1000), "1000");
     }
@@ -710,10 +1001,9 @@ eth0  NO_SOCKET     12      7
     #[test]
     fn start_text_event_error_and_summary() {
         let info = StartInfo {
-            schema: 1,
-            kernel: "6.18".into(),
-            script: "drops.rhai".into(),
+            about: crate::output::About::here(Some("drops.rhai"), None),
             duration_s: None,
+            metrics: None,
             probes: vec![
                 ProbeInfo {
                     name: "skb.drop".into(),
@@ -729,18 +1019,79 @@ eth0  NO_SOCKET     12      7
                 },
             ],
         };
+        // inline (the REPL's screen): every reason
         assert_eq!(
             render(|o| o.start(&info)),
-            "Attached 2 probes: skb.drop (tp_btf/kfree_skb) → drops, \
-             dev.rx (tracepoint net:netif_receive_skb) → events\n  \
-             dev.rx fell back: tp_btf/netif_receive_skb: disabled\nCtrl-C to end.\n"
+            "attached skb.drop via tp_btf/kfree_skb → drops; \
+             dev.rx via tracepoint net:netif_receive_skb → events\n\
+             dev.rx fell back: tp_btf/netif_receive_skb: disabled\n"
+        );
+        assert_eq!(
+            notes(Verbosity::Normal, |o| o.start(&info)),
+            (
+                String::new(),
+                "vprobe: attached skb.drop via tp_btf/kfree_skb → drops; \
+                 dev.rx via tracepoint net:netif_receive_skb → events\n\
+                 vprobe: dev.rx: 1 preferred mechanism does not work here (-v says why)\n"
+                    .to_string()
+            )
+        );
+        let (_, verbose) = notes(Verbosity::Verbose, |o| o.start(&info));
+        assert!(
+            verbose.ends_with("\nvprobe: dev.rx fell back: tp_btf/netif_receive_skb: disabled\n"),
+            "{verbose}"
+        );
+        assert_eq!(
+            notes(Verbosity::Quiet, |o| o.start(&info)),
+            (String::new(), String::new())
+        );
+        // a script without probes: nothing to say
+        let none = StartInfo {
+            probes: vec![],
+            ..info.clone()
+        };
+        assert_eq!(
+            notes(Verbosity::Normal, |o| o.start(&none)),
+            (String::new(), String::new())
+        );
+        // an error is said even when quiet; data stays on the data side
+        assert_eq!(
+            notes(Verbosity::Quiet, |o| {
+                o.error("x.rhai:1:1: boom")?;
+                o.note("workload rr ended")?;
+                o.text("data")
+            }),
+            (
+                "data\n".to_string(),
+                "vprobe: error: x.rhai:1:1: boom\n".to_string()
+            )
+        );
+        // one attach point feeding three aggregations is named once
+        let three = StartInfo {
+            duration_s: Some(6.0),
+            probes: ["drops", "ring", "events"]
+                .map(|feeds| ProbeInfo {
+                    name: "macvtap.drop".into(),
+                    mechanism: "tp_btf/kfree_skb".into(),
+                    feeds: feeds.into(),
+                    fallbacks: vec!["fentry/x: no".into(), "kprobe/x: no".into()],
+                })
+                .to_vec(),
+            ..info.clone()
+        };
+        assert_eq!(
+            notes(Verbosity::Normal, |o| o.start(&three)).1,
+            "vprobe: attached macvtap.drop via tp_btf/kfree_skb → drops, ring, events; running for 6.0s\n\
+             vprobe: macvtap.drop: 2 preferred mechanisms do not work here (-v says why)\n"
         );
         let out = render(|o| {
             o.text("hello")?;
-            o.event(
-                "skb.drop",
-                &[("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
-            )?;
+            o.event(&Emitted {
+                probe: "skb.drop".into(),
+                ts_ns: Some(1),
+                cpu: Some(0),
+                fields: vec![("dev".into(), s("mvt0")), ("len".into(), Value::Uint(60))],
+            })?;
             o.error("drops.rhai:3: boom")
         });
         assert_eq!(
@@ -752,6 +1103,7 @@ eth0  NO_SOCKET     12      7
         reports.insert("rr_tps".into(), serde_json::json!(41234.5));
         reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
         let summary = Summary {
+            about: crate::output::About::here(None, None),
             captures: vec![],
             duration_s: 12.04,
             maps: vec![counts()],
@@ -763,6 +1115,7 @@ eth0  NO_SOCKET     12      7
             },
             probes: info.probes.clone(),
             printed_at_end: vec![],
+            narrated: false,
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,
@@ -776,7 +1129,7 @@ dev   reason     queue  count
 mvt0  FULL_RING      3  12040
 eth0  NO_SOCKET     12      7
 
-peer: 10.0.0.2
+peer:   10.0.0.2
 rr_tps: 41234.5
 
 lost: events=0 captures=0 map_full=2 missed=0 callback_errors=0
@@ -804,14 +1157,82 @@ duration: 12.0s
         assert_eq!(render(|o| o.summary(&shown)), "\nduration: 12.0s\n");
     }
 
+    // Regression: reports were dumped as JSON (`correlation: {"drops": …}`,
+    // `timeline: {"macvtap drops": [426 values]}`) and repeated what the
+    // script's on_end had printed (`match: true` twice).
+    #[test]
+    fn reports_are_lines_and_not_repeated_after_the_script_told_them() {
+        let mut reports = serde_json::Map::new();
+        reports.insert(
+            "correlation".into(),
+            serde_json::json!({"drops": 217, "slow": 172}),
+        );
+        reports.insert("match".into(), serde_json::json!(true));
+        reports.insert(
+            "timeline".into(),
+            serde_json::json!({"macvtap drops": (0..217).collect::<Vec<u64>>()}),
+        );
+        reports.insert("peers".into(), serde_json::json!(["a", "b"]));
+        let told = Summary {
+            reports,
+            ..bare_with(counts())
+        };
+        let out = render(|o| {
+            o.summary(&Summary {
+                maps: vec![],
+                ..told.clone()
+            })
+        });
+        assert_eq!(
+            out,
+            "
+correlation.drops:      217
+correlation.slow:       172
+match:                  true
+peers:                  a, b
+timeline.macvtap drops: 217 values
+
+duration: 12.0s
+"
+        );
+        let narrated = Summary {
+            maps: vec![],
+            narrated: true,
+            ..told
+        };
+        assert_eq!(render(|o| o.summary(&narrated)), "\nduration: 12.0s\n");
+    }
+
+    // Regression: print_delta printed `(empty)` on every tick.
+    #[test]
+    fn an_empty_delta_is_said_once_until_it_changes() {
+        let mut empty = counts();
+        empty.entries.clear();
+        let mut o = TextOutput::new(Vec::new());
+        for a in [&empty, &empty, &counts(), &empty, &empty] {
+            o.aggregation(a, true).unwrap();
+        }
+        let out = String::from_utf8(o.into_inner()).unwrap();
+        assert_eq!(out.matches("@drops (delta): (empty)").count(), 2, "{out}");
+        assert_eq!(out.matches("FULL_RING").count(), 1, "{out}");
+        // a full print says it every time: it was asked for
+        let out = render(|o| {
+            o.aggregation(&empty, false)?;
+            o.aggregation(&empty, false)
+        });
+        assert_eq!(out, "@drops: (empty)\n@drops: (empty)\n");
+    }
+
     fn bare_with(agg: AggSnapshot) -> Summary {
         Summary {
+            about: crate::output::About::here(None, None),
             captures: vec![],
             duration_s: 12.04,
             maps: vec![agg],
             lost: Lost::default(),
             probes: vec![],
             printed_at_end: vec![],
+            narrated: false,
             reports: serde_json::Map::new(),
             workloads: Default::default(),
             monotonic_start_ns: 0,
@@ -840,7 +1261,7 @@ duration: 12.0s
             latency_us: Some(LatencySummary {
                 min: 30.0,
                 mean: 440.125,
-                p50: 35.5,
+                p50: 35.0,
                 p90: 38.0,
                 p99: 60.0,
                 p99_9: 205000.0,
@@ -892,61 +1313,91 @@ duration: 12.0s
              10.0s measured after 1.0s of warm-up"
                 .to_string(),
             "transactions  1000 (100.0/s; per stream 40.0 to 60.0/s)".into(),
-            "latency µs    min 30.0  mean 440.1  p50 35.5  p90 38.0  p99 60.0  p99.9 205000.0  max 410000.0".into(),
-            "≥ 200ms       2 (0.2000 %)".into(),
-            "≥ 400ms       1 (0.1000 %)".into(),
-            "slow records  2 (≥ 200ms)".into(),
+            "latency ms    min 0.030  mean 0.440  p50 0.035  p90 0.038  p99 0.060  p99.9 205.0  max 410.0".into(),
+            "≥ 200 ms      2 (0.2000 %)".into(),
+            "≥ 400 ms      1 (0.1000 %)".into(),
+            "slow records  2 (≥ 200 ms)".into(),
             "error         stream 1: Connection reset by peer after 600 transactions".into(),
             String::new(),
-            "@latency_us".into(),
-            format!("[32, 64)      998 {}", bar(52)),
+            "@latency_ms".into(),
+            format!("[0.032, 0.064)  998 {}", bar(52)),
         ];
-        // the empty log2 buckets between are shown, as bpftrace does
+        // the empty log2 buckets between are shown, as bpftrace does, and
+        // the thresholds are edges: 200 and 400 ms, exact counts
         for l in [
-            "[64, 128)",
-            "[128, 256)",
-            "[256, 512)",
-            "[512, 1K)",
-            "[1K, 2K)",
-            "[2K, 4K)",
-        ]
-        .into_iter()
-        .chain([
-            "[4K, 8K)",
-            "[8K, 16K)",
-            "[16K, 32K)",
-            "[32K, 64K)",
-            "[64K, 128K)",
-        ]) {
-            expected.push(format!("{l:<12}    0 {}", bar(0)));
+            "[0.064, 0.128)",
+            "[0.128, 0.256)",
+            "[0.256, 0.512)",
+            "[0.512, 1.02)",
+            "[1.02, 2.05)",
+            "[2.05, 4.1)",
+            "[4.1, 8.19)",
+            "[8.19, 16.4)",
+            "[16.4, 32.8)",
+            "[32.8, 65.5)",
+            "[65.5, 131)",
+            "[131, 200)",
+        ] {
+            expected.push(format!("{l:<14}    0 {}", bar(0)));
         }
         expected.extend([
-            format!("[128K, 256K)    1 {}", bar(0)),
-            format!("[256K, 512K)    1 {}", bar(0)),
+            format!("[200, 262)        1 {}", bar(0)),
+            format!("[262, 400)        0 {}", bar(0)),
+            format!("[400, 524)        1 {}", bar(0)),
+            String::new(),
             String::new(),
         ]);
-        expected.push(String::new());
         assert_eq!(out, expected.join("\n"));
         // records over the cap are counted, and said to be missing
         let mut capped = rr_result();
         capped.slow_dropped = 3;
         assert!(
-            rr_text(&capped).contains("\nslow records  5 (≥ 200ms); the first 2 kept\n"),
+            rr_text(&capped).contains("\nslow records  5 (≥ 200 ms); the first 2 kept\n"),
             "{}",
             rr_text(&capped)
         );
-        // merging keeps every count
-        let merged = log2_buckets(&rr_result().buckets);
-        assert_eq!(merged.iter().map(|x| x.count).sum::<u64>(), 1000);
+        // the rows keep every count
+        let rows = latency_rows(&rr_result());
+        assert_eq!(rows.iter().map(|x| x.count).sum::<u64>(), 1000);
+        let mut from_zero = rr_result();
+        from_zero.buckets = vec![LatencyBucket {
+            lo_us: 0,
+            hi_us: 1,
+            count: 5,
+        }];
+        from_zero.thresholds.clear();
+        let rows = latency_rows(&from_zero);
+        assert_eq!((rows[0].low, rows[0].high, rows[0].count), (0, 1, 5));
+    }
+
+    // Regression: the histogram's tail was in µs with K suffixes
+    // (`[128K, 256K)`) where the story is 200 ms; a threshold inside a fine
+    // bucket splits it with the exact count.
+    #[test]
+    fn latency_rows_split_at_a_threshold_inside_a_bucket() {
+        let mut r = rr_result();
+        r.buckets = vec![LatencyBucket {
+            lo_us: 196_608,
+            hi_us: 212_992,
+            count: 10,
+        }];
+        r.thresholds = vec![vprobe_load::latency::ThresholdCount {
+            at_us: 200_000,
+            count: 4,
+        }];
+        let rows: Vec<(String, u64)> = latency_rows(&r)
+            .iter()
+            .map(|x| (format!("{}-{}", ms(x.low), ms(x.high)), x.count))
+            .collect();
         assert_eq!(
-            log2_buckets(&[LatencyBucket {
-                lo_us: 0,
-                hi_us: 1,
-                count: 5
-            }])[0]
-                .high,
-            1
+            rows,
+            [("131-200".to_string(), 6), ("200-262".to_string(), 4)]
         );
+        assert_eq!(ms(1_024), "1.02");
+        assert_eq!(ms(4_096), "4.1");
+        assert_eq!(ms(200_000), "200");
+        assert_eq!(ms(100), "0.1");
+        assert_eq!(ms_f(206_307.3), "206.3");
     }
 
     #[test]
@@ -964,9 +1415,38 @@ duration: 12.0s
             t.count = 0;
         }
         let out = rr_text(&r);
-        assert!(out.starts_with("tcp_rr to 198.51.100.1:12866: 1 stream, 1-byte requests, 1-byte responses, 10.0s measured\ntransactions  0 (100.0/s)\n≥ 200ms       0\n"), "{out}");
+        assert!(out.starts_with("tcp_rr to 198.51.100.1:12866: 1 stream, 1-byte requests, 1-byte responses, 10.0s measured\ntransactions  0 (100.0/s)\n≥ 200 ms      0\n"), "{out}");
         assert!(
             out.ends_with("unfinished    1 (no response at the end)\n"),
+            "{out}"
+        );
+    }
+
+    // Regression: a histogram of a time span in ns read `[128M, 256M)`
+    // where the story is "200 ms".
+    #[test]
+    fn a_histogram_of_nanoseconds_reads_in_time_units() {
+        let b = |low, high, count| Bucket { low, high, count };
+        let mut agg = hist();
+        agg.time_ns = true;
+        agg.entries.truncate(1);
+        agg.entries[0].value = EntryValue::Hist {
+            buckets: vec![b(65_536, 131_072, 900), b(134_217_728, 268_435_456, 3)],
+            sum: 0,
+        };
+        let out = render(|o| o.aggregation(&agg, false));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "@len (ms)");
+        assert!(lines[2].starts_with("[0.065, 0.131)  900 "), "{out}");
+        let last = lines.iter().rev().find(|l| !l.is_empty()).unwrap();
+        assert!(last.starts_with("[134, 268)        3 "), "{out}");
+        agg.entries[0].value = EntryValue::Hist {
+            buckets: vec![b(2_048, 4_096, 5)],
+            sum: 0,
+        };
+        let out = render(|o| o.aggregation(&agg, false));
+        assert!(
+            out.starts_with("@len (µs)\ndev=mvt0\n[2.05, 4.1)  5 "),
             "{out}"
         );
     }

@@ -1,11 +1,11 @@
 //! What a script asks of the running session: `print`, `print_delta`,
-//! `clear`, `exit`, `report`, `emit`. Each records an [`Action`] that the
-//! runner carries out after the call.
+//! `clear`, `exit`, `verdict`, `report`, `emit`. Each records an [`Action`]
+//! that the runner carries out after the call.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
 
 use super::convert::{self, agg_name, describe, want_string};
 use super::errors::{fail, OrFail, Res};
@@ -13,6 +13,24 @@ use super::state::{Action, State};
 
 fn push(st: &Rc<RefCell<State>>, a: Action) {
     st.borrow_mut().actions.push(a);
+}
+
+/// The statuses a script may end with: 0, 1 (its check failed) and 10–125
+/// (its own meanings). 2–9 are vprobe's own (usage, script error, missing
+/// privilege or kernel feature, failed run), 126 and up the shell's.
+pub(super) const SCRIPT_EXIT_CODES: &str = "0, 1 or 10-125";
+
+/// `code` if a script may end with it, else why not.
+pub(super) fn exit_code(code: i64) -> Result<i32, String> {
+    match code {
+        0 | 1 | 10..=125 => Ok(code as i32),
+        2..=9 => Err(format!(
+            "exit: {code} is one of vprobe's own exit statuses (2-9: usage, script error, missing privilege or kernel feature, failed run); a script exits with {SCRIPT_EXIT_CODES}"
+        )),
+        _ => Err(format!(
+            "exit: {code} is not an exit status a script can use: {SCRIPT_EXIT_CODES}"
+        )),
+    }
 }
 
 fn exit_now(ctx: &NativeCallContext) -> Box<EvalAltResult> {
@@ -76,19 +94,30 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     engine.register_fn(
         "exit",
         move |ctx: NativeCallContext, code: Dynamic| -> Res<()> {
-            let code = code
-                .flatten_clone()
-                .as_int()
-                .ok()
-                .and_then(|n| i32::try_from(n).ok())
-                .ok_or_else(|| {
-                    fail(
-                        &ctx,
-                        format!("exit: the code must be an integer, got {}", describe(&code)),
-                    )
-                })?;
+            let code = code.flatten_clone().as_int().map_err(|_| {
+                fail(
+                    &ctx,
+                    format!("exit: the code must be an integer, got {}", describe(&code)),
+                )
+            })?;
+            let code = exit_code(code).map_err(|m| fail(&ctx, m))?;
             push(&s, Action::Exit(code));
             Err(exit_now(&ctx))
+        },
+    );
+
+    let s = st.clone();
+    engine.register_fn(
+        "verdict",
+        move |ctx: NativeCallContext, ok: Dynamic| -> Res<()> {
+            let ok = ok.flatten_clone().as_bool().map_err(|_| {
+                fail(
+                    &ctx,
+                    format!("verdict: expects true or false, got {}", describe(&ok)),
+                )
+            })?;
+            push(&s, Action::Verdict(ok));
+            Ok(())
         },
     );
 
@@ -107,15 +136,14 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     engine.register_fn(
         "emit",
         move |ctx: NativeCallContext, event: Dynamic| -> Res<()> {
-            let event = event.flatten_clone();
-            if !event.is_map() {
+            let Some(map) = convert::as_map(&event) else {
                 return Err(fail(
                     &ctx,
-                    format!("emit: expects an event map, got {}", describe(&event)),
+                    format!("emit: expects an event or a map, got {}", describe(&event)),
                 ));
-            }
-            let (probe, fields) = convert::emit_fields(&event.cast::<Map>()).or_fail(&ctx)?;
-            push(&s, Action::Emit { probe, fields });
+            };
+            let emitted = convert::emit_fields(&map).or_fail(&ctx)?;
+            push(&s, Action::Emit(emitted));
             Ok(())
         },
     );

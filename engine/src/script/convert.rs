@@ -7,7 +7,9 @@ use rhai::{Array, Dynamic, Map, INT};
 use vprobe_probes::abi::Event;
 use vprobe_probes::{FieldDef, FieldKind, ProbeDef};
 
+use super::event::{self, EVENT_META};
 use crate::filter;
+use crate::output::Emitted;
 use crate::plan::{AggName, FilterValue};
 use crate::symbols::Symbols;
 use crate::value::{decode, Value};
@@ -82,6 +84,7 @@ pub fn type_name(v: &Dynamic) -> &'static str {
         "range=" | "core::ops::range::RangeInclusive<i64>" => "range",
         t if t.ends_with("ProbeHandle") => "probe",
         t if t.ends_with("AggName") => "aggregation",
+        t if t.ends_with("Event") => "event",
         _ => "value",
     }
 }
@@ -202,13 +205,19 @@ pub fn event_map(probe: &ProbeDef, event: &Event, symbols: &Symbols) -> Map {
     m
 }
 
-/// Keys of an event map that are about the event, not fields of it.
-const EVENT_META: [&str; 3] = ["probe", "ts_ns", "cpu"];
+/// A map, or an event's fields as one (`emit(e)`, `report(k, e)`, `correlate`).
+pub fn as_map(v: &Dynamic) -> Option<Map> {
+    let v = v.flatten_clone();
+    if v.is_map() {
+        return Some(v.cast::<Map>());
+    }
+    v.try_cast::<event::Event>().map(event::Event::into_map)
+}
 
 /// `emit(e)`: the probe name and the fields of an event map, the catalog's
-/// fields first in catalog order, then any other keys by name. `probe`,
-/// `ts_ns` and `cpu` are not fields.
-pub fn emit_fields(map: &Map) -> Result<(String, Vec<(String, Value)>), ConvertError> {
+/// fields first in catalog order, then any other keys by name; `ts_ns` and
+/// `cpu` (when numbers) are kept beside them, not as fields.
+pub fn emit_fields(map: &Map) -> Result<Emitted, ConvertError> {
     let probe = match map.get("probe") {
         Some(p) => want_string(p, "the `probe` of an emitted event")?,
         None => return Err(ConvertError::NoProbe),
@@ -229,7 +238,13 @@ pub fn emit_fields(map: &Map) -> Result<(String, Vec<(String, Value)>), ConvertE
         }
         fields.push((k.to_string(), to_value(None, v)));
     }
-    Ok((probe, fields))
+    let number = |k: &str| map.get(k).and_then(|v| v.as_int().ok());
+    Ok(Emitted {
+        probe,
+        ts_ns: number("ts_ns").and_then(|n| u64::try_from(n).ok()),
+        cpu: number("cpu").and_then(|n| u32::try_from(n).ok()),
+        fields,
+    })
 }
 
 fn to_value(kind: Option<FieldKind>, v: &Dynamic) -> Value {
@@ -278,8 +293,7 @@ fn json_at(v: &Dynamic, depth: usize) -> Result<serde_json::Value, ConvertError>
             .collect::<Result<_, _>>()
             .map(J::Array);
     }
-    if v.is_map() {
-        let m = v.cast::<Map>();
+    if let Some(m) = as_map(&v) {
         let mut o = serde_json::Map::new();
         for (k, x) in &m {
             o.insert(k.to_string(), json_at(x, depth + 1)?);
@@ -355,10 +369,11 @@ mod tests {
         m.insert("dev".into(), Dynamic::from("mvt0"));
         m.insert("len".into(), Dynamic::from_int(60));
         m.insert("ts_ns".into(), Dynamic::from_int(5));
-        let (p, f) = emit_fields(&m).unwrap();
-        assert_eq!(p, "skb.drop");
+        let e = emit_fields(&m).unwrap();
+        assert_eq!(e.probe, "skb.drop");
+        assert_eq!(e.ts_ns, Some(5));
         assert_eq!(
-            f,
+            e.fields,
             vec![
                 ("dev".into(), Value::Str("mvt0".into())),
                 ("reason".into(), Value::Str("FULL_RING".into())),

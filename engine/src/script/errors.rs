@@ -3,7 +3,6 @@
 //! a file:line:col and a lowercase message.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use rhai::{Dynamic, EvalAltResult, NativeCallContext, ParseError, Position};
 
@@ -20,6 +19,14 @@ pub struct ScriptError {
     pub origin: Origin,
     /// What.
     pub message: String,
+}
+
+impl ScriptError {
+    /// The name the message suggests: house style writes every suggestion
+    /// as "did you mean `NAME`?", so this is that `NAME`.
+    pub fn suggestion(&self) -> Option<&str> {
+        crate::message::suggestion(&self.message)
+    }
 }
 
 /// What a function registered with Rhai returns.
@@ -80,12 +87,7 @@ pub fn parse_error(source: &str, e: &ParseError) -> ScriptError {
 /// position is in the innermost function's source. An error that lost its
 /// position (Rhai resets the position of "too many operations" to each call
 /// site on its way out) takes `fallback`: where the callback was registered.
-pub fn eval_error(
-    err: EvalAltResult,
-    source: &str,
-    fallback: Position,
-    module_dirs: &[PathBuf],
-) -> ScriptError {
+pub fn eval_error(err: EvalAltResult, source: &str, fallback: Position) -> ScriptError {
     let mut src = source.to_string();
     // the last known (source, position) on the way in, for errors without one
     let mut known = (!fallback.is_none()).then(|| (source.to_string(), fallback));
@@ -121,11 +123,11 @@ pub fn eval_error(
     };
     ScriptError {
         origin: origin(&src, pos),
-        message: message(err, module_dirs),
+        message: message(err),
     }
 }
 
-fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
+fn message(mut err: EvalAltResult) -> String {
     match &err {
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
         EvalAltResult::ErrorRuntime(v, _) if v.is_unit() => "runtime error".into(),
@@ -133,21 +135,9 @@ fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
         EvalAltResult::ErrorParsing(p, _) => {
             format!("syntax error: {}", house_style(&p.to_string()))
         }
-        EvalAltResult::ErrorModuleNotFound(path, _) => {
-            let dirs: Vec<String> = module_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect();
-            format!("module `{path}` not found (looked in {})", dirs.join(", "))
-        }
-        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-            let name = sig.split([' ', '(']).next().unwrap_or(sig);
-            let name = name.trim_start_matches('.');
-            match functions::usage(name) {
-                Some(u) => format!("no `{name}` takes these arguments ({sig}); use {u}"),
-                None => format!("function not found: {sig}"),
-            }
-        }
+        // the library's resolver says where it looked; this is Rhai's own
+        EvalAltResult::ErrorModuleNotFound(path, _) => format!("module `{path}` not found"),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => function_not_found(sig),
         EvalAltResult::ErrorTooManyOperations(_) => {
             format!("too many operations (more than {MAX_OPERATIONS}); is there an endless loop?")
         }
@@ -158,9 +148,99 @@ fn message(mut err: EvalAltResult, module_dirs: &[PathBuf]) -> String {
     }
 }
 
+/// "function not found" in a script's words: the arguments by the types a
+/// script knows (`string`, not `&str | ImmutableString | String`), how the
+/// function is called when it exists, the closest one when it does not.
+fn function_not_found(sig: &str) -> String {
+    let (name, args) = match sig.split_once(" (") {
+        Some((n, a)) => (n, a.strip_suffix(')').unwrap_or(a)),
+        None => (sig, ""),
+    };
+    let method = name.starts_with('.');
+    let name = name.trim_start_matches('.');
+    let mut types: Vec<String> = split_types(args).into_iter().map(script_type).collect();
+    let call = if method && !types.is_empty() {
+        let on = types.remove(0);
+        format!("{on}.{name}({})", types.join(", "))
+    } else {
+        format!("{name}({})", types.join(", "))
+    };
+    if let Some(u) = functions::usage(name) {
+        return format!("`{call}`: no `{name}` takes these arguments; use {u}");
+    }
+    match vprobe_probes::suggest(name, functions::API.iter().map(|f| f.name)) {
+        Some(close) => format!("no function `{call}`; did you mean `{close}`?"),
+        None => format!("no function `{call}`"),
+    }
+}
+
+/// The argument types of a Rhai signature, split at the top-level commas.
+fn split_types(args: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in args.char_indices() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(args[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !args[start..].trim().is_empty() {
+        out.push(args[start..].trim());
+    }
+    out
+}
+
+/// A Rhai type name as a script writer knows it.
+fn script_type(t: &str) -> String {
+    let t = t.trim().trim_start_matches('&').trim_start_matches("mut ");
+    if t.contains("ImmutableString") || t == "str" || t == "String" {
+        return "string".into();
+    }
+    let last = t.rsplit("::").next().unwrap_or(t);
+    match last {
+        "i64" | "i32" | "INT" => "integer",
+        "f64" | "f32" | "FLOAT" => "float",
+        "bool" => "bool",
+        "char" => "char",
+        "()" => "()",
+        "Array" | "Vec<Dynamic>" => "array",
+        "Map" | "BTreeMap<SmartString, Dynamic>" => "map",
+        "FnPtr" | "Fn" => "function",
+        "Dynamic" => "any",
+        "ProbeHandle" => "probe",
+        "TriggerHandle" => "trigger",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression: `prnt("x")` said `function not found: prnt (&str |
+    // ImmutableString | String)`, Rhai's internal types and no suggestion.
+    #[test]
+    fn function_not_found_speaks_the_script_s_types() {
+        assert_eq!(
+            function_not_found("prnt (&str | ImmutableString | String)"),
+            "no function `prnt(string)`; did you mean `print`?"
+        );
+        assert_eq!(
+            function_not_found("probe (i64, rhai::Map)"),
+            "`probe(integer, map)`: no `probe` takes these arguments; use probe(\"skb.drop\")"
+        );
+        assert_eq!(
+            function_not_found(".cont (vprobe_engine::script::probes::ProbeHandle, &str | ImmutableString | String)"),
+            "no function `probe.cont(string)`; did you mean `count`?"
+        );
+        assert_eq!(function_not_found("zzzzzz ()"), "no function `zzzzzz()`");
+    }
 
     #[test]
     fn messages_follow_house_style() {

@@ -72,7 +72,12 @@ pub const API: &[ApiFunction] = &[
     method(
         "on_event",
         ".on_event(|e| ...)",
-        "call a closure with each event (through a ring buffer)",
+        "call a closure with each event (through a ring buffer); reading a field the event lacks is an error",
+    ),
+    method(
+        "to_map",
+        "e.to_map()",
+        "an event's fields as a plain map (whose missing keys read as ())",
     ),
     free(
         "every",
@@ -95,11 +100,25 @@ pub const API: &[ApiFunction] = &[
         "print what changed in an aggregation since it was last printed",
     ),
     free("clear", "clear(name)", "empty an aggregation"),
-    free("exit", "exit() or exit(code)", "end the session"),
+    free(
+        "exit",
+        "exit() or exit(code)",
+        "end the session (code 0, 1 or 10-125)",
+    ),
+    free(
+        "verdict",
+        "verdict(ok)",
+        "the script's check passed (true) or failed (false: vprobe exits 1)",
+    ),
     free(
         "report",
         "report(key, value)",
         "add a value to the summary's reports",
+    ),
+    free(
+        "metric",
+        "metric(name, #{name, help, unit, scale})",
+        "how an aggregation or report appears at --metrics",
     ),
     free(
         "emit",

@@ -33,9 +33,13 @@ mod actions;
 mod callbacks;
 mod convert;
 mod errors;
+mod event;
 mod functions;
 mod host;
+mod imports;
+mod lint;
 mod meta;
+mod metrics;
 mod params;
 mod probes;
 mod queries;
@@ -49,26 +53,31 @@ mod workloads;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rhai::{
     Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, NativeCallContext, Scope, AST,
 };
-use vprobe_probes::abi::Event;
+use vprobe_probes::abi::Event as RawEvent;
 use vprobe_probes::ProbeDef;
 
 pub use callbacks::MIN_PERIOD;
 pub use errors::ScriptError;
+pub use event::{Event, NoSuchField};
 pub use functions::{ApiFunction, API};
 pub use host::{DevStatError, Host};
-pub use meta::{parse_meta, Meta};
+pub use lint::{Diagnostic, Severity};
+pub use meta::{parse_meta, version_at_least, Meta, Param, ParamKind, Problem, Requirement, KEYS};
+pub use params::ParamError;
 pub use probes::ProbeHandle;
-pub use sandbox::{harden, module_dirs, MAX_OPERATIONS};
+pub use sandbox::{harden, MAX_OPERATIONS};
 pub use state::{Action, Plan, Timer};
 pub use triggers::TriggerHandle;
+pub use workloads::{load_spec, LoadSpecError};
 
-use crate::plan::{AggName, CallbackId, Origin};
+use crate::library::SearchPath;
+use crate::plan::{AggName, CallbackId, Consumer, Origin};
 use crate::symbols::Symbols;
 use state::{Marks, State};
 
@@ -83,6 +92,12 @@ pub struct Options {
     pub params: BTreeMap<String, String>,
     /// `--allow exec`: the script may run external commands (`exec(..)`).
     pub allow_exec: bool,
+    /// Where `import` finds modules (after the script's own folder); the
+    /// default has only the built-in ones.
+    pub search: SearchPath,
+    /// The script's folder, whose `lib/` `import` looks in first; by default
+    /// the folder of a source name that is a path.
+    pub folder: Option<PathBuf>,
 }
 
 /// A compiled script with its engine, scope and what it asked for so far.
@@ -98,7 +113,8 @@ pub struct Script {
     state: Rc<RefCell<State>>,
     meta: Meta,
     source: String,
-    module_dirs: Vec<PathBuf>,
+    /// Warnings of the last [`Script::plan`].
+    warnings: Vec<Diagnostic>,
     last_value: Option<String>,
     /// How things were before the last [`Script::eval_line`], for [`Script::undo_line`].
     before_line: Option<Checkpoint>,
@@ -157,8 +173,13 @@ impl Script {
         options: Options,
     ) -> Result<Script, ScriptError> {
         let meta = parse_meta(text);
-        let module_dirs = sandbox::module_dirs(sandbox::script_dir(source_name));
-        let params = params::initial(&meta, &options.params);
+        // `-p` against the header, before anything else happens
+        let params =
+            params::initial(&meta, &options.params).map_err(|e| params::located(source_name, e))?;
+        let folder = options
+            .folder
+            .clone()
+            .or_else(|| script_folder(source_name).map(Path::to_path_buf));
 
         let state = Rc::new(RefCell::new(State::new(
             symbols,
@@ -166,10 +187,15 @@ impl Script {
             options.params,
             params.clone(),
         )));
-        state.borrow_mut().allow_exec = options.allow_exec;
+        {
+            let mut st = state.borrow_mut();
+            st.allow_exec = options.allow_exec;
+            st.contract = meta.is_contract().then(|| meta.clone());
+        }
         let mut engine = Engine::new();
         sandbox::harden(&mut engine);
-        engine.set_module_resolver(sandbox::module_resolver(&module_dirs));
+        engine.set_module_resolver(imports::Imports::new(options.search, folder));
+        event::register(&mut engine);
         probes::register(&mut engine, &state);
         callbacks::register(&mut engine, &state);
         actions::register(&mut engine, &state);
@@ -177,6 +203,7 @@ impl Script {
         workloads::register(&mut engine, &state);
         triggers::register(&mut engine, &state);
         queries::register(&mut engine, &state);
+        metrics::register(&mut engine, &state);
 
         let mut ast = engine
             .compile(text)
@@ -194,7 +221,7 @@ impl Script {
             state,
             meta,
             source: source_name.to_string(),
-            module_dirs,
+            warnings: Vec::new(),
             last_value: None,
             before_line: None,
         })
@@ -206,26 +233,111 @@ impl Script {
         self.state.borrow_mut().host = Some(host);
     }
 
-    /// The script's `//!` metadata.
+    /// The script's `//!` header: name, version, about, requires, parameters.
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
 
-    /// Runs the top level once and returns what it asked for. API misuse is a
-    /// located error; a second call is an error.
+    /// The name errors locate the script's own lines with (its path, or
+    /// `built-in:NAME.rhai`).
+    pub fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    /// Runs the top level once and returns what it asked for. API misuse, a
+    /// header `-p` or `param(..)` cannot meet, a dropped builder result, a
+    /// field an `on_event` callback reads that its events lack, and names of
+    /// aggregations or workloads the script never declares are located
+    /// errors (the first is returned; [`Script::diagnose`] has them all);
+    /// warnings are kept for [`Script::warnings`]. A second call is an error.
     pub fn plan(&mut self) -> Result<Plan, ScriptError> {
+        let (plan, found) = self.diagnose();
+        let (errors, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) = found
+            .into_iter()
+            .partition(|d| d.severity == Severity::Error);
+        self.warnings = warnings;
+        match (errors.into_iter().next(), plan) {
+            (Some(e), _) => Err(e.into_error()),
+            (None, Some(plan)) => Ok(plan),
+            (None, None) => Err(self.error_at_start("the script has no plan")),
+        }
+    }
+
+    /// Runs the top level once, like [`Script::plan`], and returns the plan
+    /// (when the top level ran) with every finding about the script, errors
+    /// and warnings, in the order of the text: what `vprobe check` reports.
+    pub fn diagnose(&mut self) -> (Option<Plan>, Vec<Diagnostic>) {
         let Some(ast) = self.top.take() else {
-            return Err(ScriptError {
-                origin: Origin {
-                    source: self.source.clone(),
-                    line: 0,
-                    col: 0,
-                },
-                message: "the script has already been planned".into(),
-            });
+            let e = self.error_at_start("the script has already been planned");
+            return (None, vec![e.into()]);
         };
         let source = self.source.clone();
-        self.run(&ast, &source).map(|(_, plan)| plan)
+        let mut found = lint::header(&self.meta, &source);
+        let before_run = lint::statements(&ast, &source, &self.meta);
+        let plan = match self.run(&ast, &source) {
+            Ok((_, plan)) => {
+                found.extend(self.event_fields(0));
+                let st = self.state.borrow();
+                let declared = lint::Declared {
+                    aggregations: st.aggs.iter().map(|a| a.name.as_str()).collect(),
+                    workloads: st.workloads.iter().map(|w| w.name.as_str()).collect(),
+                    triggers: &st.triggers,
+                };
+                found.extend(lint::names(&ast, &source, &declared));
+                Some(plan)
+            }
+            Err(e) => {
+                found.push(e.into());
+                None
+            }
+        };
+        // on one spot, what running found is the more precise
+        found.extend(before_run);
+        // the script's own findings in text order, then those in modules
+        found.sort_by_key(|d| (d.origin.source != source, d.origin.line, d.origin.col));
+        // running and reading the text can find the same thing
+        let mut seen = std::collections::BTreeSet::new();
+        found.retain(|d| seen.insert((d.origin.source.clone(), d.origin.line, d.message.clone())));
+        (plan, found)
+    }
+
+    /// Warnings found by the last [`Script::plan`].
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    fn error_at_start(&self, message: &str) -> ScriptError {
+        ScriptError {
+            origin: Origin {
+                source: self.source.clone(),
+                line: 0,
+                col: 0,
+            },
+            message: message.into(),
+        }
+    }
+
+    /// Fields the `on_event` callbacks registered since `from` read that
+    /// their events do not have.
+    fn event_fields(&self, from: usize) -> Vec<Diagnostic> {
+        let st = self.state.borrow();
+        let callbacks: Vec<lint::EventCallback> = st
+            .requests
+            .iter()
+            .filter_map(|r| match r.consumer {
+                Consumer::Events { callback } if callback.0 >= from => {
+                    let cb = st.callback(callback)?;
+                    Some(lint::EventCallback {
+                        function: cb.fn_ptr.fn_name(),
+                        curried: cb.fn_ptr.curry().len(),
+                        source: &cb.source,
+                        probe: r.probe,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        lint::event_fields(&self.lib, &callbacks)
     }
 
     /// Evaluates more code (a REPL line) in the same scope as the script: its
@@ -245,8 +357,31 @@ impl Script {
             .compile(text)
             .map_err(|e| errors::parse_error(source_name, &e))?;
         ast.set_source(source_name);
+        let from_file = source_name != REPL_SOURCE;
+        if from_file {
+            // a file loaded into a session: its header's parameters and checks
+            let meta = parse_meta(text);
+            let mut found = lint::header(&meta, source_name);
+            found.extend(lint::statements(&ast, source_name, &Meta::default()));
+            if let Some(e) = found.into_iter().find(|d| d.severity == Severity::Error) {
+                return Err(e.into_error());
+            }
+            let (params, given) = {
+                let st = self.state.borrow();
+                (st.params.clone(), st.given.clone())
+            };
+            params::declare_more(&params, &meta, &given)
+                .map_err(|e| params::located(source_name, e))?;
+        }
         let checkpoint = self.checkpoint();
-        match self.run(&ast, source_name) {
+        let callbacks = self.state.borrow().callbacks.len();
+        let result = self.run(&ast, source_name).and_then(|r| {
+            match self.event_fields(callbacks).into_iter().next() {
+                Some(e) => Err(e.into_error()),
+                None => Ok(r),
+            }
+        });
+        match result {
             Ok((value, plan)) => {
                 self.last_value = show(&value);
                 self.before_line = Some(checkpoint);
@@ -326,16 +461,16 @@ impl Script {
         self.invoke(callback, Vec::new())
     }
 
-    /// Runs an `on_event()` callback with the event as a map: every catalog
-    /// field of `probe` decoded (`e.dev`, `e.reason`), plus `probe`, `ts_ns`, `cpu`.
+    /// Runs an `on_event()` callback with the [`Event`]: every catalog field
+    /// of `probe` decoded (`e.dev`, `e.reason`), plus `probe`, `ts_ns`, `cpu`.
     pub fn call_event(
         &mut self,
         callback: CallbackId,
         probe: &'static ProbeDef,
-        event: &Event,
+        event: &RawEvent,
     ) -> Result<(), ScriptError> {
         let e = convert::event_map(probe, event, &self.state.borrow().symbols);
-        self.invoke(callback, vec![Dynamic::from_map(e)])
+        self.invoke(callback, vec![Dynamic::from(Event::new(probe, e))])
     }
 
     fn invoke(&mut self, id: CallbackId, mut args: Vec<Dynamic>) -> Result<(), ScriptError> {
@@ -363,12 +498,7 @@ impl Script {
         match cb.fn_ptr.call_raw(&ctx, None, args.as_mut_slice()) {
             Ok(_) => Ok(()),
             Err(e) if matches!(*e, EvalAltResult::Exit(..)) => Ok(()),
-            Err(e) => Err(errors::eval_error(
-                *e,
-                &cb.source,
-                cb.pos,
-                &self.module_dirs,
-            )),
+            Err(e) => Err(errors::eval_error(*e, &cb.source, cb.pos)),
         }
     }
 
@@ -392,7 +522,7 @@ impl Script {
             ast.statements(),
         );
         let result = result
-            .map_err(|e| errors::eval_error(*e, source, rhai::Position::NONE, &self.module_dirs))
+            .map_err(|e| errors::eval_error(*e, source, rhai::Position::NONE))
             .and_then(|v| self.check_callbacks(marks.callbacks).map(|_| v));
         match result {
             Ok(v) => Ok((v, self.state.borrow().plan_since(&marks))),
@@ -437,4 +567,19 @@ impl Script {
         }
         Ok(())
     }
+}
+
+/// The folder of a script named by a path; `None` for `<expr>`-like and
+/// built-in names.
+fn script_folder(source_name: &str) -> Option<&Path> {
+    if source_name.starts_with('<') || source_name.starts_with("built-in:") {
+        return None;
+    }
+    Path::new(source_name).parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    })
 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, Map, NativeCallContext, INT};
 
-use super::convert::describe;
+use super::convert::{as_map, describe};
 use super::errors::{fail, Res};
 use super::host::Host;
 use super::state::State;
@@ -147,10 +147,7 @@ fn maps(v: &Dynamic, what: &'static str) -> Result<Vec<Map>, CorrelateError> {
     items
         .into_iter()
         .enumerate()
-        .map(|(index, m)| {
-            m.try_cast::<Map>()
-                .ok_or(CorrelateError::NotAMap { what, index })
-        })
+        .map(|(index, m)| as_map(&m).ok_or(CorrelateError::NotAMap { what, index }))
         .collect()
 }
 

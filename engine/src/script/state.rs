@@ -11,10 +11,11 @@ use rhai::{Dynamic, FnPtr, NativeCallContext, Position};
 use vprobe_probes::FieldKind;
 
 use super::host::Host;
-use crate::plan::{AggName, CallbackId, HistKind, Origin, ProbeRequest, WorkloadSpec};
+use super::meta::Meta;
+use crate::output::Emitted;
+use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;
 use crate::trigger::Trigger;
-use crate::value::Value;
 
 /// A callback to run every `period`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct Plan {
     pub workloads: Vec<WorkloadSpec>,
     /// `trigger(..)`s with their actions.
     pub triggers: Vec<Trigger>,
+    /// `metric(name, #{..})`: how aggregations and reports are presented as metrics.
+    pub metrics: Vec<(String, MetricDesc)>,
 }
 
 /// Something a script asked the session to do, drained with
@@ -55,15 +58,13 @@ pub enum Action {
     Clear(AggName),
     /// `exit()` / `exit(code)`: end the session with this status.
     Exit(i32),
+    /// `verdict(ok)`: the script's check passed or failed; a failed one
+    /// makes the session's status 1 unless `exit(code)` says otherwise.
+    Verdict(bool),
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
     /// `emit(e)`: write an event line.
-    Emit {
-        /// The event's `probe`.
-        probe: String,
-        /// Its fields: the catalog's in catalog order, then the script's own by name.
-        fields: Vec<(String, Value)>,
-    },
+    Emit(Emitted),
 }
 
 /// What the script has asked for so far, shared by the registered functions.
@@ -75,6 +76,8 @@ pub(super) struct State {
     pub given: BTreeMap<String, String>,
     /// The `params` map seen by the script (shared, so `param()` can add defaults).
     pub params: Dynamic,
+    /// The header, when the script has one: then it declares every parameter.
+    pub contract: Option<Meta>,
     pub requests: Vec<ProbeRequest>,
     pub timers: Vec<Timer>,
     pub on_end: Vec<CallbackId>,
@@ -83,6 +86,7 @@ pub(super) struct State {
     pub aggs: Vec<Agg>,
     pub workloads: Vec<WorkloadSpec>,
     pub triggers: Vec<Trigger>,
+    pub metrics: Vec<(String, MetricDesc)>,
     /// Answers live queries (`total`, `workload`, ...) while the session runs.
     pub host: Option<Rc<dyn Host>>,
     /// `--allow exec`.
@@ -98,6 +102,7 @@ pub(super) struct Marks {
     pub aggs: usize,
     pub workloads: usize,
     pub triggers: usize,
+    pub metrics: usize,
     pub actions: usize,
 }
 
@@ -175,6 +180,7 @@ impl State {
             source: source.to_string(),
             given,
             params,
+            contract: None,
             requests: Vec::new(),
             timers: Vec::new(),
             on_end: Vec::new(),
@@ -183,6 +189,7 @@ impl State {
             aggs: Vec::new(),
             workloads: Vec::new(),
             triggers: Vec::new(),
+            metrics: Vec::new(),
             host: None,
             allow_exec: false,
         }
@@ -198,6 +205,7 @@ impl State {
             aggs: self.aggs.len(),
             workloads: self.workloads.len(),
             triggers: self.triggers.len(),
+            metrics: self.metrics.len(),
             actions: self.actions.len(),
         }
     }
@@ -210,6 +218,7 @@ impl State {
             on_end: self.on_end[m.on_end..].to_vec(),
             workloads: self.workloads[m.workloads..].to_vec(),
             triggers: self.triggers[m.triggers..].to_vec(),
+            metrics: self.metrics[m.metrics..].to_vec(),
         }
     }
 
@@ -224,6 +233,7 @@ impl State {
         self.aggs.truncate(m.aggs);
         self.workloads.truncate(m.workloads);
         self.triggers.truncate(m.triggers);
+        self.metrics.truncate(m.metrics);
     }
 
     /// Where the running call is.

@@ -4,6 +4,7 @@ use std::time::Duration;
 use vprobe_probes::abi::Event;
 
 use super::*;
+use crate::output::Emitted;
 use crate::plan::{AggName, CallbackId, Consumer, FilterValue, HistKind};
 use crate::value::Value;
 
@@ -289,7 +290,7 @@ fn errors_in_functions_are_unwrapped_to_the_innermost() {
     let p = s.plan().unwrap();
     let e = s.call(p.on_end[0]).unwrap_err();
     assert_eq!(at(&e), (2, 5), "{e}");
-    assert!(e.message.starts_with("function not found: nope"), "{e}");
+    assert!(e.message.starts_with("no function `nope(integer)`"), "{e}");
     // API misuse inside a function called at the top level
     let e = plan_err("fn mk() {\n  probe(\"skb.drp\")\n}\nmk().count(\"c\");");
     assert_eq!(at(&e), (2, 3), "{e}");
@@ -320,8 +321,8 @@ fn an_endless_top_level_is_stopped() {
 #[test]
 fn print_report_exit_become_actions() {
     let mut s = compile(
-        r#"print("drops"); print(42); debug("d");
-        on_end(|| { print_delta("drops"); clear("drops"); report("n", #{a: [1, 2.5, true], b: "x"}); exit(3); print("never"); });"#,
+        r#"print("drops"); print(42); debug("d"); let no = false; if no { probe("skb.drop").count("drops"); }
+        on_end(|| { print_delta("drops"); clear("drops"); report("n", #{a: [1, 2.5, true], b: "x"}); verdict(false); exit(13); print("never"); });"#,
     );
     let p = s.plan().unwrap();
     let a = s.take_actions();
@@ -346,13 +347,40 @@ fn print_report_exit_become_actions() {
                 "n".into(),
                 serde_json::json!({"a": [1, 2.5, true], "b": "x"})
             ),
-            Action::Exit(3),
+            Action::Verdict(false),
+            Action::Exit(13),
         ]
     );
     assert!(s.take_actions().is_empty());
     let mut s = compile("exit(); print(1);");
     s.plan().unwrap();
     assert_eq!(s.take_actions(), [Action::Exit(0)]);
+}
+
+// Regression: `exit(300)` and `exit(-1)` ended with status 1 without a word,
+// and `exit(3)` looked like vprobe's own "script error".
+#[test]
+fn exit_takes_only_the_statuses_a_script_may_use() {
+    for ok in [0, 1, 10, 125] {
+        let mut s = compile(&format!("exit({ok});"));
+        s.plan().unwrap();
+        assert_eq!(s.take_actions(), [Action::Exit(ok)]);
+    }
+    for (bad, says) in [
+        (
+            "exit(300)",
+            "300 is not an exit status a script can use: 0, 1 or 10-125",
+        ),
+        ("exit(-1)", "-1 is not an exit status"),
+        ("exit(3)", "3 is one of vprobe's own exit statuses"),
+        ("exit(\"x\")", "the code must be an integer"),
+        ("verdict(1)", "verdict: expects true or false"),
+        (r#"trigger("x > 1").exit(126)"#, "126 is not an exit status"),
+    ] {
+        let e = compile(bad).plan().unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {e}");
+        assert_eq!(e.origin.line, 1, "{bad}: located");
+    }
 }
 
 // `print(x)` is decided once, here: the runner prints what it is told.
@@ -453,10 +481,18 @@ fn events_reach_callbacks_as_maps() {
         a[0],
         Action::PrintText("skb.drop on mvt0: FULL_RING len=1514 cpu=3 ts=123".into())
     );
-    let Action::Emit { probe, fields } = &a[1] else {
+    let Action::Emit(Emitted {
+        probe,
+        ts_ns,
+        cpu,
+        fields,
+    }) = &a[1]
+    else {
         panic!("{a:?}")
     };
     assert_eq!(probe, "skb.drop");
+    // emit(e) keeps when and where the event happened
+    assert_eq!((*ts_ns, *cpu), (Some(123), Some(3)));
     assert_eq!(fields[0], ("dev".into(), Value::Str("mvt0".into())));
     assert_eq!(
         fields.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
@@ -568,35 +604,190 @@ fn undo_line_takes_back_a_successful_line() {
 }
 
 #[test]
-fn params_come_from_the_command_line_then_defaults() {
-    let text = "//! param: every=5s  period\n//! param: n=3  count\nlet dev = param(\"dev\", \"mvt*\");\nlet k = param(\"k\", 1);\nprint(`${dev} ${k} ${params.every} ${params.n + 1} ${params.dev}`);";
+fn params_without_a_header_come_from_the_command_line_then_defaults() {
+    let text = "let dev = param(\"dev\", \"mvt*\");\nlet k = param(\"k\", 1);\nprint(`${dev} ${k} ${params.dev}`);";
     let mut s = compile(text);
     s.plan().unwrap();
-    assert_eq!(
-        s.take_actions(),
-        [Action::PrintText("mvt* 1 5s 4 mvt*".into())]
-    );
-    let mut s = with_params(text, &[("dev", "eth0"), ("k", "7"), ("n", "9")]);
+    assert_eq!(s.take_actions(), [Action::PrintText("mvt* 1 mvt*".into())]);
+    let mut s = with_params(text, &[("dev", "eth0"), ("k", "7")]);
     s.plan().unwrap();
-    assert_eq!(
-        s.take_actions(),
-        [Action::PrintText("eth0 7 5s 10 eth0".into())]
-    );
+    assert_eq!(s.take_actions(), [Action::PrintText("eth0 7 eth0".into())]);
     let e = with_params(text, &[("k", "many")]).plan().unwrap_err();
     assert_eq!(e.message, "parameter `k` expects an integer, got `many`");
-    assert_eq!(e.origin.line, 4);
+    assert_eq!(e.origin.line, 2);
     let e = compile("param(\"x\")").plan().unwrap_err();
     assert!(e.message.contains("-p x=VALUE"), "{e}");
 }
 
 #[test]
-fn meta_is_read_at_compile_time() {
-    let s = compile("//! name: d\n//! about: drops\n//! param: every=5s  how often\nprint(1);");
-    assert_eq!(s.meta().name.as_deref(), Some("d"));
-    assert_eq!(s.meta().about.as_deref(), Some("drops"));
+fn params_with_a_header_are_its_declarations() {
+    let text = "//! name: t\n//! param: every=5s  period\n//! param: n=3  count\n\
+                let n = param(\"n\", 3);\nprint(`${param(\"every\")} ${n + 1} ${params.every}`);";
+    let mut s = compile(text);
+    s.plan().unwrap();
+    assert_eq!(s.take_actions(), [Action::PrintText("5s 4 5s".into())]);
+    let mut s = with_params(text, &[("n", "9")]);
+    s.plan().unwrap();
+    assert_eq!(s.take_actions(), [Action::PrintText("5s 10 5s".into())]);
+    // refused when compiling, located at the declaration it concerns
+    let e = Script::compile(
+        "t.rhai",
+        text,
+        symbols(),
+        Options {
+            params: [("m".to_string(), "1".to_string())].into(),
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(
-        s.meta().params,
-        [("every".to_string(), Some("5s".to_string()))]
+        e.to_string(),
+        "t.rhai:3:1: -p m=1: no parameter `m`; did you mean `n`?"
+    );
+    // reading an undeclared parameter: found before running, and when run
+    let e = plan_err("//! name: t\n//! param: n=3  count\n\nlet x = param(\"nn\", 1);");
+    assert_eq!(at(&e), (4, 9), "{e}");
+    assert_eq!(
+        e.message,
+        "parameter `nn` is not declared in the header; did you mean `n`?"
+    );
+    let e = plan_err("//! name: t\n//! param: n=3  count\nlet k = \"nn\";\nparam(k)");
+    assert_eq!(e.origin.line, 4, "{e}");
+    let e = plan_err("//! name: t\n//! param: n=3  count\nprint(params.nm);");
+    assert_eq!(at(&e), (3, 14), "{e}");
+}
+
+#[test]
+fn warnings_are_kept_beside_the_plan() {
+    let mut s = compile("//! name: t\n//! param: n=3  count\n//! param: unused=1  never read\nlet n = param(\"n\", 4);\nprobe(\"skb.drop\");");
+    s.plan().unwrap();
+    let w: Vec<String> = s.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        [
+            "t.rhai:3:1: warning: parameter `unused` is declared but never read (`param(\"unused\")`)",
+            "t.rhai:4:9: warning: parameter `n`: the header's default `3` is used, not `4`",
+            "t.rhai:5:1: warning: this probe is not used: consume it (`.count(..)`, `.hist(..)`, `.on_event(..)`) or keep it (`let p = probe(..)`)",
+        ]
+    );
+}
+
+#[test]
+fn header_problems_are_errors() {
+    let e = plan_err("//! name: t\n//! verison: 1.0\nprint(1);");
+    assert_eq!(
+        e.to_string(),
+        "t.rhai:2:1: unknown header key `verison`; did you mean `version`?"
+    );
+    let e = plan_err("//! requires: skb.dorp\n");
+    assert!(e.message.contains("did you mean `skb.drop`?"), "{e}");
+    let e = plan_err("//! requires: ftrace\n");
+    assert!(e.message.contains("unknown kernel feature `ftrace`"), "{e}");
+    let e = plan_err("//! requires: vprobe >= 99.0\n");
+    assert!(e.message.contains("needs vprobe >= 99.0"), "{e}");
+    plan("//! requires: vprobe >= 0.1, skb.drop, tracepoint:net:net_dev_queue, btf, fentry\n");
+}
+
+#[test]
+fn a_dropped_filter_is_an_error() {
+    let e = plan_err("let p = probe(\"skb.drop\");\np.filter(\"dev\", \"x\");\np.count(\"c\");");
+    assert_eq!(at(&e), (2, 3), "{e}");
+    assert!(
+        e.message.contains("the result of `.filter(..)` is dropped"),
+        "{e}"
+    );
+    let e = plan_err("let p = probe(\"skb.drop\");\nif true {\n  p.filter(\"dev\", \"x\").filter(\"len\", 1);\n}\np.count(\"c\");");
+    assert_eq!(e.origin.line, 3, "{e}");
+    let e = plan_err(
+        "fn f(p) {\n  p.filter(\"dev\", \"x\");\n  p\n}\nf(probe(\"skb.drop\")).count(\"c\");",
+    );
+    assert_eq!(e.origin.line, 2, "{e}");
+    // a value that is returned or assigned is used
+    plan("fn scoped(p, n) { if n != () { p.filter(\"netns\", n) } else { p } }\n\
+          let p = probe(\"skb.drop\");\nlet q = if true { p.filter(\"dev\", \"x\") } else { p };\n\
+          p = p.filter(\"len\", 1);\nscoped(q, ()).count(\"c\");\nlet f = || p.filter(\"dev\", \"y\");\nf.call().count(\"d\");");
+}
+
+#[test]
+fn names_never_declared_are_errors() {
+    let e = plan_err("probe(\"skb.drop\").count(\"drops\");\non_end(|| print(total(\"dorps\")));");
+    assert_eq!(at(&e), (2, 23), "{e}");
+    assert_eq!(
+        e.message,
+        "total: no aggregation named `dorps`; did you mean `drops`?"
+    );
+    for (call, what) in [
+        (
+            "print_delta(\"x\")",
+            "print_delta: no aggregation named `x`",
+        ),
+        ("clear(\"x\")", "clear: no aggregation named `x`"),
+        ("entries(\"x\")", "entries: no aggregation named `x`"),
+        (
+            "workload(\"x\")",
+            "workload: no workload named `x`; the script declares no workload",
+        ),
+    ] {
+        let e = plan_err(&format!(
+            "probe(\"skb.drop\").count(\"drops\");\nevery(\"1s\", || {call});"
+        ));
+        assert!(e.message.starts_with(what), "{call}: {e}");
+        assert_eq!(e.origin.line, 2, "{e}");
+    }
+    let e = plan_err("probe(\"skb.drop\").count(\"drops\");\n\ntrigger(\"dorps > 0\").exit(1);");
+    assert_eq!(e.origin.line, 3, "{e}");
+    assert!(
+        e.message
+            .contains("no aggregation named `dorps`; did you mean `drops`?"),
+        "{e}"
+    );
+    let e = plan_err(
+        "tcp_rr(#{name: \"load\", target: \"192.0.2.2:1\"});\ntrigger(\"lod.p99 > 1ms\").exit(1);",
+    );
+    assert!(
+        e.message
+            .contains("no workload named `lod`; did you mean `load`?"),
+        "{e}"
+    );
+    // declared under a branch not taken, or at run time: not judged
+    plan("let no = false;\nif no { probe(\"skb.drop\").count(\"later\"); }\non_end(|| print(total(\"later\")));");
+    plan("let n = \"x\" + \"y\";\nprobe(\"skb.drop\").count(n);\non_end(|| print(total(\"zz\")));");
+}
+
+#[test]
+fn an_event_field_the_probe_lacks_is_an_error() {
+    let e =
+        plan_err("let n = 100;\nprobe(\"skb.drop\").on_event(|e| if e.lenn > n { print(e.dev) });");
+    assert_eq!(at(&e), (2, 37), "{e}");
+    assert_eq!(
+        e.message,
+        "`skb.drop` events have no field `lenn`; did you mean `len`?"
+    );
+    let e = plan_err(
+        "fn handle(ev) {\n  print(ev[\"resaon\"]);\n}\nprobe(\"skb.drop\").on_event(handle);",
+    );
+    assert_eq!(e.origin.line, 2, "{e}");
+    assert!(e.message.contains("did you mean `reason`?"), "{e}");
+    // the event's own keys, fields the callback sets, and a rebound name
+    plan("probe(\"skb.drop\").on_event(|e| { e.note = 1; print(`${e.probe} ${e.ts_ns} ${e.cpu} ${e.note} ${e.len}`); });\n\
+          probe(\"skb.drop\").on_event(|e| { let e = #{x: 1}; print(e.y); });");
+}
+
+#[test]
+fn an_event_field_the_probe_lacks_fails_at_run_time_too() {
+    let mut s = compile("let f = \"le\" + \"nn\";\nlet seen = [];\nprobe(\"skb.drop\").on_event(|e| { seen.push(e.len); print(e[f]); });");
+    let p = s.plan().unwrap();
+    let Consumer::Events { callback } = p.requests[0].consumer else {
+        panic!("not events")
+    };
+    let probe = vprobe_probes::find("skb.drop").unwrap();
+    let e = s
+        .call_event(callback, probe, &Event::default())
+        .unwrap_err();
+    assert_eq!(e.origin.line, 3, "{e}");
+    assert_eq!(
+        e.message,
+        "`skb.drop` events have no field `lenn`; did you mean `len`?"
     );
 }
 
@@ -617,7 +808,7 @@ fn sandbox_limits_hold() {
 }
 
 #[test]
-fn imports_resolve_from_the_script_folder() {
+fn imports_resolve_from_the_script_folder_then_the_library() {
     let dir = std::env::temp_dir().join(format!("vprobe-script-test-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::write(
@@ -626,7 +817,7 @@ fn imports_resolve_from_the_script_folder() {
     )
     .unwrap();
     let main = dir.join("main.rhai");
-    let text = "import \"lib/net\" as net;\nnet::drops(\"mvt0\").count(\"d\");\non_end(|| net::hello());\nevery(\"1s\", || net::broken());";
+    let text = "import \"net\" as net;\nimport \"lab\" as lab;\nnet::drops(\"mvt0\").count(\"d\");\non_end(|| net::hello());\nevery(\"1s\", || net::broken());";
     let mut s =
         Script::compile(main.to_str().unwrap(), text, symbols(), Options::default()).unwrap();
     let p = s.plan().unwrap();
@@ -637,25 +828,30 @@ fn imports_resolve_from_the_script_folder() {
     s.call(p.on_end[0]).unwrap();
     assert_eq!(s.take_actions(), [Action::PrintText("hello".into())]);
     let e = s.call(p.timers[0].callback).unwrap_err();
-    assert_eq!(
-        (e.origin.source.as_str(), e.origin.line),
-        ("lib/net", 4),
-        "{e}"
-    );
-    let e = Script::compile(
-        main.to_str().unwrap(),
-        "import \"lib/nope\" as n;",
-        symbols(),
-        Options::default(),
-    )
-    .unwrap()
-    .plan()
-    .unwrap_err();
+    assert!(e.origin.source.ends_with("lib/net.rhai"), "{e}");
+    assert_eq!(e.origin.line, 4, "{e}");
+    let import = |what: &str| {
+        Script::compile(
+            main.to_str().unwrap(),
+            &format!("\nimport \"{what}\" as n;"),
+            symbols(),
+            Options::default(),
+        )
+        .unwrap()
+        .plan()
+        .unwrap_err()
+    };
+    let e = import("nope");
     assert!(
         e.message
-            .starts_with("module `lib/nope` not found (looked in "),
+            .starts_with("module `nope` not found: looked for lib/nope.rhai in "),
         "{e}"
     );
+    assert_eq!(e.origin.line, 2, "{e}");
+    let e = import("../main");
+    assert!(e.message.contains("`..` is refused"), "{e}");
+    let e = import("/etc/hostname");
+    assert!(e.message.contains("absolute paths are refused"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -668,7 +864,7 @@ mod workloads_triggers_queries {
             r#"
             probe("skb.drop").count("drops");
             tcp_rr(#{ name: "rr", streams: 16, duration: "2s", target: "192.0.2.2:12865" });
-            trigger("drops > 0").log("first drop").snapshot("drops").stop("rr").exit(3);
+            trigger("drops > 0").log("first drop").snapshot("drops").stop("rr").exit(13);
             trigger("rr.p99 > 10ms").once().call(|| print("slow"));
             "#,
         );
@@ -707,7 +903,10 @@ mod workloads_triggers_queries {
 
     #[test]
     fn queries_without_a_running_session_are_unit() {
-        let mut s = compile(r#"let t = total("drops"); if t != () { throw "expected ()" } lab();"#);
+        let mut s = compile(
+            r#"probe("skb.drop").count("drops");
+            let t = total("drops"); if t != () { throw "expected ()" } lab();"#,
+        );
         s.plan().unwrap();
     }
 }
@@ -720,6 +919,10 @@ fn the_api_table_lists_every_registered_function() {
         .collect_fn_metadata(None, |f| Some(f.metadata.name.to_string()), false)
         .into_iter()
         .filter(|n| !n.starts_with("get$") && n != "to_string" && n != "to_debug")
+        // an event's index access and the map functions it answers like a map
+        .filter(|n| {
+            !n.starts_with("index$") && !["contains", "keys", "values", "len"].contains(&n.as_str())
+        })
         .collect();
     let listed: std::collections::BTreeSet<String> = API
         .iter()

@@ -83,8 +83,7 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     engine.register_fn(
         "exit",
         move |ctx: NativeCallContext, h: &mut TriggerHandle, code: INT| -> Res<TriggerHandle> {
-            let code = i32::try_from(code)
-                .map_err(|_| fail(&ctx, format!("exit: code {code} is out of range")))?;
+            let code = super::actions::exit_code(code).map_err(|m| fail(&ctx, m))?;
             Ok(add_action(&s, h, TriggerAction::Exit(code)))
         },
     );

@@ -158,6 +158,65 @@ fn exec_spec(m: &Map) -> Result<(String, bool, ExecOptions), String> {
     Ok((name, start, opts))
 }
 
+/// A `--load` that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--load {spec}: {why}")]
+pub struct LoadSpecError {
+    /// As given.
+    pub spec: String,
+    /// What is wrong with it (one sentence, as for the script function).
+    pub why: String,
+}
+
+/// A workload given on the command line rather than by the script:
+/// `tcp_rr` or `tcp_rr:streams=16,duration=5s`, with the options of
+/// `tcp_rr(#{..})` (in a lab, it runs between the lab's guests).
+///
+/// ```
+/// let w = vprobe_engine::script::load_spec("tcp_rr:streams=4,duration=2s").unwrap();
+/// assert_eq!(w.name, "rr");
+/// ```
+pub fn load_spec(spec: &str) -> Result<WorkloadSpec, LoadSpecError> {
+    let err = |why: String| LoadSpecError {
+        spec: spec.to_string(),
+        why,
+    };
+    let (kind, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    if kind != "tcp_rr" {
+        return Err(err(format!(
+            "unknown workload `{kind}`: `--load` takes `tcp_rr[:OPTION=VALUE,..]`"
+        )));
+    }
+    let mut m = Map::new();
+    for kv in opts.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| err(format!("expected OPTION=VALUE, got `{kv}`")))?;
+        let v = v.trim();
+        let value = if let Ok(n) = v.parse::<rhai::INT>() {
+            Dynamic::from_int(n)
+        } else if let Ok(b) = v.parse::<bool>() {
+            Dynamic::from_bool(b)
+        } else if k == "thresholds" {
+            Dynamic::from_array(v.split(';').map(|t| Dynamic::from(t.to_string())).collect())
+        } else {
+            Dynamic::from(v.to_string())
+        };
+        m.insert(k.trim().into(), value);
+    }
+    let (name, start, rr) = rr_spec(&m).map_err(err)?;
+    Ok(WorkloadSpec {
+        name,
+        kind: WorkloadKind::TcpRr(rr),
+        start,
+        origin: crate::plan::Origin {
+            source: "--load".into(),
+            line: 0,
+            col: 0,
+        },
+    })
+}
+
 fn declare(
     st: &Rc<RefCell<State>>,
     ctx: &NativeCallContext,
@@ -285,6 +344,27 @@ mod tests {
             let e = rr_spec(&opts).unwrap_err();
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    #[test]
+    fn a_load_from_the_command_line_takes_tcp_rr_options() {
+        let w = load_spec("tcp_rr:streams=4,duration=2s,name=bg,thresholds=1ms;200ms").unwrap();
+        let WorkloadKind::TcpRr(rr) = &w.kind else {
+            panic!("not tcp_rr")
+        };
+        assert_eq!((w.name.as_str(), rr.options.streams), ("bg", 4));
+        assert_eq!(rr.options.duration, Some(Duration::from_secs(2)));
+        assert_eq!(rr.options.thresholds.len(), 2);
+        assert_eq!(load_spec("tcp_rr").unwrap().name, "rr");
+        let e = load_spec("tcp_rr:stremas=4").unwrap_err().to_string();
+        assert!(
+            e.starts_with("--load tcp_rr:stremas=4: tcp_rr: unknown option `stremas`"),
+            "{e}"
+        );
+        assert!(load_spec("udp:x=1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown workload `udp`"));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use std::os::fd::AsFd;
 
 use aya::{Ebpf, Pod};
-use vprobe_probes::abi::{self, HistKey, Record};
-use vprobe_probes::{Mechanism, ProbeDef};
+use vprobe_probes::abi::{self, HistKey, HistValue, Record};
+use vprobe_probes::{FieldKind, Mechanism, ProbeDef};
 
 use super::{MapAccess, Reason, SessionError};
 use crate::agg::{AggKind, AggSnapshot, Bucket, Entry, EntryValue};
@@ -28,6 +28,10 @@ unsafe impl Pod for RecKey {}
 #[derive(Clone, Copy)]
 pub(super) struct HistKeyPod(pub HistKey);
 unsafe impl Pod for HistKeyPod {}
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(super) struct HistValuePod(pub HistValue);
+unsafe impl Pod for HistValuePod {}
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 pub(super) struct SettingsPod(pub abi::Settings);
@@ -90,11 +94,26 @@ impl Instance {
 
     /// Reads this instance's aggregation, summed over CPUs, keys decoded.
     pub fn snapshot(&self, symbols: &Symbols) -> Result<Option<AggSnapshot>, SessionError> {
-        let (name, keys, field, kind) = match &self.request.consumer {
-            Consumer::Count { name, keys } => (name, keys, None, AggKind::Count),
+        let (name, keys, field, kind, step) = match &self.request.consumer {
+            Consumer::Count { name, keys } => (name, keys, None, AggKind::Count, None),
             Consumer::Hist {
-                name, field, keys, ..
-            } => (name, keys, Some(*field), AggKind::Hist),
+                name,
+                field,
+                keys,
+                kind: HistKind::Log2,
+            } => (name, keys, Some(*field), AggKind::Hist, None),
+            Consumer::Hist {
+                name,
+                field,
+                keys,
+                kind: HistKind::Linear { step },
+            } => (
+                name,
+                keys,
+                Some(*field),
+                AggKind::Lhist,
+                Some((*step).max(1)),
+            ),
             Consumer::Events { .. } | Consumer::Capture(_) => return Ok(None),
         };
         let decode_key = |rec: &Record| -> Vec<(String, Value)> {
@@ -123,31 +142,29 @@ impl Instance {
                     }
                 }
             }
-            AggKind::Hist => {
-                let step = match &self.request.consumer {
-                    Consumer::Hist {
-                        kind: HistKind::Linear { step },
-                        ..
-                    } => Some((*step).max(1)),
-                    _ => None,
-                };
+            AggKind::Hist | AggKind::Lhist => {
                 let map = self
                     .ebpf
                     .map("hists")
                     .ok_or_else(|| self.map_err("hists", MapAccess::Missing))?;
-                let hists = PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map)
+                let hists = PerCpuHashMap::<_, HistKeyPod, HistValuePod>::try_from(map)
                     .map_err(|e| self.map_err("hists", e))?;
                 for item in hists.iter() {
                     let (k, v) = item.map_err(|e| self.map_err("hists", e))?;
-                    let count: u64 = v.iter().sum();
+                    let count: u64 = v.iter().map(|c| c.0.count).sum();
+                    let added = v.iter().fold(0u64, |s, c| s.saturating_add(c.0.sum));
                     let (low, high) = match step {
                         Some(s) => (k.0.slot * s, (k.0.slot + 1) * s),
                         None => abi::log2_bounds(k.0.slot),
                     };
                     let entry = merged
                         .entry(decode_key(&k.0.rec))
-                        .or_insert(EntryValue::Hist { buckets: vec![] });
-                    if let EntryValue::Hist { buckets } = entry {
+                        .or_insert(EntryValue::Hist {
+                            buckets: vec![],
+                            sum: 0,
+                        });
+                    if let EntryValue::Hist { buckets, sum } = entry {
+                        *sum = sum.saturating_add(added);
                         match buckets.iter_mut().find(|b| b.low == low) {
                             Some(b) => b.count += count,
                             None => buckets.push(Bucket { low, high, count }),
@@ -159,7 +176,7 @@ impl Instance {
         let mut entries: Vec<Entry> = merged
             .into_iter()
             .map(|(key, mut value)| {
-                if let EntryValue::Hist { buckets } = &mut value {
+                if let EntryValue::Hist { buckets, .. } = &mut value {
                     buckets.sort_by_key(|b| b.low);
                 }
                 Entry { key, value }
@@ -171,6 +188,8 @@ impl Instance {
             kind,
             keys: keys.iter().map(|f| f.name.to_string()).collect(),
             field: field.map(|f| f.name.to_string()),
+            step,
+            time_ns: field.is_some_and(|f| f.kind == FieldKind::Duration),
             entries,
         };
         snap.sort();
@@ -202,8 +221,8 @@ impl Instance {
                 m.remove(&k).map_err(|e| err(e.into()))?;
             }
         } else {
-            let mut m =
-                PerCpuHashMap::<_, HistKeyPod, u64>::try_from(map).map_err(|e| err(e.into()))?;
+            let mut m = PerCpuHashMap::<_, HistKeyPod, HistValuePod>::try_from(map)
+                .map_err(|e| err(e.into()))?;
             let keys: Vec<HistKeyPod> = m.keys().filter_map(Result::ok).collect();
             for k in keys {
                 m.remove(&k).map_err(|e| err(e.into()))?;
@@ -220,7 +239,14 @@ pub(super) fn merge(into: &mut AggSnapshot, other: AggSnapshot) {
             None => into.entries.push(e),
             Some(x) => match (&mut x.value, e.value) {
                 (EntryValue::Count { value }, EntryValue::Count { value: v }) => *value += v,
-                (EntryValue::Hist { buckets }, EntryValue::Hist { buckets: bs }) => {
+                (
+                    EntryValue::Hist { buckets, sum },
+                    EntryValue::Hist {
+                        buckets: bs,
+                        sum: s,
+                    },
+                ) => {
+                    *sum = sum.saturating_add(s);
                     for b in bs {
                         match buckets.iter_mut().find(|y| y.low == b.low) {
                             Some(y) => y.count += b.count,

@@ -12,7 +12,7 @@ use vprobe_load::LoadError;
 
 pub mod running;
 
-pub use running::{LabPath, Running, WorkloadProgress, WorkloadResult};
+pub use running::{LabPath, Running, WorkloadCounters, WorkloadProgress, WorkloadResult};
 
 /// Why a script's workload cannot be declared or started.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,9 @@ pub enum WorkloadError {
     /// A workload declared under a name already taken.
     #[error("a workload named `{0}` already exists")]
     Duplicate(String),
+    /// A `--load` named like one of the script's workloads.
+    #[error("--load: the script has a workload named `{0}` already; name the load otherwise (`--load tcp_rr:name=load,...`)")]
+    LoadNameTaken(String),
     /// A `tcp_rr` whose target cannot be used.
     #[error("tcp_rr `{name}`: {why}")]
     Target {

@@ -405,9 +405,59 @@ impl Running {
             .collect()
     }
 
+    /// What each `tcp_rr` (running or done) has counted so far, for `--metrics`.
+    pub fn counters(&self) -> Vec<WorkloadCounters> {
+        let of = |name: &str, tx: u64, errors: u64, t: &[ThresholdCount]| WorkloadCounters {
+            name: name.to_string(),
+            transactions: tx,
+            errors,
+            slow: t
+                .iter()
+                .map(|t| (Duration::from_micros(t.at_us), t.count))
+                .collect(),
+        };
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.state {
+                State::Rr(h) => {
+                    let s = h.snapshot();
+                    Some(of(
+                        &e.spec.name,
+                        s.transactions,
+                        s.errors as u64,
+                        &s.thresholds,
+                    ))
+                }
+                State::Done(done) => match &**done {
+                    WorkloadResult::TcpRr(r) => Some(of(
+                        &e.spec.name,
+                        r.transactions,
+                        r.errors.len() as u64,
+                        &r.thresholds,
+                    )),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     fn entry(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.spec.name == name)
     }
+}
+
+/// Counts of one `tcp_rr` workload so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadCounters {
+    /// The workload's name.
+    pub name: String,
+    /// Transactions completed.
+    pub transactions: u64,
+    /// Failed connections or transactions.
+    pub errors: u64,
+    /// (threshold, transactions that took at least that long).
+    pub slow: Vec<(Duration, u64)>,
 }
 
 /// How far a running `tcp_rr` workload is (a terminal's progress bar).

@@ -77,6 +77,13 @@ struct vp_hkey {
 	__u64 slot;
 };
 
+/* A histogram bucket: its events and the sum of their values (mirrored by
+ * probes/src/abi.rs HistValue). */
+struct vp_hval {
+	__u64 count;
+	__u64 sum;
+};
+
 struct vp_event {
 	__u64 ts_ns;    /* bpf_ktime_get_ns() */
 	__u32 cpu;
@@ -157,7 +164,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 10240);
 	__type(key, struct vp_hkey);
-	__type(value, __u64);
+	__type(value, struct vp_hval);
 } hists SEC(".maps");
 
 struct {
@@ -319,6 +326,28 @@ static __always_inline void vp_add(void *map, const void *key, __u64 inc)
 			*v += inc;
 		else
 			vp_lost(VP_LOSS_MAP_FULL);
+	}
+}
+
+/* One event of value `v` into histogram bucket `key`: its count and the sum of
+ * its values (a Prometheus histogram's `_sum`) in one update of one entry. */
+static __always_inline void vp_hadd(const struct vp_hkey *key, __u64 v)
+{
+	struct vp_hval *h = bpf_map_lookup_elem(&hists, key);
+	struct vp_hval init = { .count = 1, .sum = v };
+	if (h) {
+		h->count += 1;
+		h->sum += v;
+		return;
+	}
+	if (bpf_map_update_elem(&hists, key, &init, BPF_NOEXIST)) {
+		h = bpf_map_lookup_elem(&hists, key);
+		if (h) {
+			h->count += 1;
+			h->sum += v;
+		} else {
+			vp_lost(VP_LOSS_MAP_FULL);
+		}
 	}
 }
 
@@ -505,7 +534,7 @@ static __always_inline void vp_submit_skb(struct vp_rec *r, struct sk_buff *skb)
 			h->slot = settings.hist_step ? hv / settings.hist_step : hv;
 		else
 			h->slot = vp_log2_slot(hv);
-		vp_add(&hists, h, 1);
+		vp_hadd(h, hv);
 	}
 }
 

@@ -22,7 +22,7 @@ pub const FUNC_FIELDS: &[FieldDef] = &[
     num(
         "latency",
         FUNC_LATENCY_SLOT,
-        FieldKind::Uint,
+        FieldKind::Duration,
         "nanoseconds from the function's entry to its return",
     ),
     FieldDef {

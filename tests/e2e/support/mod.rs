@@ -14,5 +14,7 @@ pub mod host;
 pub mod kernel;
 pub mod labs;
 pub mod netns;
+pub mod prometheus;
+pub mod schema;
 pub mod traffic;
 pub mod util;

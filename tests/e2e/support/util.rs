@@ -184,11 +184,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// Its JSON lines must match docs/schema/.
     pub fn from_output(what: String, out: Output, timed_out: bool) -> Run {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        super::schema::check_lines(&what, &stdout);
         Run {
             what,
             status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             timed_out,
         }
@@ -352,6 +355,7 @@ impl Session {
             "vprobe did not end within {END_TIMEOUT:?}; killed\n{}",
             f.describe()
         );
+        super::schema::check_lines(&f.what, &f.lines.join("\n"));
         f
     }
 }
