@@ -150,18 +150,6 @@ int vp_rcvq_tp(struct trace_event_raw_sock_rcvqueue_full *ctx)
 	return 0;
 }
 
-/* The record's sockaddr: family, then the port, then the address. */
-static __always_inline void sockaddr_addr(__u8 *dst, const __u8 *sa, __u16 family)
-{
-	if (family == AF_INET6) {
-		__builtin_memcpy(dst, sa + 8, 16);
-	} else {
-		__u32 a;
-		__builtin_memcpy(&a, sa + 4, 4);
-		vp_v4_mapped(dst, a);
-	}
-}
-
 /* The classic record has no socket: the flow where it carries one (6.10+). */
 SEC("tracepoint/udp/udp_fail_queue_rcv_skb")
 int vp_rcvq_udp_tp(struct trace_event_raw_udp_fail_queue_rcv_skb *ctx)
@@ -185,8 +173,8 @@ int vp_rcvq_udp_tp(struct trace_event_raw_udp_fail_queue_rcv_skb *ctx)
 		r->num[S_DPORT] = BPF_CORE_READ(ctx, sport);
 		BPF_CORE_READ_INTO(&sa, ctx, saddr);
 		BPF_CORE_READ_INTO(&da, ctx, daddr);
-		sockaddr_addr(r->addr[A_SADDR], da, family);
-		sockaddr_addr(r->addr[A_DADDR], sa, family);
+		vp_sockaddr_addr(r->addr[A_SADDR], da, family);
+		vp_sockaddr_addr(r->addr[A_DADDR], sa, family);
 	}
 	vp_submit(r);
 	return 0;

@@ -331,18 +331,6 @@ int BPF_PROG(vp_probe_btf, const struct sock *sk, const struct sk_buff *skb)
 	return 0;
 }
 
-/* The record's sockaddr: family, then the port, then the address. */
-static __always_inline void probe_addr(__u8 *dst, const __u8 *sa, __u16 family)
-{
-	if (family == AF_INET6) {
-		__builtin_memcpy(dst, sa + 8, 16);
-	} else {
-		__u32 a;
-		__builtin_memcpy(&a, sa + 4, 4);
-		vp_v4_mapped(dst, a);
-	}
-}
-
 SEC("tracepoint/tcp/tcp_probe")
 int vp_probe_tp(struct trace_event_raw_tcp_probe *ctx)
 {
@@ -372,8 +360,8 @@ int vp_probe_tp(struct trace_event_raw_tcp_probe *ctx)
 		if (vp_need(VP_KEY_ADDR(A_SADDR)) || vp_need(VP_KEY_ADDR(A_DADDR))) {
 			BPF_CORE_READ_INTO(&sa, ctx, saddr);
 			BPF_CORE_READ_INTO(&da, ctx, daddr);
-			probe_addr(r->addr[A_SADDR], sa, family);
-			probe_addr(r->addr[A_DADDR], da, family);
+			vp_sockaddr_addr(r->addr[A_SADDR], sa, family);
+			vp_sockaddr_addr(r->addr[A_DADDR], da, family);
 		}
 	}
 	r->num[S_LEN] = BPF_CORE_READ(ctx, data_len);

@@ -28,6 +28,19 @@ static __always_inline int vp_need_slot(int slot)
 	return slot >= 0 && vp_need(slot);
 }
 
+/* An address from a classic tracepoint record's sockaddr (sockaddr_in or
+ * sockaddr_in6: family, then the port, then the address). */
+static __always_inline void vp_sockaddr_addr(__u8 *dst, const __u8 *sa, __u16 family)
+{
+	if (family == AF_INET6) {
+		__builtin_memcpy(dst, sa + 8, 16);
+	} else {
+		__u32 a;
+		__builtin_memcpy(&a, sa + 4, 4);
+		vp_v4_mapped(dst, a);
+	}
+}
+
 /* Local port, remote port, state, family, netns, local and remote address. */
 static __always_inline void vp_fill_sock(struct vp_rec *r, const struct sock *sk,
 					 const struct vp_sock_slots s)

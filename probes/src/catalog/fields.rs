@@ -176,6 +176,31 @@ pub(super) const DROP_LOCATION: FieldDef = num(
     "where the skb was freed (symbol+offset)",
 );
 
+// The flow of a dropped packet, from its headers (bpf/include/pkt.bpf.h).
+pub(super) const SADDR_PKT: FieldDef =
+    addr("saddr", 0, "source address from the packet's IP header");
+pub(super) const DADDR_PKT: FieldDef = addr(
+    "daddr",
+    1,
+    "destination address from the packet's IP header",
+);
+pub(super) const fn sport_pkt(slot: u8) -> FieldDef {
+    num(
+        "sport",
+        slot,
+        FieldKind::Port,
+        "TCP/UDP source port from the packet",
+    )
+}
+pub(super) const fn dport_pkt(slot: u8) -> FieldDef {
+    num(
+        "dport",
+        slot,
+        FieldKind::Port,
+        "TCP/UDP destination port from the packet",
+    )
+}
+
 // The TCP segment of a dropped packet, from its headers (bpf/include/pkt.bpf.h),
 // in the slots each drop program gives them.
 pub(super) const fn seq(slot: u8) -> FieldDef {

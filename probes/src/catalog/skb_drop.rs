@@ -1,7 +1,8 @@
 //! `skb.drop` (bpf/skb_drop.bpf.c): every skb freed as a drop.
 
 use super::fields::{
-    ack, addr, num, seq, tcp_flags, tcp_len, DEV, DEV_IFINDEX, DROP_LOCATION, DROP_REASON,
+    ack, dport_pkt, num, seq, sport_pkt, tcp_flags, tcp_len, DADDR_PKT, DEV, DEV_IFINDEX,
+    DROP_LOCATION, DROP_REASON, SADDR_PKT,
 };
 use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
@@ -29,10 +30,10 @@ const FIELDS: &[FieldDef] = &[
         FieldKind::Layer,
         "stack layer of the location (tap, tun, macvlan, bridge, veth, qdisc, core, ip, tcp, udp, ...; from kallsyms)",
     ),
-    addr("saddr", 0, "source address from the packet's IP header"),
-    addr("daddr", 1, "destination address from the packet's IP header"),
-    num("sport", 7, FieldKind::Port, "TCP/UDP source port from the packet"),
-    num("dport", 8, FieldKind::Port, "TCP/UDP destination port from the packet"),
+    SADDR_PKT,
+    DADDR_PKT,
+    sport_pkt(7),
+    dport_pkt(8),
     seq(9),
     ack(10),
     tcp_flags(11),

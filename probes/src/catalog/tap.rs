@@ -12,8 +12,8 @@
 //! kfree_skb ones need the site table.
 
 use super::fields::{
-    ack, addr, num, seq, tcp_flags, tcp_len, DEV, DEV_IFINDEX, DEV_NETNS, DROP_LOCATION,
-    DROP_REASON,
+    ack, dport_pkt, num, seq, sport_pkt, tcp_flags, tcp_len, DADDR_PKT, DEV, DEV_IFINDEX,
+    DEV_NETNS, DROP_LOCATION, DROP_REASON, SADDR_PKT,
 };
 use super::{Capture, FieldDef, FieldKind, Mechanism, MechanismKind, Object, ProbeDef};
 use crate::object::object;
@@ -79,10 +79,10 @@ const RING_FIELDS: &[FieldDef] = &[
     ),
     num("len", 13, FieldKind::Uint, "skb length in bytes"),
     num("protocol", 14, FieldKind::EtherType, "EtherType of the skb"),
-    addr("saddr", 0, "source address from the packet's IP header"),
-    addr("daddr", 1, "destination address from the packet's IP header"),
-    num("sport", 12, FieldKind::Port, "TCP/UDP source port from the packet"),
-    num("dport", 15, FieldKind::Port, "TCP/UDP destination port from the packet"),
+    SADDR_PKT,
+    DADDR_PKT,
+    sport_pkt(12),
+    dport_pkt(15),
     seq(16),
     ack(17),
     tcp_flags(18),
