@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use vprobe_engine::script::StopRequests;
 
 /// A handler for `kind` (called `name` in errors); from now on the signal no
 /// longer does its default action. Needs a tokio runtime with signals enabled.
@@ -21,16 +22,37 @@ pub struct Stop {
     interrupt: Signal,
     terminate: Signal,
     hangup: Signal,
+    requests: StopRequests,
 }
 
 impl Stop {
-    /// Installs the handlers of the three signals.
+    /// Installs the handlers of the three signals: tokio's, which wakes
+    /// [`Stop::recv`], and one that counts each signal in
+    /// [`Stop::requests`] at once, even while the engine runs a callback.
     pub fn install() -> anyhow::Result<Self> {
+        let requests = StopRequests::new();
+        for (sig, name) in [
+            (signal_hook::consts::SIGINT, "SIGINT"),
+            (signal_hook::consts::SIGTERM, "SIGTERM"),
+            (signal_hook::consts::SIGHUP, "SIGHUP"),
+        ] {
+            let r = requests.clone();
+            // SAFETY: the action only adds to an atomic counter, which is
+            // async-signal-safe; it allocates nothing and takes no lock.
+            unsafe { signal_hook::low_level::register(sig, move || r.request()) }
+                .with_context(|| format!("cannot handle {name}"))?;
+        }
         Ok(Self {
             interrupt: handle(SignalKind::interrupt(), "SIGINT")?,
             terminate: handle(SignalKind::terminate(), "SIGTERM")?,
             hangup: handle(SignalKind::hangup(), "SIGHUP")?,
+            requests,
         })
+    }
+
+    /// The signals counted so far, for [`vprobe_engine::run::RunOptions::stop_requests`].
+    pub fn requests(&self) -> StopRequests {
+        self.requests.clone()
     }
 
     /// Completes on the next SIGINT, SIGTERM or SIGHUP (one that came since

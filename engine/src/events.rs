@@ -57,6 +57,9 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
 #[derive(Default)]
 pub struct Rings {
     rings: Vec<(InstanceId, RingBuf<MapData>, AsyncFd<OwnedFd>)>,
+    /// The ring [`Rings::take_one`] looks at first: rings take turns, so a
+    /// flooded one does not starve the others.
+    turn: usize,
 }
 
 impl Rings {
@@ -101,15 +104,24 @@ impl Rings {
         .await
     }
 
-    /// Takes up to `max` waiting records, each with its instance.
-    pub fn drain(&mut self, max: usize, out: &mut Vec<(InstanceId, Record)>) {
-        for (id, ring, _) in &mut self.rings {
-            while out.len() < max {
-                let Some(item) = ring.next() else { break };
-                if let Some(ev) = decode(&item) {
-                    out.push((*id, ev));
+    /// Takes the next waiting record of some ring, with its instance; `None`
+    /// when every ring is empty. One record at a time, so the caller decides
+    /// between two records whether to go on (a time budget, a stop request)
+    /// and what it did not take stays in the kernel's ring.
+    pub fn take_one(&mut self) -> Option<(InstanceId, Record)> {
+        let n = self.rings.len();
+        for k in 0..n {
+            let i = (self.turn + k) % n;
+            let (id, ring, _) = &mut self.rings[i];
+            // a record too short to decode is consumed and skipped: it counts
+            // as undelivered (offered, never handed to its consumer)
+            while let Some(item) = ring.next() {
+                if let Some(rec) = decode(&item) {
+                    self.turn = (i + 1) % n;
+                    return Some((*id, rec));
                 }
             }
         }
+        None
     }
 }

@@ -3,7 +3,15 @@
 //! the end, and write the summary.
 //!
 //! Signals are the caller's: the binary turns SIGINT and SIGTERM into the
-//! `stop` future [`run`] takes, so the engine installs no handler.
+//! `stop` future [`run`] takes, so the engine installs no handler; and counts
+//! them in [`RunOptions::stop_requests`], which a signal handler can do while
+//! a callback runs, so that the callback is cut short instead of waited for.
+//!
+//! The run ends within a bounded time of its deadline, `stop` or `exit()`,
+//! whatever the callbacks do: they are cut short at the deadline or at a stop
+//! request, one step hands events to callbacks for at most a short slice
+//! before the loop looks at `stop` and the deadline again, and the end itself
+//! is bounded ([`Live::finish`]).
 
 use std::future::Future;
 use std::io;
@@ -14,7 +22,7 @@ use crate::live::Live;
 use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
 use crate::plan::{CaptureTarget, Consumer, ProbeRequest, WorkloadSpec};
-use crate::script::{Plan, Script};
+use crate::script::{Plan, Script, StopRequests};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::workload::WorkloadError;
@@ -64,6 +72,9 @@ pub struct RunOptions {
     pub check: Option<PlanCheck>,
     /// Serve the live aggregations at `/metrics` while the run lasts.
     pub metrics: Option<MetricsOptions>,
+    /// The stop requests the caller counts (its signal handlers) beside the
+    /// `stop` future: one cuts a running callback short.
+    pub stop_requests: Option<StopRequests>,
 }
 
 /// How often `progress` is called.
@@ -135,6 +146,11 @@ pub async fn run(
     if let Some(lab) = &lab {
         lab.set_disturbed(true);
     }
+    if let Some(requests) = options.stop_requests.take() {
+        live.set_stop_requests(requests);
+    }
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    live.set_deadline(deadline.map(tokio::time::Instant::into_std));
     // prints and reports made by the top level itself
     live.apply_actions()?;
 
@@ -143,7 +159,6 @@ pub async fn run(
     if !idle && live.exit_code().is_none() {
         let mut stop = std::pin::pin!(stop);
         let mut serving = std::pin::pin!(serving);
-        let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
         let mut progress = tokio::time::interval(PROGRESS_PERIOD);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let showing = options.progress.is_some();

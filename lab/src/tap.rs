@@ -3,15 +3,16 @@
 //! in front, as vhost-net sees them.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
-use nix::mount::{mount, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::error::{os, LabError};
-use crate::netns::{on_thread, Namespace};
+use crate::netns::Namespace;
 
 /// `sizeof(struct virtio_net_hdr)`: the header both ends of a relay carry.
 pub(crate) const VNET_HDR_LEN: i32 = 10;
@@ -106,13 +107,16 @@ pub(crate) fn open_tap(name: &str, queues: u32) -> Result<Vec<OwnedFd>, LabError
 /// times; each open is one queue whose ring is sized by the device's
 /// `txqueuelen` at that moment.
 ///
-/// The char device's number is only visible in a sysfs mounted from inside
+/// The char device's number is only visible in a sysfs made from inside
 /// `ns` (`/sys/class/net/DEV/tapIFINDEX/dev`; the minor is allocated, not the
-/// ifindex). So a helper thread takes a private mount namespace, enters
-/// `ns`, mounts a sysfs to read it, makes its own node on a private tmpfs
-/// (devtmpfs's `/dev/tapN` names can collide across namespaces), opens it
-/// and removes it. The mounts die with the thread's mount namespace; the
-/// node never exists outside it.
+/// ifindex). So a helper thread enters `ns` and makes a sysfs that is never
+/// attached anywhere (`fsopen`/`fsmount`: a mount fd only), reads the number
+/// through it and lets go of it at once: a sysfs holds its network
+/// namespace, and one that outlived this would keep the lab's namespace —
+/// and its devices — alive after the lab. The node to open is made on a
+/// detached tmpfs of its own (devtmpfs's `/dev/tapN` names can collide
+/// across namespaces) and removed once opened: nothing is ever mounted in
+/// any mount namespace.
 pub(crate) fn open_macvtap(
     ns: &Namespace,
     dev: &str,
@@ -120,67 +124,109 @@ pub(crate) fn open_macvtap(
     queues: u32,
 ) -> Result<Vec<OwnedFd>, LabError> {
     let what = format!("macvtap {dev} in lab namespace `{}`", ns.name());
-    on_thread("macvtap", || {
-        unshare(CloneFlags::CLONE_NEWNS).map_err(os("unshare(CLONE_NEWNS)"))?;
-        // Before any mount: nothing done here may propagate to the host.
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
+    let (major, minor) = ns.run(|| {
+        let sysfs = detached_mount("sysfs", &what)?;
+        let devt_path = format!("class/net/{dev}/tap{ifindex}/dev");
+        let fd = openat(
+            &sysfs,
+            devt_path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
         )
-        .map_err(os("make / private in the helper's mount namespace"))?;
-        setns(ns.fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(os(&format!("setns into `{}`", ns.name())))?;
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-        mount(
-            Some("sysfs"),
-            "/sys",
-            Some("sysfs"),
-            flags | MsFlags::MS_NODEV,
-            None::<&str>,
-        )
-        .map_err(os("mount a sysfs for the lab namespace"))?;
-        let devt_path = format!("/sys/class/net/{dev}/tap{ifindex}/dev");
-        let devt = std::fs::read_to_string(&devt_path).map_err(|e| LabError::Os {
-            what: format!("{what}: read {devt_path}"),
-            source: e,
-        })?;
-        let (major, minor) = devt
-            .trim()
+        .map_err(os(&format!("{what}: open {devt_path} in its sysfs")))?;
+        let mut devt = String::new();
+        std::fs::File::from(fd)
+            .read_to_string(&mut devt)
+            .map_err(|e| LabError::Os {
+                what: format!("{what}: read {devt_path}"),
+                source: e,
+            })?;
+        devt.trim()
             .split_once(':')
             .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
             .ok_or_else(|| LabError::Os {
                 what: format!("{what}: {devt_path} holds `{}`", devt.trim()),
                 source: std::io::Error::from(std::io::ErrorKind::InvalidData),
-            })?;
-        // A tmpfs over that sysfs (we are done with it) holds the node.
-        mount(
-            Some("tmpfs"),
-            "/sys",
-            Some("tmpfs"),
-            flags,
-            Some("size=16k,mode=0700"),
-        )
-        .map_err(os("mount a private tmpfs"))?;
-        let node = std::path::Path::new("/sys").join(dev);
-        mknod(
-            &node,
-            SFlag::S_IFCHR,
-            Mode::S_IRUSR | Mode::S_IWUSR,
-            makedev(major, minor),
-        )
-        .map_err(os(&format!("{what}: mknod {major}:{minor}")))?;
-        let fds: Result<Vec<OwnedFd>, LabError> = (0..queues)
-            .map(|q| {
-                let what = format!("{what} queue {q}");
-                let fd = open_rw_nonblock(&node, &what)?;
-                set_tap_flags(&fd, "", false, &what)?;
-                Ok(fd)
             })
-            .collect();
-        let _ = std::fs::remove_file(&node);
-        fds
-    })?
+    })??;
+    let tmpfs = detached_mount("tmpfs", &what)?;
+    mknodat(
+        &tmpfs,
+        dev,
+        SFlag::S_IFCHR,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+        makedev(major, minor),
+    )
+    .map_err(os(&format!("{what}: mknod {major}:{minor}")))?;
+    let fds: Result<Vec<OwnedFd>, LabError> = (0..queues)
+        .map(|q| {
+            let what = format!("{what} queue {q}");
+            let fd = openat(
+                &tmpfs,
+                dev,
+                OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(os(&format!("{what}: open")))?;
+            set_tap_flags(&fd, "", false, &what)?;
+            Ok(fd)
+        })
+        .collect();
+    let _ = unlinkat(&tmpfs, dev, UnlinkatFlags::NoRemoveDir);
+    fds
+}
+
+/// A new filesystem of type `fstype` (made in the calling thread's network
+/// namespace, for a sysfs), mounted nowhere: its mount fd, through which
+/// `*at` calls reach it. It goes when the fd and the files opened through it
+/// are closed.
+fn detached_mount(fstype: &str, what: &str) -> Result<OwnedFd, LabError> {
+    // <linux/mount.h>; not in libc's linux module
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x02;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x04;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x08;
+    let fail = |step: &str| LabError::Os {
+        what: format!("{what}: {step} a detached {fstype}"),
+        source: std::io::Error::last_os_error(),
+    };
+    let name = std::ffi::CString::new(fstype).expect("no NUL in a filesystem type");
+    // SAFETY: fsopen reads a NUL-terminated string; the fd it returns is ours.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(fail("fsopen"));
+    }
+    // SAFETY: a new fd that nothing else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(fail("create"));
+    }
+    // a node on the tmpfs must work as a device; nothing runs from either
+    let attrs = MOUNT_ATTR_NOSUID
+        | MOUNT_ATTR_NOEXEC
+        | if fstype == "sysfs" {
+            MOUNT_ATTR_NODEV
+        } else {
+            0
+        };
+    // SAFETY: the configured filesystem context fd; returns a new mount fd.
+    let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    if mnt < 0 {
+        return Err(fail("fsmount"));
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
 }

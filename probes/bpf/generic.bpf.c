@@ -141,7 +141,7 @@ static __always_inline int fn_entry(void)
 	if (settings.timing) {
 		__u64 ts = bpf_ktime_get_ns();
 		if (bpf_map_update_elem(&starts, &id, &ts, BPF_ANY))
-			vp_lost(VP_LOSS_MAP_FULL);
+			vp_tally(VP_LOSS_MAP_FULL);
 		return 0;
 	}
 	fn_submit(id, 0);

@@ -100,7 +100,7 @@ static __always_inline void stamp(__u32 pid, __u32 tgid, int has_tgid, const cha
 	}
 	ts = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&start, &pid, &ts, BPF_ANY))
-		vp_lost(VP_LOSS_MAP_FULL);
+		vp_tally(VP_LOSS_MAP_FULL);
 }
 
 /* Returns the record of a measured wakeup of `next`, or NULL. */

@@ -49,6 +49,12 @@ pub const LOSS_EVENTS: u32 = 0;
 pub const LOSS_MAP_FULL: u32 = 1;
 /// `loss` slot: events and captures the rate limit held back.
 pub const LOSS_RATE: u32 = 2;
+/// `loss` slot: records offered to the ring buffer, reserved or not. Less
+/// the reserve failures and what user space handed on (to a callback or a
+/// capture file), it is what reached the ring but never its consumer.
+pub const LOSS_OFFERED: u32 = 3;
+/// Slots of the `loss` map.
+pub const LOSS_SLOTS: u32 = 4;
 
 /// `Raw::read`: an integer zero-extended to 64 bits.
 pub const READ_UNSIGNED: u32 = 0;
@@ -310,6 +316,29 @@ mod tests {
         );
         assert_eq!(std::mem::size_of::<Raw>(), 8);
         assert_eq!(std::mem::offset_of!(Settings, raw_num), 3568);
+    }
+
+    #[test]
+    fn loss_slots_match_the_c_header() {
+        let header = include_str!("../bpf/include/vprobe.bpf.h");
+        let define = |name: &str| -> u32 {
+            header
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("#define ")?
+                        .strip_prefix(name)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no #define {name} in vprobe.bpf.h"))
+        };
+        assert_eq!(define("VP_LOSS_EVENTS"), LOSS_EVENTS);
+        assert_eq!(define("VP_LOSS_MAP_FULL"), LOSS_MAP_FULL);
+        assert_eq!(define("VP_LOSS_RATE"), LOSS_RATE);
+        assert_eq!(define("VP_LOSS_OFFERED"), LOSS_OFFERED);
+        assert_eq!(define("VP_LOSS_SLOTS"), LOSS_SLOTS);
     }
 
     #[test]

@@ -164,6 +164,75 @@ fn check_of_a_missing_file_fails_cleanly() {
     assert_eq!(run.status.code(), Some(2), "{}", run.describe());
 }
 
+// Regression: `vprobe check /dev/zero` grew to 4 GB in 15 s, and a FIFO
+// blocked `check` until something wrote to it.
+#[test]
+fn what_is_not_a_script_file_is_refused_at_once() {
+    let dir = TempDir::new("notfile");
+    let fifo = dir.path().join("fifo.rhai");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let big = dir.write("big.rhai", &" ".repeat(2 << 20));
+    let cases = [
+        ("/dev/zero", "it is a character device, not a regular file"),
+        (fifo.to_str().unwrap(), "it is a FIFO, not a regular file"),
+        (big.to_str().unwrap(), "larger than 1048576 bytes"),
+        (
+            dir.path().to_str().unwrap(),
+            "it is a directory, not a regular file",
+        ),
+    ];
+    for (path, why) in cases {
+        for cmd in ["check", "run"] {
+            let run = util::vprobe(&[cmd, path], Duration::from_secs(10));
+            run.assert_no_panic();
+            assert_eq!(run.status.code(), Some(2), "{}", run.describe());
+            assert!(
+                run.stderr.contains(why) && run.stderr.contains(path),
+                "`vprobe {cmd} {path}` should say `{why}`\n{}",
+                run.describe()
+            );
+        }
+    }
+}
+
+// Regression: `doctor` said "btf yes" when /sys/kernel/btf/vmlinux existed
+// but could not be parsed (and then nothing could load).
+#[test]
+fn doctor_says_btf_no_when_it_does_not_parse() {
+    if !util::root_or_skip("cli::doctor_says_btf_no_when_it_does_not_parse") {
+        return;
+    }
+    let dir = TempDir::new("btf");
+    let garbage = dir.write("vmlinux", "not BTF");
+    // a private mount namespace: the host's BTF is untouched
+    let script = format!(
+        "mount --bind {} /sys/kernel/btf/vmlinux && exec {VPROBE} doctor --json",
+        garbage.display()
+    );
+    let (out, timed_out) = util::output_within(
+        Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]),
+        QUICK,
+    );
+    let run = Run::from_output("doctor with broken BTF".into(), out, timed_out);
+    run.assert_no_panic();
+    // "this host cannot" (cli/src/exit.rs, Status::Unsupported)
+    assert_eq!(run.status.code(), Some(4), "{}", run.describe());
+    let v: Value = serde_json::from_str(&run.stdout).expect("doctor --json");
+    let btf = v["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == "btf"))
+        .unwrap_or_else(|| panic!("no btf line\n{}", run.describe()));
+    assert_eq!(btf["ok"], false, "{}", run.describe());
+    assert!(
+        btf["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot be parsed"),
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn a_bad_one_liner_fails_before_touching_the_kernel() {
     let run = util::vprobe(

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use vprobe_lab::{Lab, LabSpec, CONTROL_KNOBS};
 
-use crate::support::host::{assert_gone, holders, host_view, lab_view, list};
+use crate::support::host::{assert_gone, assert_lab_shape, holders, list, Footprint};
 use crate::support::util::{self, TempDir, VPROBE};
 
 const PORT: u16 = 5301;
@@ -170,7 +170,8 @@ fn ping_pong(a: &(impl AsFd + Sync), b: &(impl AsFd + Sync)) {
 
 fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
     let _k = util::kernel_lock();
-    let before = host_view();
+    // the lab lives in this process: what it adds to it is the lab's
+    let before = Footprint::of(std::process::id());
     let lab =
         Lab::up(&LabSpec::parse(spec).unwrap()).unwrap_or_else(|e| panic!("lab {spec}: {e:?}"));
     let names: Vec<&str> = lab.guests().iter().map(|g| g.name.as_str()).collect();
@@ -181,7 +182,11 @@ fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
         ("192.0.2.1".into(), "192.0.2.2".into())
     );
     ping_pong(&*a.netns, &*b.netns);
-    let ours = lab_view(spec, &before, macvtaps);
+    let ours = Footprint::of(std::process::id()).since(&before);
+    assert_lab_shape(spec, &ours, lab.namespaces().len(), macvtaps);
+    let mut inodes = lab.netns_inodes();
+    inodes.sort_unstable();
+    assert_eq!(ours.inodes(), inodes, "{spec}: the lab's namespaces");
     let stats = lab.relay_stats();
     assert_eq!(stats.len(), relays, "{spec}: {stats:?}");
     for r in &stats {
@@ -217,9 +222,8 @@ fn lab_reaches_between_guests(spec: &str, relays: usize, macvtaps: usize) {
         "no device `eth9` in lab namespace `guest-b`"
     );
     assert!(err("host-c", "eth0").starts_with("no namespace `host-c` in this lab; it has "));
-    let inodes = lab.netns_inodes();
     lab.down();
-    assert_gone(&format!("{spec} after down"), &inodes, &before, &ours);
+    assert_gone(&format!("{spec} after down"), &ours);
 }
 
 #[test]
@@ -320,10 +324,17 @@ impl Holder {
             name: name.to_string(),
         };
         let path = h.state_path();
+        // the name is claimed first (a file saying `starting`), the state follows
+        let published = || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .is_some_and(|v| v["namespaces"].is_array())
+        };
         let up = util::poll_until(Duration::from_secs(20), || {
-            path.exists() || h.child.as_mut().unwrap().try_wait().unwrap().is_some()
+            published() || h.child.as_mut().unwrap().try_wait().unwrap().is_some()
         });
-        if !up || !path.exists() {
+        if !up || !published() {
             let mut c = h.child.take().unwrap();
             let _ = c.kill();
             let status = c.wait();
@@ -399,6 +410,11 @@ fn ns_file(state: &Value, name: &str) -> std::fs::File {
         .expect("open the namespace path of the state file")
 }
 
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v
+}
+
 fn inodes_of(state: &Value) -> Vec<u64> {
     state["namespaces"]
         .as_array()
@@ -450,7 +466,6 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         return;
     }
     let _k = util::kernel_lock();
-    let before = host_view();
     // The default knobs: the seed case.
     let mut h = Holder::spawn("macvtap", "e2e-term");
     let state = h.state();
@@ -459,14 +474,14 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         "macvtap:qlen=64,queues=1,batch=64,stall=30ms/1s,background=3000,cpu=any"
     );
     assert_eq!(state["pid"].as_u64(), Some(h.pid().as_raw() as u64));
-    let inodes = inodes_of(&state);
-    assert_eq!(inodes.len(), 4, "{state}");
+    let ours = Footprint::of(h.pid().as_raw() as u32);
+    assert_lab_shape("vprobe lab up macvtap", &ours, 4, 2);
+    assert_eq!(ours.inodes(), sorted(inodes_of(&state)), "{state}");
     assert_eq!(
-        holders(&inodes).len(),
+        holders(&ours.namespaces).len(),
         4,
         "the holder holds one fd per namespace"
     );
-    let ours = lab_view("vprobe lab up macvtap", &before, 2);
     // The seed case: the background fills the ring while a relay stalls.
     let d0 = macvtap_drops_via_state(&state);
     let (n, slow) = tcp_rr(
@@ -486,7 +501,7 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         !h.state_path().exists(),
         "the state file outlived its holder"
     );
-    assert_gone("after SIGTERM of vprobe lab up", &inodes, &before, &ours);
+    assert_gone("after SIGTERM of vprobe lab up", &ours);
     assert!(
         list(h.dir.path().to_str().unwrap()).is_empty(),
         "files left in the state directory"
@@ -499,15 +514,15 @@ fn lab_up_killed_leaves_no_namespace_and_status_forgets_it() {
         return;
     }
     let _k = util::kernel_lock();
-    let before = host_view();
     let mut h = Holder::spawn("macvtap:stall=off", "e2e-kill");
     let state = h.state();
-    let inodes = inodes_of(&state);
-    let ours = lab_view("vprobe lab up macvtap", &before, 2);
+    let ours = Footprint::of(h.pid().as_raw() as u32);
+    assert_lab_shape("vprobe lab up macvtap", &ours, 4, 2);
+    assert_eq!(ours.inodes(), sorted(inodes_of(&state)), "{state}");
     ping_pong_via_state(&state);
     signal::kill(h.pid(), Signal::SIGKILL).unwrap();
     h.wait();
-    assert_gone("after SIGKILL of vprobe lab up", &inodes, &before, &ours);
+    assert_gone("after SIGKILL of vprobe lab up", &ours);
     // Only the state file can outlive a SIGKILL; status notices and removes it.
     assert!(h.state_path().exists());
     let run = h.vprobe(&["lab", "status", "--json"]);
@@ -535,7 +550,6 @@ fn lab_up_detached_is_listed_and_taken_down() {
         return;
     }
     let _k = util::kernel_lock();
-    let before = host_view();
     let dir = TempDir::new("labstate");
     let run = |args: &[&str]| vprobe_with_state(dir.path(), args);
     let up = run(&["lab", "up", "veth", "--detach"]);
@@ -565,8 +579,9 @@ fn lab_up_detached_is_listed_and_taken_down() {
     let state = &labs[0];
     assert_eq!(state["name"], "veth");
     let pid = state["pid"].as_u64().unwrap() as i32;
-    let inodes = inodes_of(state);
-    let ours = lab_view("vprobe lab up veth --detach", &before, 0);
+    let ours = Footprint::of(pid as u32);
+    assert_lab_shape("vprobe lab up veth --detach", &ours, 2, 0);
+    assert_eq!(ours.inodes(), sorted(inodes_of(state)), "{state}");
     ping_pong_via_state(state);
 
     let down = run(&["lab", "down"]);
@@ -580,7 +595,7 @@ fn lab_up_detached_is_listed_and_taken_down() {
                 .is_ok_and(|s| s.contains(") Z "))),
         "the holder (pid {pid}) is still running after `vprobe lab down`"
     );
-    assert_gone("after vprobe lab down", &inodes, &before, &ours);
+    assert_gone("after vprobe lab down", &ours);
     assert!(
         list(dir.path().to_str().unwrap()).is_empty(),
         "files left in the state directory"
@@ -588,6 +603,180 @@ fn lab_up_detached_is_listed_and_taken_down() {
     let none = run(&["lab", "down"]);
     assert_eq!(none.status.code(), Some(5), "{}", none.describe());
     assert!(none.stderr.contains("no lab is up"), "{}", none.describe());
+}
+
+/// A `vprobe lab up` whose output is read line by line as it comes.
+struct Racer {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    out: String,
+}
+
+impl Racer {
+    fn spawn(dir: &Path, name: &str) -> Racer {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new(VPROBE)
+            .args(["lab", "up", "veth", "--name", name])
+            .env("VPROBE_STATE_DIR", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn vprobe lab up");
+        let (tx, rx) = std::sync::mpsc::channel();
+        for r in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in std::io::BufRead::lines(std::io::BufReader::new(r)).map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        Racer {
+            child,
+            lines: rx,
+            out: String::new(),
+        }
+    }
+
+    /// Whether it says its lab is up; reads what came so far.
+    fn up(&mut self) -> bool {
+        for l in self.lines.try_iter() {
+            self.out.push_str(&l);
+            self.out.push('\n');
+        }
+        self.out.contains("state: ")
+    }
+}
+
+impl Drop for Racer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Regression: two `vprobe lab up` of one name at the same moment both came
+// up (3 of 3 tries); `lab status` then saw none, and `lab down NAME` could
+// not reach the second.
+#[test]
+fn two_lab_ups_of_one_name_cannot_both_come_up() {
+    if !util::root_or_skip("lab::two_lab_ups_of_one_name_cannot_both_come_up") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let dir = TempDir::new("labrace");
+    for round in 0..3 {
+        let mut racers = [
+            Racer::spawn(dir.path(), "race"),
+            Racer::spawn(dir.path(), "race"),
+        ];
+        // each comes up or fails
+        let settled = util::poll_until(Duration::from_secs(30), || {
+            racers
+                .iter_mut()
+                .all(|r| r.up() || r.child.try_wait().unwrap().is_some())
+        });
+        assert!(settled, "round {round}: neither up nor failed");
+        std::thread::sleep(Duration::from_millis(200));
+        let up: Vec<usize> = (0..2)
+            .filter(|&i| racers[i].child.try_wait().unwrap().is_none() && racers[i].up())
+            .collect();
+        let what =
+            |r: &[Racer; 2]| format!("--- first ---\n{}--- second ---\n{}", r[0].out, r[1].out);
+        assert_eq!(
+            up.len(),
+            1,
+            "round {round}: {} up\n{}",
+            up.len(),
+            what(&racers)
+        );
+        let (winner, loser) = (up[0], 1 - up[0]);
+        let status = racers[loser].child.wait().unwrap();
+        racers[loser].up();
+        // "the run failed" (cli/src/exit.rs, Status::Failed): the name is taken
+        assert_eq!(status.code(), Some(5), "round {round}\n{}", what(&racers));
+        assert!(
+            racers[loser].out.contains("lab `race` is already up")
+                || racers[loser].out.contains("lab `race` is being set up"),
+            "round {round}\n{}",
+            what(&racers)
+        );
+        // the one that came up is the one status shows, and down reaches it
+        let status = vprobe_with_state(dir.path(), &["lab", "status", "--json"]);
+        let labs: Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(
+            labs[0]["pid"].as_u64(),
+            Some(u64::from(racers[winner].child.id())),
+            "{}",
+            status.describe()
+        );
+        let down = vprobe_with_state(dir.path(), &["lab", "down", "race"]);
+        assert!(down.status.success(), "{}", down.describe());
+        assert!(
+            util::poll_until(Duration::from_secs(10), || racers[winner]
+                .child
+                .try_wait()
+                .unwrap()
+                .is_some()),
+            "the holder did not end"
+        );
+        assert!(list(dir.path().to_str().unwrap()).is_empty(), "files left");
+    }
+}
+
+// Regression: a `lab up` that failed writing its output left its state file
+// behind until the next `lab` command.
+#[test]
+fn lab_up_that_cannot_write_its_output_leaves_nothing() {
+    if !util::root_or_skip("lab::lab_up_that_cannot_write_its_output_leaves_nothing") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let dir = TempDir::new("labfull");
+    let mut child = Command::new(VPROBE)
+        .args(["lab", "up", "veth", "--name", "full"])
+        .env("VPROBE_STATE_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vprobe lab up");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lab up into /dev/full did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!status.success(), "{status}: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        list(dir.path().to_str().unwrap()).is_empty(),
+        "files left in the state directory: {:?}",
+        list(dir.path().to_str().unwrap())
+    );
 }
 
 #[test]

@@ -1,17 +1,14 @@
 //! Nothing of vprobe's stays in the kernel after it ends, however it ends:
 //! its `--duration`, `exit()` in the script, SIGINT, SIGTERM or SIGKILL.
 //!
-//! "Its" programs are the `vp_` programs that appeared while the session ran,
-//! its maps those programs use, its links those attached to them; all must be
-//! gone within a few seconds (the kernel frees them asynchronously). Any
-//! other `vp_` program left at the end is reported too, unless it was
-//! already there before the session (someone else's vprobe).
-
-use std::collections::BTreeSet;
+//! "Its" programs, maps and links are those among the session's own fds
+//! while it runs (and the maps its programs use); all must be gone within a
+//! few seconds (the kernel frees them asynchronously). What other processes
+//! load meanwhile is not looked at.
 
 use nix::sys::signal::Signal;
 
-use crate::support::kernel::{vp_programs, Kernel, RELEASE_LIMIT};
+use crate::support::kernel::{assert_released, Kernel};
 use crate::support::util::{self, Session};
 
 /// A script that loads programs of several kinds and maps of every kind:
@@ -32,10 +29,6 @@ fn leaves_nothing(test: &str, end: End) {
         return;
     }
     let _k = util::kernel_lock();
-    let before: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
-    if !before.is_empty() {
-        eprintln!("note: vp_ programs loaded before the test (another vprobe?): {before:?}");
-    }
     let script = match end {
         End::ScriptExit => format!("{SCRIPT}\nevery(\"1s\", || exit());"),
         _ => SCRIPT.to_string(),
@@ -47,7 +40,7 @@ fn leaves_nothing(test: &str, end: End) {
     let mut s = Session::spawn(&["-e", &script, "--format", "json", "--duration", duration]);
     s.wait_start();
 
-    let ours = Kernel::new_since(&before);
+    let ours = Kernel::of(s.pid().as_raw() as u32);
     eprintln!("{test}: while running: {ours:?}");
     assert!(
         ours.programs() >= 3,
@@ -67,48 +60,42 @@ fn leaves_nothing(test: &str, end: End) {
         }
     }
 
-    let mut left = Kernel::default();
-    let gone = util::poll_until(RELEASE_LIMIT, || {
-        left = Kernel::remaining(&ours, &before);
-        left.is_empty()
-    });
-    assert!(
-        gone,
-        "{RELEASE_LIMIT:?} after vprobe ended ({end:?}) the kernel still holds {left:?}\n{}",
-        done.describe()
+    assert_released(
+        &format!("after vprobe ended ({end:?})\n{}", done.describe()),
+        &ours,
     );
 }
 
 #[test]
-fn nothing_left_after_duration() {
-    leaves_nothing("leftovers::nothing_left_after_duration", End::Duration);
+fn duration_leaves_nothing() {
+    leaves_nothing("leftovers::duration_leaves_nothing", End::Duration);
 }
 
 #[test]
-fn nothing_left_after_script_exit() {
-    leaves_nothing("leftovers::nothing_left_after_script_exit", End::ScriptExit);
+fn script_exit_leaves_nothing() {
+    leaves_nothing("leftovers::script_exit_leaves_nothing", End::ScriptExit);
 }
 
 #[test]
-fn nothing_left_after_sigint() {
+fn sigint_leaves_nothing() {
     leaves_nothing(
-        "leftovers::nothing_left_after_sigint",
+        "leftovers::sigint_leaves_nothing",
         End::Signal(Signal::SIGINT),
     );
 }
 
 #[test]
-fn nothing_left_after_sigterm() {
+fn sigterm_leaves_nothing() {
     leaves_nothing(
-        "leftovers::nothing_left_after_sigterm",
+        "leftovers::sigterm_leaves_nothing",
         End::Signal(Signal::SIGTERM),
     );
 }
 
 #[test]
-fn nothing_left_after_sigkill() {
+fn sigkill_leaves_nothing() {
     leaves_nothing(
-        "leftovers::nothing_left_after_sigkill",
+        "leftovers::sigkill_leaves_nothing",
         End::Signal(Signal::SIGKILL),
     );
 }

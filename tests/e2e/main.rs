@@ -11,6 +11,7 @@ mod attach;
 mod capture;
 mod cli;
 mod deploy;
+mod ending;
 mod fidelity;
 mod generic;
 mod json;

@@ -6,7 +6,6 @@
 //! a vprobe still running a moment later is killed there.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,8 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use crate::support::host::{assert_gone, host_view, lab_view};
-use crate::support::kernel::{vp_programs, Kernel, RELEASE_LIMIT};
+use crate::support::host::{assert_gone, assert_lab_shape, Footprint};
+use crate::support::kernel::{assert_released, Kernel};
 use crate::support::labs::{MacvtapLab, MACVTAP};
 use crate::support::util::{self, TempDir, VPROBE};
 
@@ -303,6 +302,11 @@ impl Drop for Term {
 
 /// The namespace inodes `:lab up` listed (`  guest-a  netns 4026532318  …`)
 /// after the line starting with `header`.
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort_unstable();
+    v
+}
+
 fn lab_inodes(screen: &str, header: &str) -> Vec<u64> {
     screen
         .lines()
@@ -335,7 +339,6 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     }
     assert_tmux();
     let _k = util::kernel_lock();
-    let before: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
     let lab = MacvtapLab::new(16);
     let dir = TempDir::new("repl");
     let history = dir.path().join("history");
@@ -367,7 +370,7 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     let attached = term.wait_for("attached skb.drop [1] via ");
     assert!(attached.contains("→ drops"), "{attached}");
     term.wait_for("vprobe[1]> ");
-    let ours = Kernel::new_since(&before);
+    let ours = Kernel::of(term.vprobe().pid as u32);
     assert!(ours.programs() >= 1, "a vp_ program is loaded: {ours:?}");
 
     // drops in the test's namespace, counted in the kernel, printed on request
@@ -415,12 +418,7 @@ fn a_session_attaches_counts_completes_detaches_and_saves() {
     term.enter(":quit");
     term.wait_for("[exit 0]");
 
-    let mut left = Kernel::default();
-    let gone = util::poll_until(RELEASE_LIMIT, || {
-        left = Kernel::remaining(&ours, &before);
-        left.is_empty()
-    });
-    assert!(gone, "after :quit the kernel still holds {left:?}");
+    assert_released("after :quit", &ours);
 
     let text = std::fs::read_to_string(&saved).expect("the saved session");
     assert!(!text.contains("nope"), "a failed line was saved:\n{text}");
@@ -599,7 +597,6 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     }
     assert_tmux();
     let _k = util::kernel_lock();
-    let before = host_view();
     let dir = TempDir::new("repl-lab");
     let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
     term.wait_for("vprobe> ");
@@ -616,7 +613,9 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
         "host-a, host-b, guest-a, guest-b:\n{}",
         term.screen()
     );
-    let ours = lab_view(":lab up", &before, 2);
+    let ours = Footprint::of(term.vprobe().pid as u32);
+    assert_lab_shape(":lab up", &ours, 4, 2);
+    assert_eq!(ours.inodes(), sorted(inodes), "{}", term.screen());
     term.run(":lab up veth");
     term.wait_for("error: a lab is already up (macvtap:");
 
@@ -644,7 +643,7 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     let cut = term.wait_for("workload cut ended: ");
     assert!(transactions(&cut) > 0 && !cut.contains("error"), "{cut}");
     // gone (namespaces, devices, the built-in server) while the session goes on
-    assert_gone("after :lab down", &inodes, &before, &ours);
+    assert_gone("after :lab down", &ours);
     term.run(":lab down");
     term.wait_for("error: no lab is up");
 
@@ -653,6 +652,9 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     term.wait_for("lab veth up");
     let inodes = lab_inodes(&term.screen(), "lab veth up");
     assert_eq!(inodes.len(), 2, "{}", term.screen());
+    let ours = Footprint::of(term.vprobe().pid as u32);
+    assert_lab_shape(":lab up veth", &ours, 2, 0);
+    assert_eq!(ours.inodes(), sorted(inodes), "{}", term.screen());
     term.enter(r#"tcp_rr(#{name: "again", streams: 1, duration: "500ms"})"#);
     let again = term.wait_for("workload again ended: ");
     assert!(
@@ -662,7 +664,7 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     term.enter(":quit");
     term.wait_for("[exit 0]");
     term.wait_for("lab veth down");
-    assert_gone("after :quit", &inodes, &before, &ours);
+    assert_gone("after :quit", &ours);
 }
 
 #[test]
@@ -672,7 +674,6 @@ fn ctrl_c_stops_running_workloads_else_clears_the_line() {
     }
     assert_tmux();
     let _k = util::kernel_lock();
-    let before = host_view();
     let dir = TempDir::new("repl-ctrl-c");
     let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
     term.wait_for("vprobe> ");
@@ -681,7 +682,9 @@ fn ctrl_c_stops_running_workloads_else_clears_the_line() {
     term.wait_for(header);
     let inodes = lab_inodes(&term.screen(), header);
     assert_eq!(inodes.len(), 2, "{}", term.screen());
-    let ours = lab_view(":lab up veth", &before, 0);
+    let ours = Footprint::of(term.vprobe().pid as u32);
+    assert_lab_shape(":lab up veth", &ours, 2, 0);
+    assert_eq!(ours.inodes(), sorted(inodes), "{}", term.screen());
 
     term.run(r#"tcp_rr(#{streams: 2, duration: "60s"})"#);
     std::thread::sleep(Duration::from_millis(500));
@@ -713,7 +716,7 @@ fn ctrl_c_stops_running_workloads_else_clears_the_line() {
     term.press("C-d");
     term.wait_for("[exit 0]");
     term.wait_for("lab veth down");
-    assert_gone("after Ctrl-D", &inodes, &before, &ours);
+    assert_gone("after Ctrl-D", &ours);
 }
 
 /// Regression: with the terminal gone (its pty hung up), reads return EOF at
@@ -729,14 +732,15 @@ fn the_session_ends_and_takes_its_lab_down_when_the_terminal_goes_away() {
     }
     assert_tmux();
     let _k = util::kernel_lock();
-    let before = host_view();
     let dir = TempDir::new("repl-hangup");
     let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
     term.wait_for("vprobe> ");
     term.run(":lab up veth");
     term.wait_for("lab veth up");
     let inodes = lab_inodes(&term.screen(), "lab veth up");
-    let ours = lab_view(":lab up veth", &before, 0);
+    let ours = Footprint::of(term.vprobe().pid as u32);
+    assert_lab_shape(":lab up veth", &ours, 2, 0);
+    assert_eq!(ours.inodes(), sorted(inodes), "{}", term.screen());
     term.run(r#"tcp_rr(#{streams: 1, duration: "60s"})"#);
     term.run(r#"every("100ms", || {})"#);
     let vprobe = term.vprobe();
@@ -749,7 +753,7 @@ fn the_session_ends_and_takes_its_lab_down_when_the_terminal_goes_away() {
         vprobe.describe()
     );
     eprintln!("terminal gone → vprobe ended in {:?}", killed.elapsed());
-    assert_gone("after the terminal went away", &inodes, &before, &ours);
+    assert_gone("after the terminal went away", &ours);
 }
 
 /// SIGTERM and SIGHUP end the session as `:quit` does: the summary, every
@@ -760,18 +764,18 @@ fn ends_on(sig: Signal, test: &str) {
     }
     assert_tmux();
     let _k = util::kernel_lock();
-    let before = host_view();
-    let programs: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
     let dir = TempDir::new("repl-signal");
     let term = Term::start(dir.path(), "repl", 160, &dir.path().join("history"));
     term.wait_for("vprobe> ");
     term.run(":lab up veth");
     term.wait_for("lab veth up");
     let inodes = lab_inodes(&term.screen(), "lab veth up");
-    let ours = lab_view(":lab up veth", &before, 0);
+    let ours = Footprint::of(term.vprobe().pid as u32);
+    assert_lab_shape(":lab up veth", &ours, 2, 0);
+    assert_eq!(ours.inodes(), sorted(inodes), "{}", term.screen());
     term.run(r#"probe("skb.drop").count("drops")"#);
     term.wait_for("attached skb.drop [1]");
-    let loaded = Kernel::new_since(&programs);
+    let loaded = Kernel::of(term.vprobe().pid as u32);
     assert!(loaded.programs() >= 1, "{loaded:?}");
     term.run(r#"tcp_rr(#{streams: 1, duration: "60s"})"#);
     let vprobe = term.vprobe();
@@ -789,13 +793,8 @@ fn ends_on(sig: Signal, test: &str) {
     for want in ["workload rr:", "detached 1 probe", "lab veth down"] {
         assert!(screen.contains(want), "no `{want}` after {sig}:\n{screen}");
     }
-    assert_gone(&format!("after {sig}"), &inodes, &before, &ours);
-    let mut left = Kernel::default();
-    let released = util::poll_until(RELEASE_LIMIT, || {
-        left = Kernel::remaining(&loaded, &programs);
-        left.is_empty()
-    });
-    assert!(released, "after {sig} the kernel still holds {left:?}");
+    assert_gone(&format!("after {sig}"), &ours);
+    assert_released(&format!("after {sig}"), &loaded);
 }
 
 #[test]

@@ -98,6 +98,15 @@ fn script(
             }
         }) as PlanCheck
     });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // From here on SIGINT, SIGTERM and SIGHUP end the run with its summary:
+    // one that comes while the session attaches ends it once attached.
+    let mut stop = {
+        let _runtime = runtime.enter();
+        Stop::install()?
+    };
     let options = RunOptions {
         duration: args.duration,
         session: SessionOptions {
@@ -117,15 +126,7 @@ fn script(
             path,
             snaplen: args.snaplen,
         }),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // From here on SIGINT, SIGTERM and SIGHUP end the run with its summary:
-    // one that comes while the session attaches ends it once attached.
-    let mut stop = {
-        let _runtime = runtime.enter();
-        Stop::install()?
+        stop_requests: Some(stop.requests()),
     };
     let (code, summary) = runtime.block_on(run(
         &mut script,

@@ -1,12 +1,15 @@
 //! The `vprobe doctor` report: each capability vprobe cares about, and why it
 //! is or is not there.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::{
-    has_btf, has_kprobes, has_uprobes, kernel_release, privileges, tracefs_state, Tracefs,
-    KPROBES_ABSENT, UPROBES_ABSENT, VMLINUX_BTF,
+    btf_parses, has_btf, has_kprobes, has_uprobes, kernel_release, privileges, tracefs_state,
+    Tracefs, KPROBES_ABSENT, UPROBES_ABSENT, VMLINUX_BTF,
 };
+use crate::message::with_causes;
 
 /// The names of the features [`Features`] reports (and a script's
 /// `//! requires:` may name).
@@ -82,16 +85,21 @@ impl Features {
             kernel: kernel_release(),
             features: Vec::new(),
         };
-        let btf = has_btf();
-        f.push(
-            "btf",
-            btf,
-            if btf {
-                VMLINUX_BTF.to_string()
-            } else {
-                "no /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y".into()
-            },
-        );
+        let (btf, detail) = if !has_btf() {
+            (
+                false,
+                "no /sys/kernel/btf/vmlinux: the kernel needs CONFIG_DEBUG_INFO_BTF=y".to_string(),
+            )
+        } else {
+            match btf_parses(Path::new(VMLINUX_BTF)) {
+                Ok(()) => (true, VMLINUX_BTF.to_string()),
+                Err(e) => (
+                    false,
+                    format!("{VMLINUX_BTF} cannot be parsed: {}", with_causes(&e)),
+                ),
+            }
+        };
+        f.push("btf", btf, detail);
         f.push(
             "privileges",
             p.sufficient(),

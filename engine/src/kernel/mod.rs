@@ -35,6 +35,12 @@ pub fn has_btf() -> bool {
     Path::new(VMLINUX_BTF).exists()
 }
 
+/// Whether the BTF at `path` parses (what loading any probe needs first):
+/// its presence alone says nothing when it is truncated or from another kernel.
+pub fn btf_parses(path: &Path) -> Result<(), aya::BtfError> {
+    aya::Btf::parse_file(path, aya::Endianness::default()).map(|_| ())
+}
+
 /// Whether perf kprobes exist (CONFIG_KPROBE_EVENTS: the kprobe PMU).
 pub fn has_kprobes() -> bool {
     Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
@@ -69,6 +75,17 @@ fn lockdown_mode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn btf_that_does_not_parse_is_told() {
+        let p = std::env::temp_dir().join(format!("vprobe-btf-{}", std::process::id()));
+        std::fs::write(&p, b"not btf at all").unwrap();
+        assert!(btf_parses(&p).is_err());
+        std::fs::remove_file(&p).unwrap();
+        if has_btf() {
+            btf_parses(Path::new(VMLINUX_BTF)).unwrap();
+        }
+    }
 
     #[test]
     fn reads_the_selected_lockdown_mode() {

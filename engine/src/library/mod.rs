@@ -154,6 +154,26 @@ pub enum LibraryError {
         #[source]
         source: std::io::Error,
     },
+    /// A FIFO, a device, a directory, a socket.
+    #[error("cannot read {}: it is {kind}, not a regular file", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is (`a FIFO`, `a character device`, ...).
+        kind: &'static str,
+    },
+    /// Larger than [`MAX_SCRIPT_BYTES`].
+    #[error("cannot read {}: larger than {} bytes (scripts and modules are at most {} KiB)", path.display(), MAX_SCRIPT_BYTES, MAX_SCRIPT_BYTES / 1024)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Not UTF-8.
+    #[error("cannot read {}: not UTF-8 text", path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+    },
     /// No script of that name anywhere.
     #[error(
         "no script `{name}`: not a file here, and not in {looked}{}",
@@ -196,13 +216,68 @@ fn hint(s: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// Bytes in one script or module file.
+pub const MAX_SCRIPT_BYTES: u64 = 1 << 20;
+
 /// Reads a script or module file. The one place vprobe reads scripts, so
-/// that what it accepts (a regular file of a sane size) is decided once.
+/// that what it accepts is decided once: a regular file (opened
+/// non-blocking, so a FIFO is refused rather than waited on; a device is
+/// refused rather than read until memory runs out) of at most
+/// [`MAX_SCRIPT_BYTES`] of UTF-8 text, read with one byte more to tell.
 pub fn read(path: &Path) -> Result<String, LibraryError> {
-    std::fs::read_to_string(path).map_err(|source| LibraryError::Read {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| LibraryError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(LibraryError::NotRegular {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        });
+    }
+    let too_large = || LibraryError::TooLarge {
+        path: path.to_path_buf(),
+    };
+    if meta.len() > MAX_SCRIPT_BYTES {
+        return Err(too_large());
+    }
+    // the size can change, or lie (as in /proc)
+    let mut bytes = Vec::new();
+    file.take(MAX_SCRIPT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| LibraryError::NotText {
+        path: path.to_path_buf(),
     })
+}
+
+/// What a file that is not regular is, for the error.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
 }
 
 impl SearchPath {
@@ -473,6 +548,50 @@ fn module_name(name: &str) -> Result<String, LibraryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vprobe-read-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    // Regression: `vprobe check /dev/zero` grew to 4 GB, and a FIFO blocked.
+    #[test]
+    fn devices_fifos_and_directories_are_refused_at_once() {
+        let e = read(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read /dev/zero: it is a character device, not a regular file"
+        );
+        let fifo = tmp().join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // no writer: a blocking open would wait forever
+        let e = read(&fifo).unwrap_err();
+        assert!(
+            e.to_string().ends_with("it is a FIFO, not a regular file"),
+            "{e}"
+        );
+        let e = read(&tmp()).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("it is a directory, not a regular file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn large_and_binary_files_are_refused() {
+        let p = tmp().join("big.rhai");
+        std::fs::write(&p, vec![b' '; MAX_SCRIPT_BYTES as usize + 1]).unwrap();
+        assert!(matches!(read(&p), Err(LibraryError::TooLarge { .. })));
+        std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(matches!(read(&p), Err(LibraryError::NotText { .. })));
+        std::fs::write(&p, "print(1);\n").unwrap();
+        assert_eq!(read(&p).unwrap(), "print(1);\n");
+        // a file under /proc says it is empty and is not: still bounded
+        assert!(read(Path::new("/proc/self/status")).is_ok());
+    }
 
     fn temp(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("vprobe-lib-{tag}-{}", std::process::id()));

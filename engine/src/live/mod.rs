@@ -16,31 +16,34 @@
 //! results over a channel, triggers checked on each tick — is one more arm
 //! and one more match arm.
 
+pub(crate) mod loss;
 mod queries;
 mod requires;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
-use crate::events::Rings;
+use crate::events::{Record, Rings};
 use crate::message::with_causes;
 use crate::metrics::{ScriptInfo, Source};
 use crate::output::pcap::PcapFile;
 use crate::output::{About, CaptureInfo, Lost, Output, ProbeInfo, StartInfo, Summary};
 use crate::plan::{CallbackId, Consumer, MetricDesc};
-use crate::script::{Action, Plan, Script, ScriptError};
+use crate::script::{Action, Plan, Script, ScriptError, StopRequests};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
 use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
 use crate::workload::{LabPath, Running, WorkloadProgress};
 use crate::Result;
+use loss::{LossWatch, Tally};
 use queries::LiveHost;
 use vprobe_lab::Lab;
 use vprobe_probes::abi::Packet;
+use vprobe_probes::ProbeDef;
 use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
@@ -50,8 +53,17 @@ const CHECK_PERIOD: Duration = Duration::from_millis(100);
 const MAX_SHOWN_ERRORS: usize = 20;
 /// Ring-buffer drain period (events arrive at most this late when the ring is quiet).
 const DRAIN_PERIOD: Duration = Duration::from_millis(100);
-/// Events handed to callbacks per drain, so timers and signals stay responsive.
-const DRAIN_BATCH: usize = 4096;
+/// How long one step hands events to callbacks before it returns, so that
+/// timers, triggers and the driver's stop and deadline stay responsive when
+/// callbacks are slower than the events (what is left waits in the ring).
+const DRAIN_SLICE: Duration = Duration::from_millis(50);
+/// How long the end hands the events still waiting to their callbacks; what
+/// it cannot is counted as undelivered.
+const END_DRAIN: Duration = Duration::from_millis(250);
+/// How long the `on_end` callbacks may take together before they are cut short.
+const END_CALLBACKS: Duration = Duration::from_secs(2);
+/// How often losses are looked at, and reported when they grew.
+const LOSS_PERIOD: Duration = Duration::from_secs(1);
 /// How often running workloads are looked at (to collect the ones that ended).
 const WORKLOAD_POLL: Duration = Duration::from_millis(100);
 
@@ -85,19 +97,14 @@ pub struct Applied {
     pub workloads: Vec<String>,
 }
 
-/// Where an emitting instance's records go.
+/// Where an emitting instance's records go (what it was handed is in the
+/// [`Tally`]).
 #[derive(Clone, Debug)]
 enum Sink {
     /// An `on_event` callback.
     Callback(CallbackId),
     /// A capture file (a key of `Live::captures`).
     Capture(PathBuf),
-}
-
-/// An emitting instance: where its records go and how many it was handed.
-struct Feed {
-    sink: Sink,
-    events: u64,
 }
 
 /// What woke [`Live::step`].
@@ -112,6 +119,8 @@ enum Wake {
     Check,
     /// Time to look at the running workloads.
     Workloads,
+    /// Time to look for new losses.
+    Loss,
 }
 
 /// A running session: attached probes, timers and callbacks, and what they printed.
@@ -122,11 +131,9 @@ pub struct Live<'a> {
     /// Shared with the [`LiveHost`] that answers the script's queries.
     session: Rc<RefCell<Session>>,
     rings: Rings,
-    feeds: HashMap<InstanceId, Feed>,
+    feeds: HashMap<InstanceId, Sink>,
     /// Open capture files, by path.
     captures: BTreeMap<PathBuf, PcapFile>,
-    /// Capture records that could not be written.
-    capture_failures: u64,
     timers: BTreeMap<TimerId, ArmedTimer>,
     next_timer: u64,
     on_end: Vec<CallbackId>,
@@ -139,7 +146,9 @@ pub struct Live<'a> {
     printed: Vec<String>,
     /// `report()`s so far; shared with the metrics endpoint.
     reports: Rc<RefCell<serde_json::Map<String, serde_json::Value>>>,
-    /// Failed callbacks; shared with the metrics endpoint.
+    /// Events handed to callbacks; shared with the [`LiveHost`] (`lost()`).
+    tally: Rc<RefCell<Tally>>,
+    /// Failed callbacks; shared with the metrics endpoint and the [`LiveHost`].
     callback_errors: Rc<Cell<u64>>,
     /// The callback errors printed so far (each message once).
     shown_errors: HashSet<String>,
@@ -168,6 +177,10 @@ pub struct Live<'a> {
     workload_poll: Option<tokio::time::Interval>,
     /// The lab the session watches, if any; shared with the [`LiveHost`].
     lab: Rc<RefCell<Option<Rc<Lab>>>>,
+    /// Created on the first [`Live::step`].
+    loss_check: Option<tokio::time::Interval>,
+    /// What the last loss line reported.
+    loss_watch: LossWatch,
 }
 
 impl<'a> Live<'a> {
@@ -182,11 +195,15 @@ impl<'a> Live<'a> {
         let session = Rc::new(RefCell::new(Session::new(options)?));
         let workloads = Rc::new(RefCell::new(Running::default()));
         let lab = Rc::new(RefCell::new(None));
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let callback_errors = Rc::new(Cell::new(0));
         script.set_host(Rc::new(LiveHost {
             session: session.clone(),
             symbols: symbols.clone(),
             workloads: workloads.clone(),
             lab: lab.clone(),
+            tally: tally.clone(),
+            callback_errors: callback_errors.clone(),
         }));
         Ok(Self {
             script,
@@ -196,7 +213,6 @@ impl<'a> Live<'a> {
             rings: Rings::default(),
             feeds: HashMap::new(),
             captures: BTreeMap::new(),
-            capture_failures: 0,
             timers: BTreeMap::new(),
             next_timer: 0,
             on_end: Vec::new(),
@@ -205,7 +221,8 @@ impl<'a> Live<'a> {
             last_printed: HashMap::new(),
             printed: Vec::new(),
             reports: Rc::default(),
-            callback_errors: Rc::default(),
+            tally,
+            callback_errors,
             shown_errors: HashSet::new(),
             descriptions: Rc::default(),
             metrics_url: None,
@@ -221,6 +238,8 @@ impl<'a> Live<'a> {
             workloads,
             workload_poll: None,
             lab,
+            loss_check: None,
+            loss_watch: LossWatch::default(),
         })
     }
 
@@ -326,7 +345,8 @@ impl<'a> Live<'a> {
         };
         self.probes.push((id, info));
         if let Some(sink) = sink {
-            self.feeds.insert(id, Feed { sink, events: 0 });
+            self.feeds.insert(id, sink);
+            self.tally.borrow_mut().delivered.insert(id, 0);
             if let Some(ring) = ring {
                 self.rings.add(id, ring)?;
             }
@@ -539,30 +559,28 @@ impl<'a> Live<'a> {
 
     async fn wait(&mut self) -> Wake {
         let next_timer = self.timers.values().map(|t| t.next).min();
-        let drain = self.drain.get_or_insert_with(|| {
-            let mut i = tokio::time::interval(DRAIN_PERIOD);
+        let every = |period| {
+            let mut i = tokio::time::interval(period);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
-        });
-        let check = self.check.get_or_insert_with(|| {
-            let mut i = tokio::time::interval(CHECK_PERIOD);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
-        let poll = self.workload_poll.get_or_insert_with(|| {
-            let mut i = tokio::time::interval(WORKLOAD_POLL);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
+        };
+        let drain = self.drain.get_or_insert_with(|| every(DRAIN_PERIOD));
+        let check = self.check.get_or_insert_with(|| every(CHECK_PERIOD));
+        let poll = self
+            .workload_poll
+            .get_or_insert_with(|| every(WORKLOAD_POLL));
+        let loss = self.loss_check.get_or_insert_with(|| every(LOSS_PERIOD));
         let rings = &self.rings;
         let checking = !self.triggers.is_empty();
         let running = self.workloads.borrow().any_running();
+        let attached = self.session.borrow().instances().next().is_some();
         tokio::select! {
             _ = sleep_until(next_timer) => Wake::Timers,
             _ = rings.readable(), if !rings.is_empty() => Wake::Rings,
             _ = drain.tick(), if !rings.is_empty() => Wake::Tick,
             _ = check.tick(), if checking => Wake::Check,
             _ = poll.tick(), if running => Wake::Workloads,
+            _ = loss.tick(), if attached => Wake::Loss,
         }
     }
 
@@ -583,13 +601,17 @@ impl<'a> Live<'a> {
                     // no catch-up storm after a stall: next period from now
                     timer.next = t + timer.period;
                     let callback = timer.callback;
-                    self.drain_rings(usize::MAX)?;
+                    // the events so far first, so that what it prints includes them
+                    self.deliver(Instant::now() + DRAIN_SLICE)?;
+                    if self.stopping() {
+                        return Ok(());
+                    }
                     let res = self.script.call(callback);
                     self.after_call(res)?;
                 }
                 Ok(())
             }
-            Wake::Rings | Wake::Tick => self.drain_rings(DRAIN_BATCH),
+            Wake::Rings | Wake::Tick => self.deliver(Instant::now() + DRAIN_SLICE),
             Wake::Check => self.check_triggers(),
             Wake::Workloads => {
                 let ended = self.workloads.borrow_mut().poll();
@@ -598,7 +620,25 @@ impl<'a> Live<'a> {
                 }
                 Ok(())
             }
+            Wake::Loss => {
+                let report = self.loss_watch.check(
+                    &self.session.borrow(),
+                    &self.tally.borrow(),
+                    self.callback_errors.get(),
+                    self.started.elapsed(),
+                );
+                match report {
+                    Some(r) => Ok(self.output.loss(&r)?),
+                    None => Ok(()),
+                }
+            }
         }
+    }
+
+    /// Callbacks must not start now: the script asked to exit, or the run
+    /// was asked to end or reached its deadline (see [`Live::set_deadline`]).
+    fn stopping(&self) -> bool {
+        self.exit.is_some() || self.script.cut().is_some()
     }
 
     /// Checks every trigger and carries out the actions of those that fire.
@@ -655,54 +695,58 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    fn drain_rings(&mut self, max: usize) -> Result<()> {
-        let mut batch = Vec::new();
-        loop {
-            batch.clear();
-            self.rings.drain(max.min(DRAIN_BATCH), &mut batch);
-            if batch.is_empty() {
+    /// Hands waiting events to their callbacks, one at a time, until the
+    /// rings are empty, `until` passes, or [`Live::stopping`]. What is not
+    /// handed over stays in the kernel's rings, for the next call (or, at the
+    /// end, counted as undelivered): a flood that callbacks cannot keep up
+    /// with fills the rings and shows as lost events, never as a late stop.
+    fn deliver(&mut self, until: Instant) -> Result<()> {
+        while !self.stopping() && Instant::now() < until {
+            let Some((id, rec)) = self.rings.take_one() else {
                 return Ok(());
-            }
-            for (id, rec) in &batch {
-                let Some(feed) = self.feeds.get_mut(id) else {
-                    continue;
-                };
-                let Some(probe) = self.session.borrow().instance(*id).map(|i| i.probe()) else {
-                    continue;
-                };
-                feed.events += 1;
-                match &feed.sink {
-                    Sink::Callback(cb) => {
-                        let res = self.script.call_event(*cb, probe, &rec.event);
-                        self.after_call(res)?;
-                    }
-                    Sink::Capture(path) => {
-                        let (packet, bytes) = match &rec.packet {
-                            Some((p, b)) => (*p, b.as_slice()),
-                            None => (Packet::default(), &[][..]),
-                        };
-                        let written = match self.captures.get_mut(path) {
-                            Some(file) => {
-                                file.write(probe, &rec.event, &packet, bytes, &self.symbols)
-                            }
-                            None => continue,
-                        };
-                        if let Err(e) = written {
-                            self.capture_failures += 1;
-                            if self.capture_failures == 1 {
-                                self.output.error(&format!(
-                                    "{}; further capture errors are counted, not shown",
-                                    with_causes(&e)
-                                ))?;
-                            }
-                        }
-                    }
+            };
+            let Some(sink) = self.feeds.get(&id).cloned() else {
+                continue;
+            };
+            let Some(probe) = self.session.borrow().instance(id).map(|i| i.probe()) else {
+                continue;
+            };
+            *self.tally.borrow_mut().delivered.entry(id).or_default() += 1;
+            match sink {
+                Sink::Callback(cb) => {
+                    let res = self.script.call_event(cb, probe, &rec.event);
+                    self.after_call(res)?;
                 }
-            }
-            if max != usize::MAX {
-                return Ok(());
+                Sink::Capture(path) => self.write_capture(&path, probe, &rec)?,
             }
         }
+        Ok(())
+    }
+
+    /// Writes a capture record to its file; a record that cannot be written
+    /// is counted (the first failure is shown, the rest only counted).
+    fn write_capture(&mut self, path: &Path, probe: &ProbeDef, rec: &Record) -> Result<()> {
+        let (packet, bytes) = match &rec.packet {
+            Some((p, b)) => (*p, b.as_slice()),
+            None => (Packet::default(), &[][..]),
+        };
+        let Some(file) = self.captures.get_mut(path) else {
+            return Ok(());
+        };
+        if let Err(e) = file.write(probe, &rec.event, &packet, bytes, &self.symbols) {
+            let failures = {
+                let mut tally = self.tally.borrow_mut();
+                tally.capture_failures += 1;
+                tally.capture_failures
+            };
+            if failures == 1 {
+                self.output.error(&format!(
+                    "{}; further capture errors are counted, not shown",
+                    with_causes(&e)
+                ))?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts and reports a failed callback (the session keeps running), then
@@ -781,6 +825,7 @@ impl<'a> Live<'a> {
                     self.reports.borrow_mut().insert(k, v);
                 }
                 Action::Emit(e) => self.output.event(&e)?,
+                Action::Warn(text) => self.output.error(&text)?,
             }
         }
         Ok(())
@@ -821,7 +866,8 @@ impl<'a> Live<'a> {
 
     /// Events handed to the callback of an `on_event` instance so far.
     pub fn events_delivered(&self, id: InstanceId) -> Option<u64> {
-        self.feeds.get(&id).map(|f| f.events)
+        self.feeds.get(&id)?;
+        self.tally.borrow().delivered.get(&id).copied()
     }
 
     /// The mechanism and fallbacks of an attached instance, as in `start`.
@@ -847,18 +893,27 @@ impl<'a> Live<'a> {
         self.session.borrow().aggregation_names()
     }
 
-    /// Kernel-side losses over the attached instances, failed callbacks
-    /// and capture records that could not be written.
+    /// Kernel-side losses over the attached instances, failed callbacks,
+    /// and the events that reached a ring but no callback (in flight while
+    /// the session runs; never delivered once it has ended).
     pub fn lost(&self) -> Lost {
-        let l = self.session.borrow().lost();
-        Lost {
-            events: l.events,
-            captures: l.captures + self.capture_failures,
-            map_full: l.map_full,
-            rate_limited: l.rate_limited,
-            missed: l.missed,
-            callback_errors: self.callback_errors.get(),
-        }
+        loss::lost(
+            &self.session.borrow(),
+            &self.tally.borrow(),
+            self.callback_errors.get(),
+        )
+    }
+
+    /// From now on a stop request (a signal the driver counts) cuts running
+    /// callbacks short; see [`Script::set_stop_requests`].
+    pub fn set_stop_requests(&mut self, requests: StopRequests) {
+        self.script.set_stop_requests(requests);
+    }
+
+    /// Callbacks still running at `at` (the run's end) are cut short, and
+    /// no more start: a driver's deadline is kept whatever callbacks do.
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        self.script.set_deadline(at);
     }
 
     /// The capture files, with the packets written to each.
@@ -885,36 +940,65 @@ impl<'a> Live<'a> {
     /// Ends the session: hands the last events in flight to their callbacks,
     /// runs `on_end`, writes the summary, then detaches everything and lets
     /// go of the lab (whoever set it takes it down by dropping theirs).
-    /// Returns the status the script asked for ([`Live::status`]).
+    /// Returns the status the script asked for (0 by default).
+    ///
+    /// The end is bounded whatever the callbacks do: the events still
+    /// waiting get [`END_DRAIN`] (the rest is counted as undelivered and
+    /// said so), the `on_end` callbacks [`END_CALLBACKS`] together; a stop
+    /// request that comes during the end cuts them short at once.
     pub fn finish(self) -> Result<i32> {
         self.finish_with_summary().map(|(code, _)| code)
     }
 
     /// [`Live::finish`], also returning the summary it wrote (for a plot).
     pub fn finish_with_summary(mut self) -> Result<(i32, Summary)> {
+        // the run ends because of the requests so far; a further one cuts the end short
+        self.script.answer_stop_requests();
+        // an exit() ends the run, not the end's own callbacks
+        let exit = self.exit.take();
         // results first: on_end callbacks read them with workload(name); and
         // the events of the workloads' last moments (their connections
         // closing) reach the callbacks before on_end runs
         let workloads = self.workloads.borrow_mut().finish();
-        self.drain_rings(usize::MAX)?;
+        let drain_end = Instant::now() + END_DRAIN;
+        self.script.set_deadline(Some(drain_end));
+        self.deliver(drain_end)?;
         self.printed.clear();
+        self.script
+            .set_deadline(Some(Instant::now() + END_CALLBACKS));
         self.ending = true;
         for cb in std::mem::take(&mut self.on_end) {
+            if let Some(cut) = self.script.cut() {
+                self.output.error(&format!(
+                    "on_end callbacks not run: {}",
+                    cut.message().trim_start_matches("cut short: ")
+                ))?;
+                break;
+            }
             let res = self.script.call(cb);
             self.after_call(res)?;
         }
         for file in self.captures.values_mut() {
             if let Err(e) = file.flush() {
-                self.capture_failures += 1;
+                self.tally.borrow_mut().capture_failures += 1;
                 self.output.error(&with_causes(&e))?;
             }
+        }
+        self.script.set_deadline(None);
+        let lost = self.lost();
+        if lost.undelivered > 0 {
+            self.output.error(&format!(
+                "{} records reached a ring buffer but not their callback or capture file before \
+                 the run ended (the consumers were slower than the events); counted as undelivered",
+                lost.undelivered
+            ))?;
         }
         let summary = Summary {
             about: self.about.clone(),
             captures: self.captures(),
             duration_s: self.started.elapsed().as_secs_f64(),
             maps: self.session.borrow().snapshots(&self.symbols)?,
-            lost: self.lost(),
+            lost,
             probes: self.probe_infos(),
             printed_at_end: std::mem::take(&mut self.printed),
             narrated: self.narrated,
@@ -923,6 +1007,10 @@ impl<'a> Live<'a> {
             monotonic_start_ns: self.monotonic_start_ns,
         };
         self.output.summary(&summary)?;
+        // an exit() that ended the run counts unless on_end asked for another
+        if self.exit.is_none() {
+            self.exit = exit;
+        }
         Ok((self.status(), summary))
     }
 }

@@ -5,8 +5,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::output::Lost;
 use crate::plan::AggName;
-use crate::script::{DevStatError, Host};
+use crate::script::{AggTotal, DevStatError, Host};
 use crate::session::Session;
 use crate::symbols::Symbols;
 use crate::workload::Running;
@@ -18,16 +19,30 @@ pub struct LiveHost {
     pub(crate) symbols: Rc<Symbols>,
     pub(crate) workloads: Rc<RefCell<Running>>,
     pub(crate) lab: Rc<RefCell<Option<Rc<Lab>>>>,
+    pub(crate) tally: Rc<RefCell<super::loss::Tally>>,
+    pub(crate) callback_errors: Rc<std::cell::Cell<u64>>,
 }
 
 impl Host for LiveHost {
-    fn agg_total(&self, name: &AggName) -> Option<u64> {
-        let snap = self
-            .session
-            .borrow()
-            .snapshot(name.as_str(), &self.symbols)
-            .ok()??;
-        Some(snap.total())
+    fn agg_total(&self, name: &AggName) -> Option<AggTotal> {
+        let session = self.session.borrow();
+        let snap = session.snapshot(name.as_str(), &self.symbols).ok()??;
+        Some(AggTotal {
+            total: snap.total(),
+            refused: session.map_full(name.as_str()),
+        })
+    }
+
+    fn lost(&self) -> Lost {
+        super::loss::lost(
+            &self.session.borrow(),
+            &self.tally.borrow(),
+            self.callback_errors.get(),
+        )
+    }
+
+    fn lost_by_probe(&self) -> std::collections::BTreeMap<String, Lost> {
+        super::loss::lost_by_probe(&self.session.borrow(), &self.tally.borrow())
     }
 
     fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value> {

@@ -47,7 +47,15 @@ impl Source {
     ) -> Result<(), SessionError> {
         let session = self.session.borrow();
         let aggregations = session.snapshots(&self.symbols)?;
-        let l = session.lost();
+        // events still in a ring while the run goes on are not lost
+        let lost = crate::output::Lost {
+            undelivered: 0,
+            ..crate::live::loss::lost(
+                &session,
+                &crate::live::loss::Tally::default(),
+                self.callback_errors.get(),
+            )
+        };
         let probes: Vec<ProbeInfo> = session
             .instances()
             .map(|(_, i)| crate::live::probe_info(i))
@@ -58,14 +66,7 @@ impl Source {
         let descriptions = self.descriptions.borrow();
         let families = collector.families(&Reading {
             aggregations: &aggregations,
-            lost: crate::output::Lost {
-                events: l.events,
-                captures: l.captures,
-                map_full: l.map_full,
-                rate_limited: l.rate_limited,
-                missed: l.missed,
-                callback_errors: self.callback_errors.get(),
-            },
+            lost,
             probes: &probes,
             reports: &reports,
             script: &self.script,

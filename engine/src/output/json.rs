@@ -1,5 +1,5 @@
 //! JSON Lines: one object per line, each with a `type` (`start`, `print`,
-//! `text`, `event`, `error`, `summary`) and the wall-clock `time` it was
+//! `text`, `event`, `error`, `loss`, `summary`) and the wall-clock `time` it was
 //! written (RFC 3339, UTC, µs). `start` and `summary` carry the schema
 //! version, host, kernel and script. One shape per type: docs/schema/ has a
 //! JSON Schema for each, and the tests validate real output against them.
@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{Emitted, Output, StartInfo, Summary};
+use super::{Emitted, LossReport, Output, StartInfo, Summary};
 use crate::agg::AggSnapshot;
 use crate::value::Value;
 
@@ -148,6 +148,10 @@ impl<W: Write> Output for JsonOutput<W> {
         self.line("error", &Error { message })
     }
 
+    fn loss(&mut self, report: &LossReport) -> io::Result<()> {
+        self.line("loss", report)
+    }
+
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
         self.line("summary", summary)
     }
@@ -157,7 +161,7 @@ impl<W: Write> Output for JsonOutput<W> {
 mod tests {
     use super::*;
     use crate::agg::{AggKind, Bucket, Entry, EntryValue};
-    use crate::output::{Lost, ProbeInfo};
+    use crate::output::{LossReport, Lost, ProbeInfo};
     use serde_json::{json, Value as J};
 
     fn probes() -> Vec<ProbeInfo> {
@@ -327,6 +331,35 @@ mod tests {
     }
 
     #[test]
+    fn loss_line() {
+        let r = LossReport {
+            elapsed_s: 3.0,
+            new: Lost {
+                events: 10,
+                map_full: 2,
+                ..Lost::default()
+            },
+            total: Lost {
+                events: 30,
+                map_full: 2,
+                callback_errors: 1,
+                ..Lost::default()
+            },
+            full_maps: [("drops".to_string(), 2)].into_iter().collect(),
+        };
+        let out = lines(|o| o.loss(&r));
+        assert_eq!(
+            out[0],
+            json!({"type": "loss", "time": T, "elapsed_s": 3.0,
+                   "new": {"events": 10, "captures": 0, "map_full": 2, "rate_limited": 0,
+                           "missed": 0, "callback_errors": 0, "undelivered": 0},
+                   "total": {"events": 30, "captures": 0, "map_full": 2, "rate_limited": 0,
+                             "missed": 0, "callback_errors": 1, "undelivered": 0},
+                   "full_maps": {"drops": 2}})
+        );
+    }
+
+    #[test]
     fn summary_line() {
         let mut reports = serde_json::Map::new();
         reports.insert("rr_tps".into(), json!(41234.5));
@@ -339,6 +372,7 @@ mod tests {
                 events: 1,
                 map_full: 0,
                 callback_errors: 2,
+                undelivered: 3,
                 ..Lost::default()
             },
             probes: probes(),
@@ -373,7 +407,7 @@ mod tests {
         );
         assert_eq!(
             l["lost"],
-            json!({"events": 1, "captures": 0, "map_full": 0, "rate_limited": 0, "missed": 0, "callback_errors": 2})
+            json!({"events": 1, "captures": 0, "map_full": 0, "rate_limited": 0, "missed": 0, "callback_errors": 2, "undelivered": 3})
         );
         assert_eq!(l["probes"][0]["name"], "skb.drop");
         assert_eq!(l["reports"], json!({"rr_tps": 41234.5}));

@@ -138,8 +138,43 @@ pub struct Lost {
     /// was already running on that CPU (an event nested in another; Linux
     /// 5.12+ counts them, `recursion_misses`).
     pub missed: u64,
-    /// Script callbacks that failed.
+    /// Script callbacks that failed, or were cut short at the end.
     pub callback_errors: u64,
+    /// Records that reached a ring buffer but were never handed to their
+    /// callback or capture file: the run ended first (callbacks slower than
+    /// the events).
+    pub undelivered: u64,
+}
+
+impl Lost {
+    /// What grew since `before`, field by field.
+    pub fn since(&self, before: &Lost) -> Lost {
+        Lost {
+            events: self.events.saturating_sub(before.events),
+            captures: self.captures.saturating_sub(before.captures),
+            map_full: self.map_full.saturating_sub(before.map_full),
+            rate_limited: self.rate_limited.saturating_sub(before.rate_limited),
+            missed: self.missed.saturating_sub(before.missed),
+            callback_errors: self.callback_errors.saturating_sub(before.callback_errors),
+            undelivered: self.undelivered.saturating_sub(before.undelivered),
+        }
+    }
+}
+
+/// Losses that grew while the session runs, reported as they happen (at
+/// most once a second): the `loss` line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LossReport {
+    /// Seconds since the session started.
+    pub elapsed_s: f64,
+    /// What was lost since the previous report.
+    pub new: Lost,
+    /// Everything lost so far.
+    pub total: Lost,
+    /// Aggregations whose map refused updates since the previous report
+    /// (it is full: new keys are not counted), with how many it refused.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub full_maps: std::collections::BTreeMap<String, u64>,
 }
 
 /// A capture file a session wrote.
@@ -231,6 +266,8 @@ pub trait Output {
     fn event(&mut self, event: &Emitted) -> io::Result<()>;
     /// A non-fatal error (a failing callback), with its location.
     fn error(&mut self, message: &str) -> io::Result<()>;
+    /// Losses grew while the session runs (throttled by the caller).
+    fn loss(&mut self, report: &LossReport) -> io::Result<()>;
     /// Something the session says about itself (a workload that ended): a
     /// note, not data. By default, a printed line.
     fn note(&mut self, text: &str) -> io::Result<()> {

@@ -6,6 +6,7 @@
 //! their own writer when one is given: a CLI's stderr, so a redirected stdout
 //! holds only data.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -14,7 +15,7 @@ use vprobe_load::exec::ExecResult;
 use vprobe_load::latency::LatencyBucket;
 use vprobe_load::tcp_rr::RrResult;
 
-use super::{Emitted, Output, ProbeInfo, StartInfo, Summary, Verbosity};
+use super::{Emitted, LossReport, Output, ProbeInfo, StartInfo, Summary, Verbosity};
 use crate::agg::{AggKind, AggSnapshot, Bucket, EntryValue};
 use crate::value::Value;
 
@@ -145,7 +146,7 @@ impl<W: Write> Output for TextOutput<W> {
     fn event(&mut self, e: &Emitted) -> io::Result<()> {
         self.buf.push_str(&e.probe);
         for (k, v) in &e.fields {
-            let _ = write!(self.buf, " {k}={v}");
+            let _ = write!(self.buf, " {}={}", printable(k), printable(&v.to_string()));
         }
         self.buf.push('\n');
         self.emit()
@@ -157,6 +158,47 @@ impl<W: Write> Output for TextOutput<W> {
 
     fn note(&mut self, text: &str) -> io::Result<()> {
         self.notes(Verbosity::Normal, &[text.to_string()])
+    }
+
+    fn loss(&mut self, r: &LossReport) -> io::Result<()> {
+        let mut line = format!("lost at {}:", seconds(r.elapsed_s));
+        let mut parts = Vec::new();
+        if r.new.events > 0 {
+            parts.push(format!("{} events (ring buffer full)", r.new.events));
+        }
+        if r.new.captures > 0 {
+            parts.push(format!("{} captured packets", r.new.captures));
+        }
+        if r.new.missed > 0 {
+            parts.push(format!(
+                "{} program runs (the kernel skipped them: nested on a CPU)",
+                r.new.missed
+            ));
+        }
+        for (name, n) in &r.full_maps {
+            parts.push(format!(
+                "{n} updates of `{}` (its map is full: new keys are not counted)",
+                printable(name)
+            ));
+        }
+        match r.new.callback_errors {
+            0 => {}
+            1 => parts.push("1 failed callback".into()),
+            n => parts.push(format!("{n} failed callbacks")),
+        }
+        let _ = write!(
+            line,
+            " {}; so far events={} captures={} map_full={} missed={} callback_errors={}",
+            parts.join(", "),
+            r.total.events,
+            r.total.captures,
+            r.total.map_full,
+            r.total.missed,
+            r.total.callback_errors
+        );
+        // a note, about the measurement rather than part of it; shown even
+        // when quiet, as errors are
+        self.notes(Verbosity::Quiet, &[line])
     }
 
     fn summary(&mut self, s: &Summary) -> io::Result<()> {
@@ -190,17 +232,21 @@ impl<W: Write> Output for TextOutput<W> {
             let _ = writeln!(b, "capture: {} packets written to {}", c.packets, c.path);
         }
         let l = &s.lost;
-        if l.events != 0
-            || l.map_full != 0
-            || l.callback_errors != 0
-            || l.captures != 0
-            || l.missed != 0
-        {
-            let _ = writeln!(
+        // what a rate limit held back was asked for: its own line below
+        let failed = super::Lost {
+            rate_limited: 0,
+            ..*l
+        };
+        if failed != super::Lost::default() {
+            let _ = write!(
                 b,
                 "lost: events={} captures={} map_full={} missed={} callback_errors={}",
                 l.events, l.captures, l.map_full, l.missed, l.callback_errors
             );
+            if l.undelivered != 0 {
+                let _ = write!(b, " undelivered={}", l.undelivered);
+            }
+            b.push('\n');
         }
         if l.rate_limited != 0 {
             let _ = writeln!(b, "held back by rate limits: {}", l.rate_limited);
@@ -304,6 +350,26 @@ fn plain(v: &serde_json::Value) -> String {
     }
 }
 
+/// `s` with control characters escaped (`\u{1b}`, `\n`): names and values
+/// come from scripts and from the kernel (a device may be named with an
+/// escape sequence), and must not drive the terminal.
+fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// `12.0s`.
 fn seconds(s: f64) -> String {
     format!("{s:.1}s")
@@ -313,9 +379,9 @@ fn seconds(s: f64) -> String {
 /// renderings end with a blank line.
 fn render_agg(b: &mut String, agg: &AggSnapshot, delta: bool) {
     let title = if delta {
-        format!("@{} (delta)", agg.name)
+        format!("@{} (delta)", printable(&agg.name))
     } else {
-        format!("@{}", agg.name)
+        format!("@{}", printable(&agg.name))
     };
     if agg.entries.is_empty() {
         let _ = writeln!(b, "{title}: (empty)");
@@ -355,7 +421,12 @@ fn render_table(b: &mut String, agg: &AggSnapshot) {
         .iter()
         .map(|e| {
             let mut row: Vec<String> = (0..agg.keys.len())
-                .map(|i| e.key.get(i).map(|(_, v)| v.to_string()).unwrap_or_default())
+                .map(|i| {
+                    e.key
+                        .get(i)
+                        .map(|(_, v)| printable(&v.to_string()).into_owned())
+                        .unwrap_or_default()
+                })
                 .collect();
             row.push(e.value.total().to_string());
             row
@@ -463,7 +534,7 @@ fn render_hists(b: &mut String, agg: &AggSnapshot, bound: &dyn Fn(u64) -> String
             let key = e
                 .key
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{k}={}", printable(&v.to_string())))
                 .collect::<Vec<_>>()
                 .join(" ");
             let buckets = match &e.value {
@@ -1155,6 +1226,69 @@ duration: 12.0s
             ..bare_with(counts())
         };
         assert_eq!(render(|o| o.summary(&shown)), "\nduration: 12.0s\n");
+        // events that never reached a callback are said
+        let late = Summary {
+            lost: Lost {
+                undelivered: 40,
+                ..Lost::default()
+            },
+            ..bare_with(counts())
+        };
+        assert!(render(|o| o.summary(&late)).ends_with(
+            "lost: events=0 captures=0 map_full=0 missed=0 callback_errors=0 undelivered=40\nduration: 12.0s\n"
+        ));
+    }
+
+    #[test]
+    fn loss_lines_are_notes() {
+        let report = LossReport {
+            elapsed_s: 3.04,
+            new: Lost {
+                events: 120,
+                map_full: 4,
+                callback_errors: 1,
+                ..Lost::default()
+            },
+            total: Lost {
+                events: 300,
+                map_full: 4,
+                callback_errors: 21,
+                ..Lost::default()
+            },
+            full_maps: [("drops".to_string(), 4)].into_iter().collect(),
+        };
+        let diag = Shared::default();
+        let mut o = TextOutput::with_notes(Vec::new(), Box::new(diag.clone()), Verbosity::Quiet);
+        o.loss(&report).unwrap();
+        assert!(o.into_inner().is_empty(), "the loss line went to stdout");
+        assert_eq!(
+            String::from_utf8(diag.0.borrow().clone()).unwrap(),
+            "vprobe: lost at 3.0s: 120 events (ring buffer full), 4 updates of `drops` \
+             (its map is full: new keys are not counted), 1 failed callback; \
+             so far events=300 captures=0 map_full=4 missed=0 callback_errors=21\n"
+        );
+        // without one, it goes with the rest (the REPL shows it above the prompt)
+        assert!(render(|o| o.loss(&report)).starts_with("lost at 3.0s: 120 events"));
+    }
+
+    #[test]
+    fn control_characters_in_names_and_values_are_escaped() {
+        let mut agg = counts();
+        agg.name = "dr\x1b[2Jops".into();
+        agg.entries[0].key[0].1 = s("mv\x1bt0");
+        let out = render(|o| o.aggregation(&agg, false));
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert!(out.starts_with("@dr\\u{1b}[2Jops\n"), "{out:?}");
+        assert!(out.contains("mv\\u{1b}t0"), "{out:?}");
+        let out = render(|o| {
+            o.event(&Emitted {
+                probe: "skb.drop".into(),
+                ts_ns: None,
+                cpu: None,
+                fields: vec![("dev".into(), s("a\nb"))],
+            })
+        });
+        assert_eq!(out, "skb.drop dev=a\\nb\n");
     }
 
     // Regression: reports were dumped as JSON (`correlation: {"drops": …}`,

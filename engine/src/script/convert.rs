@@ -31,6 +31,9 @@ pub enum ConvertError {
     /// `count("")`.
     #[error("an aggregation name cannot be empty")]
     EmptyAggName,
+    /// `count("a\x1b[2J")`: it would drive the terminal it is printed on.
+    #[error("aggregation name {0:?} has control characters")]
+    ControlInAggName(String),
     /// `.filter(f, [[1]])`.
     #[error("filter on `{field}`: lists cannot be nested")]
     NestedList {
@@ -111,6 +114,9 @@ pub fn agg_name(v: &Dynamic) -> Result<AggName, ConvertError> {
     let name = want_string(&v, "an aggregation name")?;
     if name.trim().is_empty() {
         return Err(ConvertError::EmptyAggName);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ConvertError::ControlInAggName(name));
     }
     Ok(name.into())
 }

@@ -138,6 +138,8 @@ fn message(mut err: EvalAltResult) -> String {
         // the library's resolver says where it looked; this is Rhai's own
         EvalAltResult::ErrorModuleNotFound(path, _) => format!("module `{path}` not found"),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => function_not_found(sig),
+        // the message of a cut (cutoff.rs), as the progress callback gave it
+        EvalAltResult::ErrorTerminated(v, _) if v.is_string() => v.to_string(),
         EvalAltResult::ErrorTooManyOperations(_) => {
             format!("too many operations (more than {MAX_OPERATIONS}); is there an endless loop?")
         }

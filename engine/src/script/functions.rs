@@ -159,7 +159,12 @@ pub const API: &[ApiFunction] = &[
     free(
         "total",
         "total(aggregation)",
-        "the sum of an aggregation's counts now",
+        "the sum of an aggregation's counts now (warns once if its map is full)",
+    ),
+    free(
+        "lost",
+        "lost()",
+        "what the session lost so far: #{events, map_full, callback_errors, undelivered}",
     ),
     free(
         "entries",

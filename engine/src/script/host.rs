@@ -1,12 +1,30 @@
 //! What a running session answers when a script asks (`total`, `entries`,
 //! `workload`, `dev_stat`, `lab`, `devices`): the [`Host`] the run loop installs.
 
+use crate::output::Lost;
 use crate::plan::AggName;
+
+/// An aggregation's total, and the updates its map refused for want of room
+/// (new keys are not counted: the total is low by at least that much).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggTotal {
+    /// The sum of its counts.
+    pub total: u64,
+    /// Updates its full map refused.
+    pub refused: u64,
+}
 
 /// What a script can ask the running session, implemented by the run loop.
 pub trait Host {
     /// Sum of the aggregation's counts, `None` when there is no such aggregation.
-    fn agg_total(&self, name: &AggName) -> Option<u64>;
+    fn agg_total(&self, name: &AggName) -> Option<AggTotal>;
+    /// What the session lost so far (`undelivered`: events that reached a
+    /// ring but not yet a callback).
+    fn lost(&self) -> Lost;
+    /// The same per attach point (`callback_errors` are the script's, so 0).
+    fn lost_by_probe(&self) -> std::collections::BTreeMap<String, Lost> {
+        Default::default()
+    }
     /// The aggregation in the JSON summary's shape.
     fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value>;
     /// A workload's result when it ended, else its live statistics.

@@ -50,6 +50,14 @@ impl ModuleResolver for Imports {
         }
         let in_module =
             |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(source.clone(), e, pos));
+        // errors past what Rhai can number could not be located
+        if let Err(e) = super::source::check_shape(&file.text) {
+            let (line, col) = e.position();
+            return Err(in_module(Box::new(EvalAltResult::ErrorRuntime(
+                format!("{source}:{line}:{col}: {e}").into(),
+                Position::NONE,
+            ))));
+        }
         let mut ast = engine
             .compile(&file.text)
             .map_err(|e| in_module(e.into()))?;

@@ -32,6 +32,7 @@
 mod actions;
 mod callbacks;
 mod convert;
+mod cutoff;
 mod errors;
 mod event;
 mod functions;
@@ -44,6 +45,7 @@ mod params;
 mod probes;
 mod queries;
 mod sandbox;
+mod source;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -55,6 +57,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Instant;
 
 use rhai::{
     Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, NativeCallContext, Scope, AST,
@@ -63,15 +66,17 @@ use vprobe_probes::abi::Event as RawEvent;
 use vprobe_probes::ProbeDef;
 
 pub use callbacks::MIN_PERIOD;
+pub use cutoff::{Cut, StopRequests};
 pub use errors::ScriptError;
 pub use event::{Event, NoSuchField};
 pub use functions::{ApiFunction, API};
-pub use host::{DevStatError, Host};
+pub use host::{AggTotal, DevStatError, Host};
 pub use lint::{Diagnostic, Severity};
 pub use meta::{parse_meta, version_at_least, Meta, Param, ParamKind, Problem, Requirement, KEYS};
 pub use params::ParamError;
 pub use probes::ProbeHandle;
 pub use sandbox::{harden, MAX_OPERATIONS};
+pub use source::{check_shape, ShapeError, MAX_LINES, MAX_LINE_CHARS};
 pub use state::{Action, Plan, Timer};
 pub use triggers::TriggerHandle;
 pub use workloads::{load_spec, LoadSpecError};
@@ -79,6 +84,7 @@ pub use workloads::{load_spec, LoadSpecError};
 use crate::library::SearchPath;
 use crate::plan::{AggName, CallbackId, Consumer, Origin};
 use crate::symbols::Symbols;
+use cutoff::Cutoff;
 use state::{Marks, State};
 
 /// Source name of code given to [`Script::eval_line`].
@@ -118,6 +124,8 @@ pub struct Script {
     last_value: Option<String>,
     /// How things were before the last [`Script::eval_line`], for [`Script::undo_line`].
     before_line: Option<Checkpoint>,
+    /// When running callbacks must stop; consulted as Rhai counts operations.
+    cutoff: Rc<Cutoff>,
 }
 
 /// What an evaluation can change, saved to take a REPL line back.
@@ -151,6 +159,21 @@ fn show(value: &Dynamic) -> Option<String> {
     })
 }
 
+/// [`check_shape`] as a located error of the script `source_name`.
+fn shape(source_name: &str, text: &str) -> Result<(), ScriptError> {
+    check_shape(text).map_err(|e| {
+        let (line, col) = e.position();
+        ScriptError {
+            origin: Origin {
+                source: source_name.to_string(),
+                line,
+                col,
+            },
+            message: e.to_string(),
+        }
+    })
+}
+
 impl Script {
     /// Parses `text` (named `source_name` in errors; a path's folder is searched
     /// first by `import`). Syntax errors are located.
@@ -172,6 +195,7 @@ impl Script {
         symbols: Rc<Symbols>,
         options: Options,
     ) -> Result<Script, ScriptError> {
+        shape(source_name, text)?;
         let meta = parse_meta(text);
         // `-p` against the header, before anything else happens
         let params =
@@ -194,6 +218,14 @@ impl Script {
         }
         let mut engine = Engine::new();
         sandbox::harden(&mut engine);
+        let cutoff = Rc::new(Cutoff::default());
+        let check = cutoff.clone();
+        engine.on_progress(move |ops| {
+            if ops % cutoff::CHECK_EVERY != 0 {
+                return None;
+            }
+            check.reached().map(|cut| Dynamic::from(cut.message()))
+        });
         engine.set_module_resolver(imports::Imports::new(options.search, folder));
         event::register(&mut engine);
         probes::register(&mut engine, &state);
@@ -224,7 +256,31 @@ impl Script {
             warnings: Vec::new(),
             last_value: None,
             before_line: None,
+            cutoff,
         })
+    }
+
+    /// From now on a stop request cuts running callbacks short (those that
+    /// came before are being answered by the caller already).
+    pub fn set_stop_requests(&mut self, requests: StopRequests) {
+        self.cutoff.set_requests(requests);
+    }
+
+    /// The stop requests so far are answered (the run is ending because of
+    /// them): only a further one cuts callbacks short, e.g. `on_end`.
+    pub fn answer_stop_requests(&self) {
+        self.cutoff.answer();
+    }
+
+    /// Callbacks still running at `at` are cut short (`None`: no deadline).
+    pub fn set_deadline(&self, at: Option<Instant>) {
+        self.cutoff.set_deadline(at);
+    }
+
+    /// Whether callbacks are being cut short now, and why: a caller starts
+    /// no further callback then.
+    pub fn cut(&self) -> Option<Cut> {
+        self.cutoff.reached()
     }
 
     /// Installs what answers the script's live queries (`total`, `workload`, ...);
@@ -352,6 +408,7 @@ impl Script {
     /// session): errors are located in `source_name`.
     pub fn eval_source(&mut self, source_name: &str, text: &str) -> Result<Plan, ScriptError> {
         self.before_line = None;
+        shape(source_name, text)?;
         let mut ast = self
             .engine
             .compile(text)

@@ -13,7 +13,7 @@ use rhai::{Dynamic, Engine, Map, NativeCallContext, INT};
 use super::convert::{as_map, describe};
 use super::errors::{fail, Res};
 use super::host::Host;
-use super::state::State;
+use super::state::{Action, State};
 use crate::correlate::{
     correlate, parse_ip, Connection, Correlation, DroppedSegment, Evidence, Retransmit, Segment,
     SlowTransaction,
@@ -261,9 +261,21 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
         let Some(h) = host(&s) else {
             return Ok(Dynamic::UNIT);
         };
-        h.agg_total(&name)
-            .map(|t| Dynamic::from_int(INT::try_from(t).unwrap_or(INT::MAX)))
-            .ok_or_else(|| fail(ctx, format!("total: no aggregation named `{name}`")))
+        let t = h
+            .agg_total(&name)
+            .ok_or_else(|| fail(ctx, format!("total: no aggregation named `{name}`")))?;
+        if t.refused > 0 && s.borrow_mut().warned_full.insert(name.to_string()) {
+            let mut st = s.borrow_mut();
+            let origin = st.origin(ctx);
+            st.actions.push(Action::Warn(format!(
+                "{origin}: total(\"{name}\") is low: the map of `{name}` is full and refused {} updates \
+                 (new keys are not counted); key it by fewer fields or filter more",
+                t.refused
+            )));
+        }
+        Ok(Dynamic::from_int(
+            INT::try_from(t.total).unwrap_or(INT::MAX),
+        ))
     };
     let t = total.clone();
     engine.register_fn(
@@ -274,6 +286,20 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
         "total",
         move |ctx: NativeCallContext, name: AggName| -> Res<Dynamic> { total(&ctx, name) },
     );
+    let s = st.clone();
+    engine.register_fn("lost", move || -> Dynamic {
+        let Some(h) = host(&s) else {
+            return Dynamic::UNIT;
+        };
+        let mut m = lost_map(&h.lost());
+        let probes: Map = h
+            .lost_by_probe()
+            .iter()
+            .map(|(name, l)| (name.into(), Dynamic::from_map(lost_map(l))))
+            .collect();
+        m.insert("probes".into(), Dynamic::from_map(probes));
+        Dynamic::from_map(m)
+    });
     let s = st.clone();
     let entries = move |ctx: &NativeCallContext, name: AggName| -> Res<Dynamic> {
         let Some(h) = host(&s) else {
@@ -340,6 +366,23 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
             .map(to_rhai)
             .unwrap_or(Dynamic::UNIT)
     });
+}
+
+/// `lost()`'s counters as a script map.
+fn lost_map(l: &crate::output::Lost) -> Map {
+    let int = |v: u64| Dynamic::from_int(INT::try_from(v).unwrap_or(INT::MAX));
+    [
+        ("events", l.events),
+        ("captures", l.captures),
+        ("map_full", l.map_full),
+        ("rate_limited", l.rate_limited),
+        ("missed", l.missed),
+        ("callback_errors", l.callback_errors),
+        ("undelivered", l.undelivered),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), int(v)))
+    .collect()
 }
 
 #[cfg(test)]

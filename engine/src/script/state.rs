@@ -63,6 +63,9 @@ pub enum Action {
     Verdict(bool),
     /// `report(key, value)`: add to the summary's `reports`.
     Report(String, serde_json::Value),
+    /// Something the script should know but that is not an error of its
+    /// own (`total()` of an aggregation whose map is full), located.
+    Warn(String),
     /// `emit(e)`: write an event line.
     Emit(Emitted),
 }
@@ -91,6 +94,8 @@ pub(super) struct State {
     pub host: Option<Rc<dyn Host>>,
     /// `--allow exec`.
     pub allow_exec: bool,
+    /// Aggregations whose full map `total()` already warned about (once each).
+    pub warned_full: std::collections::BTreeSet<String>,
 }
 
 /// Lengths of what [`State`] has recorded, to tell one evaluation's additions.
@@ -192,6 +197,7 @@ impl State {
             metrics: Vec::new(),
             host: None,
             allow_exec: false,
+            warned_full: Default::default(),
         }
     }
 

@@ -312,6 +312,50 @@ fn an_endless_callback_ends_with_a_located_error() {
 }
 
 #[test]
+fn a_stop_request_or_the_deadline_cuts_a_running_callback_short() {
+    // a callback that would take its whole operations budget
+    let mut s = compile("let n = 0;\nevery(\"1s\", || {\n  loop { n += 1; }\n});");
+    let p = s.plan().unwrap();
+    let cb = p.timers[0].callback;
+    let requests = StopRequests::new();
+    s.set_stop_requests(requests.clone());
+    assert_eq!(s.cut(), None);
+    requests.request();
+    assert_eq!(s.cut(), Some(Cut::StopRequested));
+    let t = std::time::Instant::now();
+    let e = s.call(cb).unwrap_err();
+    assert_eq!(e.message, "cut short: the run was asked to end", "{e}");
+    // located like "too many operations": where the callback was registered
+    assert_eq!(e.origin.line, 2, "{e}");
+    assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    // answered: the end's callbacks run, until a further request
+    s.answer_stop_requests();
+    assert_eq!(s.cut(), None);
+    s.set_deadline(Some(std::time::Instant::now() + Duration::from_millis(5)));
+    let t = std::time::Instant::now();
+    let e = s.call(cb).unwrap_err();
+    assert_eq!(e.message, "cut short: the run's time is up", "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    s.set_deadline(None);
+    let e = s.call(cb).unwrap_err();
+    assert!(e.message.starts_with("too many operations"), "{e}");
+}
+
+#[test]
+fn aggregation_names_with_control_characters_are_refused() {
+    let e = plan_err("probe(\"skb.drop\").count(\"drops\\x1b[2J\");");
+    assert!(
+        e.message
+            .contains("aggregation name \"drops\\u{1b}[2J\" has control characters"),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_endless_top_level_is_stopped() {
     let e = plan_err("let i = 0;\nwhile true { i += 1; }");
     assert!(e.message.starts_with("too many operations"), "{e}");
@@ -855,6 +899,57 @@ fn imports_resolve_from_the_script_folder_then_the_library() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn imports_have_the_scripts_limits() {
+    let dir = std::env::temp_dir().join(format!("vprobe-import-limits-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(
+        dir.join("lib/big.rhai"),
+        vec![b' '; crate::library::MAX_SCRIPT_BYTES as usize + 1],
+    )
+    .unwrap();
+    let fifo = dir.join("lib/fifo.rhai");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let main = dir.join("main.rhai");
+    let main = main.to_str().unwrap();
+    let err = |text: &str| {
+        Script::compile(main, text, symbols(), Options::default())
+            .unwrap()
+            .plan()
+            .unwrap_err()
+    };
+    let e = err("let x = 1;\nimport \"big\" as big;");
+    assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
+    assert_eq!((e.origin.source.as_str(), e.origin.line), (main, 2), "{e}");
+    // a FIFO is not a module file: not found, and never opened (it would block)
+    let t = std::time::Instant::now();
+    let e = err("import \"fifo\" as f;");
+    assert!(e.message.contains("module `fifo`"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn error_lines_are_right_up_to_the_last_line_rhai_can_number() {
+    // Rhai's positions are 16 bits: the last numbered line is 65535
+    let mut text = "\n".repeat(MAX_LINES - 1);
+    text.push_str("let x = nope;");
+    let e = plan_err(&text);
+    assert_eq!(at(&e), (65535, 9), "{e}");
+    // past it, the script is refused where it stops being locatable
+    text.push_str("\nlet y = 1;");
+    let e = Script::compile("t.rhai", &text, symbols(), Options::default()).unwrap_err();
+    assert_eq!(at(&e), (65536, 0), "{e}");
+    assert!(e.message.starts_with("more than 65535 lines"), "{e}");
+    // and so is a line whose columns it cannot number, REPL lines too
+    let mut s = compile("");
+    let e = s
+        .eval_line(&format!("let s = \"{}\";", "x".repeat(70_000)))
+        .unwrap_err();
+    assert_eq!(at(&e), (1, 65536), "{e}");
+}
+
 mod workloads_triggers_queries {
     use super::*;
 
@@ -901,11 +996,96 @@ mod workloads_triggers_queries {
         assert!(s.plan().unwrap_err().message.contains("already exists"));
     }
 
+    /// A host whose aggregation `drops` has a full map.
+    struct FullHost;
+
+    impl Host for FullHost {
+        fn agg_total(&self, name: &AggName) -> Option<AggTotal> {
+            (name.as_str() == "drops").then_some(AggTotal {
+                total: 10240,
+                refused: 7,
+            })
+        }
+        fn lost(&self) -> crate::output::Lost {
+            crate::output::Lost {
+                events: 1,
+                map_full: 7,
+                callback_errors: 2,
+                undelivered: 3,
+                ..crate::output::Lost::default()
+            }
+        }
+        fn lost_by_probe(&self) -> std::collections::BTreeMap<String, crate::output::Lost> {
+            [(
+                "skb.drop".to_string(),
+                crate::output::Lost {
+                    events: 1,
+                    undelivered: 3,
+                    ..crate::output::Lost::default()
+                },
+            )]
+            .into_iter()
+            .collect()
+        }
+        fn agg_entries(&self, _: &AggName) -> Option<serde_json::Value> {
+            None
+        }
+        fn workload(&self, _: &str) -> Option<serde_json::Value> {
+            None
+        }
+        fn dev_stat(&self, dev: &str, _: &str) -> Result<u64, DevStatError> {
+            Err(DevStatError::NoDevice(dev.into()))
+        }
+        fn lab(&self) -> Option<serde_json::Value> {
+            None
+        }
+        fn devices(&self, _: &str) -> Vec<String> {
+            vec![]
+        }
+    }
+
+    #[test]
+    fn total_warns_once_when_the_map_is_full_and_lost_says_what_was_lost() {
+        let mut s = compile(
+            "probe(\"skb.drop\").count(\"drops\", [\"dev\"]);\n\
+             on_end(|| {\n  let a = total(\"drops\"); let b = total(\"drops\");\n\
+             let l = lost(); report(\"l\", l); report(\"t\", a + b); });",
+        );
+        let p = s.plan().unwrap();
+        s.set_host(Rc::new(FullHost));
+        s.call(p.on_end[0]).unwrap();
+        let actions = s.take_actions();
+        let warns: Vec<&String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Warn(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(warns.len(), 1, "{actions:?}");
+        assert!(
+            warns[0].starts_with("t.rhai:3:")
+                && warns[0].contains("the map of `drops` is full and refused 7 updates"),
+            "{}",
+            warns[0]
+        );
+        assert!(actions.contains(&Action::Report(
+            "l".into(),
+            serde_json::json!({"events": 1, "captures": 0, "map_full": 7, "rate_limited": 0,
+                               "missed": 0, "callback_errors": 2, "undelivered": 3,
+                               "probes": {"skb.drop": {"events": 1, "captures": 0, "map_full": 0,
+                                          "rate_limited": 0, "missed": 0, "callback_errors": 0,
+                                          "undelivered": 3}}})
+        )));
+        assert!(actions.contains(&Action::Report("t".into(), serde_json::json!(20480))));
+    }
+
     #[test]
     fn queries_without_a_running_session_are_unit() {
         let mut s = compile(
             r#"probe("skb.drop").count("drops");
-            let t = total("drops"); if t != () { throw "expected ()" } lab();"#,
+            let t = total("drops"); if t != () { throw "expected ()" } lab();
+            if lost() != () { throw "lost" }"#,
         );
         s.plan().unwrap();
     }

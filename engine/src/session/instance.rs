@@ -37,6 +37,19 @@ unsafe impl Pod for HistValuePod {}
 pub(super) struct SettingsPod(pub abi::Settings);
 unsafe impl Pod for SettingsPod {}
 
+/// An instance's loss accounting (its `loss` map), summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceLoss {
+    /// Events its ring buffer had no room for.
+    pub events: u64,
+    /// Aggregation updates its full map refused (a new key found no room).
+    pub map_full: u64,
+    /// Records its rate limit held back.
+    pub rate_limited: u64,
+    /// Records offered to its ring buffer, whether there was room or not.
+    pub offered: u64,
+}
+
 /// A loaded, attached program with its maps.
 pub struct Instance {
     /// What was asked.
@@ -56,22 +69,30 @@ impl Instance {
         self.request.probe
     }
 
-    /// Sum of `loss` slot `slot` over CPUs.
-    pub(super) fn loss(&self, slot: u32) -> u64 {
-        let Some(map) = self.ebpf.map("loss") else {
-            return 0;
+    /// What this instance's program lost and offered, summed over CPUs
+    /// (zeros if its `loss` map cannot be read).
+    pub fn losses(&self) -> InstanceLoss {
+        let Some(arr) = self
+            .ebpf
+            .map("loss")
+            .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok())
+        else {
+            return InstanceLoss::default();
         };
-        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
-            return 0;
-        };
-        arr.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0)
+        let slot = |s: u32| -> u64 { arr.get(&s, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        InstanceLoss {
+            events: slot(abi::LOSS_EVENTS),
+            map_full: slot(abi::LOSS_MAP_FULL),
+            rate_limited: slot(abi::LOSS_RATE),
+            offered: slot(abi::LOSS_OFFERED),
+        }
     }
 
     /// Runs of its loaded programs the kernel skipped because the same
     /// program was already running on that CPU (an event nested in another:
     /// a softirq's retransmit interrupting one made in process context),
     /// `recursion_misses` of `bpf_prog_info` (Linux 5.12+; 0 before).
-    pub(super) fn recursion_misses(&self) -> u64 {
+    pub fn recursion_misses(&self) -> u64 {
         self.ebpf
             .programs()
             .filter_map(|(_, p)| p.fd().ok())

@@ -19,6 +19,6 @@ mod tracepoint;
 mod uprobe;
 
 pub use error::{MapAccess, MechanismError, Reason, SessionError};
-pub use instance::{Instance, InstanceId};
-pub use session::{KernelLoss, Session, SessionOptions, Support};
+pub use instance::{Instance, InstanceId, InstanceLoss};
+pub use session::{Session, SessionOptions, Support};
 pub use tables::TableError;

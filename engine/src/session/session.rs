@@ -24,21 +24,6 @@ use crate::kernel::{self, Features};
 use crate::plan::{Consumer, ProbeRequest};
 use crate::symbols::Symbols;
 
-/// What the programs of a session could not record, summed over instances.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelLoss {
-    /// Ring-buffer reserve failures of `on_event` instances.
-    pub events: u64,
-    /// Ring-buffer reserve failures of capture instances.
-    pub captures: u64,
-    /// Failed aggregation inserts.
-    pub map_full: u64,
-    /// Records the rate limit held back.
-    pub rate_limited: u64,
-    /// Program runs the kernel skipped (recursion on a CPU).
-    pub missed: u64,
-}
-
 /// Session tunables.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
@@ -579,20 +564,13 @@ impl Session {
         Ok(found)
     }
 
-    /// Kernel-side losses over all instances.
-    pub fn lost(&self) -> KernelLoss {
-        let mut out = KernelLoss::default();
-        for i in self.instances.values() {
-            let reserve = i.loss(abi::LOSS_EVENTS);
-            if matches!(i.request.consumer, Consumer::Capture(_)) {
-                out.captures += reserve;
-            } else {
-                out.events += reserve;
-            }
-            out.map_full += i.loss(abi::LOSS_MAP_FULL);
-            out.rate_limited += i.loss(abi::LOSS_RATE);
-            out.missed += i.recursion_misses();
-        }
-        out
+    /// Aggregation updates refused because the map of `name` was full,
+    /// over every instance that feeds it.
+    pub fn map_full(&self, name: &str) -> u64 {
+        self.instances
+            .values()
+            .filter(|i| i.request.consumer.agg_name() == Some(name))
+            .map(|i| i.losses().map_full)
+            .sum()
     }
 }

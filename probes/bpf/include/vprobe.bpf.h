@@ -55,7 +55,10 @@
 #define VP_LOSS_EVENTS 0    /* ring buffer reserve failed */
 #define VP_LOSS_MAP_FULL 1  /* aggregation insert failed */
 #define VP_LOSS_RATE 2      /* held back by the rate limit (events, captures) */
-#define VP_LOSS_SLOTS 3
+#define VP_LOSS_OFFERED 3   /* records offered to the ring, reserved or not: user space
+			     * subtracts what it delivered and what failed to reserve
+			     * to know what never reached a callback or a file */
+#define VP_LOSS_SLOTS 4
 
 /* How the generic tracepoint program reads one slot from the raw record (vp_raw.read) */
 #define VP_READ_UNSIGNED 0 /* integer of vp_raw.size bytes, zero-extended */
@@ -206,7 +209,8 @@ static __always_inline int vp_need(int bit)
 	return settings.need_mask & (1u << bit);
 }
 
-static __always_inline void vp_lost(__u32 what)
+/* Adds one to `loss` slot `what`. */
+static __always_inline void vp_tally(__u32 what)
 {
 	__u64 *v = bpf_map_lookup_elem(&loss, &what);
 	if (v)
@@ -325,7 +329,7 @@ static __always_inline void vp_add(void *map, const void *key, __u64 inc)
 		if (v)
 			*v += inc;
 		else
-			vp_lost(VP_LOSS_MAP_FULL);
+			vp_tally(VP_LOSS_MAP_FULL);
 	}
 }
 
@@ -346,7 +350,7 @@ static __always_inline void vp_hadd(const struct vp_hkey *key, __u64 v)
 			h->count += 1;
 			h->sum += v;
 		} else {
-			vp_lost(VP_LOSS_MAP_FULL);
+			vp_tally(VP_LOSS_MAP_FULL);
 		}
 	}
 }
@@ -364,9 +368,12 @@ static __always_inline void vp_ring_submit(void *e)
 
 static __always_inline void vp_emit(const struct vp_rec *r, __u64 now)
 {
-	struct vp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct vp_event *e;
+
+	vp_tally(VP_LOSS_OFFERED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		vp_lost(VP_LOSS_EVENTS);
+		vp_tally(VP_LOSS_EVENTS);
 		return;
 	}
 	e->ts_ns = now;
@@ -427,9 +434,10 @@ static __always_inline void vp_capture(const struct vp_rec *r, struct sk_buff *s
 	struct vp_packet *p;
 	unsigned char *head;
 
+	vp_tally(VP_LOSS_OFFERED);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e) + sizeof(*p) + snap, 0);
 	if (!e) {
-		vp_lost(VP_LOSS_EVENTS);
+		vp_tally(VP_LOSS_EVENTS);
 		return;
 	}
 	e->ts_ns = now;
@@ -475,7 +483,7 @@ static __always_inline int vp_rate_ok(__u64 now)
 		s->count = 0;
 	}
 	if (s->count >= settings.rate_max) {
-		vp_lost(VP_LOSS_RATE);
+		vp_tally(VP_LOSS_RATE);
 		return 0;
 	}
 	__sync_fetch_and_add(&s->count, 1);

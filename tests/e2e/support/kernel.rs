@@ -1,11 +1,17 @@
-//! What vprobe holds in the kernel: its `vp_` programs, their maps and the
-//! links attached to them, as `bpftool` lists them.
+//! What a vprobe process holds in the kernel — its programs, maps and links,
+//! read from its own fds (`/proc/PID/fdinfo`) — and whether any of it is
+//! still loaded once the process has ended. Judged by the process's own
+//! objects only: another vprobe, or anything else loading programs on the
+//! host meanwhile, changes nothing (BPF object ids are allocated cyclically,
+//! so an id is not reused while a test runs).
 
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::host::list;
 
 /// How long the kernel may take to free what a session loaded once it ended.
 pub const RELEASE_LIMIT: Duration = Duration::from_secs(3);
@@ -34,23 +40,8 @@ fn id(v: &Value, field: &str) -> u64 {
     v[field].as_u64().unwrap_or(0)
 }
 
-/// `vp_` programs now: (id, map ids).
-pub fn vp_programs() -> Vec<(u64, Vec<u64>)> {
-    bpftool("prog")
-        .iter()
-        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("vp_")))
-        .map(|p| {
-            let maps = p["map_ids"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default();
-            (id(p, "id"), maps)
-        })
-        .collect()
-}
-
 /// Programs, maps and links in the kernel.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Kernel {
     progs: BTreeSet<u64>,
     maps: BTreeSet<u64>,
@@ -58,21 +49,42 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The `vp_` programs loaded now that are not in `before`, with their maps and links.
-    pub fn new_since(before: &BTreeSet<u64>) -> Kernel {
-        let mut ours = Kernel::default();
-        for (id, maps) in vp_programs() {
-            if !before.contains(&id) {
-                ours.progs.insert(id);
-                ours.maps.extend(maps);
+    /// What process `pid` holds: every BPF program, map and link among its
+    /// fds, and the maps its programs use.
+    pub fn of(pid: u32) -> Kernel {
+        let mut k = Kernel::default();
+        for fd in list(&format!("/proc/{pid}/fd")) {
+            let Ok(target) = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
+                continue;
+            };
+            if !target.to_string_lossy().starts_with("anon_inode:bpf") {
+                continue;
+            }
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+            for line in info.lines() {
+                let Some((key, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let Ok(n) = value.trim().parse::<u64>() else {
+                    continue;
+                };
+                match key {
+                    "prog_id" => k.progs.insert(n),
+                    "map_id" => k.maps.insert(n),
+                    "link_id" => k.links.insert(n),
+                    _ => false,
+                };
             }
         }
-        for l in bpftool("link") {
-            if ours.progs.contains(&id(&l, "prog_id")) {
-                ours.links.insert(id(&l, "id"));
+        for p in bpftool("prog") {
+            if k.progs.contains(&id(&p, "id")) {
+                if let Some(maps) = p["map_ids"].as_array() {
+                    k.maps.extend(maps.iter().filter_map(Value::as_u64));
+                }
             }
         }
-        ours
+        k
     }
 
     /// Programs found.
@@ -80,30 +92,31 @@ impl Kernel {
         self.progs.len()
     }
 
-    /// Of `ours`, what is still loaded, plus every `vp_` program not in `before`.
-    pub fn remaining(ours: &Kernel, before: &BTreeSet<u64>) -> Kernel {
-        let vp: BTreeSet<u64> = vp_programs().into_iter().map(|(id, _)| id).collect();
-        let all_progs: BTreeSet<u64> = bpftool("prog").iter().map(|p| id(p, "id")).collect();
-        let maps: BTreeSet<u64> = bpftool("map").iter().map(|m| id(m, "id")).collect();
-        let links = bpftool("link");
+    /// Of `ours`, what is still loaded now.
+    pub fn remaining(ours: &Kernel) -> Kernel {
+        let ids =
+            |what: &str| -> BTreeSet<u64> { bpftool(what).iter().map(|v| id(v, "id")).collect() };
         Kernel {
-            progs: all_progs
-                .iter()
-                .filter(|p| ours.progs.contains(p) || (vp.contains(p) && !before.contains(p)))
-                .copied()
-                .collect(),
-            maps: maps.intersection(&ours.maps).copied().collect(),
-            links: links
-                .iter()
-                .filter(|l| {
-                    ours.links.contains(&id(l, "id")) || ours.progs.contains(&id(l, "prog_id"))
-                })
-                .map(|l| id(l, "id"))
-                .collect(),
+            progs: ids("prog").intersection(&ours.progs).copied().collect(),
+            maps: ids("map").intersection(&ours.maps).copied().collect(),
+            links: ids("link").intersection(&ours.links).copied().collect(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.progs.is_empty() && self.maps.is_empty() && self.links.is_empty()
     }
+}
+
+/// Asserts that, within [`RELEASE_LIMIT`], none of `ours` is loaded any more.
+pub fn assert_released(what: &str, ours: &Kernel) {
+    let mut left = Kernel::default();
+    let gone = super::util::poll_until(RELEASE_LIMIT, || {
+        left = Kernel::remaining(ours);
+        left.is_empty()
+    });
+    assert!(
+        gone,
+        "{what}: {RELEASE_LIMIT:?} later the kernel still holds {left:?} of {ours:?}"
+    );
 }

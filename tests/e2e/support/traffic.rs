@@ -111,6 +111,32 @@ unsafe fn flood_here(dev: &str, frame: &[u8], count: usize, limit: Duration) -> 
     sent
 }
 
+/// Sends UDP datagrams to a closed port on the namespace's loopback, `rate`
+/// a second for `limit`: each is dropped (`skb.drop`, reason NO_SOCKET) in
+/// `ns` alone. Runs on its own thread; returns how many it sent when joined.
+pub fn udp_drops(ns: &Netns, rate: u32, limit: Duration) -> std::thread::JoinHandle<u64> {
+    let path = ns.path();
+    std::thread::spawn(move || {
+        let fd =
+            std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("setns {}: {e}", path.display()));
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < limit {
+            let due = (start.elapsed().as_secs_f64() * f64::from(rate)) as u64;
+            while sent < due {
+                // ECONNREFUSED from an earlier ICMP error is expected: send again
+                let _ = sock.send_to(b"x", "127.0.0.1:9");
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sent
+    })
+}
+
 struct CloseOnDrop(libc::c_int);
 
 impl Drop for CloseOnDrop {

@@ -2,7 +2,7 @@
 //! running `vprobe --format json` session with its JSON Lines.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +46,11 @@ pub fn skips_are_failures() -> bool {
 /// Gate for tests that load programs or make namespaces. Returns `false`
 /// (after saying so loudly) when the test must be skipped; panics instead
 /// where skips are failures.
+///
+/// The harness knows no skip (the test shows as `ok`) and swallows what a
+/// passing test prints, so the notice goes straight to stderr, and the
+/// skipped tests are counted and listed again when the test binary exits,
+/// after the harness's own summary.
 pub fn root_or_skip(test: &str) -> bool {
     if is_root() {
         return true;
@@ -53,8 +58,36 @@ pub fn root_or_skip(test: &str) -> bool {
     if skips_are_failures() {
         panic!("{test} needs root, and CI=true or VPROBE_REQUIRE_ROOT=1 forbids skipping it");
     }
-    eprintln!("\n*** SKIPPED (needs root): {test} ***\n");
+    record_skip(test);
     false
+}
+
+static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn record_skip(test: &str) {
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    if skipped.is_empty() {
+        // SAFETY: registers a plain function that takes no arguments.
+        unsafe { libc::atexit(report_skips) };
+    }
+    skipped.push(test.to_string());
+    // std::io::stderr() directly: eprintln! would be captured with the test's output
+    let _ = writeln!(std::io::stderr(), "SKIPPED (needs root): {test}");
+}
+
+/// At exit: how many tests were skipped, and which.
+extern "C" fn report_skips() {
+    let skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\n{} test{} SKIPPED, not run (they need root; as root, or with VPROBE_REQUIRE_ROOT=1 to make this an error):",
+        skipped.len(),
+        if skipped.len() == 1 { "" } else { "s" }
+    );
+    for t in skipped.iter() {
+        let _ = writeln!(err, "  {t}");
+    }
 }
 
 /// Tests that load programs into the kernel run one at a time even when the
@@ -336,9 +369,14 @@ impl Session {
     }
 
     /// Waits (bounded) for vprobe to end and collects everything it printed.
-    pub fn finish(mut self) -> Finished {
+    pub fn finish(self) -> Finished {
+        self.finish_within(END_TIMEOUT)
+    }
+
+    /// [`Session::finish`] for a session that runs for a while by itself.
+    pub fn finish_within(mut self, limit: Duration) -> Finished {
         let mut child = self.child.take().expect("running");
-        let (status, timed_out) = wait_within(&mut child, END_TIMEOUT);
+        let (status, timed_out) = wait_within(&mut child, limit);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -352,7 +390,7 @@ impl Session {
         };
         assert!(
             !timed_out,
-            "vprobe did not end within {END_TIMEOUT:?}; killed\n{}",
+            "vprobe did not end within {limit:?}; killed\n{}",
             f.describe()
         );
         super::schema::check_lines(&f.what, &f.lines.join("\n"));
