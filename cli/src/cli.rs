@@ -336,6 +336,18 @@ pub struct RunArgs {
     /// `timeline` report (e.g. drops) into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+
+    /// Also write the packet of every event of the script's attach points that
+    /// can capture (skb.drop, macvtap.drop, tun.drop, tcp.retransmit, dev.rx,
+    /// dev.queue, sock.rcvqueue_full), with the same filters, to this pcapng
+    /// file: the drop reason, location and ring state in each packet's comment.
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub capture: Option<PathBuf>,
+
+    /// Bytes kept of each captured packet (--capture), from its link header.
+    #[arg(long, value_name = "BYTES", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub snaplen: u32,
 }
 
 impl RunArgs {

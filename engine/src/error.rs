@@ -20,6 +20,9 @@ pub enum Error {
     /// A workload could not start.
     #[error(transparent)]
     Workload(#[from] WorkloadError),
+    /// A capture file could not be created.
+    #[error(transparent)]
+    Capture(#[from] crate::output::pcap::CaptureError),
     /// The caller refused the plan ([`crate::run::PlanCheck`]).
     #[error(transparent)]
     Refused(#[from] crate::run::Refused),

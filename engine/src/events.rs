@@ -11,18 +11,46 @@ use std::task::Poll;
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use vprobe_probes::abi::Event;
+use vprobe_probes::abi::{self, Event, Packet};
 
 use crate::session::InstanceId;
 
-/// Decodes one ring-buffer record; None if it is too short.
-pub fn decode(bytes: &[u8]) -> Option<Event> {
-    if bytes.len() < std::mem::size_of::<Event>() {
+/// One ring-buffer record: an event, and with a capture its packet.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The event.
+    pub event: Event,
+    /// A capture's packet header and the bytes the kernel copied.
+    pub packet: Option<(Packet, Vec<u8>)>,
+}
+
+/// Reads a plain-old-data `T` at the start of `bytes`, if they are long enough.
+fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: Event is plain old data and the length was checked; the ring
-    // buffer gives 8-byte aligned records but read_unaligned does not rely on it.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+    // SAFETY: only used with the abi's #[repr(C)] plain-old-data types, and the
+    // length was checked; read_unaligned does not rely on the ring's alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Decodes one ring-buffer record; None if it is too short.
+pub fn decode(bytes: &[u8]) -> Option<Record> {
+    let event: Event = read(bytes)?;
+    if event.flags & abi::EVENT_PACKET == 0 {
+        return Some(Record {
+            event,
+            packet: None,
+        });
+    }
+    let rest = &bytes[std::mem::size_of::<Event>()..];
+    let packet: Packet = read(rest)?;
+    let data = &rest[std::mem::size_of::<Packet>()..];
+    let n = (packet.cap_len as usize).min(data.len());
+    Some(Record {
+        event,
+        packet: Some((packet, data[..n].to_vec())),
+    })
 }
 
 /// The ring buffers of a session's `on_event` instances, pollable together.
@@ -76,21 +104,21 @@ impl Rings {
         .await
     }
 
-    /// Takes the next waiting event of some ring, with its instance; `None`
+    /// Takes the next waiting record of some ring, with its instance; `None`
     /// when every ring is empty. One record at a time, so the caller decides
     /// between two records whether to go on (a time budget, a stop request)
     /// and what it did not take stays in the kernel's ring.
-    pub fn take_one(&mut self) -> Option<(InstanceId, Event)> {
+    pub fn take_one(&mut self) -> Option<(InstanceId, Record)> {
         let n = self.rings.len();
         for k in 0..n {
             let i = (self.turn + k) % n;
             let (id, ring, _) = &mut self.rings[i];
             // a record too short to decode is consumed and skipped: it counts
-            // as undelivered (offered, never handed to a callback)
+            // as undelivered (offered, never handed to its consumer)
             while let Some(item) = ring.next() {
-                if let Some(ev) = decode(&item) {
+                if let Some(rec) = decode(&item) {
                     self.turn = (i + 1) % n;
-                    return Some((*id, ev));
+                    return Some((*id, rec));
                 }
             }
         }

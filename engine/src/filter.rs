@@ -12,7 +12,7 @@ use vprobe_probes::{layers, suggest, FieldDef, FieldKind, Slot};
 
 use crate::plan::{Consumer, Filter, FilterValue, HistKind, ProbeRequest};
 use crate::symbols::{Symbols, SymbolsError, ISA_SVM, ISA_VMX};
-use crate::value::{parse_tc_handle, ETHERTYPES, FAMILIES, TCP_STATES};
+use crate::value::{parse_tc_handle, parse_tcp_flags, ETHERTYPES, FAMILIES, TCP_STATES};
 
 /// Why filter values do not suit their field, or do not fit the settings.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +224,10 @@ pub fn expected(kind: FieldKind) -> &'static str {
         FieldKind::EtherType => "an EtherType number or `ip`, `ipv6`, `arp`",
         FieldKind::IpAddr => "an IP address string (`192.0.2.1`, `2001:db8::1`)",
         FieldKind::TcpState => "a TCP state (`ESTABLISHED`) or number",
+        FieldKind::TcpFlags => "TCP flags (`SYN|ACK`, `ACK`) or a number",
+        FieldKind::RetransmitKind => {
+            "a retransmission kind (`timeout`, `tlp`, `fast`, `syn`, `synack`, `other`) or number"
+        }
         FieldKind::Family => "`inet`, `inet6` or a number",
         FieldKind::Layer => "a layer name (`tap`, `tun`, `qdisc`, `tcp`, …; see `vprobe list`)",
         FieldKind::Comm => "a thread name or a glob ending in `*` (`vhost-*`)",
@@ -429,6 +433,20 @@ fn term(
             let n = TCP_STATES
                 .iter()
                 .position(|t| !t.is_empty() && *t == up)
+                .ok_or_else(bad)?;
+            out.push(exact(n as u64))
+        }
+        (FieldKind::TcpFlags, FilterValue::Int(n)) if (0..256).contains(n) => {
+            out.push(exact(*n as u64))
+        }
+        (FieldKind::TcpFlags, FilterValue::Str(s)) => {
+            out.push(exact(parse_tcp_flags(s).ok_or_else(bad)?))
+        }
+        (FieldKind::RetransmitKind, FilterValue::Int(n)) if *n >= 0 => out.push(exact(*n as u64)),
+        (FieldKind::RetransmitKind, FilterValue::Str(s)) => {
+            let n = vprobe_probes::catalog::tcp::RETRANSMIT_KINDS
+                .iter()
+                .position(|k| k.eq_ignore_ascii_case(s))
                 .ok_or_else(bad)?;
             out.push(exact(n as u64))
         }
@@ -659,10 +677,18 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Filte
         Consumer::Events { .. } => {
             s.mode = abi::MODE_EVENTS;
         }
+        Consumer::Capture(target) => {
+            s.mode = abi::MODE_CAPTURE;
+            s.snaplen = target.snaplen.min(abi::SNAP_MAX);
+        }
+    }
+    if let Some(rate) = req.rate {
+        s.rate_max = rate.max;
+        s.rate_period_ns = u64::try_from(rate.period.as_nanos()).unwrap_or(u64::MAX);
     }
     // Read what is keyed, filtered or histogrammed; an event carries every field.
     s.need_mask = match req.consumer {
-        Consumer::Events { .. } => u32::MAX,
+        Consumer::Events { .. } | Consumer::Capture(_) => u32::MAX,
         Consumer::Hist { .. } => s.key_mask | filtered | (1 << s.hist_slot),
         Consumer::Count { .. } => s.key_mask | filtered,
     };
@@ -698,7 +724,7 @@ fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), FilterEr
         .chain(match &req.consumer {
             Consumer::Count { keys, .. } => keys.clone(),
             Consumer::Hist { field, keys, .. } => keys.iter().copied().chain([*field]).collect(),
-            Consumer::Events { .. } => req.probe.fields.iter().collect(),
+            Consumer::Events { .. } | Consumer::Capture(_) => req.probe.fields.iter().collect(),
         });
     for f in used {
         if !layout.iter().any(|l| l.slot == f.slot) {
@@ -730,6 +756,7 @@ mod tests {
     fn req(filters: Vec<(&str, Vec<FilterValue>)>) -> ProbeRequest {
         let p = probe();
         ProbeRequest {
+            rate: None,
             probe: p,
             filters: filters
                 .into_iter()
@@ -857,6 +884,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let count = |keys: &[&str], filters: Vec<Filter>| ProbeRequest {
+            rate: None,
             probe: p,
             filters,
             consumer: Consumer::Count {
@@ -1012,6 +1040,7 @@ mod tests {
     fn wakeup_latency_watches_vhost_threads_unless_told_otherwise() {
         let p = vprobe_probes::find("sched.wakeup_latency").unwrap();
         let req = |filters: Vec<Filter>| ProbeRequest {
+            rate: None,
             probe: p,
             filters,
             consumer: Consumer::Hist {

@@ -1,6 +1,8 @@
 //! What a script asks for, before anything touches the kernel.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use vprobe_load::exec::ExecOptions;
 use vprobe_load::tcp_rr::RrOptions;
@@ -152,6 +154,42 @@ pub enum Consumer {
         /// The callback.
         callback: CallbackId,
     },
+    /// Write each event's packet to a pcapng file.
+    Capture(CaptureTarget),
+}
+
+/// Where `.capture(..)` writes: a pcapng file, and how much of each packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureTarget {
+    /// The file (created, or an earlier capture file replaced).
+    pub path: PathBuf,
+    /// Bytes kept of each packet, from its link (or network) header.
+    pub snaplen: u32,
+}
+
+/// Bytes kept of each packet when a capture does not say.
+pub const DEFAULT_SNAPLEN: u32 = 128;
+
+/// `.rate(..)`: at most `max` events or captures per `period`, counted in the
+/// kernel before anything is copied; the rest are counted as held back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Records let out per period.
+    pub max: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl fmt::Display for RateLimit {
+    /// `100/1s`, as `.rate(..)` takes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.max,
+            vprobe_time::duration::format(self.period)
+        )
+    }
 }
 
 impl Consumer {
@@ -159,8 +197,13 @@ impl Consumer {
     pub fn agg_name(&self) -> Option<&str> {
         match self {
             Consumer::Count { name, .. } | Consumer::Hist { name, .. } => Some(name.as_str()),
-            Consumer::Events { .. } => None,
+            Consumer::Events { .. } | Consumer::Capture(_) => None,
         }
+    }
+
+    /// Whether the kernel emits a record per event (a callback or a capture).
+    pub fn emits(&self) -> bool {
+        matches!(self, Consumer::Events { .. } | Consumer::Capture(_))
     }
 }
 
@@ -173,6 +216,8 @@ pub struct ProbeRequest {
     pub filters: Vec<Filter>,
     /// What the events feed.
     pub consumer: Consumer,
+    /// The in-kernel rate limit of an `on_event` or capture consumer.
+    pub rate: Option<RateLimit>,
     /// Where the script asked for it.
     pub origin: Origin,
 }

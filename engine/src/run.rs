@@ -21,13 +21,14 @@ use std::time::Duration;
 use crate::live::Live;
 use crate::metrics::{MetricsOptions, MetricsServer};
 use crate::output::{Output, Summary};
-use crate::plan::WorkloadSpec;
+use crate::plan::{CaptureTarget, Consumer, ProbeRequest, WorkloadSpec};
 use crate::script::{Plan, Script, StopRequests};
 use crate::session::SessionOptions;
 use crate::symbols::Symbols;
 use crate::workload::WorkloadError;
 use crate::{Error, Result};
 use vprobe_lab::Lab;
+use vprobe_probes::Capture;
 
 pub use crate::workload::WorkloadProgress;
 
@@ -59,6 +60,9 @@ pub struct RunOptions {
     /// Called twice a second while workloads run, with their progress; and
     /// once with an empty slice when the run ends.
     pub progress: Option<ProgressFn>,
+    /// `--capture FILE`: also capture the events of every attach point the
+    /// script uses that can capture, with the same filters.
+    pub capture: Option<CaptureTarget>,
     /// Workloads to run beside the script's own (`--load`).
     pub workloads: Vec<WorkloadSpec>,
     /// Told each warning about the script (`file:line:col: warning: ...`)
@@ -93,8 +97,17 @@ pub async fn run(
     // The session first: the script's top level may already ask it things
     // (`lab()`, `dev_stat(..)` for a baseline).
     let mut live = Live::new(script, output, symbols, options.session.clone())?;
-    live.set_lab(options.lab.take());
+    // The lab's stalls and background traffic wait for the start: drops
+    // while probes attach one by one would reach some counters and not others.
+    let lab = options.lab.take();
+    if let Some(lab) = &lab {
+        lab.set_disturbed(false);
+    }
+    live.set_lab(lab.clone());
     let mut plan = live.plan()?;
+    if let Some(target) = &options.capture {
+        capture_all(&mut plan, target);
+    }
     if let Some(warn) = options.warn.as_mut() {
         for w in live.script().warnings() {
             warn(&w.to_string());
@@ -130,6 +143,9 @@ pub async fn run(
         }
     };
     live.start(script_name, options.duration)?;
+    if let Some(lab) = &lab {
+        lab.set_disturbed(true);
+    }
     if let Some(requests) = options.stop_requests.take() {
         live.set_stop_requests(requests);
     }
@@ -170,7 +186,39 @@ pub async fn run(
     if let Some(show) = options.progress.as_mut() {
         show(&[]);
     }
+    // and end with the measurement: `on_end` reads counters that stand still
+    if let Some(lab) = &lab {
+        lab.set_disturbed(false);
+    }
     live.finish_with_summary()
+}
+
+/// Adds a capture to `target` of each attach point and filters the plan
+/// asks for (once, however many consumers they feed), where it can capture.
+fn capture_all(plan: &mut Plan, target: &CaptureTarget) {
+    let mut seen: Vec<String> = Vec::new();
+    let mut extra = Vec::new();
+    for req in &plan.requests {
+        if req.probe.capture == Capture::None || matches!(req.consumer, Consumer::Capture(_)) {
+            continue;
+        }
+        let filters: Vec<String> = req
+            .filters
+            .iter()
+            .map(|f| format!("{}={:?}", f.field.name, f.values))
+            .collect();
+        let key = format!("{} {}", req.probe.name, filters.join(" "));
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        extra.push(ProbeRequest {
+            consumer: Consumer::Capture(target.clone()),
+            rate: None,
+            ..req.clone()
+        });
+    }
+    plan.requests.extend(extra);
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

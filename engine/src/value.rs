@@ -58,6 +58,8 @@ pub fn decode(field: &FieldDef, rec: &Record, symbols: &Symbols) -> Value {
                 FieldKind::KernelAddr => Value::Str(symbols.kernel_addr(v)),
                 FieldKind::EtherType => Value::Str(ethertype_name(v)),
                 FieldKind::TcpState => Value::Str(tcp_state_name(v)),
+                FieldKind::TcpFlags => Value::Str(tcp_flags_string(v)),
+                FieldKind::RetransmitKind => Value::Str(retransmit_kind_name(v)),
                 FieldKind::Family => Value::Str(family_name(v)),
                 FieldKind::Layer => Value::Str(vprobe_probes::layers::name(v).to_string()),
                 FieldKind::Uint
@@ -129,6 +131,44 @@ fn tcp_state_name(v: u64) -> String {
     TCP_STATES
         .get(v as usize)
         .filter(|s| !s.is_empty())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// TCP header flags by bit (`tcp[13]`), lowest first.
+pub const TCP_FLAGS: &[&str] = &["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+
+/// `SYN|ACK`; `none` for no flag.
+pub fn tcp_flags_string(v: u64) -> String {
+    let names: Vec<&str> = TCP_FLAGS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| v & (1 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+/// `SYN|ACK` (any case, any order) → its bits; None for an unknown name.
+pub fn parse_tcp_flags(s: &str) -> Option<u64> {
+    if s.eq_ignore_ascii_case("none") {
+        return Some(0);
+    }
+    s.split('|').try_fold(0u64, |acc, name| {
+        let i = TCP_FLAGS
+            .iter()
+            .position(|f| f.eq_ignore_ascii_case(name.trim()))?;
+        Some(acc | 1 << i)
+    })
+}
+
+fn retransmit_kind_name(v: u64) -> String {
+    vprobe_probes::catalog::tcp::RETRANSMIT_KINDS
+        .get(v as usize)
         .map(|s| s.to_string())
         .unwrap_or_else(|| v.to_string())
 }

@@ -17,7 +17,7 @@ use proptest::test_runner::{Config, TestRunner};
 use vprobe_engine::events::decode;
 use vprobe_engine::script::{Options, Script};
 use vprobe_engine::symbols::Symbols;
-use vprobe_probes::abi::Event;
+use vprobe_probes::abi::{Event, Packet, EVENT_PACKET};
 use vprobe_probes::CATALOG;
 
 fn symbols() -> Rc<Symbols> {
@@ -190,11 +190,23 @@ fn event_records_decode_and_convert_for_every_attach_point() {
     let records = prop::collection::vec(any::<u8>(), 0..size * 2);
     let mut runner = TestRunner::new(config());
     let result = runner.run(&records, |bytes| {
-        let ev = decode(&bytes);
-        prop_assert_eq!(ev.is_some(), bytes.len() >= size);
-        let Some(ev) = ev else { return Ok(()) };
+        let rec = decode(&bytes);
+        // a capture record (its flag set) also needs its packet header
+        let packet = bytes.len() >= size && {
+            let at = std::mem::offset_of!(Event, flags);
+            let flags = u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+            flags & EVENT_PACKET != 0
+        };
+        let needed = size
+            + if packet {
+                std::mem::size_of::<Packet>()
+            } else {
+                0
+            };
+        prop_assert_eq!(rec.is_some(), bytes.len() >= needed);
+        let Some(rec) = rec else { return Ok(()) };
         for (probe, script, callback) in &scripts {
-            let r = script.borrow_mut().call_event(*callback, probe, &ev);
+            let r = script.borrow_mut().call_event(*callback, probe, &rec.event);
             prop_assert!(r.is_ok(), "{}: {:?}", probe.name, r);
         }
         Ok(())

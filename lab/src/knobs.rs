@@ -78,21 +78,28 @@ pub struct Knobs {
     pub stall: Option<Stall>,
     /// CPU every relay thread is pinned to; `None`: not pinned.
     pub cpu: Option<usize>,
+    /// UDP datagrams per second each guest sends the other in the
+    /// background; 0: none.
+    pub background: u32,
 }
 
 impl Default for Knobs {
-    /// The seed case: a ring of 8 and a relay stalled 20 ms every second
-    /// overflow the macvtap ring under a 16-stream TCP_RR load.
+    /// The seed case, a consumer that is late: a ring of 64 holds a
+    /// 16-stream TCP_RR load and 3000 background datagrams a second each way
+    /// while the relay keeps up; when it stalls (30 ms every second) the
+    /// background fills the ring within about 16 ms and the segments that
+    /// arrive next are dropped.
     fn default() -> Knobs {
         Knobs {
-            qlen: 8,
+            qlen: 64,
             queues: 1,
             batch: 64,
             stall: Some(Stall {
-                pause: Duration::from_millis(20),
+                pause: Duration::from_millis(30),
                 every: Duration::from_secs(1),
             }),
             cpu: None,
+            background: 3000,
         }
     }
 }
@@ -114,7 +121,7 @@ pub struct KnobDoc {
 pub const KNOBS: &[KnobDoc] = &[
     KnobDoc {
         name: "qlen",
-        default: "8",
+        default: "64",
         values: "1..=65536",
         about: "ring size of each macvtap (bridge: tap) queue, i.e. its txqueuelen",
     },
@@ -132,9 +139,15 @@ pub const KNOBS: &[KnobDoc] = &[
     },
     KnobDoc {
         name: "stall",
-        default: "20ms/1s",
+        default: "30ms/1s",
         values: "PAUSE/PERIOD or off",
         about: "the relay stops reading the macvtap for PAUSE every PERIOD (a descheduled vhost thread)",
+    },
+    KnobDoc {
+        name: "background",
+        default: "3000",
+        values: "0..=100000 or off",
+        about: "UDP datagrams per second each guest sends the other: nothing for the rings while the relays keep up, enough to fill one while its relay stalls",
     },
     KnobDoc {
         name: "cpu",
@@ -144,9 +157,9 @@ pub const KNOBS: &[KnobDoc] = &[
     },
 ];
 
-/// The knobs that make the control of the seed case: the same stalls with a
-/// ring deep enough for 16 streams, and no drops.
-pub const CONTROL_KNOBS: &str = "qlen=64";
+/// The knobs that make the control of the seed case: the same stalls and
+/// background with a ring deep enough to ride them out, and no drops.
+pub const CONTROL_KNOBS: &str = "qlen=256";
 
 /// A lab to build: `macvtap`, `macvtap:qlen=64,stall=off`, `veth`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,6 +251,12 @@ impl LabSpec {
                     }
                 }
                 "stall" => k.stall = parse_stall(value).map_err(bad)?,
+                "background" => {
+                    k.background = match value {
+                        "off" | "none" => 0,
+                        v => int(v, 0, 100_000).map_err(bad)?,
+                    }
+                }
                 _ => unreachable!("every knob in KNOBS is handled"),
             }
         }
@@ -293,9 +312,13 @@ impl fmt::Display for LabSpec {
             None => "off".into(),
         };
         let cpu = k.cpu.map_or("any".to_string(), |c| c.to_string());
+        let background = match k.background {
+            0 => "off".to_string(),
+            n => n.to_string(),
+        };
         write!(
             f,
-            ":qlen={},queues={},batch={},stall={stall},cpu={cpu}",
+            ":qlen={},queues={},batch={},stall={stall},background={background},cpu={cpu}",
             k.qlen, k.queues, k.batch
         )
     }
@@ -311,7 +334,7 @@ mod tests {
         assert_eq!(s.knobs, Knobs::default());
         assert_eq!(
             s.to_string(),
-            "macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any"
+            "macvtap:qlen=64,queues=1,batch=64,stall=30ms/1s,background=3000,cpu=any"
         );
         // The documented defaults are the real ones.
         let written: Vec<String> = KNOBS
@@ -339,11 +362,12 @@ mod tests {
                     every: Duration::from_millis(250)
                 }),
                 cpu: Some(1),
+                background: 3000,
             }
         );
         assert_eq!(LabSpec::parse(&s.to_string()).unwrap(), s);
         let c = LabSpec::parse(&format!("macvtap:{CONTROL_KNOBS}")).unwrap();
-        assert_eq!(c.knobs.qlen, 64);
+        assert_eq!(c.knobs.qlen, 256);
         assert_eq!(c.knobs.stall, Knobs::default().stall);
         assert_eq!(
             LabSpec::parse("macvtap:stall=off").unwrap().knobs.stall,

@@ -1,12 +1,13 @@
 //! A built lab: its namespaces, devices, guests and relays.
 
+use crate::background::Background;
 use crate::error::LabError;
 use crate::knobs::LabSpec;
 use crate::links::LinkStats;
 use crate::model::{Device, DeviceKind, Guest};
 use crate::netns::Namespace;
 use crate::parts::Parts;
-use crate::relay::{Relay, RelayStats};
+use crate::relay::{Relay, RelayStats, StallWindow};
 use crate::topology;
 
 /// A running lab. Dropping it (or [`Lab::down`]) stops the relays and closes
@@ -29,8 +30,15 @@ impl std::fmt::Debug for Lab {
 impl Lab {
     /// Builds the lab `spec` describes. On error, whatever was built is torn down.
     pub fn up(spec: &LabSpec) -> Result<Lab, LabError> {
-        let parts = topology::build(spec)?;
+        let mut parts = topology::build(spec)?;
         parts.wait_running()?;
+        if spec.topology.has_relay() && spec.knobs.background > 0 {
+            parts.background = Some(Background::start(
+                &parts,
+                spec.knobs.background,
+                parts.disturbed.clone(),
+            )?);
+        }
         Ok(Lab {
             parts,
             spec: spec.clone(),
@@ -89,6 +97,26 @@ impl Lab {
     /// What each relay has moved.
     pub fn relay_stats(&self) -> Vec<RelayStats> {
         self.parts.relays.iter().map(Relay::stats).collect()
+    }
+
+    /// Turns the lab's disturbances on or off: the relays' planned stalls
+    /// and the background traffic (on when the lab is built). A run turns
+    /// them off while it attaches its probes and on when it starts, so that
+    /// every counter it compares sees the same drops.
+    pub fn set_disturbed(&self, on: bool) {
+        self.parts
+            .disturbed
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The stalls of each relay so far, by the host-side device it reads
+    /// (`macvtap1`): the windows when a drop there is a late consumer's.
+    pub fn stalls(&self) -> Vec<(String, Vec<StallWindow>)> {
+        self.parts
+            .relays
+            .iter()
+            .map(|r| (r.device().to_string(), r.stall_windows()))
+            .collect()
     }
 
     /// Stops the relays (joining their threads) and closes every namespace.

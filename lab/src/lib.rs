@@ -25,6 +25,7 @@
 //! namespace inodes and device names a [`Lab`] reports.
 #![deny(missing_docs)]
 
+mod background;
 mod error;
 mod knobs;
 mod lab;
@@ -42,4 +43,4 @@ pub use lab::Lab;
 pub use links::LinkStats;
 pub use model::{Device, DeviceKind, Guest};
 pub use netns::Namespace;
-pub use relay::RelayStats;
+pub use relay::{RelayStats, StallWindow};

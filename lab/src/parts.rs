@@ -1,9 +1,11 @@
 //! What a lab is made of, as the topology builds it: namespaces with a
 //! netlink socket in each, the devices in them, the guests and the relays.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::background::Background;
 use crate::error::LabError;
 use crate::links::Netlink;
 use crate::model::{Device, DeviceKind, Guest};
@@ -16,24 +18,30 @@ const RUNNING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A lab's parts. Dropped half-built (a step of the topology failed) or
 /// whole, it takes everything down: the relays stop, the namespaces close.
 pub(crate) struct Parts {
-    // Fields drop in this order: relays (their threads hold the device fds),
-    // then the netlink sockets, then the namespaces.
+    // Fields drop in this order: background traffic, relays (their threads
+    // hold the device fds), then the netlink sockets, then the namespaces.
+    pub background: Option<Background>,
     pub relays: Vec<Relay>,
     netlink: Vec<Mutex<Netlink>>,
     pub namespaces: Vec<Namespace>,
     pub devices: Vec<Device>,
     pub guests: Vec<Guest>,
+    /// Whether the relays stall and the background traffic flows (see
+    /// `Lab::set_disturbed`); shared with their threads.
+    pub disturbed: Arc<AtomicBool>,
 }
 
 impl Parts {
     /// Nothing yet.
     pub fn new() -> Parts {
         Parts {
+            background: None,
             relays: Vec::new(),
             netlink: Vec::new(),
             namespaces: Vec::new(),
             devices: Vec::new(),
             guests: Vec::new(),
+            disturbed: Arc::new(AtomicBool::new(true)),
         }
     }
 

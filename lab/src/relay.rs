@@ -27,6 +27,9 @@ pub(crate) struct RelayConfig {
     pub cpu: Option<usize>,
 }
 
+/// Whether planned stalls happen now (`Lab::set_disturbed`).
+pub(crate) type Disturbed = Arc<std::sync::atomic::AtomicBool>;
+
 /// What a relay has done so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RelayStats {
@@ -44,19 +47,48 @@ pub struct RelayStats {
     pub error: Option<String>,
 }
 
+/// One pause of a relay's host → guest direction, CLOCK_MONOTONIC ns (the
+/// clock probes stamp events with): a planned stall, or a time it was late.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StallWindow {
+    /// When the relay stopped reading.
+    pub start_ns: u64,
+    /// When it read again.
+    pub end_ns: u64,
+    /// Planned (the `stall` knob), or found: the relay did not read for
+    /// longer than [`LATE`] and then found at least [`LATE_FRAMES`] frames
+    /// waiting (its thread was not running while traffic came).
+    pub planned: bool,
+}
+
+/// A gap between two reads this long, with frames waiting at its end, is a
+/// late relay: a descheduled vhost thread, as the `stall` knob plays one.
+pub const LATE: Duration = Duration::from_millis(5);
+/// Frames that must be waiting after such a gap: after a quiet spell the
+/// first frame wakes the relay at once, and it finds that one alone.
+pub const LATE_FRAMES: u32 = 4;
+
+/// Stall windows kept per relay (10 minutes of 1 s periods, many times over).
+const STALL_LOG_MAX: usize = 100_000;
+
 #[derive(Default)]
 struct Counters {
     to_guest: AtomicU64,
     to_host: AtomicU64,
     write_errors: AtomicU64,
     stalls: AtomicU64,
+    stall_log: Mutex<Vec<StallWindow>>,
     error: Mutex<Option<String>>,
+    /// Whether planned stalls happen now: the lab's, shared.
+    disturbed: Disturbed,
 }
 
 /// A running relay; stopping it (or dropping it) joins every thread, which
 /// closes every fd it was given.
 pub(crate) struct Relay {
     name: String,
+    /// The host-side device it reads (`macvtap0`, `tap0`).
+    device: String,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -70,9 +102,11 @@ impl Relay {
     /// Starts one thread pair per queue: `host[i]` ↔ `guest[i]`.
     pub fn start(
         name: &str,
+        device: &str,
         host: Vec<OwnedFd>,
         guest: Vec<OwnedFd>,
         cfg: RelayConfig,
+        disturbed: Disturbed,
     ) -> Result<Relay, LabError> {
         assert_eq!(host.len(), guest.len(), "one guest queue per host queue");
         let stop = Arc::new(
@@ -81,9 +115,13 @@ impl Relay {
         );
         let mut relay = Relay {
             name: name.to_string(),
+            device: device.to_string(),
             stop,
             threads: Vec::new(),
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(Counters {
+                disturbed,
+                ..Counters::default()
+            }),
         };
         for (q, (h, g)) in host.into_iter().zip(guest).enumerate() {
             let (h, g) = (Arc::new(h), Arc::new(g));
@@ -144,6 +182,23 @@ impl Relay {
         }
     }
 
+    /// The host-side device it reads.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Every stall of its host → guest direction so far (all queues), oldest first.
+    pub fn stall_windows(&self) -> Vec<StallWindow> {
+        let mut v = self
+            .counters
+            .stall_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        v.sort_by_key(|w| w.start_ns);
+        v
+    }
+
     /// Stops and joins every thread.
     pub fn stop(&mut self) {
         // An eventfd write only fails when the counter would overflow.
@@ -160,7 +215,7 @@ impl Drop for Relay {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
     ToGuest,
     ToHost,
@@ -229,15 +284,38 @@ fn pump(
     };
     let mut buf = vec![0u8; FRAME_BUF];
     let mut next_stall = stall.map(|s| Instant::now() + s.every);
+    // the end of the last read batch (ns), to find the times the relay was late
+    let mut last_read_ns = vprobe_time::monotonic_ns();
+    let log_stall = |w: StallWindow| {
+        let mut log = counters.stall_log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() < STALL_LOG_MAX {
+            log.push(w);
+        }
+    };
     loop {
         let mut timeout = PollTimeout::NONE;
         if let (Some(s), Some(at)) = (stall, next_stall) {
             let now = Instant::now();
+            if now >= at && !counters.disturbed.load(Ordering::Relaxed) {
+                // paused: no stall now, the next one a period from now
+                next_stall = Some(now + s.every);
+                continue;
+            }
             if now >= at {
+                let start_ns = vprobe_time::monotonic_ns();
                 if stopped_within(stop, s.pause)? {
                     return Ok(());
                 }
+                let end_ns = vprobe_time::monotonic_ns();
                 counters.stalls.fetch_add(1, Ordering::Relaxed);
+                if dir == Dir::ToGuest {
+                    log_stall(StallWindow {
+                        start_ns,
+                        end_ns,
+                        planned: true,
+                    });
+                }
+                last_read_ns = end_ns;
                 // Keep the period; after a long hiccup start again from now.
                 let next = at + s.every;
                 next_stall = Some(if next > Instant::now() {
@@ -264,6 +342,8 @@ fn pump(
         if !fds[0].any().unwrap_or(false) {
             continue;
         }
+        let woke_ns = vprobe_time::monotonic_ns();
+        let mut read: u32 = 0;
         for _ in 0..batch {
             let n = match nix::unistd::read(src, &mut buf) {
                 Ok(0) => break,
@@ -272,6 +352,7 @@ fn pump(
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(RelayError::Read(e)),
             };
+            read += 1;
             match nix::unistd::write(dst, &buf[..n]) {
                 Ok(_) => {
                     moved.fetch_add(1, Ordering::Relaxed);
@@ -280,6 +361,20 @@ fn pump(
                     counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+        // frames waited at the end of a long gap: the relay was late
+        if read >= LATE_FRAMES
+            && dir == Dir::ToGuest
+            && woke_ns.saturating_sub(last_read_ns) > LATE.as_nanos() as u64
+        {
+            log_stall(StallWindow {
+                start_ns: last_read_ns,
+                end_ns: woke_ns,
+                planned: false,
+            });
+        }
+        if read > 0 {
+            last_read_ns = vprobe_time::monotonic_ns();
         }
     }
 }

@@ -70,8 +70,14 @@ fn macvtap(lab: &mut Parts, spec: &LabSpec) -> Result<(), LabError> {
         lab.record(host, mvt, DeviceKind::Macvtap, mvt_index);
         let host_fds = open_macvtap(&lab.namespaces[host], mvt, mvt_index, knobs.queues)?;
         let guest_fds = tap_guest(lab, guest, knobs.queues)?;
-        lab.relays
-            .push(Relay::start(relay, host_fds, guest_fds, cfg)?);
+        lab.relays.push(Relay::start(
+            relay,
+            mvt,
+            host_fds,
+            guest_fds,
+            cfg,
+            lab.disturbed.clone(),
+        )?);
     }
     Ok(())
 }
@@ -98,8 +104,14 @@ fn bridge(lab: &mut Parts, spec: &LabSpec) -> Result<(), LabError> {
     )?;
     lab.record(h, "tap0", DeviceKind::Tap, tap);
     let guest_fds = tap_guest(lab, 0, knobs.queues)?;
-    lab.relays
-        .push(Relay::start("a", host_fds, guest_fds, cfg)?);
+    lab.relays.push(Relay::start(
+        "a",
+        "tap0",
+        host_fds,
+        guest_fds,
+        cfg,
+        lab.disturbed.clone(),
+    )?);
 
     let gb = lab.add_namespace(GUESTS[1].0)?;
     let peer = lab.namespaces[gb].fd().clone();

@@ -4,6 +4,8 @@
  * handed to a driver, and queued for transmission.
  * Slots (keep in sync with probes/src/catalog/dev.rs):
  *   num[0] ifindex  num[1] netns  num[2] len  num[3] protocol  num[4] rc  dev
+ * Captures copy the packet at dev.rx and dev.queue; at net_dev_xmit the skb
+ * belongs to the driver, which may have freed it already.
  */
 #include "vprobe.bpf.h"
 
@@ -14,7 +16,7 @@
 #define S_RC 4
 #define D_DEV VP_KEY_DEV
 
-static __always_inline struct vp_rec *dev_rec(const struct sk_buff *skb, struct net_device *dev)
+static __always_inline struct vp_rec *dev_rec(struct sk_buff *skb, struct net_device *dev)
 {
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
@@ -33,7 +35,7 @@ int BPF_PROG(vp_rx_btf, struct sk_buff *skb)
 {
 	struct vp_rec *r = dev_rec(skb, NULL);
 	if (r)
-		vp_submit(r);
+		vp_submit_skb(r, skb);
 	return 0;
 }
 
@@ -43,7 +45,7 @@ int BPF_PROG(vp_rx_raw, struct sk_buff *skb)
 {
 	struct vp_rec *r = dev_rec(skb, NULL);
 	if (r)
-		vp_submit(r);
+		vp_submit_skb(r, skb);
 	return 0;
 }
 
@@ -52,7 +54,7 @@ int vp_rx_tp(struct trace_event_raw_net_dev_template *ctx)
 {
 	struct vp_rec *r = dev_rec(ctx->skbaddr, NULL);
 	if (r)
-		vp_submit(r);
+		vp_submit_skb(r, ctx->skbaddr);
 	return 0;
 }
 
@@ -61,7 +63,7 @@ int BPF_PROG(vp_queue_btf, struct sk_buff *skb)
 {
 	struct vp_rec *r = dev_rec(skb, NULL);
 	if (r)
-		vp_submit(r);
+		vp_submit_skb(r, skb);
 	return 0;
 }
 
@@ -70,7 +72,7 @@ int BPF_PROG(vp_queue_raw, struct sk_buff *skb)
 {
 	struct vp_rec *r = dev_rec(skb, NULL);
 	if (r)
-		vp_submit(r);
+		vp_submit_skb(r, skb);
 	return 0;
 }
 
@@ -79,7 +81,7 @@ int vp_queue_tp(struct trace_event_raw_net_dev_template *ctx)
 {
 	struct vp_rec *r = dev_rec(ctx->skbaddr, NULL);
 	if (r)
-		vp_submit(r);
+		vp_submit_skb(r, ctx->skbaddr);
 	return 0;
 }
 

@@ -68,14 +68,14 @@ struct {
  * slots at once, which a wakeup cannot: its latency is not known yet). */
 static __always_inline int slot_match(int i, __u64 v)
 {
-	__u32 n = settings.filter_n[i & (VP_NUM - 1)];
+	__u32 n = settings.filter_n[VP_SLOT(i)];
 	int ok = 0;
 	if (!n)
 		return 1;
 #pragma unroll
 	for (int j = 0; j < VP_FILTER_MAX; j++) {
-		if (j < n && v >= settings.filter_lo[i & (VP_NUM - 1)][j] &&
-		    v <= settings.filter_hi[i & (VP_NUM - 1)][j])
+		if (j < n && v >= settings.filter_lo[VP_SLOT(i)][j] &&
+		    v <= settings.filter_hi[VP_SLOT(i)][j])
 			ok = 1;
 	}
 	return ok;

@@ -45,11 +45,16 @@
  *   num[5] queues   num[6] ring_size  num[7] ring_producer
  *   num[8] ring_consumer_head  num[9] ring_consumer_tail  num[10] ring_occupancy
  *   num[11] ring_unreleased  num[12] sport  num[13] len  num[14] protocol
- *   num[15] dport  addr[0] saddr  addr[1] daddr  dev
- * The flow (addresses and ports, IPv4 as ::ffff:a.b.c.d) is parsed from the
- * packet's own headers, so a drop can be tied to its TCP connection.
+ *   num[15] dport  num[16] seq  num[17] ack  num[18] tcp_flags  num[19] tcp_len
+ *   addr[0] saddr  addr[1] daddr  dev
+ * The flow (addresses and ports, IPv4 as ::ffff:a.b.c.d) and the TCP segment
+ * are parsed from the packet's own headers (pkt.bpf.h), so a drop can be tied
+ * to its TCP connection and to the retransmission that repairs it. A capture
+ * copies the dropped packet from its Ethernet header (the kfree_skb
+ * mechanisms; the counting path has no packet).
  */
 #include "vprobe.bpf.h"
+#include "pkt.bpf.h"
 #include "sites.bpf.h"
 #include <asm/ptrace.h>
 
@@ -69,14 +74,13 @@
 #define S_LEN 13
 #define S_PROTOCOL 14
 #define S_DPORT 15
+#define S_SEQ 16
+#define S_ACK 17
+#define S_TCP_FLAGS 18
+#define S_TCP_LEN 19
 #define A_SADDR 0
 #define A_DADDR 1
 #define D_DEV VP_KEY_DEV
-
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
 
 #define MAX_QUEUES 256 /* MAX_TAP_QUEUES, the size of taps[] and tfiles[] */
 
@@ -124,64 +128,10 @@ static __always_inline void ring_fill(struct vp_rec *r, struct ptr_ring *ring)
 	r->num[S_RING_OCCUPANCY] = occupancy;
 }
 
-static __always_inline void v4_mapped(__u8 *dst, __u32 a)
-{
-	__builtin_memset(dst, 0, 10);
-	dst[10] = 0xff;
-	dst[11] = 0xff;
-	__builtin_memcpy(dst + 12, &a, 4);
-}
-
-static __always_inline int need_flow(void)
-{
-	return vp_need(S_SPORT) || vp_need(S_DPORT) || vp_need(VP_KEY_ADDR(A_SADDR)) ||
-	       vp_need(VP_KEY_ADDR(A_DADDR));
-}
-
-/* Addresses and TCP/UDP ports from the packet's IPv4/IPv6 header (the network
- * header offset is set on both the receive and the transmit path). */
-static __always_inline void flow_fill(struct vp_rec *r, struct sk_buff *skb)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	__u8 l4 = 0;
-	__u32 th;
-	__u16 ports[2];
-
-	if (!head || nh == (__u16)~0U)
-		return;
-	if (proto == ETH_P_IP) {
-		__u8 vihl = 0;
-		__u16 frag = 0;
-		__u32 saddr = 0, daddr = 0;
-
-		bpf_probe_read_kernel(&vihl, 1, head + nh);
-		bpf_probe_read_kernel(&frag, 2, head + nh + 6);
-		bpf_probe_read_kernel(&l4, 1, head + nh + 9);
-		bpf_probe_read_kernel(&saddr, 4, head + nh + 12);
-		bpf_probe_read_kernel(&daddr, 4, head + nh + 16);
-		v4_mapped(r->addr[A_SADDR], saddr);
-		v4_mapped(r->addr[A_DADDR], daddr);
-		/* ports only in the first fragment */
-		if (bpf_ntohs(frag) & 0x1fff)
-			return;
-		th = nh + (vihl & 0xf) * 4;
-	} else if (proto == ETH_P_IPV6) {
-		bpf_probe_read_kernel(&l4, 1, head + nh + 6);
-		bpf_probe_read_kernel(r->addr[A_SADDR], 16, head + nh + 8);
-		bpf_probe_read_kernel(r->addr[A_DADDR], 16, head + nh + 24);
-		th = nh + 40;
-	} else {
-		return;
-	}
-	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
-		return;
-	if (bpf_probe_read_kernel(ports, sizeof(ports), head + th))
-		return;
-	r->num[S_SPORT] = bpf_ntohs(ports[0]);
-	r->num[S_DPORT] = bpf_ntohs(ports[1]);
-}
+#define FLOW_SLOTS                                                                                 \
+	((struct vp_flow_slots){ .sport = S_SPORT, .dport = S_DPORT, .seq = S_SEQ, .ack = S_ACK,   \
+				 .tcp_flags = S_TCP_FLAGS, .tcp_len = S_TCP_LEN, .saddr = A_SADDR,  \
+				 .daddr = A_DADDR })
 
 /* The fields every program here fills from the skb and the tracepoint. */
 static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb,
@@ -195,8 +145,7 @@ static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb,
 		r->num[S_LEN] = BPF_CORE_READ(skb, len);
 	if (vp_need(S_PROTOCOL))
 		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	if (need_flow())
-		flow_fill(r, skb);
+	vp_fill_flow(r, skb, FLOW_SLOTS);
 }
 
 /* tap_get_queue()'s choice, for an skb seen after that choice was made. */
@@ -253,7 +202,7 @@ static __always_inline void mvtap_drop(struct sk_buff *skb, __u64 location, __u6
 			tap_ring_fill(r, tap, tap_queue_index(skb, numvtaps));
 		}
 	}
-	vp_submit(r);
+	vp_submit_skb(r, skb);
 }
 
 static __always_inline void tun_drop(struct sk_buff *skb, __u64 location, __u64 reason)
@@ -286,7 +235,7 @@ static __always_inline void tun_drop(struct sk_buff *skb, __u64 location, __u64 
 		if (tfile)
 			ring_fill(r, &tfile->tx_ring);
 	}
-	vp_submit(r);
+	vp_submit_skb(r, skb);
 }
 
 SEC("tp_btf/kfree_skb")

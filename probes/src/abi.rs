@@ -3,7 +3,7 @@
 //! Keep in sync with `bpf/include/vprobe.bpf.h`.
 
 /// Numeric field slots in a record.
-pub const NUM: usize = 16;
+pub const NUM: usize = 24;
 /// Address (16-byte) slots in a record.
 pub const ADDR: usize = 2;
 /// Ranges or values per filtered field.
@@ -14,9 +14,9 @@ pub const DEV_MAX: usize = 4;
 pub const DEV_LEN: usize = 16;
 
 /// `key_mask` bit of the first address slot.
-pub const KEY_ADDR0: u32 = 16;
+pub const KEY_ADDR0: u32 = 24;
 /// `key_mask` bit of the device name.
-pub const KEY_DEV: u32 = 18;
+pub const KEY_DEV: u32 = 26;
 
 /// Count events into `counts`.
 pub const MODE_COUNT: u32 = 1;
@@ -24,6 +24,19 @@ pub const MODE_COUNT: u32 = 1;
 pub const MODE_HIST: u32 = 2;
 /// Emit every matching record to the `events` ring buffer.
 pub const MODE_EVENTS: u32 = 4;
+/// Emit every matching record with its packet's first `snaplen` bytes.
+pub const MODE_CAPTURE: u32 = 8;
+
+/// `Event::flags`: a [`Packet`] header and its bytes follow the event.
+pub const EVENT_PACKET: u32 = 1;
+/// Largest `snaplen` (`VP_SNAP_MAX`).
+pub const SNAP_MAX: u32 = 2048;
+/// `Packet::link`: no bytes (the program has no skb; the record says what it can).
+pub const LINK_NONE: u32 = 0;
+/// `Packet::link`: the bytes start at an Ethernet header.
+pub const LINK_ETHERNET: u32 = 1;
+/// `Packet::link`: the bytes start at the IPv4/IPv6 header.
+pub const LINK_IP: u32 = 2;
 
 /// log2 histogram buckets (bpftrace `hist()`).
 pub const HIST_LOG2: u32 = 0;
@@ -34,12 +47,14 @@ pub const HIST_LINEAR: u32 = 1;
 pub const LOSS_EVENTS: u32 = 0;
 /// `loss` slot: failed aggregation inserts (map full).
 pub const LOSS_MAP_FULL: u32 = 1;
-/// `loss` slot: events offered to the ring buffer, reserved or not. Less
-/// the reserve failures and what user space handed to callbacks, it is what
-/// reached the ring but never a callback.
-pub const LOSS_OFFERED: u32 = 2;
+/// `loss` slot: events and captures the rate limit held back.
+pub const LOSS_RATE: u32 = 2;
+/// `loss` slot: records offered to the ring buffer, reserved or not. Less
+/// the reserve failures and what user space handed on (to a callback or a
+/// capture file), it is what reached the ring but never its consumer.
+pub const LOSS_OFFERED: u32 = 3;
 /// Slots of the `loss` map.
-pub const LOSS_SLOTS: u32 = 3;
+pub const LOSS_SLOTS: u32 = 4;
 
 /// `Raw::read`: an integer zero-extended to 64 bits.
 pub const READ_UNSIGNED: u32 = 0;
@@ -111,17 +126,31 @@ pub struct Event {
     pub ts_ns: u64,
     /// CPU the event fired on.
     pub cpu: u32,
-    /// Padding.
-    pub pad: u32,
+    /// [`EVENT_PACKET`] when a [`Packet`] follows.
+    pub flags: u32,
     /// The record.
     pub rec: Record,
+}
+
+/// The packet of a capture record, after its [`Event`]; `cap_len` bytes follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Packet {
+    /// Bytes of the packet from where the capture starts (its length on the wire).
+    pub wire_len: u32,
+    /// Bytes captured.
+    pub cap_len: u32,
+    /// `LINK_*`.
+    pub link: u32,
+    /// Padding.
+    pub pad: u32,
 }
 
 /// Load-time settings of one program instance (`const volatile settings`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// Fields that form the aggregation key: bits 0..15 num, 16..17 addr, 18 dev.
+    /// Fields that form the aggregation key: bits 0..23 num, 24..25 addr, 26 dev.
     pub key_mask: u32,
     /// `MODE_*` bits.
     pub mode: u32,
@@ -164,6 +193,12 @@ pub struct Settings {
     pub raw_addr: [Raw; ADDR],
     /// Generic tracepoint: where `dev` is (a string).
     pub raw_dev: Raw,
+    /// `MODE_CAPTURE`: packet bytes copied per record (at most [`SNAP_MAX`]).
+    pub snaplen: u32,
+    /// Events and captures let out per `rate_period_ns`; 0 = no limit.
+    pub rate_max: u32,
+    /// The rate limit's period.
+    pub rate_period_ns: u64,
 }
 
 impl Default for Settings {
@@ -190,6 +225,9 @@ impl Default for Settings {
             raw_num: [Raw::default(); NUM],
             raw_addr: [Raw::default(); ADDR],
             raw_dev: Raw::default(),
+            snaplen: 0,
+            rate_max: 0,
+            rate_period_ns: 0,
         }
     }
 }
@@ -250,30 +288,34 @@ mod tests {
     #[test]
     fn layout_matches_the_c_header() {
         // sizes computed from vprobe.bpf.h by hand; a mismatch corrupts every key
-        assert_eq!(std::mem::size_of::<Record>(), 16 * 8 + 32 + 16);
-        assert_eq!(std::mem::size_of::<HistKey>(), 176 + 8);
+        assert_eq!(std::mem::size_of::<Record>(), 24 * 8 + 32 + 16);
+        assert_eq!(std::mem::size_of::<HistKey>(), 240 + 8);
         assert_eq!(std::mem::size_of::<HistValue>(), 16);
-        assert_eq!(std::mem::size_of::<Event>(), 16 + 176);
+        assert_eq!(std::mem::size_of::<Event>(), 16 + 240);
+        assert_eq!(std::mem::size_of::<Packet>(), 16);
         assert_eq!(
             std::mem::size_of::<Settings>(),
             4 * 4
                 + 8
                 + 8
-                + 4 * 16
+                + 4 * 24
                 + 4 * 2
                 + 4
                 + 4 * 4
                 + 4
-                + 16 * 8 * 8 * 2
+                + 24 * 8 * 8 * 2
                 + 2 * 8 * 16
                 + 4 * 16
                 + 4 * 2
                 + 4
                 + 4
-                + 8 * (16 + 2 + 1)
+                + 8 * (24 + 2 + 1)
+                + 4
+                + 4
+                + 8
         );
         assert_eq!(std::mem::size_of::<Raw>(), 8);
-        assert_eq!(std::mem::offset_of!(Settings, raw_num), 2512);
+        assert_eq!(std::mem::offset_of!(Settings, raw_num), 3568);
     }
 
     #[test]
@@ -294,6 +336,7 @@ mod tests {
         };
         assert_eq!(define("VP_LOSS_EVENTS"), LOSS_EVENTS);
         assert_eq!(define("VP_LOSS_MAP_FULL"), LOSS_MAP_FULL);
+        assert_eq!(define("VP_LOSS_RATE"), LOSS_RATE);
         assert_eq!(define("VP_LOSS_OFFERED"), LOSS_OFFERED);
         assert_eq!(define("VP_LOSS_SLOTS"), LOSS_SLOTS);
     }

@@ -10,6 +10,6 @@ pub mod layers;
 pub mod object;
 
 pub use catalog::{
-    find, generic, suggest, FieldDef, FieldKind, GenericDef, Mechanism, MechanismKind, Object,
-    ProbeDef, RawField, Slot, CATALOG, GENERIC,
+    find, generic, suggest, Capture, FieldDef, FieldKind, GenericDef, Mechanism, MechanismKind,
+    Object, ProbeDef, RawField, Slot, CATALOG, GENERIC,
 };

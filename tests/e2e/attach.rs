@@ -503,7 +503,7 @@ fn rcvqueue_full_count_equals_socket_drops() {
     rcvqueue_via(
         "attach::rcvqueue_full_count_equals_socket_drops",
         TP_BTF,
-        "tp_btf/sock_rcvqueue_full",
+        "tp_btf/sock_rcvqueue_full+udp_fail_queue_rcv_skb",
     );
 }
 
@@ -512,7 +512,7 @@ fn rcvqueue_full_via_classic_tracepoint() {
     rcvqueue_via(
         "attach::rcvqueue_full_via_classic_tracepoint",
         CLASSIC,
-        "tracepoint/sock/sock_rcvqueue_full",
+        "tracepoint/sock/sock_rcvqueue_full+udp_fail_queue_rcv_skb",
     );
 }
 
@@ -698,6 +698,108 @@ fn rcvqueue_via(name: &str, extra: &[&str], mech: &str) {
     for b in entries(&summary, "rmem")[0]["buckets"].as_array().unwrap() {
         assert!(b["high"].as_u64().unwrap() > sock.rcvbuf, "{b}");
     }
+}
+
+/// UDP over IPv4 and IPv6: sockets that are never read, with the smallest
+/// receive buffer, sent datagrams on loopback; sock.rcvqueue_full (its
+/// udp_fail_queue_rcv_skb companion) against Udp/Udp6 RcvbufErrors.
+#[test]
+fn rcvqueue_full_counts_udp_receive_buffer_drops_v4_and_v6() {
+    udp_rcvbuf_via(
+        "attach::rcvqueue_full_counts_udp_receive_buffer_drops_v4_and_v6",
+        TP_BTF,
+    );
+}
+
+#[test]
+fn rcvqueue_full_counts_udp_drops_via_classic_tracepoint() {
+    udp_rcvbuf_via(
+        "attach::rcvqueue_full_counts_udp_drops_via_classic_tracepoint",
+        CLASSIC,
+    );
+}
+
+/// A counter of /proc/net/snmp6 (`Udp6RcvbufErrors 12`) inside `ns`.
+fn snmp6(ns: &Netns, field: &str) -> u64 {
+    let text = ns.read("/proc/net/snmp6");
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(char::is_whitespace)?;
+            (k == field).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/net/snmp6"))
+}
+
+fn udp_rcvbuf_via(name: &str, extra: &[&str]) {
+    if !util::root_or_skip(name) {
+        return;
+    }
+    let _k = util::kernel_lock();
+    const DATAGRAMS: usize = 400;
+    let ns = Netns::new();
+    ns.exec(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=0",
+        "net.ipv6.conf.lo.disable_ipv6=0",
+    ]);
+    let bind = |addr: &str| {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        ns.enter(|| {
+            let s = std::net::UdpSocket::bind(addr).expect("bind");
+            let one: libc::c_int = 1; // the kernel makes it its minimum
+                                      // SAFETY: SO_RCVBUF takes an int of the given size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    &one as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "SO_RCVBUF");
+            s
+        })
+    };
+    let v4 = bind("127.0.0.1:9");
+    let v6 = bind("[::1]:9");
+    // the classic record has no socket, but its flow (6.10+): our port
+    let script = format!(
+        r#"probe("sock.rcvqueue_full"){}.count("full", ["family", "protocol"]);"#,
+        if extra.is_empty() {
+            format!(r#".filter("netns", {})"#, ns.inode())
+        } else {
+            r#".filter("sport", 9)"#.to_string()
+        }
+    );
+    let before = (
+        ns.snmp("Udp", "RcvbufErrors"),
+        snmp6(&ns, "Udp6RcvbufErrors"),
+    );
+    let summary = measure(&script, extra, || {
+        ns.enter(|| {
+            let tx4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let tx6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+            for _ in 0..DATAGRAMS {
+                tx4.send_to(&[0u8; 200], v4.local_addr().unwrap()).unwrap();
+                tx6.send_to(&[0u8; 200], v6.local_addr().unwrap()).unwrap();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let after = (
+        ns.snmp("Udp", "RcvbufErrors"),
+        snmp6(&ns, "Udp6RcvbufErrors"),
+    );
+    let (d4, d6) = (after.0 - before.0, after.1 - before.1);
+    let c4 = util::count_where(&summary, "full", &[("family", "inet"), ("protocol", "17")]);
+    let c6 = util::count_where(&summary, "full", &[("family", "inet6"), ("protocol", "17")]);
+    eprintln!("udp: {DATAGRAMS} datagrams each way → RcvbufErrors +{d4}, Udp6RcvbufErrors +{d6}; vprobe {c4} inet, {c6} inet6");
+    assert!(d4 > 0 && d6 > 0, "the sockets dropped nothing");
+    assert_eq!(c4, d4, "{summary}");
+    assert_eq!(c6, d6, "{summary}");
+    drop((v4, v6));
 }
 
 // ---- tcp.probe ----

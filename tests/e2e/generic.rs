@@ -363,7 +363,7 @@ fn kprobe_says_why_it_is_not_available() {
     let e = fails_with("kprobe:tcp_retransmit_skb");
     assert_eq!(
         e.trim(),
-        "vprobe: <expr>:1:1: `kprobe:tcp_retransmit_skb` is not available on this kernel: kprobes are not built in (no /sys/bus/event_source/devices/kprobe); use `tcp.retransmit` instead, which works here (tp_btf/tcp_retransmit_skb)"
+        "vprobe: <expr>:1:1: `kprobe:tcp_retransmit_skb` is not available on this kernel: kprobes are not built in (no /sys/bus/event_source/devices/kprobe); use `tcp.retransmit` instead, which works here (tp_btf/tcp_retransmit_skb+tcp_retransmit_synack)"
     );
 }
 

@@ -471,7 +471,7 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
     let state = h.state();
     assert_eq!(
         state["spec"],
-        "macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any"
+        "macvtap:qlen=64,queues=1,batch=64,stall=30ms/1s,background=3000,cpu=any"
     );
     assert_eq!(state["pid"].as_u64(), Some(h.pid().as_raw() as u64));
     let ours = Footprint::of(h.pid().as_raw() as u32);
@@ -482,7 +482,7 @@ fn lab_up_holds_the_seed_case_until_sigterm_and_leaves_nothing() {
         4,
         "the holder holds one fd per namespace"
     );
-    // The seed case: a ring of 8 with the default stalls overflows under 16 streams.
+    // The seed case: the background fills the ring while a relay stalls.
     let d0 = macvtap_drops_via_state(&state);
     let (n, slow) = tcp_rr(
         &ns_file(&state, "guest-a"),

@@ -604,7 +604,7 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     term.wait_for("no lab is up");
 
     term.run(":lab up");
-    let header = "lab macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any up";
+    let header = "lab macvtap:qlen=64,queues=1,batch=64,stall=30ms/1s,background=3000,cpu=any up";
     term.wait_for(header);
     let inodes = lab_inodes(&term.screen(), header);
     assert_eq!(
@@ -637,7 +637,9 @@ fn lab_up_runs_tcp_rr_across_it_and_lab_down_leaves_nothing() {
     // down with a workload running across it: the workload ends first, cleanly
     term.run(r#"tcp_rr(#{name: "cut", streams: 1, duration: "60s"})"#);
     term.run(":lab down");
-    term.wait_for("lab macvtap:qlen=8,queues=1,batch=64,stall=20ms/1s,cpu=any down");
+    term.wait_for(
+        "lab macvtap:qlen=64,queues=1,batch=64,stall=30ms/1s,background=3000,cpu=any down",
+    );
     let cut = term.wait_for("workload cut ended: ");
     assert!(transactions(&cut) > 0 && !cut.contains("error"), "{cut}");
     // gone (namespaces, devices, the built-in server) while the session goes on

@@ -12,7 +12,7 @@ use vprobe_engine::library::ScriptFile;
 use vprobe_engine::metrics::MetricsOptions;
 use vprobe_engine::output::svg;
 use vprobe_engine::output::{JsonOutput, Output, Summary, TextOutput};
-use vprobe_engine::plan::WorkloadKind;
+use vprobe_engine::plan::{CaptureTarget, WorkloadKind};
 use vprobe_engine::run::{run, PlanCheck, ProgressFn, Refused, RunOptions, WorkloadProgress};
 use vprobe_engine::script::{Plan, Script};
 use vprobe_engine::session::{SessionError, SessionOptions};
@@ -125,6 +125,10 @@ fn script(
         metrics: args.metrics.map(|listen| MetricsOptions {
             listen,
             series_limit: args.metrics_series_limit,
+        }),
+        capture: args.capture.clone().map(|path| CaptureTarget {
+            path,
+            snaplen: args.snaplen,
         }),
         stop_requests: Some(stop.requests()),
     };

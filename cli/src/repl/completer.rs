@@ -502,7 +502,7 @@ mod tests {
     fn fields_of_the_receiver_probe() {
         let v = values(r#"probe("skb.drop").filter(""#);
         assert!(v.contains(&"reason\"".to_string()), "{v:?}");
-        assert!(!v.contains(&"sport\"".to_string()), "{v:?}");
+        assert!(!v.contains(&"state\"".to_string()), "{v:?}");
         // a variable holding tcp.retransmit
         let v = values(r#"d.filter("s"#);
         assert!(v.contains(&"sport\"".to_string()), "{v:?}");

@@ -228,6 +228,7 @@ static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
     }],
     default_filters: &[],
     sites: &[],
+    capture: vprobe_probes::Capture::None,
 };
 
 /// An attach point of the generic family `kind` (`tracepoint`, `kprobe`,
@@ -300,6 +301,7 @@ fn function_def(kind: &str, target: Option<&str>, function: &str) -> &'static Pr
         mechanisms: leak_slice(vec![mech]),
         default_filters: &[],
         sites: &[],
+        capture: vprobe_probes::Capture::None,
     });
     map.insert(name, def);
     def
@@ -503,6 +505,7 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
         }]),
         default_filters: &[],
         sites: &[],
+        capture: vprobe_probes::Capture::None,
     });
     leak(Tracepoint {
         category,
@@ -619,7 +622,7 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, GenericError> {
             Consumer::Hist { field, keys, .. } => {
                 keys.iter().map(|k| k.name).chain([field.name]).collect()
             }
-            Consumer::Events { .. } => Vec::new(),
+            Consumer::Events { .. } | Consumer::Capture(_) => Vec::new(),
         })
         .filter_map(index)
         .collect();
@@ -673,12 +676,13 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, GenericError> {
             keys: keys.iter().map(|k| remap(k)).collect::<Result<_, _>>()?,
             kind,
         },
-        e @ Consumer::Events { .. } => e,
+        e @ (Consumer::Events { .. } | Consumer::Capture(_)) => e,
     };
     Ok(ProbeRequest {
         probe: def,
         filters,
         consumer,
+        rate: req.rate,
         origin: req.origin,
     })
 }
@@ -760,6 +764,7 @@ mod tests {
 
     fn req(probe: &'static ProbeDef, keys: &[&str], filters: &[&str]) -> ProbeRequest {
         ProbeRequest {
+            rate: None,
             probe,
             filters: filters
                 .iter()
@@ -823,7 +828,7 @@ mod tests {
 
     #[test]
     fn too_many_fields_is_an_error_but_events_take_what_fits() {
-        let tp = fake("test", "over", &wide_format(20));
+        let tp = fake("test", "over", &wide_format(28));
         let strs = narrow(req(tp.def, &["a", "b", "daddr", "saddr"], &[]))
             .unwrap_err()
             .to_string();
@@ -833,9 +838,9 @@ mod tests {
             callback: crate::plan::CallbackId(0),
         };
         let r = narrow(r).unwrap();
-        // f0..f15 numbers, a, b, daddr
-        assert_eq!(r.probe.fields.len(), 16 + 3);
-        assert!(r.probe.field("f16").is_none() && r.probe.field("saddr").is_none());
+        // f0..f23 numbers, a, b, daddr
+        assert_eq!(r.probe.fields.len(), 24 + 3);
+        assert!(r.probe.field("f24").is_none() && r.probe.field("saddr").is_none());
     }
 
     #[test]

@@ -1,43 +1,88 @@
 //! What a live session lost, counted (docs/DESIGN.md, "Loss is data"): the
 //! kernel's side from each instance's `loss` map (ring-buffer reserve
-//! failures, updates a full map refused, events offered to a ring), the
-//! session's own (events handed to callbacks in a [`Tally`], callbacks that
-//! failed); and [`LossWatch`], which says when they grew, while it happens.
+//! failures, updates a full map refused, records a rate limit held back,
+//! records offered to a ring) and its programs' skipped runs, the session's
+//! own (records handed to callbacks or capture files in a [`Tally`], capture
+//! records that could not be written, callbacks that failed); and
+//! [`LossWatch`], which says when they grew, while it happens.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::output::{LossReport, Lost};
-use crate::session::{InstanceId, Session};
+use crate::plan::Consumer;
+use crate::session::{Instance, InstanceId, Session};
 
-/// Events handed to callbacks, counted by the session, shared with the host
-/// that answers `lost()`.
+/// Records handed on, counted by the session, shared with the host that
+/// answers `lost()`.
 #[derive(Debug, Default)]
-pub(super) struct Tally {
-    /// Per `on_event` instance (0 from its attach on).
+pub(crate) struct Tally {
+    /// Per `on_event` or capture instance (0 from its attach on).
     pub delivered: HashMap<InstanceId, u64>,
+    /// Capture records that could not be written to their file.
+    pub capture_failures: u64,
 }
 
-/// Losses now. `undelivered` is what reached a ring but no callback: events
+/// Losses now. `undelivered` is what reached a ring but no consumer: records
 /// offered, less those the ring had no room for, less those delivered. While
 /// the session runs they are in flight; once it has ended, never delivered.
-pub(super) fn lost(session: &Session, tally: &Tally, callback_errors: u64) -> Lost {
+pub(crate) fn lost(session: &Session, tally: &Tally, callback_errors: u64) -> Lost {
     let mut lost = Lost {
+        captures: tally.capture_failures,
         callback_errors,
         ..Lost::default()
     };
     for (id, inst) in session.instances() {
-        let l = inst.losses();
+        let l = instance_lost(id, inst, tally);
         lost.events += l.events;
+        lost.captures += l.captures;
         lost.map_full += l.map_full;
-        if let Some(delivered) = tally.delivered.get(&id) {
-            lost.undelivered += l
-                .offered
-                .saturating_sub(l.events)
-                .saturating_sub(*delivered);
-        }
+        lost.rate_limited += l.rate_limited;
+        lost.missed += l.missed;
+        lost.undelivered += l.undelivered;
     }
     lost
+}
+
+/// Losses now per attach point (instances of one probe summed): which probe
+/// lost events, where a script has several.
+pub(crate) fn lost_by_probe(session: &Session, tally: &Tally) -> BTreeMap<String, Lost> {
+    let mut out: BTreeMap<String, Lost> = BTreeMap::new();
+    for (id, inst) in session.instances() {
+        let l = instance_lost(id, inst, tally);
+        let sum = out.entry(inst.probe().name.to_string()).or_default();
+        *sum = Lost {
+            events: sum.events + l.events,
+            captures: sum.captures + l.captures,
+            map_full: sum.map_full + l.map_full,
+            rate_limited: sum.rate_limited + l.rate_limited,
+            missed: sum.missed + l.missed,
+            callback_errors: 0,
+            undelivered: sum.undelivered + l.undelivered,
+        };
+    }
+    out
+}
+
+/// One instance's kernel-side losses; reserve failures count as events or
+/// as captures by what the instance feeds.
+fn instance_lost(id: InstanceId, inst: &Instance, tally: &Tally) -> Lost {
+    let l = inst.losses();
+    let capture = matches!(inst.request.consumer, Consumer::Capture(_));
+    let undelivered = tally.delivered.get(&id).map_or(0, |delivered| {
+        l.offered
+            .saturating_sub(l.events)
+            .saturating_sub(*delivered)
+    });
+    Lost {
+        events: if capture { 0 } else { l.events },
+        captures: if capture { l.events } else { 0 },
+        map_full: l.map_full,
+        rate_limited: l.rate_limited,
+        missed: inst.recursion_misses(),
+        callback_errors: 0,
+        undelivered,
+    }
 }
 
 /// Remembers what was last reported, to report only what is new.
@@ -50,7 +95,8 @@ pub(super) struct LossWatch {
 
 impl LossWatch {
     /// A report of what was lost since the last one, if anything was; events
-    /// in flight (`undelivered` while running) are not a loss yet.
+    /// in flight (`undelivered` while running) are not a loss yet, and what a
+    /// rate limit held back was asked for (the summary counts it).
     pub fn check(
         &mut self,
         session: &Session,
@@ -60,19 +106,13 @@ impl LossWatch {
     ) -> Option<LossReport> {
         let total = Lost {
             undelivered: 0,
+            rate_limited: 0,
             ..lost(session, tally, callback_errors)
         };
         if total == self.shown {
             return None;
         }
-        let new = Lost {
-            events: total.events.saturating_sub(self.shown.events),
-            map_full: total.map_full.saturating_sub(self.shown.map_full),
-            callback_errors: total
-                .callback_errors
-                .saturating_sub(self.shown.callback_errors),
-            undelivered: 0,
-        };
+        let new = total.since(&self.shown);
         let mut full_maps = BTreeMap::new();
         if new.map_full > 0 {
             for name in session.aggregation_names() {

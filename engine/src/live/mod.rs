@@ -16,20 +16,22 @@
 //! results over a channel, triggers checked on each tick — is one more arm
 //! and one more match arm.
 
-mod loss;
+pub(crate) mod loss;
 mod queries;
 mod requires;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
-use crate::events::Rings;
+use crate::events::{Record, Rings};
 use crate::message::with_causes;
 use crate::metrics::{ScriptInfo, Source};
-use crate::output::{About, Lost, Output, ProbeInfo, StartInfo, Summary};
+use crate::output::pcap::PcapFile;
+use crate::output::{About, CaptureInfo, Lost, Output, ProbeInfo, StartInfo, Summary};
 use crate::plan::{CallbackId, Consumer, MetricDesc};
 use crate::script::{Action, Plan, Script, ScriptError, StopRequests};
 use crate::session::{Instance, InstanceId, Session, SessionOptions};
@@ -40,6 +42,8 @@ use crate::Result;
 use loss::{LossWatch, Tally};
 use queries::LiveHost;
 use vprobe_lab::Lab;
+use vprobe_probes::abi::Packet;
+use vprobe_probes::ProbeDef;
 use vprobe_time::monotonic_ns;
 
 /// How often triggers are checked.
@@ -93,9 +97,14 @@ pub struct Applied {
     pub workloads: Vec<String>,
 }
 
-/// An `on_event` instance: its callback (what it was handed is in the [`Tally`]).
-struct Feed {
-    callback: CallbackId,
+/// Where an emitting instance's records go (what it was handed is in the
+/// [`Tally`]).
+#[derive(Clone, Debug)]
+enum Sink {
+    /// An `on_event` callback.
+    Callback(CallbackId),
+    /// A capture file (a key of `Live::captures`).
+    Capture(PathBuf),
 }
 
 /// What woke [`Live::step`].
@@ -122,7 +131,9 @@ pub struct Live<'a> {
     /// Shared with the [`LiveHost`] that answers the script's queries.
     session: Rc<RefCell<Session>>,
     rings: Rings,
-    feeds: HashMap<InstanceId, Feed>,
+    feeds: HashMap<InstanceId, Sink>,
+    /// Open capture files, by path.
+    captures: BTreeMap<PathBuf, PcapFile>,
     timers: BTreeMap<TimerId, ArmedTimer>,
     next_timer: u64,
     on_end: Vec<CallbackId>,
@@ -201,6 +212,7 @@ impl<'a> Live<'a> {
             session,
             rings: Rings::default(),
             feeds: HashMap::new(),
+            captures: BTreeMap::new(),
             timers: BTreeMap::new(),
             next_timer: 0,
             on_end: Vec::new(),
@@ -312,8 +324,15 @@ impl<'a> Live<'a> {
     }
 
     fn attach(&mut self, req: crate::plan::ProbeRequest, applied: &mut Applied) -> Result<()> {
-        let callback = match req.consumer {
-            Consumer::Events { callback } => Some(callback),
+        let sink = match &req.consumer {
+            Consumer::Events { callback } => Some(Sink::Callback(*callback)),
+            Consumer::Capture(target) => {
+                if !self.captures.contains_key(&target.path) {
+                    let file = PcapFile::create(&target.path, target.snaplen)?;
+                    self.captures.insert(target.path.clone(), file);
+                }
+                Some(Sink::Capture(target.path.clone()))
+            }
             _ => None,
         };
         let id = self.session.borrow_mut().attach(req, &self.symbols)?;
@@ -321,12 +340,12 @@ impl<'a> Live<'a> {
         let (info, ring) = {
             let mut session = self.session.borrow_mut();
             let inst = session.instance_mut(id).expect("just attached");
-            let ring = callback.and_then(|_| inst.take_ring());
+            let ring = sink.as_ref().and_then(|_| inst.take_ring());
             (probe_info(inst), ring)
         };
         self.probes.push((id, info));
-        if let Some(callback) = callback {
-            self.feeds.insert(id, Feed { callback });
+        if let Some(sink) = sink {
+            self.feeds.insert(id, sink);
             self.tally.borrow_mut().delivered.insert(id, 0);
             if let Some(ring) = ring {
                 self.rings.add(id, ring)?;
@@ -687,19 +706,49 @@ impl<'a> Live<'a> {
         let mut n = 0u32;
         while !self.stopping() && (n % 16 != 0 || Instant::now() < until) {
             n = n.wrapping_add(1);
-            let Some((id, ev)) = self.rings.take_one() else {
+            let Some((id, rec)) = self.rings.take_one() else {
                 return Ok(());
             };
-            let Some(feed) = self.feeds.get(&id) else {
+            let Some(sink) = self.feeds.get(&id).cloned() else {
                 continue;
             };
             let Some(probe) = self.session.borrow().instance(id).map(|i| i.probe()) else {
                 continue;
             };
-            let cb = feed.callback;
             *self.tally.borrow_mut().delivered.entry(id).or_default() += 1;
-            let res = self.script.call_event(cb, probe, &ev);
-            self.after_call(res)?;
+            match sink {
+                Sink::Callback(cb) => {
+                    let res = self.script.call_event(cb, probe, &rec.event);
+                    self.after_call(res)?;
+                }
+                Sink::Capture(path) => self.write_capture(&path, probe, &rec)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a capture record to its file; a record that cannot be written
+    /// is counted (the first failure is shown, the rest only counted).
+    fn write_capture(&mut self, path: &Path, probe: &ProbeDef, rec: &Record) -> Result<()> {
+        let (packet, bytes) = match &rec.packet {
+            Some((p, b)) => (*p, b.as_slice()),
+            None => (Packet::default(), &[][..]),
+        };
+        let Some(file) = self.captures.get_mut(path) else {
+            return Ok(());
+        };
+        if let Err(e) = file.write(probe, &rec.event, &packet, bytes, &self.symbols) {
+            let failures = {
+                let mut tally = self.tally.borrow_mut();
+                tally.capture_failures += 1;
+                tally.capture_failures
+            };
+            if failures == 1 {
+                self.output.error(&format!(
+                    "{}; further capture errors are counted, not shown",
+                    with_causes(&e)
+                ))?;
+            }
         }
         Ok(())
     }
@@ -871,6 +920,17 @@ impl<'a> Live<'a> {
         self.script.set_deadline(at);
     }
 
+    /// The capture files, with the packets written to each.
+    pub fn captures(&self) -> Vec<CaptureInfo> {
+        self.captures
+            .values()
+            .map(|f| CaptureInfo {
+                path: f.path().display().to_string(),
+                packets: f.packets(),
+            })
+            .collect()
+    }
+
     /// Where the session writes.
     pub fn output(&mut self) -> &mut dyn Output {
         self.output
@@ -922,17 +982,24 @@ impl<'a> Live<'a> {
             let res = self.script.call(cb);
             self.after_call(res)?;
         }
+        for file in self.captures.values_mut() {
+            if let Err(e) = file.flush() {
+                self.tally.borrow_mut().capture_failures += 1;
+                self.output.error(&with_causes(&e))?;
+            }
+        }
         self.script.set_deadline(None);
         let lost = self.lost();
         if lost.undelivered > 0 {
             self.output.error(&format!(
-                "{} events reached a ring buffer but not their callback before the run ended \
-                 (the callbacks were slower than the events); counted as undelivered",
+                "{} records reached a ring buffer but not their callback or capture file before \
+                 the run ended (the consumers were slower than the events); counted as undelivered",
                 lost.undelivered
             ))?;
         }
         let summary = Summary {
             about: self.about.clone(),
+            captures: self.captures(),
             duration_s: self.started.elapsed().as_secs_f64(),
             maps: self.session.borrow().snapshots(&self.symbols)?,
             lost,
@@ -984,12 +1051,10 @@ pub(crate) fn probe_info(inst: &Instance) -> ProbeInfo {
     ProbeInfo {
         name: inst.probe().name.to_string(),
         mechanism: inst.mechanism.label(),
-        feeds: inst
-            .request
-            .consumer
-            .agg_name()
-            .unwrap_or("events")
-            .to_string(),
+        feeds: match &inst.request.consumer {
+            Consumer::Capture(t) => format!("capture {}", t.path.display()),
+            c => c.agg_name().unwrap_or("events").to_string(),
+        },
         fallbacks: inst.fallbacks.iter().map(ToString::to_string).collect(),
     }
 }

@@ -41,6 +41,10 @@ impl Host for LiveHost {
         )
     }
 
+    fn lost_by_probe(&self) -> std::collections::BTreeMap<String, Lost> {
+        super::loss::lost_by_probe(&self.session.borrow(), &self.tally.borrow())
+    }
+
     fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value> {
         let mut snap = self
             .session
@@ -104,6 +108,11 @@ pub fn lab_json(lab: &Lab) -> serde_json::Value {
         "devices": lab.devices(),
         "macvtaps": lab.macvtaps().map(|d| d.name.clone()).collect::<Vec<_>>(),
         "netns": lab.netns_inodes(),
+        // each relay's stalls so far, by the device it reads:
+        // [[start_ns, end_ns, planned], ..] (planned: the `stall` knob; else it was late)
+        "stalls": lab.stalls().into_iter().map(|(dev, w)| {
+            (dev, serde_json::Value::Array(w.iter().map(|w| serde_json::json!([w.start_ns, w.end_ns, w.planned])).collect()))
+        }).collect::<serde_json::Map<_, _>>(),
     })
 }
 

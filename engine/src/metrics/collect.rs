@@ -120,6 +120,21 @@ impl Collector {
                 "script callbacks that failed",
                 r.lost.callback_errors,
             ),
+            (
+                "vprobe_captures_lost",
+                "captured packets that did not reach their pcapng file",
+                r.lost.captures,
+            ),
+            (
+                "vprobe_rate_limited",
+                "events and captures an in-kernel .rate(..) limit held back",
+                r.lost.rate_limited,
+            ),
+            (
+                "vprobe_missed",
+                "program runs the kernel skipped (recursion on a CPU)",
+                r.lost.missed,
+            ),
         ] {
             out.push(family(name, help, Kind::Counter, vec![unlabelled(v)]));
         }
@@ -431,7 +446,7 @@ mod tests {
                 events: 1,
                 map_full: 2,
                 callback_errors: 3,
-                undelivered: 0,
+                ..Lost::default()
             },
             probes: &[],
             reports,

@@ -47,7 +47,15 @@ impl Source {
     ) -> Result<(), SessionError> {
         let session = self.session.borrow();
         let aggregations = session.snapshots(&self.symbols)?;
-        let (events, map_full) = session.lost();
+        // events still in a ring while the run goes on are not lost
+        let lost = crate::output::Lost {
+            undelivered: 0,
+            ..crate::live::loss::lost(
+                &session,
+                &crate::live::loss::Tally::default(),
+                self.callback_errors.get(),
+            )
+        };
         let probes: Vec<ProbeInfo> = session
             .instances()
             .map(|(_, i)| crate::live::probe_info(i))
@@ -58,13 +66,7 @@ impl Source {
         let descriptions = self.descriptions.borrow();
         let families = collector.families(&Reading {
             aggregations: &aggregations,
-            // events still in a ring while the run goes on are not lost
-            lost: crate::output::Lost {
-                events,
-                map_full,
-                callback_errors: self.callback_errors.get(),
-                undelivered: 0,
-            },
+            lost,
             probes: &probes,
             reports: &reports,
             script: &self.script,

@@ -343,7 +343,7 @@ mod tests {
                 events: 30,
                 map_full: 2,
                 callback_errors: 1,
-                undelivered: 0,
+                ..Lost::default()
             },
             full_maps: [("drops".to_string(), 2)].into_iter().collect(),
         };
@@ -351,8 +351,10 @@ mod tests {
         assert_eq!(
             out[0],
             json!({"type": "loss", "time": T, "elapsed_s": 3.0,
-                   "new": {"events": 10, "map_full": 2, "callback_errors": 0, "undelivered": 0},
-                   "total": {"events": 30, "map_full": 2, "callback_errors": 1, "undelivered": 0},
+                   "new": {"events": 10, "captures": 0, "map_full": 2, "rate_limited": 0,
+                           "missed": 0, "callback_errors": 0, "undelivered": 0},
+                   "total": {"events": 30, "captures": 0, "map_full": 2, "rate_limited": 0,
+                             "missed": 0, "callback_errors": 1, "undelivered": 0},
                    "full_maps": {"drops": 2}})
         );
     }
@@ -363,6 +365,7 @@ mod tests {
         reports.insert("rr_tps".into(), json!(41234.5));
         let s = Summary {
             about: about(),
+            captures: vec![],
             duration_s: 12.5,
             maps: vec![counts(), hist()],
             lost: Lost {
@@ -370,6 +373,7 @@ mod tests {
                 map_full: 0,
                 callback_errors: 2,
                 undelivered: 3,
+                ..Lost::default()
             },
             probes: probes(),
             printed_at_end: vec!["drops".into()],
@@ -403,7 +407,7 @@ mod tests {
         );
         assert_eq!(
             l["lost"],
-            json!({"events": 1, "map_full": 0, "callback_errors": 2, "undelivered": 3})
+            json!({"events": 1, "captures": 0, "map_full": 0, "rate_limited": 0, "missed": 0, "callback_errors": 2, "undelivered": 3})
         );
         assert_eq!(l["probes"][0]["name"], "skb.drop");
         assert_eq!(l["reports"], json!({"rr_tps": 41234.5}));

@@ -18,6 +18,7 @@ use crate::agg::AggSnapshot;
 use crate::value::Value;
 
 mod json;
+pub mod pcap;
 pub mod svg;
 mod text;
 
@@ -123,15 +124,41 @@ pub struct StartInfo {
 /// Everything that was lost, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Lost {
-    /// Ring-buffer reserve failures in the kernel.
+    /// Ring-buffer reserve failures in the kernel (`on_event` records).
     pub events: u64,
+    /// Captured packets that did not reach their file: ring-buffer reserve
+    /// failures of capture instances, and records that could not be written.
+    pub captures: u64,
     /// Failed aggregation inserts (map full).
     pub map_full: u64,
+    /// Events and captures held back by an in-kernel `.rate(..)` limit (by
+    /// request, so not a failure; counted so that nothing is silent).
+    pub rate_limited: u64,
+    /// Events no program saw: the kernel skipped a program's run because it
+    /// was already running on that CPU (an event nested in another; Linux
+    /// 5.12+ counts them, `recursion_misses`).
+    pub missed: u64,
     /// Script callbacks that failed, or were cut short at the end.
     pub callback_errors: u64,
-    /// Events that reached a ring buffer but were never handed to their
-    /// callback: the run ended first (callbacks slower than the events).
+    /// Records that reached a ring buffer but were never handed to their
+    /// callback or capture file: the run ended first (callbacks slower than
+    /// the events).
     pub undelivered: u64,
+}
+
+impl Lost {
+    /// What grew since `before`, field by field.
+    pub fn since(&self, before: &Lost) -> Lost {
+        Lost {
+            events: self.events.saturating_sub(before.events),
+            captures: self.captures.saturating_sub(before.captures),
+            map_full: self.map_full.saturating_sub(before.map_full),
+            rate_limited: self.rate_limited.saturating_sub(before.rate_limited),
+            missed: self.missed.saturating_sub(before.missed),
+            callback_errors: self.callback_errors.saturating_sub(before.callback_errors),
+            undelivered: self.undelivered.saturating_sub(before.undelivered),
+        }
+    }
 }
 
 /// Losses that grew while the session runs, reported as they happen (at
@@ -150,12 +177,24 @@ pub struct LossReport {
     pub full_maps: std::collections::BTreeMap<String, u64>,
 }
 
+/// A capture file a session wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CaptureInfo {
+    /// Its path, as the script gave it.
+    pub path: String,
+    /// Packets written.
+    pub packets: u64,
+}
+
 /// The end of a session.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     /// Schema, host, kernel, script (as in `start`).
     #[serde(flatten)]
     pub about: About,
+    /// The capture files written, if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub captures: Vec<CaptureInfo>,
     /// Wall time from start to end.
     pub duration_s: f64,
     /// Every named aggregation, final values.
@@ -192,6 +231,7 @@ impl Summary {
     ) -> Self {
         Self {
             about: About::here(None, None),
+            captures: Vec::new(),
             duration_s,
             maps: Vec::new(),
             lost: Lost::default(),

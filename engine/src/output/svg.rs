@@ -42,14 +42,17 @@ pub struct LatencyPlot {
     pub duration_s: f64,
     /// Event series drawn on the timeline, counted per bin.
     pub timeline: Vec<TimelineSeries>,
+    /// Windows shaded on the timeline (a relay's stalls), seconds since the start.
+    pub stalls: Vec<(f64, f64)>,
 }
 
 /// What `--plot` draws for a finished session: the latency histogram of its
 /// first `tcp_rr` workload with its thresholds marked, above a timeline of
 /// that workload's slow transactions (from `slow[].start_ns`) and of the
 /// series a script reported under `timeline` (`report("timeline", #{"macvtap
-/// drops": [ts_ns, ..]})`: CLOCK_MONOTONIC ns, as events' `ts_ns`). `None`
-/// when the session ran no `tcp_rr`.
+/// drops": [ts_ns, ..]})`: CLOCK_MONOTONIC ns, as events' `ts_ns`), with the
+/// windows reported under `stalls` (`#{dev: [[start_ns, end_ns], ..]}`, what
+/// `lab().stalls` gives) shaded. `None` when the session ran no `tcp_rr`.
 pub fn plot_of(summary: &crate::output::Summary, title: &str) -> Option<LatencyPlot> {
     use crate::workload::WorkloadResult;
     let (name, rr) = summary.workloads.iter().find_map(|(n, r)| match r {
@@ -82,7 +85,23 @@ pub fn plot_of(summary: &crate::output::Summary, title: &str) -> Option<LatencyP
             });
         }
     }
+    // `report("stalls", #{dev: [[start_ns, end_ns, ..], ..]})`: lab().stalls
+    let mut stalls = Vec::new();
+    if let Some(devs) = summary.reports.get("stalls").and_then(|v| v.as_object()) {
+        for w in devs.values().filter_map(|v| v.as_array()).flatten() {
+            if let (Some(s), Some(e)) = (
+                w.get(0).and_then(|v| v.as_u64()),
+                w.get(1).and_then(|v| v.as_u64()),
+            ) {
+                // a lab up before the session may have stalled before it
+                if e > t0 {
+                    stalls.push((seconds(s), seconds(e)));
+                }
+            }
+        }
+    }
     Some(LatencyPlot {
+        stalls,
         title: format!(
             "{title}: {name}, {} streams, {} transactions",
             rr.streams, rr.transactions
@@ -126,6 +145,7 @@ const SERIES_COLORS: [RGBColor; 4] = [RED, BLUE, RGBColor(0, 140, 0), MAGENTA];
 ///     markers_us: vec![200_000],
 ///     duration_s: 10.0,
 ///     timeline: vec![],
+///     stalls: vec![],
 /// };
 /// write_svg("latency.svg".as_ref(), &plot)?;
 /// # Ok::<(), vprobe_engine::output::svg::PlotError>(())
@@ -269,6 +289,19 @@ fn timeline(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> Dr
         .x_label_formatter(&|s| format!("{s} s"))
         .y_desc("per 100 ms")
         .draw()?;
+    // the relay's stalls, behind the series: at least one bin wide to be seen
+    if !plot.stalls.is_empty() {
+        let shade = RGBColor(255, 170, 0).mix(0.35);
+        let min = 1.0 / BINS_PER_S / 2.0;
+        chart
+            .draw_series(plot.stalls.iter().map(|&(s, e)| {
+                let s = s.clamp(0.0, duration);
+                let e = e.max(s + min).min(duration);
+                Rectangle::new([(s, 0), (e, top)], shade.filled())
+            }))?
+            .label(format!("{} relay stalls", plot.stalls.len()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
+    }
     // the first series (the slow transactions) drawn last, on top: where two
     // series count the same, the first one shows
     for (i, (series, c)) in plot.timeline.iter().zip(&counts).enumerate().rev() {
@@ -281,7 +314,7 @@ fn timeline(area: &DrawingArea<SVGBackend<'_>, Shift>, plot: &LatencyPlot) -> Dr
             .label(format!("{total} {}", series.label))
             .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled()));
     }
-    if !plot.timeline.is_empty() {
+    if !plot.timeline.is_empty() || !plot.stalls.is_empty() {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -321,6 +354,7 @@ mod tests {
                 label: "macvtap drops".into(),
                 times_s: vec![0.05, 0.06, 1.5],
             }],
+            stalls: vec![(0.04, 0.07), (1.04, 1.07)],
         };
         write_svg(&path, &plot).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
@@ -341,6 +375,10 @@ mod tests {
         assert!(
             has("1 ms") && has("100 ms"),
             "x ticks with their unit {texts:?}"
+        );
+        assert!(
+            has("2 relay stalls"),
+            "stall windows in the legend {texts:?}"
         );
         assert!(svg.matches("<rect").count() >= 3, "background + 2 bars");
     }

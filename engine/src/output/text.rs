@@ -166,6 +166,15 @@ impl<W: Write> Output for TextOutput<W> {
         if r.new.events > 0 {
             parts.push(format!("{} events (ring buffer full)", r.new.events));
         }
+        if r.new.captures > 0 {
+            parts.push(format!("{} captured packets", r.new.captures));
+        }
+        if r.new.missed > 0 {
+            parts.push(format!(
+                "{} program runs (the kernel skipped them: nested on a CPU)",
+                r.new.missed
+            ));
+        }
         for (name, n) in &r.full_maps {
             parts.push(format!(
                 "{n} updates of `{}` (its map is full: new keys are not counted)",
@@ -179,10 +188,12 @@ impl<W: Write> Output for TextOutput<W> {
         }
         let _ = write!(
             line,
-            " {}; so far events={} map_full={} callback_errors={}",
+            " {}; so far events={} captures={} map_full={} missed={} callback_errors={}",
             parts.join(", "),
             r.total.events,
+            r.total.captures,
             r.total.map_full,
+            r.total.missed,
             r.total.callback_errors
         );
         // a note, about the measurement rather than part of it; shown even
@@ -217,17 +228,28 @@ impl<W: Write> Output for TextOutput<W> {
         if b.len() > 1 && !b.ends_with("\n\n") {
             b.push('\n');
         }
+        for c in &s.captures {
+            let _ = writeln!(b, "capture: {} packets written to {}", c.packets, c.path);
+        }
         let l = &s.lost;
-        if *l != super::Lost::default() {
+        // what a rate limit held back was asked for: its own line below
+        let failed = super::Lost {
+            rate_limited: 0,
+            ..*l
+        };
+        if failed != super::Lost::default() {
             let _ = write!(
                 b,
-                "lost: events={} map_full={} callback_errors={}",
-                l.events, l.map_full, l.callback_errors
+                "lost: events={} captures={} map_full={} missed={} callback_errors={}",
+                l.events, l.captures, l.map_full, l.missed, l.callback_errors
             );
             if l.undelivered != 0 {
                 let _ = write!(b, " undelivered={}", l.undelivered);
             }
             b.push('\n');
+        }
+        if l.rate_limited != 0 {
+            let _ = writeln!(b, "held back by rate limits: {}", l.rate_limited);
         }
         let _ = writeln!(b, "duration: {}", seconds(s.duration_s));
         self.emit()
@@ -1153,13 +1175,14 @@ eth0  NO_SOCKET     12      7
         reports.insert("peer".into(), serde_json::json!("10.0.0.2"));
         let summary = Summary {
             about: crate::output::About::here(None, None),
+            captures: vec![],
             duration_s: 12.04,
             maps: vec![counts()],
             lost: Lost {
                 events: 0,
                 map_full: 2,
                 callback_errors: 0,
-                undelivered: 0,
+                ..Lost::default()
             },
             probes: info.probes.clone(),
             printed_at_end: vec![],
@@ -1180,7 +1203,7 @@ eth0  NO_SOCKET     12      7
 peer:   10.0.0.2
 rr_tps: 41234.5
 
-lost: events=0 map_full=2 callback_errors=0
+lost: events=0 captures=0 map_full=2 missed=0 callback_errors=0
 duration: 12.0s
 "
         );
@@ -1212,7 +1235,7 @@ duration: 12.0s
             ..bare_with(counts())
         };
         assert!(render(|o| o.summary(&late)).ends_with(
-            "lost: events=0 map_full=0 callback_errors=0 undelivered=40\nduration: 12.0s\n"
+            "lost: events=0 captures=0 map_full=0 missed=0 callback_errors=0 undelivered=40\nduration: 12.0s\n"
         ));
     }
 
@@ -1224,13 +1247,13 @@ duration: 12.0s
                 events: 120,
                 map_full: 4,
                 callback_errors: 1,
-                undelivered: 0,
+                ..Lost::default()
             },
             total: Lost {
                 events: 300,
                 map_full: 4,
                 callback_errors: 21,
-                undelivered: 0,
+                ..Lost::default()
             },
             full_maps: [("drops".to_string(), 4)].into_iter().collect(),
         };
@@ -1242,7 +1265,7 @@ duration: 12.0s
             String::from_utf8(diag.0.borrow().clone()).unwrap(),
             "vprobe: lost at 3.0s: 120 events (ring buffer full), 4 updates of `drops` \
              (its map is full: new keys are not counted), 1 failed callback; \
-             so far events=300 map_full=4 callback_errors=21\n"
+             so far events=300 captures=0 map_full=4 missed=0 callback_errors=21\n"
         );
         // without one, it goes with the rest (the REPL shows it above the prompt)
         assert!(render(|o| o.loss(&report)).starts_with("lost at 3.0s: 120 events"));
@@ -1337,6 +1360,7 @@ duration: 12.0s
     fn bare_with(agg: AggSnapshot) -> Summary {
         Summary {
             about: crate::output::About::here(None, None),
+            captures: vec![],
             duration_s: 12.04,
             maps: vec![agg],
             lost: Lost::default(),

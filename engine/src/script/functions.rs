@@ -45,6 +45,16 @@ pub const API: &[ApiFunction] = &[
         "keep only events whose field matches (in the kernel)",
     ),
     method(
+        "rate",
+        ".rate(100) or .rate(\"10/100ms\")",
+        "let at most this many events or captures out per period (in the kernel; the rest are counted)",
+    ),
+    method(
+        "capture",
+        ".capture(\"file.pcapng\") or .capture(file, #{snaplen: 128})",
+        "write each event's packet to a pcapng file (reason, location, ring state in its comment)",
+    ),
+    method(
         "count",
         ".count(name) or .count(name, [keys])",
         "count events per key into the aggregation `name`",
@@ -179,8 +189,8 @@ pub const API: &[ApiFunction] = &[
     ),
     free(
         "correlate",
-        "correlate(drop_events, workload(name).slow)",
-        "match drops with slow transactions by connection and time",
+        "correlate(#{drops, retransmits, duplicates, slow, server})",
+        "match dropped segments with their retransmissions, and both with slow transactions",
     ),
 ];
 

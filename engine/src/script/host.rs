@@ -21,6 +21,10 @@ pub trait Host {
     /// What the session lost so far (`undelivered`: events that reached a
     /// ring but not yet a callback).
     fn lost(&self) -> Lost;
+    /// The same per attach point (`callback_errors` are the script's, so 0).
+    fn lost_by_probe(&self) -> std::collections::BTreeMap<String, Lost> {
+        Default::default()
+    }
     /// The aggregation in the JSON summary's shape.
     fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value>;
     /// A workload's result when it ended, else its live statistics.

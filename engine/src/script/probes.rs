@@ -10,7 +10,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, NativeCallContext};
-use vprobe_probes::{suggest, FieldDef, FieldKind, ProbeDef, CATALOG, GENERIC};
+use vprobe_probes::{suggest, Capture, FieldDef, FieldKind, ProbeDef, CATALOG, GENERIC};
 
 use super::callbacks::callback;
 use super::convert::{self, agg_name, describe, want_string, ConvertError};
@@ -18,7 +18,11 @@ use super::errors::{fail, OrFail, Res};
 use super::state::{Agg, Shape, State};
 use crate::filter;
 use crate::generic::{self, GenericError};
-use crate::plan::{AggName, Consumer, Filter, HistKind, Origin, ProbeRequest};
+use crate::output::pcap;
+use crate::plan::{
+    AggName, CaptureTarget, Consumer, Filter, HistKind, Origin, ProbeRequest, RateLimit,
+    DEFAULT_SNAPLEN,
+};
 use crate::symbols::Symbols;
 
 /// Why a probe, a field or aggregation keys are refused.
@@ -115,6 +119,8 @@ pub enum ProbeError {
 pub struct ProbeHandle {
     probe: &'static ProbeDef,
     filters: Vec<Filter>,
+    /// `.rate(..)`: for `on_event` and `capture` consumers.
+    rate: Option<RateLimit>,
     origin: Origin,
 }
 
@@ -134,6 +140,9 @@ impl fmt::Display for ProbeHandle {
                 [one] => write!(f, ".filter(\"{}\", {one})", flt.field.name)?,
                 many => write!(f, ".filter(\"{}\", [{}])", flt.field.name, many.join(", "))?,
             }
+        }
+        if let Some(r) = self.rate {
+            write!(f, ".rate(\"{r}\")")?;
         }
         Ok(())
     }
@@ -252,10 +261,20 @@ fn consume(
     h: &ProbeHandle,
     consumer: Consumer,
 ) -> Res<()> {
+    if h.rate.is_some() && !consumer.emits() {
+        return Err(fail(
+            ctx,
+            format!(
+                "`.rate(..)` limits the events of `on_event` and `capture`; counts and histograms see every event: take the `.rate(..)` off `{}` here",
+                h.probe.name
+            ),
+        ));
+    }
     let req = ProbeRequest {
         probe: h.probe,
         filters: h.filters.clone(),
         consumer,
+        rate: h.rate,
         origin: h.origin.clone(),
     };
     // A generic tracepoint request must fit one record: say so at this line,
@@ -283,7 +302,7 @@ fn consume(
                 keys: shape_keys(keys),
             },
         ),
-        Consumer::Events { .. } => {
+        Consumer::Events { .. } | Consumer::Capture(_) => {
             s.requests.push(req);
             return Ok(());
         }
@@ -341,6 +360,7 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
             Ok(ProbeHandle {
                 probe,
                 filters: Vec::new(),
+                rate: None,
                 origin: s.borrow().origin(&ctx),
             })
         },
@@ -480,6 +500,59 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
               keys: Dynamic| { hist(ctx, h, name, field, Some(step), Some(keys)) },
     );
 
+    engine.register_fn(
+        "rate",
+        |ctx: NativeCallContext, h: &mut ProbeHandle, limit: Dynamic| -> Res<ProbeHandle> {
+            let rate = rate_limit(&limit).map_err(|e| fail(&ctx, e))?;
+            let mut out = h.clone();
+            out.rate = Some(rate);
+            Ok(out)
+        },
+    );
+
+    let s = st.clone();
+    let capture = move |ctx: NativeCallContext,
+                        h: &mut ProbeHandle,
+                        path: Dynamic,
+                        opts: Option<Dynamic>|
+          -> Res<()> {
+        let path = want_string(&path, "the capture file").or_fail(&ctx)?;
+        if h.probe.capture == Capture::None {
+            return Err(fail(
+                &ctx,
+                format!(
+                    "`{}` cannot capture: its program has no packet it may read (captures work on {})",
+                    h.probe.name,
+                    quoted_list(
+                        CATALOG
+                            .iter()
+                            .filter(|p| p.capture != Capture::None)
+                            .map(|p| p.name)
+                    )
+                ),
+            ));
+        }
+        let snaplen = capture_snaplen(opts.as_ref()).map_err(|e| fail(&ctx, e))?;
+        let path = pcap::check_path(&path).map_err(|e| fail(&ctx, e.to_string()))?;
+        consume(
+            &s,
+            &ctx,
+            h,
+            Consumer::Capture(CaptureTarget { path, snaplen }),
+        )
+    };
+    let c = capture.clone();
+    engine.register_fn(
+        "capture",
+        move |ctx: NativeCallContext, h: &mut ProbeHandle, path: Dynamic| c(ctx, h, path, None),
+    );
+    engine.register_fn(
+        "capture",
+        move |ctx: NativeCallContext, h: &mut ProbeHandle, path: Dynamic, opts: Dynamic| {
+            capture(ctx, h, path, Some(opts))
+        },
+    );
+
     let s = st.clone();
     engine.register_fn(
         "on_event",
@@ -488,4 +561,77 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
             consume(&s, &ctx, h, Consumer::Events { callback })
         },
     );
+}
+
+/// `.rate(100)` (per second), `.rate("100/s")`, `.rate("10/100ms")`.
+fn rate_limit(v: &Dynamic) -> Result<RateLimit, String> {
+    let v = v.flatten_clone();
+    let bad = || {
+        format!(
+            "rate: expected a positive count per second (`100`) or COUNT/PERIOD (`\"100/s\"`, `\"10/100ms\"`), got {}",
+            describe(&v)
+        )
+    };
+    let (max, period) = if let Ok(n) = v.as_int() {
+        (n, std::time::Duration::from_secs(1))
+    } else if v.is_string() {
+        let text = v.to_string();
+        let (n, p) = text.split_once('/').ok_or_else(bad)?;
+        let n: i64 = n.trim().parse().map_err(|_| bad())?;
+        let p = p.trim();
+        // `100/s`: one of the unit
+        let p = if p.starts_with(|c: char| c.is_ascii_digit()) {
+            p.to_string()
+        } else {
+            format!("1{p}")
+        };
+        let period = vprobe_time::duration::parse(&p).map_err(|e| format!("rate: {e}"))?;
+        (n, period)
+    } else {
+        return Err(bad());
+    };
+    let max = u32::try_from(max).ok().filter(|&m| m > 0).ok_or_else(bad)?;
+    if period.is_zero() {
+        return Err(bad());
+    }
+    Ok(RateLimit { max, period })
+}
+
+/// `#{snaplen: 128}`: bytes kept of each packet (1..=2048).
+fn capture_snaplen(opts: Option<&Dynamic>) -> Result<u32, String> {
+    let Some(opts) = opts else {
+        return Ok(DEFAULT_SNAPLEN);
+    };
+    let opts = opts.flatten_clone();
+    let Some(map) = opts.clone().try_cast::<rhai::Map>() else {
+        return Err(format!(
+            "capture: options must be a map (`#{{snaplen: 128}}`), got {}",
+            describe(&opts)
+        ));
+    };
+    let mut snaplen = DEFAULT_SNAPLEN;
+    for (k, v) in &map {
+        match k.as_str() {
+            "snaplen" => {
+                snaplen = v
+                    .as_int()
+                    .ok()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| (1..=vprobe_probes::abi::SNAP_MAX).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "capture: snaplen must be 1..={}, got {}",
+                            vprobe_probes::abi::SNAP_MAX,
+                            describe(v)
+                        )
+                    })?
+            }
+            other => {
+                return Err(format!(
+                    "capture: unknown option `{other}` (options: snaplen)"
+                ))
+            }
+        }
+    }
+    Ok(snaplen)
 }

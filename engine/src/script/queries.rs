@@ -1,6 +1,7 @@
 //! Live queries, answered by the running session through the [`Host`] the run
 //! loop installs: `total`, `entries`, `workload`, `dev_stat`, `devices`,
-//! `lab`; and `correlate`, which matches drops with slow transactions. Without
+//! `lab`; and `correlate`, which matches drops with retransmissions segment by
+//! segment and both with slow transactions. Without
 //! a host (`vprobe check`) the queries return `()`.
 
 use std::cell::RefCell;
@@ -13,7 +14,10 @@ use super::convert::{as_map, describe};
 use super::errors::{fail, Res};
 use super::host::Host;
 use super::state::{Action, State};
-use crate::correlate::{correlate, parse_ip, Connection, Correlation, Drop, SlowTransaction};
+use crate::correlate::{
+    correlate, parse_ip, Connection, Correlation, DroppedSegment, Evidence, Retransmit, Segment,
+    SlowTransaction,
+};
 use crate::message::with_causes;
 use crate::plan::AggName;
 
@@ -37,9 +41,18 @@ fn to_rhai(v: serde_json::Value) -> Dynamic {
     }
 }
 
-/// Why `correlate(drops, slow)` cannot read its arguments.
+/// Why `correlate(#{..})` cannot read its argument.
 #[derive(Debug, thiserror::Error)]
 enum CorrelateError {
+    /// Not a map of lists.
+    #[error("expects a map #{{drops, retransmits, duplicates, slow, server}}, got {0}")]
+    NotAMapOfLists(String),
+    /// An unknown key.
+    #[error("unknown key `{0}` (keys: drops, retransmits, duplicates, slow, server)")]
+    UnknownKey(String),
+    /// `server` is not `ip:port`.
+    #[error("server")]
+    Server(#[source] FieldError),
     /// Not an array of maps.
     #[error("{what} must be an array of maps, got {got}")]
     NotMaps {
@@ -157,27 +170,84 @@ fn items<T>(
         .collect()
 }
 
-/// `correlate(drops, slow)`: drop events (maps with `ts_ns`, `saddr`, `sport`,
-/// `daddr`, `dport`) against slow transactions (maps with `start_ns`, `end_ns`,
-/// `local`, `remote`), matched per connection and time.
-fn correlate_maps(drops: &Dynamic, slow: &Dynamic) -> Result<Correlation, CorrelateError> {
-    let drops = items(drops, "drops", |m| {
-        Ok(Drop {
-            ts_ns: uint_field(m, "ts_ns")?,
-            conn: Connection::new(
-                endpoint(m, "saddr", "sport")?,
-                endpoint(m, "daddr", "dport")?,
-            ),
+/// A TCP segment from a probe event: its flow, sequence, length and flags
+/// (`len_key` is `tcp_len` for drop events, `len` for `tcp.retransmit`).
+fn segment(m: &Map, len_key: &str) -> Result<Segment, FieldError> {
+    let flags = match map_field(m, "tcp_flags")? {
+        v if v.is_string() => {
+            crate::value::parse_tcp_flags(&v.to_string()).ok_or_else(|| FieldError::NotUint {
+                key: "tcp_flags".into(),
+                got: describe(v),
+            })?
+        }
+        _ => uint_field(m, "tcp_flags")?,
+    };
+    Ok(Segment {
+        ts_ns: uint_field(m, "ts_ns")?,
+        src: endpoint(m, "saddr", "sport")?,
+        dst: endpoint(m, "daddr", "dport")?,
+        seq: uint_field(m, "seq")? as u32,
+        len: uint_field(m, len_key)? as u32,
+        flags: flags as u8,
+    })
+}
+
+/// `correlate(#{drops, retransmits, duplicates, slow, server})`: drop events
+/// (`macvtap.drop`, `skb.drop`: `ts_ns`, the flow, `seq`, `tcp_len`,
+/// `tcp_flags`, and `layer` or else the probe), `tcp.retransmit` events,
+/// `skb.drop` events of copies the receiver dropped as old data, the
+/// workload's slow transactions (`start_ns`, `end_ns`, `local`, `remote`) and
+/// its server (`ip:port`). Every key may be left out.
+fn correlate_map(arg: &Dynamic) -> Result<Correlation, CorrelateError> {
+    let Some(m) = arg.clone().try_cast::<Map>() else {
+        return Err(CorrelateError::NotAMapOfLists(describe(arg)));
+    };
+    let empty = Dynamic::from_array(vec![]);
+    for k in m.keys() {
+        if !["drops", "retransmits", "duplicates", "slow", "server"].contains(&k.as_str()) {
+            return Err(CorrelateError::UnknownKey(k.to_string()));
+        }
+    }
+    let list = |k: &str| m.get(k).cloned().unwrap_or_else(|| empty.clone());
+    let drops = items(&list("drops"), "drops", |m| {
+        let layer = match m.get("layer") {
+            Some(l) => l.to_string(),
+            None => m.get("probe").map(ToString::to_string).unwrap_or_default(),
+        };
+        Ok(DroppedSegment {
+            seg: segment(m, "tcp_len")?,
+            layer,
         })
     })?;
-    let slow = items(slow, "slow", |m| {
+    let retransmits = items(&list("retransmits"), "retransmits", |m| {
+        Ok(Retransmit {
+            seg: segment(m, "len")?,
+            kind: m.get("kind").map(ToString::to_string).unwrap_or_default(),
+        })
+    })?;
+    let duplicates = items(&list("duplicates"), "duplicates", |m| segment(m, "tcp_len"))?;
+    let slow = items(&list("slow"), "slow", |m| {
         Ok(SlowTransaction {
             start_ns: uint_field(m, "start_ns")?,
             end_ns: uint_field(m, "end_ns")?,
             conn: Connection::new(socket_addr(m, "local")?, socket_addr(m, "remote")?),
         })
     })?;
-    Ok(correlate(&drops, &slow))
+    let server = match m.get("server") {
+        Some(v) if !v.is_unit() => {
+            let mut one = Map::new();
+            one.insert("server".into(), v.clone());
+            Some(socket_addr(&one, "server").map_err(CorrelateError::Server)?)
+        }
+        _ => None,
+    };
+    Ok(correlate(&Evidence {
+        drops,
+        retransmits,
+        duplicates,
+        slow,
+        server,
+    }))
 }
 
 fn host(st: &Rc<RefCell<State>>) -> Option<Rc<dyn Host>> {
@@ -221,17 +291,13 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
         let Some(h) = host(&s) else {
             return Dynamic::UNIT;
         };
-        let l = h.lost();
-        let int = |v: u64| Dynamic::from_int(INT::try_from(v).unwrap_or(INT::MAX));
-        let m: Map = [
-            ("events", l.events),
-            ("map_full", l.map_full),
-            ("callback_errors", l.callback_errors),
-            ("undelivered", l.undelivered),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.into(), int(v)))
-        .collect();
+        let mut m = lost_map(&h.lost());
+        let probes: Map = h
+            .lost_by_probe()
+            .iter()
+            .map(|(name, l)| (name.into(), Dynamic::from_map(lost_map(l))))
+            .collect();
+        m.insert("probes".into(), Dynamic::from_map(probes));
         Dynamic::from_map(m)
     });
     let s = st.clone();
@@ -287,8 +353,8 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
     });
     engine.register_fn(
         "correlate",
-        |ctx: NativeCallContext, drops: Dynamic, slow: Dynamic| -> Res<Dynamic> {
-            let c = correlate_maps(&drops, &slow)
+        |ctx: NativeCallContext, evidence: Dynamic| -> Res<Dynamic> {
+            let c = correlate_map(&evidence)
                 .map_err(|e| fail(&ctx, format!("correlate: {}", with_causes(&e))))?;
             Ok(to_rhai(serde_json::to_value(c).unwrap_or_default()))
         },
@@ -300,6 +366,23 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
             .map(to_rhai)
             .unwrap_or(Dynamic::UNIT)
     });
+}
+
+/// `lost()`'s counters as a script map.
+fn lost_map(l: &crate::output::Lost) -> Map {
+    let int = |v: u64| Dynamic::from_int(INT::try_from(v).unwrap_or(INT::MAX));
+    [
+        ("events", l.events),
+        ("captures", l.captures),
+        ("map_full", l.map_full),
+        ("rate_limited", l.rate_limited),
+        ("missed", l.missed),
+        ("callback_errors", l.callback_errors),
+        ("undelivered", l.undelivered),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), int(v)))
+    .collect()
 }
 
 #[cfg(test)]
@@ -315,33 +398,63 @@ mod tests {
 
     #[test]
     fn correlate_reads_probe_events_and_workload_records() {
-        let drop = map(&[
-            ("ts_ns", Dynamic::from_int(1_100_000_000)),
-            ("saddr", Dynamic::from("::ffff:192.0.2.2")),
-            ("sport", Dynamic::from_int(12865)),
-            ("daddr", Dynamic::from("192.0.2.1")),
-            ("dport", Dynamic::from_int(40000)),
-        ]);
+        let event = |ts: i64, src: (&str, i64), dst: (&str, i64), len_key: &str| {
+            map(&[
+                ("ts_ns", Dynamic::from_int(ts)),
+                ("saddr", Dynamic::from(src.0.to_string())),
+                ("sport", Dynamic::from_int(src.1)),
+                ("daddr", Dynamic::from(dst.0.to_string())),
+                ("dport", Dynamic::from_int(dst.1)),
+                ("seq", Dynamic::from_int(7)),
+                (len_key, Dynamic::from_int(1)),
+                ("tcp_flags", Dynamic::from("ACK|PSH")),
+                ("layer", Dynamic::from("tap")),
+            ])
+        };
+        let c = ("::ffff:192.0.2.1", 40000);
+        let s = ("192.0.2.2", 12866);
         let slow = map(&[
             ("start_ns", Dynamic::from_int(1_000_000_000)),
             ("end_ns", Dynamic::from_int(1_210_000_000)),
             ("local", Dynamic::from("192.0.2.1:40000")),
-            ("remote", Dynamic::from("192.0.2.2:12865")),
+            ("remote", Dynamic::from("192.0.2.2:12866")),
         ]);
-        let c = correlate_maps(
-            &Dynamic::from_array(vec![Dynamic::from_map(drop.clone())]),
-            &Dynamic::from_array(vec![Dynamic::from_map(slow)]),
-        )
-        .unwrap();
-        assert_eq!((c.slow_with_drop, c.drops_in_slow), (1, 1));
-        let mut bad = drop;
-        bad.remove("sport");
-        let e = correlate_maps(
-            &Dynamic::from_array(vec![Dynamic::from_map(bad)]),
-            &Dynamic::from_array(vec![]),
-        )
-        .unwrap_err();
-        assert_eq!(with_causes(&e), "drops[0]: missing `sport`");
+        let arg = map(&[
+            (
+                "drops",
+                Dynamic::from_array(vec![Dynamic::from_map(event(
+                    1_000_100_000,
+                    c,
+                    s,
+                    "tcp_len",
+                ))]),
+            ),
+            (
+                "retransmits",
+                Dynamic::from_array(vec![Dynamic::from_map(event(1_209_000_000, c, s, "len"))]),
+            ),
+            ("slow", Dynamic::from_array(vec![Dynamic::from_map(slow)])),
+            ("server", Dynamic::from("192.0.2.2:12866")),
+        ]);
+        let r = correlate_map(&Dynamic::from_map(arg.clone())).unwrap();
+        assert_eq!((r.segments.repaired, r.segments.repairing), (1, 1));
+        assert_eq!((r.drops.workload, r.transactions.explained), (1, 1));
+        let mut bad = arg;
+        bad.insert("drop".into(), Dynamic::UNIT);
+        let e = correlate_map(&Dynamic::from_map(bad)).unwrap_err();
+        assert!(
+            with_causes(&e).contains("unknown key `drop`"),
+            "{}",
+            with_causes(&e)
+        );
+        let mut missing = event(1, c, s, "tcp_len");
+        missing.remove("seq");
+        let arg = map(&[(
+            "drops",
+            Dynamic::from_array(vec![Dynamic::from_map(missing)]),
+        )]);
+        let e = correlate_map(&Dynamic::from_map(arg)).unwrap_err();
+        assert_eq!(with_causes(&e), "drops[0]: missing `seq`");
     }
 
     #[test]

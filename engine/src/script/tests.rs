@@ -53,7 +53,7 @@ fn key_names(c: &Consumer) -> Vec<&'static str> {
         Consumer::Count { keys, .. } | Consumer::Hist { keys, .. } => {
             keys.iter().map(|k| k.name).collect()
         }
-        Consumer::Events { .. } => vec![],
+        Consumer::Events { .. } | Consumer::Capture(_) => vec![],
     }
 }
 
@@ -1012,7 +1012,20 @@ mod workloads_triggers_queries {
                 map_full: 7,
                 callback_errors: 2,
                 undelivered: 3,
+                ..crate::output::Lost::default()
             }
+        }
+        fn lost_by_probe(&self) -> std::collections::BTreeMap<String, crate::output::Lost> {
+            [(
+                "skb.drop".to_string(),
+                crate::output::Lost {
+                    events: 1,
+                    undelivered: 3,
+                    ..crate::output::Lost::default()
+                },
+            )]
+            .into_iter()
+            .collect()
         }
         fn agg_entries(&self, _: &AggName) -> Option<serde_json::Value> {
             None
@@ -1058,7 +1071,11 @@ mod workloads_triggers_queries {
         );
         assert!(actions.contains(&Action::Report(
             "l".into(),
-            serde_json::json!({"events": 1, "map_full": 7, "callback_errors": 2, "undelivered": 3})
+            serde_json::json!({"events": 1, "captures": 0, "map_full": 7, "rate_limited": 0,
+                               "missed": 0, "callback_errors": 2, "undelivered": 3,
+                               "probes": {"skb.drop": {"events": 1, "captures": 0, "map_full": 0,
+                                          "rate_limited": 0, "missed": 0, "callback_errors": 0,
+                                          "undelivered": 3}}})
         )));
         assert!(actions.contains(&Action::Report("t".into(), serde_json::json!(20480))));
     }

@@ -114,6 +114,9 @@ pub enum MechanismError {
     /// `--disable-mechanism` turned it off.
     #[error("disabled by request")]
     Disabled,
+    /// A capture was asked, and this mechanism's program has no packet.
+    #[error("its program sees no packet to capture")]
+    NoPacket,
     /// The object did not load (its maps, its BTF relocations).
     #[error("loading the object failed: {0}")]
     Object(#[source] Arc<aya::EbpfError>),

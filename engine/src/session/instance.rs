@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use std::os::fd::AsFd;
+
 use aya::{Ebpf, Pod};
 use vprobe_probes::abi::{self, HistKey, HistValue, Record};
 use vprobe_probes::{FieldKind, Mechanism, ProbeDef};
@@ -42,7 +44,9 @@ pub struct InstanceLoss {
     pub events: u64,
     /// Aggregation updates its full map refused (a new key found no room).
     pub map_full: u64,
-    /// Events offered to its ring buffer, whether there was room or not.
+    /// Records its rate limit held back.
+    pub rate_limited: u64,
+    /// Records offered to its ring buffer, whether there was room or not.
     pub offered: u64,
 }
 
@@ -79,8 +83,21 @@ impl Instance {
         InstanceLoss {
             events: slot(abi::LOSS_EVENTS),
             map_full: slot(abi::LOSS_MAP_FULL),
+            rate_limited: slot(abi::LOSS_RATE),
             offered: slot(abi::LOSS_OFFERED),
         }
+    }
+
+    /// Runs of its loaded programs the kernel skipped because the same
+    /// program was already running on that CPU (an event nested in another:
+    /// a softirq's retransmit interrupting one made in process context),
+    /// `recursion_misses` of `bpf_prog_info` (Linux 5.12+; 0 before).
+    pub fn recursion_misses(&self) -> u64 {
+        self.ebpf
+            .programs()
+            .filter_map(|(_, p)| p.fd().ok())
+            .map(|fd| prog_recursion_misses(fd.as_fd()))
+            .sum()
     }
 
     /// The ring buffer of an `on_event` instance (taken once by the reader).
@@ -118,7 +135,7 @@ impl Instance {
                 AggKind::Lhist,
                 Some((*step).max(1)),
             ),
-            Consumer::Events { .. } => return Ok(None),
+            Consumer::Events { .. } | Consumer::Capture(_) => return Ok(None),
         };
         let decode_key = |rec: &Record| -> Vec<(String, Value)> {
             keys.iter()
@@ -205,7 +222,7 @@ impl Instance {
         let name = match &self.request.consumer {
             Consumer::Count { .. } => "counts",
             Consumer::Hist { .. } => "hists",
-            Consumer::Events { .. } => return Ok(()),
+            Consumer::Events { .. } | Consumer::Capture(_) => return Ok(()),
         };
         let probe = self.request.probe.name;
         let err = |e: MapAccess| SessionError::Map {
@@ -264,4 +281,39 @@ pub(super) fn merge(into: &mut AggSnapshot, other: AggSnapshot) {
         }
     }
     into.sort();
+}
+
+/// `bpf(BPF_OBJ_GET_INFO_BY_FD)` on a program: its `recursion_misses`, 0
+/// when the kernel cannot say (aya 0.14's `ProgramInfo` does not expose it).
+fn prog_recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> u64 {
+    use std::os::fd::AsRawFd;
+    // the `info` member of union bpf_attr
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    // SAFETY: bpf_prog_info is plain old data (integers); all zeros is its empty value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: std::ptr::addr_of_mut!(info) as u64,
+    };
+    // SAFETY: the kernel writes at most info_len bytes into `info`, which
+    // lives until the call returns; attr is the union's `info` layout.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            std::ptr::addr_of_mut!(attr),
+            std::mem::size_of::<InfoAttr>() as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        info.recursion_misses
+    } else {
+        0
+    }
 }

@@ -263,7 +263,8 @@ impl Session {
                 origin: req.origin.clone(),
                 error,
             })?;
-        let events = matches!(req.consumer, Consumer::Events { .. });
+        let events = req.consumer.emits();
+        let capture = matches!(req.consumer, Consumer::Capture(_));
         let timing = settings.timing != 0;
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
@@ -316,6 +317,11 @@ impl Session {
         for mech in req.probe.mechanisms {
             if self.options.disable.contains(&mech.kind()) {
                 reasons.push(why(mech, MechanismError::Disabled));
+                attach_only = false;
+                continue;
+            }
+            if capture && !req.probe.capture.works_with(mech.kind()) {
+                reasons.push(why(mech, MechanismError::NoPacket));
                 attach_only = false;
                 continue;
             }
@@ -644,14 +650,6 @@ impl Session {
             found = true;
         }
         Ok(found)
-    }
-
-    /// Kernel-side losses over all instances: (ring-buffer reserve failures, failed map inserts).
-    pub fn lost(&self) -> (u64, u64) {
-        self.instances.values().fold((0, 0), |(ev, mf), i| {
-            let l = i.losses();
-            (ev + l.events, mf + l.map_full)
-        })
     }
 
     /// Aggregation updates refused because the map of `name` was full,

@@ -136,7 +136,7 @@ impl Tables {
                         Consumer::Hist { keys, field: h, .. } => {
                             h.name == field.name || keys.iter().any(|k| k.name == field.name)
                         }
-                        Consumer::Events { .. } => false,
+                        Consumer::Events { .. } | Consumer::Capture(_) => false,
                     };
                 match symbols.layer_runs() {
                     Ok(runs) => {

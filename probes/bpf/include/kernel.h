@@ -48,7 +48,11 @@ struct sk_buff {
 	__u16 queue_mapping;
 	__u32 hash;
 	unsigned char *head;
+	unsigned char *data;
+	__u32 tail; /* sk_buff_data_t: an offset from head on 64-bit kernels */
+	__u16 mac_header;
 	__u16 network_header;
+	char cb[48];
 };
 
 struct in6_addr {
@@ -94,6 +98,8 @@ struct trace_event_raw_kfree_skb {
 	unsigned short protocol;
 	/* since 5.17; declared as the enum because CO-RE matches field types too */
 	enum skb_drop_reason reason;
+	/* since 6.11: the receiving socket, when the drop is on its way in */
+	void *rx_sk;
 };
 
 struct trace_event_raw_tcp_event_sk_skb {

@@ -28,12 +28,17 @@ static __always_inline int vp_need_slot(int slot)
 	return slot >= 0 && vp_need(slot);
 }
 
-static __always_inline void vp_v4_mapped(__u8 *dst, __u32 a)
+/* An address from a classic tracepoint record's sockaddr (sockaddr_in or
+ * sockaddr_in6: family, then the port, then the address). */
+static __always_inline void vp_sockaddr_addr(__u8 *dst, const __u8 *sa, __u16 family)
 {
-	__builtin_memset(dst, 0, 10);
-	dst[10] = 0xff;
-	dst[11] = 0xff;
-	__builtin_memcpy(dst + 12, &a, 4);
+	if (family == AF_INET6) {
+		__builtin_memcpy(dst, sa + 8, 16);
+	} else {
+		__u32 a;
+		__builtin_memcpy(&a, sa + 4, 4);
+		vp_v4_mapped(dst, a);
+	}
 }
 
 /* Local port, remote port, state, family, netns, local and remote address. */
@@ -43,15 +48,15 @@ static __always_inline void vp_fill_sock(struct vp_rec *r, const struct sock *sk
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
 	if (vp_need_slot(s.sport))
-		r->num[s.sport & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_num);
+		r->num[VP_SLOT(s.sport)] = BPF_CORE_READ(sk, __sk_common.skc_num);
 	if (vp_need_slot(s.dport))
-		r->num[s.dport & (VP_NUM - 1)] = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		r->num[VP_SLOT(s.dport)] = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (vp_need_slot(s.state))
-		r->num[s.state & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_state);
+		r->num[VP_SLOT(s.state)] = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (s.family >= 0)
-		r->num[s.family & (VP_NUM - 1)] = family;
+		r->num[VP_SLOT(s.family)] = family;
 	if (vp_need_slot(s.netns))
-		r->num[s.netns & (VP_NUM - 1)] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		r->num[VP_SLOT(s.netns)] = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (!vp_need(VP_KEY_ADDR(s.saddr)) && !vp_need(VP_KEY_ADDR(s.daddr)))
 		return;
 	if (family == AF_INET6) {

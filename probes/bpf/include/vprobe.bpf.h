@@ -19,16 +19,20 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 
-#define VP_NUM 16         /* numeric field slots (a power of two: slot indexes are masked) */
+#define VP_NUM 24         /* numeric field slots */
 #define VP_ADDR 2         /* 16-byte address slots (IPv6, or IPv4-mapped) */
 #define VP_FILTER_MAX 8   /* ranges/values per filtered field */
 #define VP_DEV_MAX 4      /* device-name patterns */
 #define VP_DEV_LEN 16     /* IFNAMSIZ */
 
-/* key_mask bits: 0..15 num[i], 16..17 addr[i], 18 dev */
-#define VP_KEY_ADDR0 16
-#define VP_KEY_DEV 18
+/* key_mask bits: 0..23 num[i], 24..25 addr[i], 26 dev */
+#define VP_KEY_ADDR0 24
+#define VP_KEY_DEV 26
 #define VP_KEY_ADDR(i) (VP_KEY_ADDR0 + (i))
+
+/* A slot index the verifier can bound (VP_NUM is not a power of two); slot
+ * numbers are compile-time constants, so this folds away. */
+#define VP_SLOT(i) ((unsigned int)(i) < VP_NUM ? (i) : 0)
 
 /*
  * Slot names. Each program file names the slots it fills, one define per
@@ -43,16 +47,18 @@
 #define VP_MODE_COUNT 1
 #define VP_MODE_HIST 2
 #define VP_MODE_EVENTS 4
+#define VP_MODE_CAPTURE 8 /* emit records with the packet's first snaplen bytes */
 
 #define VP_HIST_LOG2 0
 #define VP_HIST_LINEAR 1
 
 #define VP_LOSS_EVENTS 0    /* ring buffer reserve failed */
 #define VP_LOSS_MAP_FULL 1  /* aggregation insert failed */
-#define VP_LOSS_OFFERED 2   /* events offered to the ring, reserved or not: user space
+#define VP_LOSS_RATE 2      /* held back by the rate limit (events, captures) */
+#define VP_LOSS_OFFERED 3   /* records offered to the ring, reserved or not: user space
 			     * subtracts what it delivered and what failed to reserve
-			     * to know what never reached a callback */
-#define VP_LOSS_SLOTS 3
+			     * to know what never reached a callback or a file */
+#define VP_LOSS_SLOTS 4
 
 /* How the generic tracepoint program reads one slot from the raw record (vp_raw.read) */
 #define VP_READ_UNSIGNED 0 /* integer of vp_raw.size bytes, zero-extended */
@@ -84,8 +90,23 @@ struct vp_hval {
 struct vp_event {
 	__u64 ts_ns;    /* bpf_ktime_get_ns() */
 	__u32 cpu;
-	__u32 pad;
+	__u32 flags;    /* VP_EVENT_PACKET: a struct vp_packet and its bytes follow */
 	struct vp_rec rec;
+};
+
+#define VP_EVENT_PACKET 1
+
+/* Captures: the packet of an event, from the kernel's skb. */
+#define VP_SNAP_MAX 2048  /* largest snaplen: a full 1500-byte frame with room to spare */
+#define VP_LINK_NONE 0     /* no bytes: no skb here, user space writes what the record says */
+#define VP_LINK_ETHERNET 1 /* the bytes start at an Ethernet header */
+#define VP_LINK_IP 2       /* the bytes start at the IPv4/IPv6 header */
+
+struct vp_packet {
+	__u32 wire_len; /* bytes of the packet from where the capture starts */
+	__u32 cap_len;  /* bytes that follow this header */
+	__u32 link;     /* VP_LINK_* */
+	__u32 pad;
 };
 
 /* Where a slot's value lies in a classic tracepoint's raw record (its format file). */
@@ -118,6 +139,10 @@ struct vp_settings {
 	struct vp_raw raw_num[VP_NUM];   /* tracepoint: where num[i] is in the record */
 	struct vp_raw raw_addr[VP_ADDR]; /* ... addr[i] (a string or an address) */
 	struct vp_raw raw_dev;           /* ... dev (a string) */
+	/* Appended for events and captures; zero = off. */
+	__u32 snaplen;        /* VP_MODE_CAPTURE: packet bytes copied per record (<= VP_SNAP_MAX) */
+	__u32 rate_max;       /* at most this many records per rate_period_ns; 0 = no limit */
+	__u64 rate_period_ns;
 };
 
 /* Set by the loader before load; the verifier prunes what they turn off. */
@@ -156,6 +181,19 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } loss SEC(".maps");
+
+/* The rate limit's window: records emitted in the current period. */
+struct vp_rate {
+	__u64 window;
+	__u64 count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vp_rate);
+} rate SEC(".maps");
 
 /* Scratch record: too big for comfort on the 512-byte BPF stack next to keys. */
 struct {
@@ -317,27 +355,147 @@ static __always_inline void vp_hadd(const struct vp_hkey *key, __u64 v)
 	}
 }
 
-static __always_inline void vp_emit(const struct vp_rec *r)
+/* Submits a ring record, waking the reader only once `wake_bytes` wait: user
+ * space also drains on a timer, so no wakeup per record. */
+static __always_inline void vp_ring_submit(void *e)
 {
-	struct vp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	vp_tally(VP_LOSS_OFFERED);
-	if (!e) {
-		vp_tally(VP_LOSS_EVENTS);
-		return;
-	}
-	e->ts_ns = bpf_ktime_get_ns();
-	e->cpu = bpf_get_smp_processor_id();
-	e->pad = 0;
-	__builtin_memcpy(&e->rec, r, sizeof(*r));
-	/* No wakeup per event: user space also drains on a timer. */
+
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= settings.wake_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
 
-/* Filters, then aggregates/emits according to `settings`. `r` is the scratch record. */
-static __always_inline void vp_submit(struct vp_rec *r)
+static __always_inline void vp_emit(const struct vp_rec *r, __u64 now)
+{
+	struct vp_event *e;
+
+	vp_tally(VP_LOSS_OFFERED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		vp_tally(VP_LOSS_EVENTS);
+		return;
+	}
+	e->ts_ns = now;
+	e->cpu = bpf_get_smp_processor_id();
+	e->flags = 0;
+	__builtin_memcpy(&e->rec, r, sizeof(*r));
+	vp_ring_submit(e);
+}
+
+/*
+ * Where a packet starts in its skb, how many bytes of it are in the skb's
+ * linear area from there, and how long it is from there: from its MAC header
+ * when it has an Ethernet one (at least 14 bytes before the network header),
+ * else from its network header (an L3 tun device, a packet not yet given a
+ * link header on its way out).
+ */
+static __always_inline __u32 vp_packet_start(struct sk_buff *skb, __u32 *start, __u32 *avail,
+					     __u32 *wire)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u16 mh = BPF_CORE_READ(skb, mac_header);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u32 tail = BPF_CORE_READ(skb, tail); /* an offset from head on 64-bit kernels */
+	__u32 len = BPF_CORE_READ(skb, len);   /* bytes from data on */
+	__u32 link, from, d;
+
+	if (!head || !data || data < head)
+		return VP_LINK_NONE;
+	/* (u16)~0: not set (skb_mac_header_was_set(), skb_network_header()) */
+	if (mh != 0xffff && nh != 0xffff && nh >= mh + 14) {
+		from = mh;
+		link = VP_LINK_ETHERNET;
+	} else if (nh != 0xffff) {
+		from = nh;
+		link = VP_LINK_IP;
+	} else {
+		return VP_LINK_NONE;
+	}
+	d = data - head;
+	if (d >= from)
+		*wire = len + (d - from);
+	else
+		*wire = len > from - d ? len - (from - d) : 0;
+	*start = from;
+	*avail = tail > from ? tail - from : 0;
+	return link;
+}
+
+/* A capture record: the event, then the packet's first `snaplen` bytes
+ * (as many as the skb's linear area holds), copied from the kernel. */
+static __always_inline void vp_capture(const struct vp_rec *r, struct sk_buff *skb, __u64 now)
+{
+	/* a constant to the verifier: settings are read-only once loaded */
+	__u32 snap = settings.snaplen > VP_SNAP_MAX ? VP_SNAP_MAX : settings.snaplen;
+	__u32 start = 0, avail = 0, wire = 0, link = VP_LINK_NONE, n = 0;
+	struct vp_event *e;
+	struct vp_packet *p;
+	unsigned char *head;
+
+	vp_tally(VP_LOSS_OFFERED);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e) + sizeof(*p) + snap, 0);
+	if (!e) {
+		vp_tally(VP_LOSS_EVENTS);
+		return;
+	}
+	e->ts_ns = now;
+	e->cpu = bpf_get_smp_processor_id();
+	e->flags = VP_EVENT_PACKET;
+	__builtin_memcpy(&e->rec, r, sizeof(*r));
+	p = (struct vp_packet *)(e + 1);
+	if (skb)
+		link = vp_packet_start(skb, &start, &avail, &wire);
+	if (link != VP_LINK_NONE) {
+		n = avail < snap ? avail : snap;
+		head = BPF_CORE_READ(skb, head);
+		if (n > 0 && n <= snap && bpf_probe_read_kernel((void *)(p + 1), n, head + start))
+			n = 0;
+	}
+	p->wire_len = wire;
+	p->cap_len = n;
+	p->link = link;
+	p->pad = 0;
+	vp_ring_submit(e);
+}
+
+/*
+ * Whether the rate limit lets one more record out: at most rate_max per
+ * rate_period_ns, over all CPUs. The check and the count are two steps, so
+ * CPUs racing at the start of a period may let out a few more; a record held
+ * back counts as VP_LOSS_RATE.
+ */
+static __always_inline int vp_rate_ok(__u64 now)
+{
+	__u32 zero = 0;
+	struct vp_rate *s;
+	__u64 w;
+
+	if (!settings.rate_max || !settings.rate_period_ns)
+		return 1;
+	s = bpf_map_lookup_elem(&rate, &zero);
+	if (!s)
+		return 1;
+	w = now / settings.rate_period_ns;
+	if (s->window != w) {
+		s->window = w;
+		s->count = 0;
+	}
+	if (s->count >= settings.rate_max) {
+		vp_tally(VP_LOSS_RATE);
+		return 0;
+	}
+	__sync_fetch_and_add(&s->count, 1);
+	return 1;
+}
+
+/*
+ * Filters, then aggregates/emits according to `settings`. `r` is the scratch
+ * record; `skb` the packet a capture copies (NULL where there is none: the
+ * capture then carries the record alone).
+ */
+static __always_inline void vp_submit_skb(struct vp_rec *r, struct sk_buff *skb)
 {
 	struct vp_hkey *h = (struct vp_hkey *)r; /* rec is the first member of the scratch */
 	__u32 mask = settings.key_mask;
@@ -345,15 +503,23 @@ static __always_inline void vp_submit(struct vp_rec *r)
 
 	if (!vp_num_match(r) || !vp_addr_match(r) || !vp_dev_match(r))
 		return;
-	if (settings.mode & VP_MODE_EVENTS)
-		vp_emit(r);
+	if (settings.mode & (VP_MODE_EVENTS | VP_MODE_CAPTURE)) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (vp_rate_ok(now)) {
+			if (settings.mode & VP_MODE_CAPTURE)
+				vp_capture(r, skb, now);
+			else
+				vp_emit(r, now);
+		}
+	}
 	if (!(settings.mode & (VP_MODE_COUNT | VP_MODE_HIST)))
 		return;
 
 	if (settings.mode & VP_MODE_HIST) {
 		__u32 hs = settings.hist_slot;
 		if (hs < VP_NUM)
-			hv = r->num[hs & (VP_NUM - 1)];
+			hv = r->num[VP_SLOT(hs)];
 	}
 	/* The key is the record with the unselected fields zeroed. */
 #pragma unroll
@@ -378,6 +544,21 @@ static __always_inline void vp_submit(struct vp_rec *r)
 			h->slot = vp_log2_slot(hv);
 		vp_hadd(h, hv);
 	}
+}
+
+/* vp_submit_skb() for programs without a packet. */
+static __always_inline void vp_submit(struct vp_rec *r)
+{
+	vp_submit_skb(r, NULL);
+}
+
+/* An IPv4 address as the record keeps it: ::ffff:a.b.c.d */
+static __always_inline void vp_v4_mapped(__u8 *dst, __u32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
 }
 
 /* Network namespace inode of a device, 0 when unknown. */

@@ -1,7 +1,7 @@
 //! `dev.rx`, `dev.xmit` and `dev.queue` (bpf/dev.bpf.c).
 
 use super::fields::{num, DEV, DEV_IFINDEX, DEV_NETNS};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/dev.o`.
@@ -43,6 +43,7 @@ pub const RX: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::Packet { without: &[] },
 };
 
 /// `dev.xmit`.
@@ -59,6 +60,7 @@ pub const XMIT: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::None,
 };
 
 /// `dev.queue`.
@@ -75,4 +77,5 @@ pub const QUEUE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::Packet { without: &[] },
 };

@@ -57,6 +57,12 @@ pub enum FieldKind {
     /// An x86 KVM exit reason, stored `isa << 32 | exit_reason`; named from the
     /// running kernel's `kvm:kvm_exit` format (`HLT`, `EPT_VIOLATION`, `npf`).
     KvmExitReason,
+    /// TCP header flags (`tcp[13]`), shown as `SYN|ACK`; filters take a
+    /// number or names joined by `|` (that exact set).
+    TcpFlags,
+    /// Why TCP sent a segment again (`timeout`, `tlp`, `fast`, `syn`,
+    /// `synack`, `other`: [`crate::catalog::tcp::RETRANSMIT_KINDS`]).
+    RetransmitKind,
     /// A short string (a task's comm, a tracepoint's `char[]` field), at most
     /// 15 bytes; filters take the string or a prefix glob (`vhost-*`).
     Str,
@@ -169,3 +175,63 @@ pub(super) const DROP_LOCATION: FieldDef = num(
     FieldKind::KernelAddr,
     "where the skb was freed (symbol+offset)",
 );
+
+// The flow of a dropped packet, from its headers (bpf/include/pkt.bpf.h).
+pub(super) const SADDR_PKT: FieldDef =
+    addr("saddr", 0, "source address from the packet's IP header");
+pub(super) const DADDR_PKT: FieldDef = addr(
+    "daddr",
+    1,
+    "destination address from the packet's IP header",
+);
+pub(super) const fn sport_pkt(slot: u8) -> FieldDef {
+    num(
+        "sport",
+        slot,
+        FieldKind::Port,
+        "TCP/UDP source port from the packet",
+    )
+}
+pub(super) const fn dport_pkt(slot: u8) -> FieldDef {
+    num(
+        "dport",
+        slot,
+        FieldKind::Port,
+        "TCP/UDP destination port from the packet",
+    )
+}
+
+// The TCP segment of a dropped packet, from its headers (bpf/include/pkt.bpf.h),
+// in the slots each drop program gives them.
+pub(super) const fn seq(slot: u8) -> FieldDef {
+    num(
+        "seq",
+        slot,
+        FieldKind::Uint,
+        "TCP sequence number of the packet (0 when not TCP)",
+    )
+}
+pub(super) const fn ack(slot: u8) -> FieldDef {
+    num(
+        "ack",
+        slot,
+        FieldKind::Uint,
+        "TCP acknowledgment number of the packet",
+    )
+}
+pub(super) const fn tcp_flags(slot: u8) -> FieldDef {
+    num(
+        "tcp_flags",
+        slot,
+        FieldKind::TcpFlags,
+        "TCP flags of the packet (`ACK|PSH`)",
+    )
+}
+pub(super) const fn tcp_len(slot: u8) -> FieldDef {
+    num(
+        "tcp_len",
+        slot,
+        FieldKind::Uint,
+        "TCP payload bytes of the packet (0: a pure ACK, or not TCP)",
+    )
+}

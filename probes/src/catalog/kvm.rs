@@ -1,7 +1,7 @@
 //! `kvm.exit` (bpf/kvm.bpf.c).
 
 use super::fields::{num, COMM};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/kvm.o`.
@@ -43,4 +43,5 @@ pub const EXIT: ProbeDef = ProbeDef {
     mechanisms: &[Mechanism::tracepoint("kvm", "kvm_exit", "vp_kvm_exit_tp")],
     default_filters: &[],
     sites: &[],
+    capture: Capture::None,
 };

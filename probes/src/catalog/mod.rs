@@ -37,6 +37,49 @@ pub struct DefaultFilter {
     pub value: &'static str,
 }
 
+/// What `.capture(..)` writes for an attach point's events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capture {
+    /// Nothing: its program has no packet it may read.
+    None,
+    /// The packet, its first snaplen bytes copied from the skb by the
+    /// program; the mechanisms of `without` see no packet (a capture skips
+    /// them).
+    Packet {
+        /// Mechanism kinds whose program has no skb.
+        without: &'static [MechanismKind],
+    },
+    /// A TCP/IP header built in user space from the record's fields: the
+    /// kernel's skb has no headers yet where the program runs.
+    Segment,
+}
+
+impl Capture {
+    /// `none`, `packet` or `segment`, as `vprobe list` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capture::None => "none",
+            Capture::Packet { .. } => "packet",
+            Capture::Segment => "segment",
+        }
+    }
+
+    /// Whether a capture may use `kind`.
+    pub fn works_with(self, kind: MechanismKind) -> bool {
+        match self {
+            Capture::None => false,
+            Capture::Packet { without } => !without.contains(&kind),
+            Capture::Segment => true,
+        }
+    }
+}
+
+impl Serialize for Capture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An attach point.
 #[derive(Debug, Serialize)]
 pub struct ProbeDef {
@@ -62,6 +105,8 @@ pub struct ProbeDef {
     /// the kernel (`bpf/include/sites.bpf.h`). Empty for other attach points.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub sites: &'static [&'static str],
+    /// What a capture of its events writes.
+    pub capture: Capture,
 }
 
 impl ProbeDef {

@@ -1,7 +1,7 @@
 //! `napi.poll` (bpf/napi.bpf.c).
 
 use super::fields::{flag, num, DEV, DEV_IFINDEX, DEV_NETNS};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/napi.o`.
@@ -41,4 +41,5 @@ pub const POLL: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::None,
 };

@@ -1,7 +1,7 @@
 //! `qdisc.enqueue` and `qdisc.dequeue` (bpf/qdisc.bpf.c).
 
 use super::fields::{num, DEV, DEV_IFINDEX, DEV_NETNS};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/qdisc.o`.
@@ -83,6 +83,7 @@ pub const ENQUEUE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::None,
 };
 
 /// `qdisc.dequeue`. qdisc_dequeue: 4.16+.
@@ -98,4 +99,5 @@ pub const DEQUEUE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::None,
 };

@@ -1,7 +1,7 @@
 //! `sched.wakeup_latency` (bpf/sched.bpf.c).
 
 use super::fields::{num, COMM};
-use super::{DefaultFilter, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::{Capture, DefaultFilter, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/sched.o`.
@@ -67,4 +67,5 @@ pub const WAKEUP_LATENCY: ProbeDef = ProbeDef {
         value: "vhost-*",
     }],
     sites: &[],
+    capture: Capture::None,
 };

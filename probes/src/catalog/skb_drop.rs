@@ -1,7 +1,10 @@
 //! `skb.drop` (bpf/skb_drop.bpf.c): every skb freed as a drop.
 
-use super::fields::{num, DEV, DEV_IFINDEX, DROP_LOCATION, DROP_REASON};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::fields::{
+    ack, dport_pkt, num, seq, sport_pkt, tcp_flags, tcp_len, DADDR_PKT, DEV, DEV_IFINDEX,
+    DROP_LOCATION, DROP_REASON, SADDR_PKT,
+};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/skb_drop.o`.
@@ -27,13 +30,21 @@ const FIELDS: &[FieldDef] = &[
         FieldKind::Layer,
         "stack layer of the location (tap, tun, macvlan, bridge, veth, qdisc, core, ip, tcp, udp, ...; from kallsyms)",
     ),
+    SADDR_PKT,
+    DADDR_PKT,
+    sport_pkt(7),
+    dport_pkt(8),
+    seq(9),
+    ack(10),
+    tcp_flags(11),
+    tcp_len(12),
 ];
 
 /// `skb.drop`.
 pub const DROP: ProbeDef = ProbeDef {
     name: "skb.drop",
     subsystem: "core",
-    about: "an skb dropped anywhere in the stack, with its reason and location",
+    about: "an skb dropped anywhere in the stack, with its reason, location and, from its headers, flow and TCP segment",
     object: &OBJECT,
     fields: FIELDS,
     mechanisms: &[
@@ -42,4 +53,5 @@ pub const DROP: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::Packet { without: &[] },
 };

@@ -1,7 +1,7 @@
 //! `sock.rcvqueue_full` (bpf/sock.bpf.c).
 
 use super::fields::{addr, num};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef, Slot};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef, Slot};
 use crate::object::object;
 
 /// `prebuilt/sock.o`.
@@ -76,17 +76,23 @@ const FIELDS: &[FieldDef] = &[
 ];
 
 /// `sock.rcvqueue_full`. sock_rcvqueue_full: any kernel; the classic record
-/// has no socket, so only rmem, truesize and rcvbuf are filled there.
+/// has no socket, so only rmem, truesize and rcvbuf are filled there. UDP's
+/// own queue (udp_fail_queue_rcv_skb, companion): the classic record has the
+/// flow since 6.10, not the queue.
 pub const RCVQUEUE_FULL: ProbeDef = ProbeDef {
     name: "sock.rcvqueue_full",
     subsystem: "socket",
-    about: "a packet refused by a full socket receive queue (raw and other sock_queue_rcv_skb users; UDP drops show in skb.drop as SOCKET_RCVBUFF)",
+    about: "a packet refused by a full socket receive queue: UDP over IPv4 and IPv6 (what the kernel counts as RcvbufErrors), ping sockets and other sock_queue_rcv_skb users. Not raw sockets on recent kernels (6.18 measured): raw_v4_input/raw_v6_input skip a full socket before cloning the packet, so its drop makes no event and shows only in /proc/net/raw's drops column",
     object: &OBJECT,
     fields: FIELDS,
     mechanisms: &[
-        Mechanism::tp_btf("sock_rcvqueue_full", "vp_rcvq_btf"),
-        Mechanism::tracepoint("sock", "sock_rcvqueue_full", "vp_rcvq_tp"),
+        Mechanism::tp_btf("sock_rcvqueue_full", "vp_rcvq_btf")
+            .with_companions(&[Mechanism::tp_btf("udp_fail_queue_rcv_skb", "vp_rcvq_udp_btf")]),
+        Mechanism::tracepoint("sock", "sock_rcvqueue_full", "vp_rcvq_tp").with_companions(&[
+            Mechanism::tracepoint("udp", "udp_fail_queue_rcv_skb", "vp_rcvq_udp_tp"),
+        ]),
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::Packet { without: &[] },
 };

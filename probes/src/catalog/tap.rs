@@ -11,8 +11,11 @@
 //! on macvtap_count_rx_dropped, the function that bumps rx_dropped; the
 //! kfree_skb ones need the site table.
 
-use super::fields::{addr, num, DEV, DEV_IFINDEX, DEV_NETNS, DROP_LOCATION, DROP_REASON};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::fields::{
+    ack, dport_pkt, num, seq, sport_pkt, tcp_flags, tcp_len, DADDR_PKT, DEV, DEV_IFINDEX,
+    DEV_NETNS, DROP_LOCATION, DROP_REASON, SADDR_PKT,
+};
+use super::{Capture, FieldDef, FieldKind, Mechanism, MechanismKind, Object, ProbeDef};
 use crate::object::object;
 
 /// `prebuilt/tap.o`.
@@ -76,10 +79,14 @@ const RING_FIELDS: &[FieldDef] = &[
     ),
     num("len", 13, FieldKind::Uint, "skb length in bytes"),
     num("protocol", 14, FieldKind::EtherType, "EtherType of the skb"),
-    addr("saddr", 0, "source address from the packet's IP header"),
-    addr("daddr", 1, "destination address from the packet's IP header"),
-    num("sport", 12, FieldKind::Port, "TCP/UDP source port from the packet"),
-    num("dport", 15, FieldKind::Port, "TCP/UDP destination port from the packet"),
+    SADDR_PKT,
+    DADDR_PKT,
+    sport_pkt(12),
+    dport_pkt(15),
+    seq(16),
+    ack(17),
+    tcp_flags(18),
+    tcp_len(19),
 ];
 
 /// `macvtap.drop`: drops in tap_handle_frame.
@@ -98,6 +105,9 @@ pub const MACVTAP_DROP: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &["tap_handle_frame"],
+    capture: Capture::Packet {
+        without: &[MechanismKind::Fentry, MechanismKind::Kprobe],
+    },
 };
 
 /// `tun.drop`: drops in tun_net_xmit.
@@ -113,4 +123,5 @@ pub const TUN_DROP: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &["tun_net_xmit"],
+    capture: Capture::Packet { without: &[] },
 };

@@ -1,8 +1,12 @@
 //! `tcp.retransmit` and `tcp.probe` (bpf/tcp.bpf.c).
 
 use super::fields::{addr, num};
-use super::{FieldDef, FieldKind, Mechanism, Object, ProbeDef};
+use super::{Capture, FieldDef, FieldKind, Mechanism, Object, ProbeDef};
 use crate::object::object;
+
+/// Names of `tcp.retransmit`'s `kind` values, by number (keep in sync with
+/// KIND_* in bpf/tcp.bpf.c).
+pub const RETRANSMIT_KINDS: &[&str] = &["other", "timeout", "tlp", "fast", "syn", "synack"];
 
 /// `prebuilt/tcp.o`.
 pub static OBJECT: Object = object!("tcp");
@@ -21,8 +25,56 @@ const NETNS: FieldDef = num(
     "network namespace inode of the socket",
 );
 
+// Payload bytes of a segment; the same slot in both programs.
+const LEN: FieldDef = num("len", 11, FieldKind::Uint, "payload bytes of the segment");
+
 // keep in sync with bpf/tcp.bpf.c (S_*, A_*; the catalog tests check)
-const RETRANSMIT_FIELDS: &[FieldDef] = &[SADDR, DADDR, SPORT, DPORT, STATE, FAMILY, NETNS];
+const RETRANSMIT_FIELDS: &[FieldDef] = &[
+    SADDR,
+    DADDR,
+    SPORT,
+    DPORT,
+    STATE,
+    FAMILY,
+    NETNS,
+    num(
+        "seq",
+        15,
+        FieldKind::Uint,
+        "first sequence number of the segment sent again",
+    ),
+    LEN,
+    num(
+        "ack",
+        16,
+        FieldKind::Uint,
+        "acknowledgment number it carries (rcv_nxt)",
+    ),
+    num(
+        "segs",
+        17,
+        FieldKind::Uint,
+        "segments it counts for (tcp_skb_pcount: what TcpRetransSegs adds when err is 0)",
+    ),
+    num(
+        "err",
+        18,
+        FieldKind::Int,
+        "0 if it was sent; else why not (-EBUSY: the original is still in a queue of this host, -ENOMEM, ...); 0 before Linux 6.13, which traced only what was sent",
+    ),
+    num(
+        "kind",
+        19,
+        FieldKind::RetransmitKind,
+        "why: timeout (after an RTO), tlp (tail-loss probe), fast (fast retransmit/recovery), syn, synack, other",
+    ),
+    num(
+        "tcp_flags",
+        20,
+        FieldKind::TcpFlags,
+        "TCP flags of the segment (SYN, FIN, ...)",
+    ),
+];
 
 const PROBE_FIELDS: &[FieldDef] = &[
     SADDR,
@@ -58,12 +110,7 @@ const PROBE_FIELDS: &[FieldDef] = &[
         "send window the peer advertised, bytes",
     ),
     num("rcv_wnd", 10, FieldKind::Uint, "receive window, bytes"),
-    num(
-        "len",
-        11,
-        FieldKind::Uint,
-        "payload bytes of the received segment",
-    ),
+    LEN,
     num(
         "snd_nxt",
         12,
@@ -83,15 +130,19 @@ const PROBE_FIELDS: &[FieldDef] = &[
 pub const RETRANSMIT: ProbeDef = ProbeDef {
     name: "tcp.retransmit",
     subsystem: "tcp",
-    about: "a TCP segment retransmitted",
+    about: "a TCP segment retransmitted (also a listener's SYN-ACK), with its sequence, length, segments, error and kind",
     object: &OBJECT,
     fields: RETRANSMIT_FIELDS,
     mechanisms: &[
-        Mechanism::tp_btf("tcp_retransmit_skb", "vp_retx_btf"),
-        Mechanism::tracepoint("tcp", "tcp_retransmit_skb", "vp_retx_tp"),
+        Mechanism::tp_btf("tcp_retransmit_skb", "vp_retx_btf")
+            .with_companions(&[Mechanism::tp_btf("tcp_retransmit_synack", "vp_synack_btf")]),
+        Mechanism::tracepoint("tcp", "tcp_retransmit_skb", "vp_retx_tp").with_companions(&[
+            Mechanism::tracepoint("tcp", "tcp_retransmit_synack", "vp_synack_tp"),
+        ]),
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::Segment,
 };
 
 /// `tcp.probe`. tcp_probe: 4.16+; the classic record carries the socket on
@@ -109,4 +160,5 @@ pub const PROBE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    capture: Capture::None,
 };
