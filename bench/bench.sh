@@ -114,15 +114,31 @@ launch() {
 	shift 2
 	rm -f "$tmp/$name".{out,err,startup,hwm,attached}
 	local t0=$EPOCHREALTIME
-	"$@" 2>"$tmp/$name.err" > >(
-		while IFS= read -r line; do
-			if [[ ! -e $tmp/$name.attached && $line == *"$ready"* ]]; then
-				echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached"
-			fi
-			printf '%s\n' "$line" >>"$tmp/$name.out"
-		done
-	) &
-	tracer=$!
+	if [[ -n ${direct:-} ]]; then
+		# events at full rate: stdout straight to a file (a shell loop reading
+		# it would slow the tracer down); readiness found by polling the file
+		"$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+		tracer=$!
+		(
+			for _ in $(seq 6000); do
+				if grep -q -- "$ready" "$tmp/$name.out" 2>/dev/null; then
+					echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached"
+					break
+				fi
+				sleep 0.01
+			done
+		) &
+	else
+		"$@" 2>"$tmp/$name.err" > >(
+			while IFS= read -r line; do
+				if [[ ! -e $tmp/$name.attached && $line == *"$ready"* ]]; then
+					echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached"
+				fi
+				printf '%s\n' "$line" >>"$tmp/$name.out"
+			done
+		) &
+		tracer=$!
+	fi
 	(
 		hwm=0
 		while [[ -r /proc/$tracer/status ]]; do
@@ -292,6 +308,7 @@ netns_ino=$(ip netns exec "$ns" stat -L -c %i /proc/self/ns/net)
 # events/s, lost and (vprobe) the accounting check to $tmp/flood-TOOL.*
 flood_run() {
 	local tool=$1 sent ns_
+	local direct=1
 	if [[ $tool == vprobe ]]; then
 		launch flood-vprobe "$vp_ready" "$vprobe" run "$tmp/flood.rhai" -p netns="$netns_ino" --format json
 	else
@@ -317,7 +334,7 @@ EOF
 	else
 		local delivered lost
 		delivered=$(grep -c '^[0-9]' "$tmp/flood-bpftrace.out" || true)
-		lost=$({ grep -o 'Lost [0-9]*' "$tmp/flood-bpftrace.err" || true; } | awk '{ s += $2 } END { print s + 0 }')
+		lost=$({ cat "$tmp/flood-bpftrace.out" "$tmp/flood-bpftrace.err" | grep -o 'Lost [0-9]*' || true; } | awk '{ s += $2 } END { print s + 0 }')
 		echo "$(awk -v d="$delivered" -v ns="$ns_" 'BEGIN { printf "%.0f", d / (ns / 1e9) }') $lost - $delivered $sent -" >>"$tmp/flood-bpftrace.rows"
 	fi
 }
@@ -346,7 +363,7 @@ probe("dev.xmit").on_event(|e| { delivered += 1; });
 on_end(|| report("delivered", delivered));
 EOF
 rr_traced() { # TOOL: a TCP_RR run under the tracer
-	local tool=$1
+	local tool=$1 direct=1
 	case $tool in
 	vprobe) launch rr-vprobe "$vp_ready" "$vprobe" run "$tmp/rr.rhai" --format json ;;
 	bpftrace) launch rr-bpftrace "$bt_ready" bpftrace -e 'tracepoint:net:net_dev_xmit { printf("%d\n", args->len); }' ;;
@@ -369,7 +386,7 @@ EOF
 	bpftrace)
 		local d l
 		d=$(grep -c '^[0-9]' "$tmp/rr-bpftrace.out" || true)
-		l=$({ grep -o 'Lost [0-9]*' "$tmp/rr-bpftrace.err" || true; } | awk '{ s += $2 } END { print s + 0 }')
+		l=$({ cat "$tmp/rr-bpftrace.out" "$tmp/rr-bpftrace.err" | grep -o 'Lost [0-9]*' || true; } | awk '{ s += $2 } END { print s + 0 }')
 		echo "$d $l - -" >>"$tmp/rr-bpftrace.rows"
 		;;
 	esac
