@@ -329,7 +329,8 @@ s = json.loads(sys.argv[1]); sent = int(sys.argv[2]); ns = int(sys.argv[3])
 kernel = sum(e["value"] for e in s["maps"]["kernel"]["entries"])
 delivered = int(s["reports"]["delivered"])
 lost = s["lost"]["events"] + s["lost"]["undelivered"] + s["lost"]["callback_errors"]
-print(delivered / (ns / 1e9), lost, kernel, delivered, sent, "ok" if delivered + lost == kernel else "MISMATCH")
+ok = "ok" if delivered + lost == kernel else "MISMATCH"
+print(round(delivered / (ns / 1e9)), lost, kernel, delivered, sent, ok, s.get("delivery", {}).get("ns_per_record", "-"))
 EOF
 	else
 		local delivered lost
@@ -380,7 +381,7 @@ s = json.loads(sys.argv[1]); secs = float(sys.argv[2])
 kernel = sum(e["value"] for e in s["maps"]["kernel"]["entries"])
 delivered = int(s["reports"]["delivered"])
 lost = s["lost"]["events"] + s["lost"]["undelivered"] + s["lost"]["callback_errors"]
-print(delivered, lost, kernel, "ok" if delivered + lost == kernel else "MISMATCH")
+print(delivered, lost, kernel, "ok" if delivered + lost == kernel else "MISMATCH", s.get("delivery", {}).get("ns_per_record", "-"))
 EOF
 		;;
 	bpftrace)
@@ -464,7 +465,9 @@ if want flood; then
 	a=$(m fv.eps) b=$(m fb.eps)
 	row "flood + 2 hogs: events/s delivered" "$(printf '%.0f' "$a")" "$(printf '%.0f' "$b")" "$(ratio "$a" "$b")" ">= 2"
 	row "flood + 2 hogs: events lost (median)" "$(m fv.lost)" "$(m fb.lost)" "" "<= 1 % of the events"
-	echo "  vprobe per run: events/s lost in-kernel delivered sent check(delivered+lost = in-kernel)"
+	col 7 flood-vprobe.rows >"$tmp/fv.ns"
+	row "flood + 2 hogs: user-space ns per event" "$(m fv.ns)" "" "" "(vprobe's summary: delivery.ns_per_record)"
+	echo "  vprobe per run: events/s lost in-kernel delivered sent check(delivered+lost = in-kernel) ns/event"
 	sed 's/^/    /' "$tmp/flood-vprobe.rows"
 	echo "  bpftrace per run: events/s lost - delivered sent"
 	sed 's/^/    /' "$tmp/flood-bpftrace.rows"
@@ -479,6 +482,8 @@ if want rr; then
 	row "TCP_RR tps under on_event / printf" "$(printf '%.0f' "$v")" "$(printf '%.0f' "$b")" "$(ratio "$v" "$b")" ">= tps under bpftrace's count(): $(printf '%.0f' "$c")"
 	row "TCP_RR events delivered per run" "$(m rv.d)" "$(m rb.d)" "$(ratio "$(m rv.d)" "$(m rb.d)")" ">= 2"
 	row "TCP_RR events lost per run" "$(m rv.l)" "$(m rb.l)" "" "<= 1 %"
-	echo "  vprobe per run: delivered lost in-kernel check(delivered+lost = in-kernel)"
+	col 5 rr-vprobe.rows >"$tmp/rv.ns"
+	row "TCP_RR: user-space ns per event" "$(m rv.ns)" "" "" "(vprobe's summary: delivery.ns_per_record)"
+	echo "  vprobe per run: delivered lost in-kernel check(delivered+lost = in-kernel) ns/event"
 	sed 's/^/    /' "$tmp/rr-vprobe.rows"
 fi
