@@ -722,7 +722,7 @@ impl<'a> Live<'a> {
         // the clock is read every few events: a read per event was ~8 % of the
         // cost of delivering one to a small callback
         let mut n = 0u32;
-        while !self.stopping() && (n % 16 != 0 || Instant::now() < until) {
+        while !self.stopping() && (!n.is_multiple_of(16) || Instant::now() < until) {
             n = n.wrapping_add(1);
             let Some((id, rec)) = self.rings.take_one() else {
                 return Ok(());
