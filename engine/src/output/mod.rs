@@ -127,7 +127,7 @@ pub struct StartInfo {
 pub struct DeliveryInfo {
     /// Records handed to `on_event` callbacks and capture files.
     pub records: u64,
-    /// The time that took in user space (decoding, callbacks and what they
+    /// The CPU time that took in user space (decoding, callbacks and what they
     /// asked for), per record.
     pub ns_per_record: f64,
 }
