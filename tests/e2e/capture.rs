@@ -375,7 +375,8 @@ fn retransmits_equal_retrans_segs_under_random_drops() {
     }
     let kind = |k: &str| by_kind.get(k).copied().unwrap_or(0);
     eprintln!(
-        "random drops: TcpRetransSegs +{segs} (TCPTimeouts +{timeouts}, TCPLossProbes +{probes}); vprobe {sent} sent {by_kind:?}, {failed} attempts not sent"
+        "random drops: TcpRetransSegs +{segs} (TCPTimeouts +{timeouts}, TCPLossProbes +{probes}); vprobe {sent} sent {by_kind:?}, {failed} attempts not sent, lost {}",
+        summary["lost"]
     );
     assert!(segs > 50, "the load made too few retransmits\n{what}");
     assert!(sent <= segs, "more than the kernel counted\n{what}");
