@@ -133,6 +133,21 @@ fn what_callbacks_did_not_get_is_counted_exactly() {
         "delivered {delivered} + ring full {ring_full} + undelivered {undelivered} != {drops} drops\n{}",
         f.describe()
     );
+    // the user-space cost is reported over exactly the records delivered
+    let delivery = &summary["delivery"];
+    assert_eq!(
+        delivery["records"].as_u64(),
+        Some(delivered),
+        "{}",
+        f.describe()
+    );
+    assert!(
+        delivery["ns_per_record"]
+            .as_f64()
+            .is_some_and(|ns| ns > 0.0),
+        "{}",
+        f.describe()
+    );
 }
 
 /// SIGINT or SIGTERM in the middle of the flood: the summary within a second.

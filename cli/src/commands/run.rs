@@ -41,6 +41,10 @@ fn script(
     file: Option<&ScriptFile>,
     mut args: RunArgs,
 ) -> anyhow::Result<ExitCode> {
+    // The kernel's BTF parses on another core while the script compiles.
+    if vprobe_engine::kernel::privileges().sufficient() {
+        vprobe_engine::session::preload_btf();
+    }
     let symbols = Rc::new(Symbols::load(true));
     let params = std::mem::take(&mut args.params);
     let options = super::options(file, params, args.allow.contains(&Allow::Exec));

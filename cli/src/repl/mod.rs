@@ -207,6 +207,10 @@ pub fn run(opts: ReplOptions) -> anyhow::Result<ExitCode> {
     if !privileges.sufficient() {
         anyhow::bail!(privileges.missing());
     }
+    // the kernel's BTF parses on another core while the REPL starts
+    if vprobe_engine::kernel::privileges().sufficient() {
+        vprobe_engine::session::preload_btf();
+    }
     let symbols = Rc::new(Symbols::load(true));
     let file = opts
         .script

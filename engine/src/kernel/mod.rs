@@ -3,12 +3,14 @@
 //! Facts found without loading anything; the session adds what only a load
 //! can tell (tp_btf, fentry) to [`Features`], the `vprobe doctor` report.
 
+mod btf_file;
 mod features;
 mod privileges;
 mod tracefs;
 
 use std::path::Path;
 
+pub use btf_file::BtfBytes;
 pub use features::{Feature, Features, FEATURE_NAMES};
 pub use privileges::{privileges, Privileges};
 pub use tracefs::{ensure_tracefs, tracefs, tracefs_state, Tracefs, TracefsError};

@@ -381,6 +381,10 @@ mod tests {
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,
+            delivery: Some(crate::output::DeliveryInfo::new(
+                3,
+                std::time::Duration::from_nanos(2000),
+            )),
         };
         let out = lines(|o| o.summary(&s));
         assert_eq!(out.len(), 1);
@@ -411,13 +415,17 @@ mod tests {
         );
         assert_eq!(l["probes"][0]["name"], "skb.drop");
         assert_eq!(l["reports"], json!({"rr_tps": 41234.5}));
-        // Without reports the key is left out.
+        assert_eq!(l["delivery"], json!({"records": 3, "ns_per_record": 666.7}));
+        // Without reports (or deliveries) the key is left out.
         let s = Summary {
             reports: serde_json::Map::new(),
+            delivery: None,
             workloads: Default::default(),
             monotonic_start_ns: 0,
             ..s
         };
-        assert!(lines(|o| o.summary(&s))[0].get("reports").is_none());
+        let l = &lines(|o| o.summary(&s))[0];
+        assert!(l.get("reports").is_none());
+        assert!(l.get("delivery").is_none());
     }
 }

@@ -121,6 +121,31 @@ pub struct StartInfo {
     pub metrics: Option<String>,
 }
 
+/// What delivering events cost in user space: `records` handed over in
+/// `ns_per_record` each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DeliveryInfo {
+    /// Records handed to `on_event` callbacks and capture files.
+    pub records: u64,
+    /// The CPU time that took in user space (decoding, callbacks and what they
+    /// asked for), per record.
+    pub ns_per_record: f64,
+}
+
+impl DeliveryInfo {
+    /// `records` delivered in `busy`.
+    pub fn new(records: u64, busy: std::time::Duration) -> Self {
+        Self {
+            records,
+            ns_per_record: if records == 0 {
+                0.0
+            } else {
+                (busy.as_nanos() as f64 / records as f64 * 10.0).round() / 10.0
+            },
+        }
+    }
+}
+
 /// Everything that was lost, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Lost {
@@ -220,6 +245,10 @@ pub struct Summary {
     pub workloads: std::collections::BTreeMap<String, crate::workload::WorkloadResult>,
     /// CLOCK_MONOTONIC (the clock of events' `ts_ns`) when the session started.
     pub monotonic_start_ns: u64,
+    /// What delivering ring-buffer records to callbacks and capture files cost
+    /// in user space; absent when nothing was delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryInfo>,
 }
 
 impl Summary {
@@ -241,6 +270,7 @@ impl Summary {
             reports: serde_json::Map::new(),
             workloads,
             monotonic_start_ns,
+            delivery: None,
         }
     }
 }

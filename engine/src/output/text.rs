@@ -1190,6 +1190,7 @@ eth0  NO_SOCKET     12      7
             reports,
             workloads: Default::default(),
             monotonic_start_ns: 0,
+            delivery: None,
         };
         let out = render(|o| o.summary(&summary));
         assert_eq!(
@@ -1370,6 +1371,7 @@ duration: 12.0s
             reports: serde_json::Map::new(),
             workloads: Default::default(),
             monotonic_start_ns: 0,
+            delivery: None,
         }
     }
 

@@ -55,7 +55,7 @@ pub(super) fn callback(
         ));
     };
     let mut s = st.borrow_mut();
-    let source = ctx.call_source().unwrap_or(&s.source).to_string();
+    let source = ctx.call_source().unwrap_or(&s.source).into();
     Ok(s.add_callback(Callback {
         fn_ptr,
         arity,

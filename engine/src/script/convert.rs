@@ -5,7 +5,7 @@ use std::ops::{Range, RangeInclusive};
 
 use rhai::{Array, Dynamic, Map, INT};
 use vprobe_probes::abi::Event;
-use vprobe_probes::{FieldDef, FieldKind, ProbeDef};
+use vprobe_probes::{FieldDef, FieldKind};
 
 use super::event::{self, EVENT_META};
 use crate::filter;
@@ -198,17 +198,12 @@ pub fn to_dynamic(v: Value) -> Dynamic {
     }
 }
 
-/// The map a callback receives: every field of the probe, plus `probe`,
-/// `ts_ns` and `cpu`.
-pub fn event_map(probe: &ProbeDef, event: &Event, symbols: &Symbols) -> Map {
-    let mut m = Map::new();
-    for f in probe.fields {
-        m.insert(f.name.into(), to_dynamic(decode(f, &event.rec, symbols)));
+/// One field of an event as a script value; `None`: its `ts_ns`.
+pub fn field_value(field: Option<&FieldDef>, event: &Event, symbols: &Symbols) -> Dynamic {
+    match field {
+        Some(f) => to_dynamic(decode(f, &event.rec, symbols)),
+        None => to_dynamic(Value::Uint(event.ts_ns)),
     }
-    m.insert("probe".into(), Dynamic::from(probe.name.to_string()));
-    m.insert("ts_ns".into(), to_dynamic(Value::Uint(event.ts_ns)));
-    m.insert("cpu".into(), Dynamic::from_int(INT::from(event.cpu)));
-    m
 }
 
 /// A map, or an event's fields as one (`emit(e)`, `report(k, e)`, `correlate`).

@@ -5,20 +5,38 @@
 //! with the closest name, never a silent `()` (a misspelled field would
 //! otherwise compare false on every event). The script may add fields of its
 //! own (`e.note = ..`) for `emit(e)`; `e.to_map()` is a plain map.
+//!
+//! Fields are decoded when read, not before the call: a callback that reads
+//! one field of twenty pays for one (per-event cost is what decides whether
+//! callbacks keep up with a busy host).
 
-use rhai::{Array, Dynamic, Engine, Map, NativeCallContext};
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, INT};
+use vprobe_probes::abi::Event as RawEvent;
 use vprobe_probes::{suggest, ProbeDef};
 
+use super::convert::field_value;
 use super::errors::{fail, Res};
+use crate::symbols::Symbols;
 
 /// Keys of an event that are about the event, not fields of its attach point.
 pub const EVENT_META: [&str; 3] = ["probe", "ts_ns", "cpu"];
 
-/// One event, as a callback sees it.
-#[derive(Clone, Debug)]
+/// One event, as a callback sees it: the record, decoded field by field when read.
+#[derive(Clone)]
 pub struct Event {
     probe: &'static ProbeDef,
-    fields: Map,
+    raw: RawEvent,
+    symbols: Rc<Symbols>,
+    /// What the script set (`e.note = ..`): read before the record's fields.
+    set: Map,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_map())
+    }
 }
 
 /// A field an event does not have.
@@ -60,9 +78,14 @@ pub fn field_names(probe: &ProbeDef) -> impl Iterator<Item = &'static str> + Clo
 }
 
 impl Event {
-    /// An event of `probe` with these fields (its decoded fields and [`EVENT_META`]).
-    pub fn new(probe: &'static ProbeDef, fields: Map) -> Self {
-        Event { probe, fields }
+    /// An event of `probe`: its record, names from `symbols`.
+    pub fn new(probe: &'static ProbeDef, raw: RawEvent, symbols: Rc<Symbols>) -> Self {
+        Event {
+            probe,
+            raw,
+            symbols,
+            set: Map::new(),
+        }
     }
 
     /// The attach point it came from.
@@ -70,14 +93,52 @@ impl Event {
         self.probe
     }
 
-    /// Its fields as a plain map.
+    /// Its fields as a plain map: every field of the attach point, [`EVENT_META`],
+    /// and what the script set.
     pub fn into_map(self) -> Map {
-        self.fields
+        self.to_map()
+    }
+
+    fn to_map(&self) -> Map {
+        let mut m = Map::new();
+        for name in field_names(self.probe) {
+            if let Some(v) = self.record_value(name) {
+                m.insert(name.into(), v);
+            }
+        }
+        for (k, v) in &self.set {
+            m.insert(k.clone(), v.clone());
+        }
+        m
+    }
+
+    /// A field of the record or of [`EVENT_META`], decoded.
+    fn record_value(&self, key: &str) -> Option<Dynamic> {
+        match key {
+            "probe" => Some(Dynamic::from(self.probe.name.to_string())),
+            "ts_ns" => Some(field_value(None, &self.raw, &self.symbols)),
+            "cpu" => Some(Dynamic::from_int(INT::from(self.raw.cpu))),
+            _ => self
+                .probe
+                .field(key)
+                .map(|f| field_value(Some(f), &self.raw, &self.symbols)),
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.set.contains_key(key) || EVENT_META.contains(&key) || self.probe.field(key).is_some()
     }
 
     fn get(&self, key: &str) -> Result<Dynamic, NoSuchField> {
-        self.fields.get(key).cloned().ok_or_else(|| {
-            NoSuchField::new(self.probe.name, key, self.fields.keys().map(|k| k.as_str()))
+        if let Some(v) = self.set.get(key) {
+            return Ok(v.clone());
+        }
+        self.record_value(key).ok_or_else(|| {
+            let known: Vec<String> = field_names(self.probe)
+                .map(String::from)
+                .chain(self.set.keys().map(|k| k.to_string()))
+                .collect();
+            NoSuchField::new(self.probe.name, key, known.iter().map(String::as_str))
         })
     }
 }
@@ -93,30 +154,68 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     engine.register_indexer_set(|e: &mut Event, key: &str, v: Dynamic| {
-        e.fields.insert(key.into(), v);
+        e.set.insert(key.into(), v);
     });
-    engine.register_fn("contains", |e: &mut Event, key: &str| {
-        e.fields.contains_key(key)
-    });
+    engine.register_fn("contains", |e: &mut Event, key: &str| e.contains(key));
     engine.register_fn("keys", |e: &mut Event| -> Array {
-        e.fields.keys().map(|k| Dynamic::from(k.clone())).collect()
+        e.to_map()
+            .keys()
+            .map(|k| Dynamic::from(k.clone()))
+            .collect()
     });
     engine.register_fn("values", |e: &mut Event| -> Array {
-        e.fields.values().cloned().collect()
+        e.to_map().values().cloned().collect()
     });
-    engine.register_fn("len", |e: &mut Event| e.fields.len() as rhai::INT);
-    engine.register_fn("to_map", |e: &mut Event| e.fields.clone());
+    engine.register_fn("len", |e: &mut Event| e.to_map().len() as rhai::INT);
+    engine.register_fn("to_map", |e: &mut Event| e.to_map());
     engine.register_fn("to_string", |e: &mut Event| {
-        Dynamic::from_map(e.fields.clone()).to_string()
+        Dynamic::from_map(e.to_map()).to_string()
     });
     engine.register_fn("to_debug", |e: &mut Event| {
-        format!("{:?}", Dynamic::from_map(e.fields.clone()))
+        format!("{:?}", Dynamic::from_map(e.to_map()))
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn drop_event() -> Event {
+        let probe = vprobe_probes::find("skb.drop").unwrap();
+        let mut raw = RawEvent {
+            ts_ns: 42,
+            cpu: 1,
+            ..RawEvent::default()
+        };
+        let vprobe_probes::Slot::Num(len) = probe.field("len").unwrap().slot else {
+            panic!("len is a number")
+        };
+        raw.rec.num[usize::from(len)] = 1500;
+        raw.rec.dev[..3].copy_from_slice(b"lo\0");
+        Event::new(probe, raw, Rc::new(Symbols::from_parts(None, vec![])))
+    }
+
+    #[test]
+    fn fields_decode_when_read_and_what_the_script_sets_wins() {
+        let mut e = drop_event();
+        assert_eq!(e.get("len").unwrap().as_int().unwrap(), 1500);
+        assert_eq!(e.get("dev").unwrap().into_string().unwrap(), "lo");
+        assert_eq!(e.get("ts_ns").unwrap().as_int().unwrap(), 42);
+        assert_eq!(e.get("cpu").unwrap().as_int().unwrap(), 1);
+        assert_eq!(e.get("probe").unwrap().into_string().unwrap(), "skb.drop");
+        assert!(e.get("lenn").is_err());
+        assert!(e.contains("reason") && e.contains("cpu") && !e.contains("note"));
+        e.set.insert("len".into(), Dynamic::from_int(7));
+        e.set.insert("note".into(), Dynamic::from("x".to_string()));
+        assert_eq!(e.get("len").unwrap().as_int().unwrap(), 7);
+        assert!(e.get("note").is_ok() && e.contains("note"));
+        // the map has every field, the meta keys and what was set
+        let m = e.into_map();
+        let probe = vprobe_probes::find("skb.drop").unwrap();
+        assert_eq!(m.len(), probe.fields.len() + EVENT_META.len() + 1);
+        assert_eq!(m["len"].as_int().unwrap(), 7);
+        assert_eq!(m["ts_ns"].as_int().unwrap(), 42);
+    }
 
     #[test]
     fn a_missing_field_suggests_the_closest() {

@@ -526,11 +526,13 @@ impl Script {
         probe: &'static ProbeDef,
         event: &RawEvent,
     ) -> Result<(), ScriptError> {
-        let e = convert::event_map(probe, event, &self.state.borrow().symbols);
-        self.invoke(callback, vec![Dynamic::from(Event::new(probe, e))])
+        let symbols = self.state.borrow().symbols.clone();
+        let e = Event::new(probe, *event, symbols);
+        self.invoke(callback, vec![Dynamic::from(e)])
     }
 
     fn invoke(&mut self, id: CallbackId, mut args: Vec<Dynamic>) -> Result<(), ScriptError> {
+        // a clone shares the callback's strings: no allocation per event
         let cb = self.state.borrow().callback(id).cloned();
         let Some(cb) = cb else {
             return Err(ScriptError {
@@ -543,8 +545,15 @@ impl Script {
             });
         };
         self.global.num_operations = 0;
-        self.global.source = Some(cb.source.as_str().into());
-        self.state.borrow_mut().source.clone_from(&cb.source);
+        if self.global.source.as_ref() != Some(&cb.source) {
+            self.global.source = Some(cb.source.clone());
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            if st.source != cb.source.as_str() {
+                st.source = cb.source.to_string();
+            }
+        }
         let ctx = NativeCallContext::new_with_all_fields(
             &self.engine,
             cb.fn_ptr.fn_name(),
@@ -614,7 +623,7 @@ impl Script {
                 };
                 return Err(ScriptError {
                     origin: Origin {
-                        source: cb.source.clone(),
+                        source: cb.source.to_string(),
                         line: cb.pos.line().unwrap_or(0),
                         col: cb.pos.position().unwrap_or(0),
                     },

@@ -117,8 +117,9 @@ pub(super) struct Callback {
     pub fn_ptr: FnPtr,
     /// Arguments the runner passes (1 for events, 0 for timers and `on_end`).
     pub arity: usize,
-    /// Where it was registered (errors inside it that lose their position land here).
-    pub source: String,
+    /// Where it was registered (errors inside it that lose their position land here);
+    /// shared, so that a call per event does not copy it.
+    pub source: rhai::ImmutableString,
     pub pos: Position,
     /// `every`, `on_end`, `on_event`: for messages.
     pub kind: &'static str,

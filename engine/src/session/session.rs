@@ -1,6 +1,9 @@
 //! The session: one BTF parse, one loader, the attached instances.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use aya::maps::RingBuf;
 use aya::{Btf, EbpfLoader};
@@ -36,13 +39,96 @@ pub struct SessionOptions {
     pub disable: Vec<MechanismKind>,
 }
 
+/// The event rate an `on_event` ring is sized for: what `dev.xmit` sees under
+/// 16 TCP_RR streams over veth on a 2-CPU host (~190k events/s, bench/bench.sh),
+/// rounded up.
+pub const RING_SIZED_FOR_EVENTS_PER_S: u64 = 200_000;
+
+/// How long a ring must hold events at that rate when the reader is away (a
+/// busy CPU, a slow callback): a few hundred milliseconds.
+pub const RING_HOLDS_MS: u64 = 300;
+
+/// Ring-buffer bytes that hold `ms` milliseconds of `rate` events per second of
+/// `record` bytes each (plus the ring's 8-byte record header): a power of two,
+/// at least a page, at most 256 MiB.
+pub fn ring_bytes_for(rate: u64, ms: u64, record: usize) -> u32 {
+    let per = record as u64 + 8;
+    let want = rate.saturating_mul(ms).saturating_mul(per) / 1000;
+    want.clamp(4096, 1 << 28).next_power_of_two() as u32
+}
+
 impl Default for SessionOptions {
     fn default() -> Self {
         Self {
-            ring_bytes: 1 << 20,
+            ring_bytes: ring_bytes_for(
+                RING_SIZED_FOR_EVENTS_PER_S,
+                RING_HOLDS_MS,
+                std::mem::size_of::<abi::Event>(),
+            ),
             map_entries: 10240,
             disable: Vec::new(),
         }
+    }
+}
+
+/// How many times this process parsed the kernel's BTF: once, however many
+/// objects and sessions it loads (tests check it).
+static BTF_PARSES: AtomicUsize = AtomicUsize::new(0);
+
+/// The kernel's BTF, parsed once per process and indexed by name: every session
+/// (a REPL's `:reset`, `list` then `run`) and every object load shares it.
+static KERNEL_BTF: OnceLock<Btf> = OnceLock::new();
+
+fn kernel_btf() -> Result<&'static Btf, SessionError> {
+    if let Some(btf) = KERNEL_BTF.get() {
+        return Ok(btf);
+    }
+    // one parse even when threads ask at once (a failed parse is retried next time)
+    static PARSING: Mutex<()> = Mutex::new(());
+    let _parsing = PARSING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(btf) = KERNEL_BTF.get() {
+        return Ok(btf);
+    }
+    BTF_PARSES.fetch_add(1, Ordering::Relaxed);
+    let bytes = kernel::BtfBytes::open(std::path::Path::new(kernel::VMLINUX_BTF)).map_err(|e| {
+        SessionError::Btf(aya::BtfError::FileError {
+            path: kernel::VMLINUX_BTF.into(),
+            error: e,
+        })
+    })?;
+    let mut btf = Btf::parse(&bytes, aya::Endianness::default()).map_err(SessionError::Btf)?;
+    // unmapped before the index is built: the peak RSS holds one copy at a time
+    drop(bytes);
+    btf.index_names();
+    Ok(KERNEL_BTF.get_or_init(|| btf))
+}
+
+/// Starts parsing the kernel's BTF on another thread, for a command about to open
+/// a session: the parse, the largest part of startup, then overlaps with
+/// compiling the script and aya's feature probes. Whoever asks first waits for it;
+/// nothing is parsed twice.
+pub fn preload_btf() {
+    if KERNEL_BTF.get().is_some() {
+        return;
+    }
+    // A failed parse is reported by the session that needs it.
+    let _ = std::thread::Builder::new()
+        .name("vprobe-btf".into())
+        .spawn(|| kernel_btf().map(|_| ()));
+}
+
+/// How many times this process has parsed the kernel's BTF.
+pub fn btf_parses() -> usize {
+    BTF_PARSES.load(Ordering::Relaxed)
+}
+
+/// Entries of an aggregation map: `entries` when the program's `mode` writes it
+/// (`bit`), else one (a map of one entry costs nothing to create).
+fn entries_if(mode: u32, bit: u32, entries: u32) -> u32 {
+    if mode & bit != 0 {
+        entries
+    } else {
+        1
     }
 }
 
@@ -129,24 +215,21 @@ pub struct Session {
 }
 
 impl Session {
-    /// Checks privileges and parses the kernel's BTF (once for the whole session).
+    /// Checks privileges and parses the kernel's BTF (once for the whole process).
     pub fn new(options: SessionOptions) -> Result<Self, SessionError> {
         let p = kernel::privileges();
         if !p.sufficient() {
             return Err(SessionError::Privileges(p));
         }
-        // aya 0.14's EbpfLoader::new() parses vmlinux BTF itself and BtfTracePoint::load
-        // needs another &Btf, which the loader does not expose: the loader's copy is
-        // dropped and both use ours. Leaked: it lives as long as the
-        // process needs BPF, and the loader borrows it for 'static.
-        // Sequential on purpose: parsing ours on another thread while the loader parses
-        // its copy saves ~17 ms of startup but holds two parsed BTFs at once (peak RSS
-        // 52 MB instead of 33 MB, measured).
-        let mut loader = EbpfLoader::new();
-        loader.btf(None);
-        let btf = Btf::from_sys_fs().map_err(SessionError::Btf)?;
-        let btf: &'static Btf = Box::leak(Box::new(btf));
-        loader.btf(Some(btf));
+        // One parse of the kernel's BTF for the whole process, indexed by name so that
+        // relocating each object is a lookup per relocated type instead of a scan of
+        // every kernel type (third_party/aya-obj); the loader borrows it instead of
+        // parsing its own (third_party/aya: EbpfLoader::with_btf), and BtfTracePoint::load
+        // needs it too.
+        // aya's one-time feature probes (a dozen tiny loads) while a preload parses
+        aya::features();
+        let btf = kernel_btf()?;
+        let mut loader = EbpfLoader::with_btf(Some(Cow::Borrowed(btf)));
         // Per-instance verifier logs are not kept: errors carry the tail of the log.
         loader.verifier_log_level(aya::VerifierLogLevel::DEBUG);
         Ok(Self {
@@ -194,6 +277,9 @@ impl Session {
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
         let object = req.probe.object.bytes();
         let page = 4096u32;
+        let entries = self.options.map_entries;
+        let counts = entries_if(settings.0.mode, abi::MODE_COUNT, entries);
+        let hists = entries_if(settings.0.mode, abi::MODE_HIST, entries);
         self.loader
             .override_global("settings", settings, true)
             .map_max_entries(
@@ -204,8 +290,10 @@ impl Session {
                     page
                 },
             )
-            .map_max_entries("counts", self.options.map_entries)
-            .map_max_entries("hists", self.options.map_entries)
+            // an aggregation map the program never writes costs its buckets in
+            // the kernel and its allocation at startup: one entry
+            .map_max_entries("counts", counts)
+            .map_max_entries("hists", hists)
             .map_max_entries(
                 "starts",
                 if timing {
@@ -572,5 +660,100 @@ impl Session {
             .filter(|i| i.request.consumer.agg_name() == Some(name))
             .map(|i| i.losses().map_full)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this host publishes BTF; where it must (CI), its absence fails.
+    fn has_btf() -> bool {
+        if kernel::has_btf() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("VPROBE_REQUIRE_ROOT").is_none(),
+            "CI needs /sys/kernel/btf/vmlinux"
+        );
+        false
+    }
+
+    #[test]
+    fn name_index_finds_what_the_scan_finds() {
+        if !has_btf() {
+            return;
+        }
+        let scanned = Btf::from_sys_fs().unwrap();
+        let indexed = kernel_btf().unwrap();
+        assert!(indexed.is_name_indexed());
+        assert!(!scanned.is_name_indexed());
+        use aya_obj::btf::BtfKind;
+        for (name, kind) in [
+            ("sk_buff", BtfKind::Struct),
+            ("net_device", BtfKind::Struct),
+            ("btf_trace_kfree_skb", BtfKind::Typedef),
+            ("kfree_skb_reason", BtfKind::Func),
+            ("skb_drop_reason", BtfKind::Enum),
+            ("sk_buff", BtfKind::Typedef),
+            ("no_such_type_in_any_kernel", BtfKind::Struct),
+            ("", BtfKind::Struct),
+        ] {
+            assert_eq!(
+                indexed.id_by_type_name_kind(name, kind).ok(),
+                scanned.id_by_type_name_kind(name, kind).ok(),
+                "{name} ({kind:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn rings_hold_the_rate_they_are_sized_for() {
+        // a page at least, a power of two, never less than asked
+        assert_eq!(ring_bytes_for(0, 300, 200), 4096);
+        assert_eq!(ring_bytes_for(1000, 300, 200), 65536); // 62 400 bytes
+        let b = ring_bytes_for(200_000, 300, 208);
+        assert!(b.is_power_of_two());
+        assert!(u64::from(b) >= 200_000 * 300 * 216 / 1000);
+        assert!(u64::from(b) < 2 * 200_000 * 300 * 216 / 1000);
+        assert_eq!(ring_bytes_for(u64::MAX, 300, 208), 1 << 28);
+        // the default holds RING_HOLDS_MS of RING_SIZED_FOR_EVENTS_PER_S events
+        let record = std::mem::size_of::<abi::Event>() as u64 + 8;
+        let held_ms = u64::from(SessionOptions::default().ring_bytes) * 1000
+            / (RING_SIZED_FOR_EVENTS_PER_S * record);
+        assert!(held_ms >= RING_HOLDS_MS, "{held_ms} ms");
+    }
+
+    #[test]
+    fn only_the_maps_a_program_writes_are_sized() {
+        let count = abi::MODE_COUNT;
+        let both = abi::MODE_COUNT | abi::MODE_HIST;
+        assert_eq!(entries_if(count, abi::MODE_COUNT, 10240), 10240);
+        assert_eq!(entries_if(count, abi::MODE_HIST, 10240), 1);
+        assert_eq!(entries_if(both, abi::MODE_HIST, 10240), 10240);
+        assert_eq!(entries_if(abi::MODE_EVENTS, abi::MODE_COUNT, 10240), 1);
+    }
+
+    #[test]
+    fn kernel_btf_is_parsed_once_per_process() {
+        if !has_btf() || !kernel::privileges().sufficient() {
+            assert!(
+                std::env::var_os("VPROBE_REQUIRE_ROOT").is_none(),
+                "needs root, and VPROBE_REQUIRE_ROOT=1 forbids skipping it"
+            );
+            return;
+        }
+        // two sessions, three objects loaded (each relocated against the BTF)
+        for _ in 0..2 {
+            let mut session = Session::new(SessionOptions::default()).unwrap();
+            let probes: Vec<_> = ["skb.drop", "dev.xmit", "tcp.retransmit"]
+                .iter()
+                .map(|n| vprobe_probes::find(n).unwrap())
+                .collect();
+            for s in session.support(&probes) {
+                assert!(s.chosen().is_some(), "{}: {:?}", s.probe.name, s.reason());
+            }
+        }
+        assert_eq!(btf_parses(), 1);
     }
 }

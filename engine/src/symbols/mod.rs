@@ -49,7 +49,9 @@ pub struct Symbols {
     /// filters a kernel location should not pay before it attaches.
     kallsyms: std::cell::OnceCell<Option<Kallsyms>>,
     with_kallsyms: bool,
-    reasons: Vec<(u64, String)>,
+    /// Read on first use: a script that never filters or shows a drop reason
+    /// should not read and scan 2+ MB of BTF before it attaches.
+    reasons: std::cell::OnceCell<Vec<(u64, String)>>,
     /// Layer runs `(start, layer)` of kernel text, built on first use.
     layer_runs: std::cell::OnceCell<Result<Vec<(u64, u8)>, SymbolsError>>,
     /// Read on first use from tracefs (root only); Err says why there are none.
@@ -60,11 +62,32 @@ pub struct Symbols {
 const REASON_PREFIX: &str = "SKB_DROP_REASON_";
 
 impl Symbols {
-    /// Loads drop reasons from `/sys/kernel/btf/vmlinux` (readable without root)
+    /// Drop reasons from `/sys/kernel/btf/vmlinux` (readable without root)
     /// and, when `with_kallsyms`, kernel symbols from `/proc/kallsyms` (addresses
-    /// read as zero without CAP_SYSLOG; then locations stay numeric).
+    /// read as zero without CAP_SYSLOG; then locations stay numeric): each read
+    /// when first asked for.
     pub fn load(with_kallsyms: bool) -> Self {
-        let reasons = std::fs::read("/sys/kernel/btf/vmlinux")
+        Self {
+            kallsyms: std::cell::OnceCell::new(),
+            with_kallsyms,
+            reasons: std::cell::OnceCell::new(),
+            layer_runs: std::cell::OnceCell::new(),
+            kvm_exits: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Whether the drop reasons have been read (tests: they are read lazily).
+    pub fn reasons_read(&self) -> bool {
+        self.reasons.get().is_some()
+    }
+
+    /// The drop reasons, read from the kernel's BTF on first use.
+    fn reason_table(&self) -> &[(u64, String)] {
+        self.reasons.get_or_init(Self::read_reasons)
+    }
+
+    fn read_reasons() -> Vec<(u64, String)> {
+        crate::kernel::BtfBytes::open(std::path::Path::new(crate::kernel::VMLINUX_BTF))
             .ok()
             .and_then(|b| enum_values(&b, "skb_drop_reason").ok())
             .map(|v| {
@@ -79,14 +102,7 @@ impl Symbols {
                     })
                     .collect()
             })
-            .unwrap_or_default();
-        Self {
-            kallsyms: std::cell::OnceCell::new(),
-            with_kallsyms,
-            reasons,
-            layer_runs: std::cell::OnceCell::new(),
-            kvm_exits: std::cell::OnceCell::new(),
-        }
+            .unwrap_or_default()
     }
 
     /// Builds from parts (tests).
@@ -94,7 +110,7 @@ impl Symbols {
         Self {
             kallsyms: std::cell::OnceCell::from(kallsyms),
             with_kallsyms: true,
-            reasons,
+            reasons: std::cell::OnceCell::from(reasons),
             layer_runs: std::cell::OnceCell::new(),
             kvm_exits: std::cell::OnceCell::new(),
         }
@@ -130,22 +146,22 @@ impl Symbols {
 
     /// Whether drop reasons were found.
     pub fn has_reasons(&self) -> bool {
-        !self.reasons.is_empty()
+        !self.reason_table().is_empty()
     }
 
     /// All drop reasons: (value, name without `SKB_DROP_REASON_`).
     pub fn reasons(&self) -> impl Iterator<Item = (u64, &str)> {
-        self.reasons.iter().map(|(n, s)| (*n, s.as_str()))
+        self.reason_table().iter().map(|(n, s)| (*n, s.as_str()))
     }
 
     /// All drop reason names, in numeric order.
     pub fn reason_names(&self) -> impl Iterator<Item = &str> {
-        self.reasons.iter().map(|(_, n)| n.as_str())
+        self.reason_table().iter().map(|(_, n)| n.as_str())
     }
 
     /// `FULL_RING` for 80 on this kernel; the number when unknown.
     pub fn reason_name(&self, v: u64) -> String {
-        self.reasons
+        self.reason_table()
             .iter()
             .find(|(n, _)| *n == v)
             .map(|(_, s)| s.clone())
@@ -156,7 +172,10 @@ impl Symbols {
     pub fn reason_value(&self, name: &str) -> Option<u64> {
         let up = name.to_ascii_uppercase();
         let up = up.strip_prefix(REASON_PREFIX).unwrap_or(&up);
-        self.reasons.iter().find(|(_, s)| s == up).map(|(n, _)| *n)
+        self.reason_table()
+            .iter()
+            .find(|(_, s)| s == up)
+            .map(|(n, _)| *n)
     }
 
     /// `tap_handle_frame+0x336`, or the hex address when unknown.
