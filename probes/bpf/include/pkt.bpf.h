@@ -44,9 +44,8 @@ static __always_inline int vp_need_flow(const struct vp_flow_slots s)
 static __always_inline void vp_fill_flow(struct vp_rec *r, struct sk_buff *skb,
 					 const struct vp_flow_slots s)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	unsigned char *head;
+	__u16 nh, proto;
 	__u8 l4 = 0;
 	__u32 th, ip_payload; /* TCP header offset; bytes after the IP header */
 	__u16 ports[2];
@@ -57,7 +56,14 @@ static __always_inline void vp_fill_flow(struct vp_rec *r, struct sk_buff *skb,
 		__u8 flags;
 	} __attribute__((packed)) tcp;
 
-	if (!vp_need_flow(s) || !head || nh == (__u16)~0U)
+	/* nothing read from the packet unless a flow field is used: the
+	 * common case, a count keyed by reason, pays nothing for it */
+	if (!vp_need_flow(s))
+		return;
+	head = BPF_CORE_READ(skb, head);
+	nh = BPF_CORE_READ(skb, network_header);
+	proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (!head || nh == (__u16)~0U)
 		return;
 	if (proto == ETH_P_IP) {
 		__u8 vihl = 0;
