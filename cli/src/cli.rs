@@ -136,7 +136,7 @@ pub enum Command {
         output: OutputArgs,
     },
     /// Build, list and take down disposable labs: network namespaces owned by a vprobe process.
-    #[command(after_help = crate::commands::lab::knobs_help())]
+    #[command(after_help = vprobe_lab::knobs_help())]
     Lab {
         /// What to do.
         #[command(subcommand)]
@@ -195,7 +195,7 @@ pub enum ScriptsCommand {
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// Build a lab and hold it until Ctrl-C, SIGTERM or `vprobe lab down`.
-    #[command(after_help = crate::commands::lab::knobs_help())]
+    #[command(after_help = vprobe_lab::knobs_help())]
     Up {
         /// TOPOLOGY[:knob=value,…], e.g. `macvtap`, `macvtap:qlen=64`, `bridge`, `veth`.
         #[arg(value_name = "TOPOLOGY[:KNOBS]", value_parser = parse_lab)]

@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::LabError;
-use crate::parts::Parts;
+use crate::model::Guest;
+use crate::netns::Namespace;
 
 /// The discard port: what the sinks listen on.
 const PORT: u16 = 9;
@@ -28,17 +29,19 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Starts, for each guest, a sink on port 9 and a sender of `pps`
-    /// datagrams per second to the other guest's sink.
-    pub fn start(parts: &Parts, pps: u32, on: Arc<AtomicBool>) -> Result<Background, LabError> {
+    /// Starts, for each guest (with its namespace), a sink on port 9 and a
+    /// sender of `pps` datagrams per second to the other guest's sink.
+    pub fn start(
+        guests: &[(&Guest, &Namespace)],
+        pps: u32,
+        on: Arc<AtomicBool>,
+    ) -> Result<Background, LabError> {
         let mut bg = Background {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
         };
-        let guests = &parts.guests;
-        for (i, g) in guests.iter().enumerate() {
-            let peer = &guests[(i + 1) % guests.len()];
-            let ns = &parts.namespaces[parts.ns_index(&g.name)?];
+        for (i, (g, ns)) in guests.iter().enumerate() {
+            let peer = guests[(i + 1) % guests.len()].0;
             let here = SocketAddr::from((g.addr, PORT));
             let there = SocketAddr::from((peer.addr, PORT));
             let os = |what: String| move |source| LabError::Os { what, source };

@@ -33,11 +33,14 @@ impl Lab {
         let mut parts = topology::build(spec)?;
         parts.wait_running()?;
         if spec.topology.has_relay() && spec.knobs.background > 0 {
-            parts.background = Some(Background::start(
-                &parts,
-                spec.knobs.background,
-                parts.disturbed.clone(),
-            )?);
+            let guests = parts
+                .guests
+                .iter()
+                .map(|g| Ok((g, &parts.namespaces[parts.ns_index(&g.name)?])))
+                .collect::<Result<Vec<_>, LabError>>()?;
+            let background =
+                Background::start(&guests, spec.knobs.background, parts.disturbed.clone())?;
+            parts.background = Some(background);
         }
         Ok(Lab {
             parts,

@@ -38,7 +38,7 @@ mod tap;
 mod topology;
 
 pub use error::{LabError, SpecError, ValueError};
-pub use knobs::{KnobDoc, Knobs, LabSpec, Stall, Topology, CONTROL_KNOBS, KNOBS};
+pub use knobs::{knobs_help, KnobDoc, Knobs, LabSpec, Stall, Topology, CONTROL_KNOBS, KNOBS};
 pub use lab::Lab;
 pub use links::LinkStats;
 pub use model::{Device, DeviceKind, Guest};

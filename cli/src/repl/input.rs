@@ -282,7 +282,7 @@ impl Repl<'_> {
             let mut s = format!("{} {}\n  {}", c.name(), c.args(), c.about());
             if c == ColonCommand::Lab {
                 s.push_str("\n\n");
-                s.push_str(&crate::commands::lab::knobs_help());
+                s.push_str(&vprobe_lab::knobs_help());
             }
             self.sink.line(s);
         } else if let Some(f) = API.iter().find(|f| f.name == bare) {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use vprobe_probes::suggest;
 
-use crate::script::{parse_meta, Meta};
+use crate::meta::{parse_meta, Meta};
 
 /// Where a script or module was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

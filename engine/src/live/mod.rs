@@ -16,7 +16,6 @@
 //! results over a channel, triggers checked on each tick — is one more arm
 //! and one more match arm.
 
-pub(crate) mod loss;
 mod queries;
 mod requires;
 
@@ -28,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::agg::AggSnapshot;
 use crate::events::{Record, Rings};
+use crate::loss::{LossWatch, Tally};
 use crate::message::with_causes;
 use crate::metrics::{ScriptInfo, Source};
 use crate::output::pcap::PcapFile;
@@ -36,12 +36,11 @@ use crate::output::{
 };
 use crate::plan::{CallbackId, Consumer, MetricDesc};
 use crate::script::{Action, Plan, Script, ScriptError, StopRequests};
-use crate::session::{Instance, InstanceId, Session, SessionOptions};
+use crate::session::{InstanceId, Session, SessionOptions};
 use crate::symbols::Symbols;
 use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
 use crate::workload::{LabPath, Running, WorkloadProgress};
 use crate::Result;
-use loss::{LossWatch, Tally};
 use queries::LiveHost;
 use vprobe_lab::Lab;
 use vprobe_probes::abi::Packet;
@@ -347,7 +346,7 @@ impl<'a> Live<'a> {
             let mut session = self.session.borrow_mut();
             let inst = session.instance_mut(id).expect("just attached");
             let ring = sink.as_ref().and_then(|_| inst.take_ring());
-            (probe_info(inst), ring)
+            (inst.info(), ring)
         };
         self.probes.push((id, info));
         if let Some(sink) = sink {
@@ -921,7 +920,7 @@ impl<'a> Live<'a> {
     /// and the events that reached a ring but no callback (in flight while
     /// the session runs; never delivered once it has ended).
     pub fn lost(&self) -> Lost {
-        loss::lost(
+        crate::loss::lost(
             &self.session.borrow(),
             &self.tally.borrow(),
             self.callback_errors.get(),
@@ -1064,19 +1063,6 @@ impl View for SessionView<'_> {
 
     fn workload_stat(&self, name: &str, stat: &WorkloadStat) -> Option<f64> {
         self.workloads.stat(name, stat)
-    }
-}
-
-/// How an attached instance is described in `start`, `summary` and metrics.
-pub(crate) fn probe_info(inst: &Instance) -> ProbeInfo {
-    ProbeInfo {
-        name: inst.probe().name.to_string(),
-        mechanism: inst.mechanism.label(),
-        feeds: match &inst.request.consumer {
-            Consumer::Capture(t) => format!("capture {}", t.path.display()),
-            c => c.agg_name().unwrap_or("events").to_string(),
-        },
-        fallbacks: inst.fallbacks.iter().map(ToString::to_string).collect(),
     }
 }
 

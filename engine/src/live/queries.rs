@@ -19,7 +19,7 @@ pub struct LiveHost {
     pub(crate) symbols: Rc<Symbols>,
     pub(crate) workloads: Rc<RefCell<Running>>,
     pub(crate) lab: Rc<RefCell<Option<Rc<Lab>>>>,
-    pub(crate) tally: Rc<RefCell<super::loss::Tally>>,
+    pub(crate) tally: Rc<RefCell<crate::loss::Tally>>,
     pub(crate) callback_errors: Rc<std::cell::Cell<u64>>,
 }
 
@@ -34,7 +34,7 @@ impl Host for LiveHost {
     }
 
     fn lost(&self) -> Lost {
-        super::loss::lost(
+        crate::loss::lost(
             &self.session.borrow(),
             &self.tally.borrow(),
             self.callback_errors.get(),
@@ -42,7 +42,7 @@ impl Host for LiveHost {
     }
 
     fn lost_by_probe(&self) -> std::collections::BTreeMap<String, Lost> {
-        super::loss::lost_by_probe(&self.session.borrow(), &self.tally.borrow())
+        crate::loss::lost_by_probe(&self.session.borrow(), &self.tally.borrow())
     }
 
     fn agg_entries(&self, name: &AggName) -> Option<serde_json::Value> {

@@ -50,16 +50,13 @@ impl Source {
         // events still in a ring while the run goes on are not lost
         let lost = crate::output::Lost {
             undelivered: 0,
-            ..crate::live::loss::lost(
+            ..crate::loss::lost(
                 &session,
-                &crate::live::loss::Tally::default(),
+                &crate::loss::Tally::default(),
                 self.callback_errors.get(),
             )
         };
-        let probes: Vec<ProbeInfo> = session
-            .instances()
-            .map(|(_, i)| crate::live::probe_info(i))
-            .collect();
+        let probes: Vec<ProbeInfo> = session.instances().map(|(_, i)| i.info()).collect();
         drop(session);
         let workloads = self.workloads.borrow().counters();
         let reports = self.reports.borrow();

@@ -66,7 +66,7 @@ pub struct About {
 
 impl About {
     /// This host and kernel, running `script` (with its header's name and version).
-    pub fn here(script: Option<&str>, meta: Option<&crate::script::Meta>) -> Self {
+    pub fn here(script: Option<&str>, meta: Option<&crate::meta::Meta>) -> Self {
         Self {
             schema: SCHEMA_VERSION,
             host: crate::kernel::hostname(),

@@ -4,15 +4,13 @@
 use std::ops::{Range, RangeInclusive};
 
 use rhai::{Array, Dynamic, Map, INT};
-use vprobe_probes::abi::Event;
 use vprobe_probes::{FieldDef, FieldKind};
 
 use super::event::{self, EVENT_META};
 use crate::filter;
 use crate::output::Emitted;
 use crate::plan::{AggName, FilterValue};
-use crate::symbols::Symbols;
-use crate::value::{decode, Value};
+use crate::value::Value;
 
 /// Deepest report value accepted (arrays in maps in arrays ...).
 const MAX_JSON_DEPTH: usize = 64;
@@ -186,24 +184,6 @@ fn one_filter_value(field: &FieldDef, v: &Dynamic) -> Result<FilterValue, Conver
         expected: filter::expected(field.kind),
         got: describe(v),
     })
-}
-
-/// A decoded field as a Rhai value: numbers as integers (saturating), names as strings.
-pub fn to_dynamic(v: Value) -> Dynamic {
-    match v {
-        Value::Uint(n) => Dynamic::from_int(INT::try_from(n).unwrap_or(INT::MAX)),
-        Value::Int(n) => Dynamic::from_int(n),
-        Value::Bool(b) => Dynamic::from_bool(b),
-        Value::Str(s) => Dynamic::from(s),
-    }
-}
-
-/// One field of an event as a script value; `None`: its `ts_ns`.
-pub fn field_value(field: Option<&FieldDef>, event: &Event, symbols: &Symbols) -> Dynamic {
-    match field {
-        Some(f) => to_dynamic(decode(f, &event.rec, symbols)),
-        None => to_dynamic(Value::Uint(event.ts_ns)),
-    }
 }
 
 /// A map, or an event's fields as one (`emit(e)`, `report(k, e)`, `correlate`).

@@ -14,11 +14,11 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, INT};
 use vprobe_probes::abi::Event as RawEvent;
-use vprobe_probes::{suggest, ProbeDef};
+use vprobe_probes::{suggest, FieldDef, ProbeDef};
 
-use super::convert::field_value;
 use super::errors::{fail, Res};
 use crate::symbols::Symbols;
+use crate::value::{decode, Value};
 
 /// Keys of an event that are about the event, not fields of its attach point.
 pub const EVENT_META: [&str; 3] = ["probe", "ts_ns", "cpu"];
@@ -174,6 +174,24 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("to_debug", |e: &mut Event| {
         format!("{:?}", Dynamic::from_map(e.to_map()))
     });
+}
+
+/// A decoded field as a Rhai value: numbers as integers (saturating), names as strings.
+fn to_dynamic(v: Value) -> Dynamic {
+    match v {
+        Value::Uint(n) => Dynamic::from_int(INT::try_from(n).unwrap_or(INT::MAX)),
+        Value::Int(n) => Dynamic::from_int(n),
+        Value::Bool(b) => Dynamic::from_bool(b),
+        Value::Str(s) => Dynamic::from(s),
+    }
+}
+
+/// One field of an event as a script value; `None`: its `ts_ns`.
+fn field_value(field: Option<&FieldDef>, event: &RawEvent, symbols: &Symbols) -> Dynamic {
+    match field {
+        Some(f) => to_dynamic(decode(f, &event.rec, symbols)),
+        None => to_dynamic(Value::Uint(event.ts_ns)),
+    }
 }
 
 #[cfg(test)]

@@ -23,9 +23,9 @@ use vprobe_probes::{suggest, ProbeDef, CATALOG, GENERIC};
 
 use super::errors::ScriptError;
 use super::event::{field_names, NoSuchField};
-use super::meta::{version_at_least, Meta, ParamKind, Requirement};
 use super::params::ParamError;
 use crate::kernel::FEATURE_NAMES;
+use crate::meta::{version_at_least, Meta, ParamKind, Requirement};
 use crate::plan::Origin;
 use crate::trigger::Trigger;
 

@@ -39,7 +39,6 @@ mod functions;
 mod host;
 mod imports;
 mod lint;
-mod meta;
 mod metrics;
 mod params;
 mod probes;
@@ -65,6 +64,9 @@ use rhai::{
 use vprobe_probes::abi::Event as RawEvent;
 use vprobe_probes::ProbeDef;
 
+pub use crate::meta::{
+    parse_meta, version_at_least, Meta, Param, ParamKind, Problem, Requirement, KEYS,
+};
 pub use callbacks::MIN_PERIOD;
 pub use cutoff::{Cut, StopRequests};
 pub use errors::ScriptError;
@@ -72,7 +74,6 @@ pub use event::{Event, NoSuchField};
 pub use functions::{ApiFunction, API};
 pub use host::{AggTotal, DevStatError, Host};
 pub use lint::{Diagnostic, Severity};
-pub use meta::{parse_meta, version_at_least, Meta, Param, ParamKind, Problem, Requirement, KEYS};
 pub use params::ParamError;
 pub use probes::ProbeHandle;
 pub use sandbox::{harden, MAX_OPERATIONS};

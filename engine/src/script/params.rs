@@ -17,8 +17,8 @@ use vprobe_probes::suggest;
 
 use super::convert::want_string;
 use super::errors::{fail, OrFail, Res, ScriptError};
-use super::meta::{is_duration, list_items, Meta, Param, ParamKind};
 use super::state::State;
+use crate::meta::{is_duration, list_items, Meta, Param, ParamKind};
 use crate::plan::Origin;
 
 /// A `-p` value the script's header refuses, or a parameter the script

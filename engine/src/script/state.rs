@@ -11,7 +11,7 @@ use rhai::{Dynamic, FnPtr, NativeCallContext, Position};
 use vprobe_probes::FieldKind;
 
 use super::host::Host;
-use super::meta::Meta;
+use crate::meta::Meta;
 use crate::output::Emitted;
 use crate::plan::{AggName, CallbackId, HistKind, MetricDesc, Origin, ProbeRequest, WorkloadSpec};
 use crate::symbols::Symbols;

@@ -11,6 +11,7 @@ use vprobe_probes::{FieldKind, Mechanism, ProbeDef};
 
 use super::{MapAccess, Reason, SessionError};
 use crate::agg::{AggKind, AggSnapshot, Bucket, Entry, EntryValue};
+use crate::output::ProbeInfo;
 use crate::plan::{Consumer, HistKind, ProbeRequest};
 use crate::symbols::Symbols;
 use crate::value::{decode, Value};
@@ -98,6 +99,19 @@ impl Instance {
             .filter_map(|(_, p)| p.fd().ok())
             .map(|fd| prog_recursion_misses(fd.as_fd()))
             .sum()
+    }
+
+    /// How it is described in `start`, `summary` and metrics.
+    pub fn info(&self) -> ProbeInfo {
+        ProbeInfo {
+            name: self.probe().name.to_string(),
+            mechanism: self.mechanism.label(),
+            feeds: match &self.request.consumer {
+                Consumer::Capture(t) => format!("capture {}", t.path.display()),
+                c => c.agg_name().unwrap_or("events").to_string(),
+            },
+            fallbacks: self.fallbacks.iter().map(ToString::to_string).collect(),
+        }
     }
 
     /// The ring buffer of an `on_event` instance (taken once by the reader).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::sys::signal::{self, SigSet, Signal};
 use nix::unistd::Pid;
-use vprobe_lab::{Lab, LabSpec, Topology, CONTROL_KNOBS, KNOBS};
+use vprobe_lab::{Lab, LabSpec};
 
 use crate::cli::{Format, OutputArgs};
 use crate::say;
@@ -31,29 +31,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `up --detach` waits for its holder to report the lab up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const READY: &str = "READY";
-
-/// The `--help` text on topologies and knobs.
-pub fn knobs_help() -> String {
-    let mut s = String::from("Topologies:\n");
-    for t in Topology::ALL {
-        let _ = writeln!(s, "  {:8} {}", t.name(), t.about());
-    }
-    s.push_str("\nKnobs (macvtap and bridge; veth takes none), TOPOLOGY:knob=value,…:\n");
-    for k in KNOBS {
-        let _ = writeln!(
-            s,
-            "  {:7} default {:8} {} ({})",
-            k.name, k.default, k.about, k.values
-        );
-    }
-    let _ = write!(
-        s,
-        "\nThe defaults reproduce the seed case (a 16-stream TCP_RR load overflows the macvtap ring);\n\
-         `macvtap:{CONTROL_KNOBS}` is its control (same stalls, no drops).\n\
-         Guests: guest-a 192.0.2.1/24, guest-b 192.0.2.2/24, interface eth0."
-    );
-    s
-}
 
 /// `vprobe lab up`.
 pub fn up(

@@ -1,4 +1,4 @@
-//! What a live session lost, counted (docs/DESIGN.md, "Loss is data"): the
+//! What a session lost, counted (docs/DESIGN.md, "Loss is data"): the
 //! kernel's side from each instance's `loss` map (ring-buffer reserve
 //! failures, updates a full map refused, records a rate limit held back,
 //! records offered to a ring) and its programs' skipped runs, the session's
@@ -87,7 +87,7 @@ fn instance_lost(id: InstanceId, inst: &Instance, tally: &Tally) -> Lost {
 
 /// Remembers what was last reported, to report only what is new.
 #[derive(Debug, Default)]
-pub(super) struct LossWatch {
+pub(crate) struct LossWatch {
     shown: Lost,
     /// Per aggregation, the updates its full map refused, as last reported.
     map_full_shown: BTreeMap<String, u64>,
