@@ -21,7 +21,6 @@ mod requires;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -100,12 +99,20 @@ pub struct Applied {
 
 /// Where an emitting instance's records go (what it was handed is in the
 /// [`Tally`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Sink {
     /// An `on_event` callback.
     Callback(CallbackId),
-    /// A capture file (a key of `Live::captures`).
-    Capture(PathBuf),
+    /// A capture file (an index into `Live::captures`).
+    Capture(usize),
+}
+
+/// An emitting instance, as the delivery loop needs it: resolved once at
+/// attach, so that handing over a record looks nothing else up.
+#[derive(Clone, Copy)]
+struct Feed {
+    probe: &'static ProbeDef,
+    sink: Sink,
 }
 
 /// What woke [`Live::step`].
@@ -132,9 +139,9 @@ pub struct Live<'a> {
     /// Shared with the [`LiveHost`] that answers the script's queries.
     session: Rc<RefCell<Session>>,
     rings: Rings,
-    feeds: HashMap<InstanceId, Sink>,
+    feeds: HashMap<InstanceId, Feed>,
     /// Open capture files, by path.
-    captures: BTreeMap<PathBuf, PcapFile>,
+    captures: Vec<PcapFile>,
     timers: BTreeMap<TimerId, ArmedTimer>,
     next_timer: u64,
     on_end: Vec<CallbackId>,
@@ -216,7 +223,7 @@ impl<'a> Live<'a> {
             session,
             rings: Rings::default(),
             feeds: HashMap::new(),
-            captures: BTreeMap::new(),
+            captures: Vec::new(),
             timers: BTreeMap::new(),
             next_timer: 0,
             on_end: Vec::new(),
@@ -332,14 +339,19 @@ impl<'a> Live<'a> {
         let sink = match &req.consumer {
             Consumer::Events { callback } => Some(Sink::Callback(*callback)),
             Consumer::Capture(target) => {
-                if !self.captures.contains_key(&target.path) {
-                    let file = PcapFile::create(&target.path, target.snaplen)?;
-                    self.captures.insert(target.path.clone(), file);
-                }
-                Some(Sink::Capture(target.path.clone()))
+                let at = match self.captures.iter().position(|f| f.path() == target.path) {
+                    Some(at) => at,
+                    None => {
+                        let file = PcapFile::create(&target.path, target.snaplen)?;
+                        self.captures.push(file);
+                        self.captures.len() - 1
+                    }
+                };
+                Some(Sink::Capture(at))
             }
             _ => None,
         };
+        let probe = req.probe;
         let id = self.session.borrow_mut().attach(req, &self.symbols)?;
         applied.instances.push(id);
         let (info, ring) = {
@@ -350,7 +362,7 @@ impl<'a> Live<'a> {
         };
         self.probes.push((id, info));
         if let Some(sink) = sink {
-            self.feeds.insert(id, sink);
+            self.feeds.insert(id, Feed { probe, sink });
             self.tally.borrow_mut().delivered.insert(id, 0);
             if let Some(ring) = ring {
                 self.rings.add(id, ring)?;
@@ -727,10 +739,8 @@ impl<'a> Live<'a> {
             let Some((id, rec)) = self.rings.take_one() else {
                 return Ok(());
             };
-            let Some(sink) = self.feeds.get(&id).cloned() else {
-                continue;
-            };
-            let Some(probe) = self.session.borrow().instance(id).map(|i| i.probe()) else {
+            // a record of an instance detached since: consumed, not delivered
+            let Some(&Feed { probe, sink }) = self.feeds.get(&id) else {
                 continue;
             };
             *self.tally.borrow_mut().delivered.entry(id).or_default() += 1;
@@ -740,7 +750,7 @@ impl<'a> Live<'a> {
                     let res = self.script.call_event(cb, probe, &rec.event);
                     self.after_call(res)?;
                 }
-                Sink::Capture(path) => self.write_capture(&path, probe, &rec)?,
+                Sink::Capture(at) => self.write_capture(at, probe, &rec)?,
             }
         }
         Ok(())
@@ -748,12 +758,12 @@ impl<'a> Live<'a> {
 
     /// Writes a capture record to its file; a record that cannot be written
     /// is counted (the first failure is shown, the rest only counted).
-    fn write_capture(&mut self, path: &Path, probe: &ProbeDef, rec: &Record) -> Result<()> {
+    fn write_capture(&mut self, at: usize, probe: &ProbeDef, rec: &Record) -> Result<()> {
         let (packet, bytes) = match &rec.packet {
             Some((p, b)) => (*p, b.as_slice()),
             None => (Packet::default(), &[][..]),
         };
-        let Some(file) = self.captures.get_mut(path) else {
+        let Some(file) = self.captures.get_mut(at) else {
             return Ok(());
         };
         if let Err(e) = file.write(probe, &rec.event, &packet, bytes, &self.symbols) {
@@ -942,7 +952,7 @@ impl<'a> Live<'a> {
     /// The capture files, with the packets written to each.
     pub fn captures(&self) -> Vec<CaptureInfo> {
         self.captures
-            .values()
+            .iter()
             .map(|f| CaptureInfo {
                 path: f.path().display().to_string(),
                 packets: f.packets(),
@@ -1001,7 +1011,7 @@ impl<'a> Live<'a> {
             let res = self.script.call(cb);
             self.after_call(res)?;
         }
-        for file in self.captures.values_mut() {
+        for file in &mut self.captures {
             if let Err(e) = file.flush() {
                 self.tally.borrow_mut().capture_failures += 1;
                 self.output.error(&with_causes(&e))?;
