@@ -351,14 +351,15 @@ impl<'a> Live<'a> {
             }
             _ => None,
         };
-        let probe = req.probe;
         let id = self.session.borrow_mut().attach(req, &self.symbols)?;
         applied.instances.push(id);
-        let (info, ring) = {
+        let (info, ring, probe) = {
             let mut session = self.session.borrow_mut();
             let inst = session.instance_mut(id).expect("just attached");
             let ring = sink.as_ref().and_then(|_| inst.take_ring());
-            (inst.info(), ring)
+            // the instance's, not the request's: a generic attach point's
+            // definition (its fields' slots) is made when it attaches
+            (inst.info(), ring, inst.probe())
         };
         self.probes.push((id, info));
         if let Some(sink) = sink {
