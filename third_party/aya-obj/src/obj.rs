@@ -464,6 +464,26 @@ impl FromStr for ProgramSection {
 }
 
 impl Object {
+    // vprobe: a loader that needs one program of an object with several (one per
+    // attach mechanism) links, relocates and clones only that one.
+    /// Keeps only the programs `keep` names, and drops the functions of the
+    /// others: later steps (map relocation, call linking) skip them.
+    pub fn retain_programs(&mut self, keep: impl Fn(&str) -> bool) {
+        let mut dropped = Vec::new();
+        self.programs.retain(|name, program| {
+            let kept = keep(name);
+            if !kept {
+                dropped.push(program.function_key());
+            }
+            kept
+        });
+        for key in dropped {
+            // a function another kept program calls (a subprogram in .text) is never
+            // a program's own entry, so nothing kept loses its code
+            self.functions.remove(&key);
+        }
+    }
+
     /// Parses the binary data as an object file into an [Object]
     pub fn parse(data: &[u8]) -> Result<Self, ParseError> {
         let obj = object::read::File::parse(data).map_err(ParseError::ElfError)?;

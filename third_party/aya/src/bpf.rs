@@ -129,6 +129,21 @@ pub struct EbpfLoader<'a> {
     extensions: HashSet<&'a str>,
     verifier_log_level: VerifierLogLevel,
     allow_unsupported_maps: bool,
+    // vprobe: the two below.
+    relocator: Option<Relocator>,
+    programs: Option<Vec<String>>,
+}
+
+// vprobe: CO-RE relocation done by the caller (from results it remembered for
+// this kernel, so that no kernel BTF needs parsing) instead of against `btf`.
+/// Resolves an object's CO-RE relocations in place of [`EbpfLoader::btf`]: called
+/// once per load, after the object's own BTF is fixed up, with the parsed object.
+pub struct Relocator(pub Box<dyn FnMut(&mut Object) -> Result<(), EbpfError> + Send>);
+
+impl std::fmt::Debug for Relocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relocator")
+    }
 }
 
 /// Builder style API for advanced loading of eBPF programs.
@@ -177,7 +192,24 @@ impl<'a> EbpfLoader<'a> {
             extensions: HashSet::new(),
             verifier_log_level: VerifierLogLevel::default(),
             allow_unsupported_maps: false,
+            relocator: None,
+            programs: None,
         }
+    }
+
+    // vprobe: the two setters below.
+    /// Resolves CO-RE relocations with `relocator` instead of against the target
+    /// BTF (see [`Relocator`]).
+    pub fn relocator(&mut self, relocator: Relocator) -> &mut Self {
+        self.relocator = Some(relocator);
+        self
+    }
+
+    /// Links and loads only these programs of the object (after relocation, so a
+    /// [`Relocator`] still sees every function); `None`: all of them.
+    pub fn programs(&mut self, names: Option<Vec<String>>) -> &mut Self {
+        self.programs = names;
+        self
     }
 
     /// Sets the target [BTF](Btf) info.
@@ -435,6 +467,8 @@ impl<'a> EbpfLoader<'a> {
             verifier_log_level,
             allow_unsupported_maps,
             map_pin_path_by_name,
+            relocator,
+            programs: keep_programs,
         } = self;
         let mut obj = Object::parse(data)?;
         obj.patch_map_data(globals.clone())?;
@@ -501,8 +535,16 @@ impl<'a> EbpfLoader<'a> {
             None
         };
 
-        if let Some(btf) = &btf {
-            obj.relocate_btf(btf)?;
+        match relocator {
+            Some(Relocator(relocate)) => relocate(&mut obj)?,
+            None => {
+                if let Some(btf) = &btf {
+                    obj.relocate_btf(btf)?;
+                }
+            }
+        }
+        if let Some(keep) = keep_programs {
+            obj.retain_programs(|name| keep.iter().any(|k| k == name));
         }
 
         const fn is_map_of_maps(map_type: bpf_map_type) -> bool {

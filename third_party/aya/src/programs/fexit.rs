@@ -78,6 +78,16 @@ impl FExit {
         load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, data)
     }
 
+    // vprobe: the caller looked the id up (or remembered it for this kernel)
+    // without parsing the kernel's BTF.
+    /// Loads the program to attach at the kernel BTF type `btf_id` (what [`Self::load`]
+    /// finds by name).
+    pub fn load_with_btf_id(&mut self, btf_id: u32) -> Result<(), ProgramError> {
+        let Self { data } = self;
+        data.attach_btf_id = Some(btf_id);
+        load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, data)
+    }
+
     /// Attaches the program.
     ///
     /// The returned value can be used to detach, see [`FExit::detach`].
