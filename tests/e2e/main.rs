@@ -8,6 +8,7 @@
 
 // the test areas, one module each
 mod attach;
+mod cache;
 mod capture;
 mod cli;
 mod deploy;

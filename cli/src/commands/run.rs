@@ -142,6 +142,9 @@ fn script(
     ))?;
     drop(output);
     drop(lab);
+    if say::verbosity() == vprobe_engine::output::Verbosity::Verbose {
+        say::note(vprobe_engine::session::btf_use());
+    }
     if let Some(plot) = plot {
         plot.write(&summary, name)?;
     }

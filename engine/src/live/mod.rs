@@ -280,11 +280,9 @@ impl<'a> Live<'a> {
     /// attach, what this plan attached is detached again and nothing is kept.
     pub fn apply(&mut self, plan: Plan) -> Result<Applied> {
         let mut applied = Applied::default();
-        for req in plan.requests {
-            if let Err(e) = self.attach(req, &mut applied) {
-                self.take_back(&applied);
-                return Err(e);
-            }
+        if let Err(e) = self.attach_all(plan.requests, &mut applied) {
+            self.take_back(&applied);
+            return Err(e);
         }
         let now = tokio::time::Instant::now();
         for t in plan.timers {
@@ -335,8 +333,45 @@ impl<'a> Live<'a> {
         Ok(applied)
     }
 
-    fn attach(&mut self, req: crate::plan::ProbeRequest, applied: &mut Applied) -> Result<()> {
-        let sink = match &req.consumer {
+    /// Attaches every request (the session loads them side by side); the
+    /// first failure, in the script's order, is the error, and whatever did
+    /// attach is in `applied` to be taken back.
+    fn attach_all(
+        &mut self,
+        reqs: Vec<crate::plan::ProbeRequest>,
+        applied: &mut Applied,
+    ) -> Result<()> {
+        let sinks = reqs
+            .iter()
+            .map(|req| self.sink_for(req))
+            .collect::<Result<Vec<_>>>()?;
+        let results = self.session.borrow_mut().attach_all(reqs, &self.symbols);
+        let mut attached = Vec::new();
+        let mut failed = None;
+        for (result, sink) in results.into_iter().zip(sinks) {
+            match result {
+                Ok(id) => {
+                    applied.instances.push(id);
+                    attached.push((id, sink));
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        for (id, sink) in attached {
+            self.feed(id, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Where the events of `req` go: its callback or its capture file (made
+    /// now, shared by requests that name the same path).
+    fn sink_for(&mut self, req: &crate::plan::ProbeRequest) -> Result<Option<Sink>> {
+        Ok(match &req.consumer {
             Consumer::Events { callback } => Some(Sink::Callback(*callback)),
             Consumer::Capture(target) => {
                 let at = match self.captures.iter().position(|f| f.path() == target.path) {
@@ -350,9 +385,11 @@ impl<'a> Live<'a> {
                 Some(Sink::Capture(at))
             }
             _ => None,
-        };
-        let id = self.session.borrow_mut().attach(req, &self.symbols)?;
-        applied.instances.push(id);
+        })
+    }
+
+    /// Records an attached instance, and with a sink registers its ring.
+    fn feed(&mut self, id: crate::session::InstanceId, sink: Option<Sink>) -> Result<()> {
         let (info, ring, probe) = {
             let mut session = self.session.borrow_mut();
             let inst = session.instance_mut(id).expect("just attached");

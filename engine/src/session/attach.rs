@@ -4,8 +4,9 @@
 //! kprobe.rs, fentry.rs, uprobe.rs); the session picks it once per mechanism.
 
 use aya::programs::ProgramError;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
+use super::kernel_btf::KernelBtf;
 use super::MechanismError;
 
 /// Which program of a function mechanism: the entry one, or the return side
@@ -27,7 +28,7 @@ pub(super) trait Attach {
         ebpf: &mut Ebpf,
         program: &str,
         side: Side,
-        btf: &Btf,
+        btf: &KernelBtf,
     ) -> Result<(), MechanismError>;
 
     /// Attaches the loaded `program`; the link lives as long as `ebpf`.

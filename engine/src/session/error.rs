@@ -159,6 +159,9 @@ pub enum MechanismError {
     /// Loading or attaching failed otherwise.
     #[error("{}", with_causes(.0))]
     Program(#[source] Arc<ProgramError>),
+    /// The kernel's BTF, needed to look up the hook, could not be read.
+    #[error("the kernel's BTF could not be read: {}", with_causes(.0))]
+    Btf(#[source] Arc<aya::BtfError>),
     /// The kernel has no such tracepoint (no `btf_trace_EVENT` in its BTF).
     #[error("the kernel's BTF has no tracepoint `{0}`")]
     NoBtfTracepoint(String),

@@ -4,9 +4,10 @@
 //! kernel policy): that is recognised and said plainly.
 
 use aya::programs::{FEntry, FExit, ProgramError};
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::attach::{program_mut, Attach, Side};
+use super::kernel_btf::{IdKind, KernelBtf};
 use super::MechanismError;
 use crate::kernel;
 
@@ -35,10 +36,11 @@ fn refusal(e: ProgramError) -> MechanismError {
     MechanismError::program(e)
 }
 
-fn has_function(btf: &Btf, function: &str) -> Result<(), MechanismError> {
-    btf.id_by_type_name_kind(function, aya_obj::btf::BtfKind::Func)
-        .map(|_| ())
-        .map_err(|_| MechanismError::NoBtfFunction(function.to_string()))
+/// The BTF id of kernel function `function`; an error when it has none.
+fn function_id(btf: &KernelBtf, function: &str) -> Result<u32, MechanismError> {
+    btf.type_id(function, IdKind::Func)
+        .map_err(|e| MechanismError::Btf(e.into()))?
+        .ok_or_else(|| MechanismError::NoBtfFunction(function.to_string()))
 }
 
 impl Attach for Fentry {
@@ -47,12 +49,12 @@ impl Attach for Fentry {
         ebpf: &mut Ebpf,
         program: &str,
         side: Side,
-        btf: &Btf,
+        btf: &KernelBtf,
     ) -> Result<(), MechanismError> {
-        has_function(btf, self.function)?;
+        let id = function_id(btf, self.function)?;
         let r = match side {
-            Side::Entry => program_mut::<FEntry>(ebpf, program)?.load(self.function, btf),
-            Side::Exit => program_mut::<FExit>(ebpf, program)?.load(self.function, btf),
+            Side::Entry => program_mut::<FEntry>(ebpf, program)?.load_with_btf_id(id),
+            Side::Exit => program_mut::<FExit>(ebpf, program)?.load_with_btf_id(id),
         };
         r.map_err(refusal)
     }

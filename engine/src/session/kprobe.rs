@@ -4,7 +4,7 @@
 //! ENOENT, so that is checked first and said plainly.
 
 use aya::programs::KProbe;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::attach::{program_mut, Attach, Side};
 use super::MechanismError;
@@ -22,7 +22,7 @@ impl Attach for Kprobe {
         ebpf: &mut Ebpf,
         program: &str,
         _side: Side,
-        _btf: &Btf,
+        _btf: &super::kernel_btf::KernelBtf,
     ) -> Result<(), MechanismError> {
         if !kernel::has_kprobes() {
             return Err(MechanismError::NoKprobes);

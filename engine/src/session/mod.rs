@@ -6,9 +6,11 @@
 //! everything.
 
 mod attach;
+mod btf_cache;
 mod error;
 mod fentry;
 mod instance;
+mod kernel_btf;
 mod kprobe;
 mod raw_tracepoint;
 #[allow(clippy::module_inception)]
@@ -20,8 +22,8 @@ mod uprobe;
 
 pub use error::{MapAccess, MechanismError, Reason, SessionError};
 pub use instance::{Instance, InstanceId, InstanceLoss};
+pub use kernel_btf::{btf_parses, btf_use, preload_btf};
 pub use session::{
-    btf_parses, preload_btf, ring_bytes_for, Session, SessionOptions, Support, RING_HOLDS_MS,
-    RING_SIZED_FOR_EVENTS_PER_S,
+    ring_bytes_for, Session, SessionOptions, Support, RING_HOLDS_MS, RING_SIZED_FOR_EVENTS_PER_S,
 };
 pub use tables::TableError;

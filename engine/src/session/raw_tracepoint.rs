@@ -3,7 +3,7 @@
 //! to attach.
 
 use aya::programs::RawTracePoint as AyaRawTracePoint;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::attach::{program_mut, Attach, Side};
 use super::MechanismError;
@@ -22,9 +22,9 @@ impl Attach for RawTracepoint {
         ebpf: &mut Ebpf,
         program: &str,
         _side: Side,
-        btf: &Btf,
+        btf: &super::kernel_btf::KernelBtf,
     ) -> Result<(), MechanismError> {
-        super::tp_btf::has_event(btf, self.event)?;
+        super::tp_btf::event_id(btf, self.event)?;
         program_mut::<AyaRawTracePoint>(ebpf, program)?
             .load()
             .map_err(MechanismError::program)

@@ -1,18 +1,16 @@
 //! The session: one BTF parse, one loader, the attached instances.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 use aya::maps::RingBuf;
-use aya::{Btf, EbpfLoader};
+use aya::EbpfLoader;
 use vprobe_probes::abi;
 use vprobe_probes::{Mechanism, MechanismKind, ProbeDef};
 
 use super::attach::{Attach, Side};
 use super::fentry::Fentry;
 use super::instance::{merge, Instance, InstanceId, SettingsPod};
+use super::kernel_btf::KernelBtf;
 use super::kprobe::Kprobe;
 use super::raw_tracepoint::RawTracepoint;
 use super::tables::Tables;
@@ -24,7 +22,7 @@ use crate::agg::AggSnapshot;
 use crate::filter;
 use crate::generic;
 use crate::kernel::{self, Features};
-use crate::plan::{Consumer, ProbeRequest};
+use crate::plan::{Consumer, Origin, ProbeRequest};
 use crate::symbols::Symbols;
 
 /// Session tunables.
@@ -37,6 +35,9 @@ pub struct SessionOptions {
     /// Mechanism kinds not to use (`tp_btf`, `tracepoint`): tests the fallbacks,
     /// and works around a mechanism that misbehaves on some kernel.
     pub disable: Vec<MechanismKind>,
+    /// Remember relocations and BTF ids for this kernel on disk, and use what
+    /// was remembered (`btf_cache.rs`); off, every process parses the BTF.
+    pub btf_cache: bool,
 }
 
 /// The event rate an `on_event` ring is sized for: what `dev.xmit` sees under
@@ -67,59 +68,9 @@ impl Default for SessionOptions {
             ),
             map_entries: 10240,
             disable: Vec::new(),
+            btf_cache: true,
         }
     }
-}
-
-/// How many times this process parsed the kernel's BTF: once, however many
-/// objects and sessions it loads (tests check it).
-static BTF_PARSES: AtomicUsize = AtomicUsize::new(0);
-
-/// The kernel's BTF, parsed once per process and indexed by name: every session
-/// (a REPL's `:reset`, `list` then `run`) and every object load shares it.
-static KERNEL_BTF: OnceLock<Btf> = OnceLock::new();
-
-fn kernel_btf() -> Result<&'static Btf, SessionError> {
-    if let Some(btf) = KERNEL_BTF.get() {
-        return Ok(btf);
-    }
-    // one parse even when threads ask at once (a failed parse is retried next time)
-    static PARSING: Mutex<()> = Mutex::new(());
-    let _parsing = PARSING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(btf) = KERNEL_BTF.get() {
-        return Ok(btf);
-    }
-    BTF_PARSES.fetch_add(1, Ordering::Relaxed);
-    let bytes = kernel::BtfBytes::open(std::path::Path::new(kernel::VMLINUX_BTF)).map_err(|e| {
-        SessionError::Btf(aya::BtfError::FileError {
-            path: kernel::VMLINUX_BTF.into(),
-            error: e,
-        })
-    })?;
-    let mut btf = Btf::parse(&bytes, aya::Endianness::default()).map_err(SessionError::Btf)?;
-    // unmapped before the index is built: the peak RSS holds one copy at a time
-    drop(bytes);
-    btf.index_names();
-    Ok(KERNEL_BTF.get_or_init(|| btf))
-}
-
-/// Starts parsing the kernel's BTF on another thread, for a command about to open
-/// a session: the parse, the largest part of startup, then overlaps with
-/// compiling the script and aya's feature probes. Whoever asks first waits for it;
-/// nothing is parsed twice.
-pub fn preload_btf() {
-    if KERNEL_BTF.get().is_some() {
-        return;
-    }
-    // A failed parse is reported by the session that needs it.
-    let _ = std::thread::Builder::new()
-        .name("vprobe-btf".into())
-        .spawn(|| kernel_btf().map(|_| ()));
-}
-
-/// How many times this process has parsed the kernel's BTF.
-pub fn btf_parses() -> usize {
-    BTF_PARSES.load(Ordering::Relaxed)
 }
 
 /// Entries of an aggregation map: `entries` when the program's `mode` writes it
@@ -205,7 +156,7 @@ impl Support {
 
 /// Loads, attaches and owns program instances; detaches on drop.
 pub struct Session {
-    btf: &'static Btf,
+    btf: KernelBtf,
     loader: EbpfLoader<'static>,
     /// All-off settings for load-only checks (`list`, `doctor`): one per session.
     idle_settings: &'static SettingsPod,
@@ -215,21 +166,18 @@ pub struct Session {
 }
 
 impl Session {
-    /// Checks privileges and parses the kernel's BTF (once for the whole process).
+    /// Checks privileges; the kernel's BTF is parsed only if a load needs it
+    /// (nothing remembered for this kernel), once for the whole process.
     pub fn new(options: SessionOptions) -> Result<Self, SessionError> {
         let p = kernel::privileges();
         if !p.sufficient() {
             return Err(SessionError::Privileges(p));
         }
-        // One parse of the kernel's BTF for the whole process, indexed by name so that
-        // relocating each object is a lookup per relocated type instead of a scan of
-        // every kernel type (third_party/aya-obj); the loader borrows it instead of
-        // parsing its own (third_party/aya: EbpfLoader::with_btf), and BtfTracePoint::load
-        // needs it too.
-        // aya's one-time feature probes (a dozen tiny loads) while a preload parses
+        // aya's one-time feature probes (a dozen tiny loads)
         aya::features();
-        let btf = kernel_btf()?;
-        let mut loader = EbpfLoader::with_btf(Some(Cow::Borrowed(btf)));
+        let btf = KernelBtf::new(options.btf_cache);
+        // Relocation goes through `KernelBtf::relocator`, never a BTF of the loader's.
+        let mut loader = EbpfLoader::with_btf(None);
         // Per-instance verifier logs are not kept: errors carry the tail of the log.
         loader.verifier_log_level(aya::VerifierLogLevel::DEBUG);
         Ok(Self {
@@ -248,6 +196,55 @@ impl Session {
         req: ProbeRequest,
         symbols: &Symbols,
     ) -> Result<InstanceId, SessionError> {
+        self.attach_all(vec![req], symbols)
+            .pop()
+            .expect("one request, one result")
+    }
+
+    /// Loads and attaches every request, each with the first mechanism that
+    /// works here: one result per request, in order. Objects load and verify
+    /// independently, so several requests load side by side on as many CPUs.
+    pub fn attach_all(
+        &mut self,
+        reqs: Vec<ProbeRequest>,
+        symbols: &Symbols,
+    ) -> Vec<Result<InstanceId, SessionError>> {
+        let prepared: Vec<_> = reqs
+            .into_iter()
+            .map(|req| self.prepare(req, symbols))
+            .collect();
+        let (options, btf) = (&self.options, &self.btf);
+        let loaded = side_by_side(prepared, |p| {
+            p.map_err(LoadFailure::Error)
+                .and_then(|p| load(options, btf, p))
+        });
+        loaded
+            .into_iter()
+            .map(|r| match r {
+                Ok(instance) => {
+                    let id = InstanceId(self.next);
+                    self.next += 1;
+                    self.instances.insert(id, instance);
+                    Ok(id)
+                }
+                Err(LoadFailure::Error(e)) => Err(e),
+                Err(LoadFailure::Unavailable {
+                    origin,
+                    probe,
+                    reasons,
+                }) => Err(SessionError::Unavailable {
+                    origin,
+                    probe: probe.name.into(),
+                    reasons,
+                    hint: self.hint(probe),
+                }),
+            })
+            .collect()
+    }
+
+    /// What loading `req` needs, decided before any load: its settings, its
+    /// kernel-text tables and a loader sized for it.
+    fn prepare(&self, req: ProbeRequest, symbols: &Symbols) -> Result<Prepared, SessionError> {
         let origin = req.origin.clone();
         let req = generic::narrow(req).map_err(|error| SessionError::Request {
             origin,
@@ -264,8 +261,6 @@ impl Session {
                 error,
             })?;
         let events = req.consumer.emits();
-        let capture = matches!(req.consumer, Consumer::Capture(_));
-        let timing = settings.timing != 0;
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
             u64::from(self.options.ring_bytes / 4)
@@ -275,12 +270,13 @@ impl Session {
         // The loader keeps a reference to the globals it patches; one small settings
         // block per instance lives for the process (a REPL session makes few).
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
-        let object = req.probe.object.bytes();
         let page = 4096u32;
         let entries = self.options.map_entries;
         let counts = entries_if(settings.0.mode, abi::MODE_COUNT, entries);
         let hists = entries_if(settings.0.mode, abi::MODE_HIST, entries);
-        self.loader
+        let mut loader = EbpfLoader::with_btf(None);
+        loader
+            .verifier_log_level(aya::VerifierLogLevel::DEBUG)
             .override_global("settings", settings, true)
             .map_max_entries(
                 "events",
@@ -296,96 +292,18 @@ impl Session {
             .map_max_entries("hists", hists)
             .map_max_entries(
                 "starts",
-                if timing {
+                if settings.0.timing != 0 {
                     self.options.map_entries
                 } else {
                     IDLE_STARTS
                 },
             );
-        tables.size_maps(&mut self.loader);
-
-        let mut reasons = Vec::new();
-        // whether every mechanism tried loaded and only the attach failed
-        let mut attach_only = true;
-        // a probe with one way of attaching is named after it: no label needed
-        let labelled = req.probe.mechanisms.len() > 1;
-        let why = |mech: &Mechanism, error: MechanismError| Reason {
-            mechanism: *mech,
-            labelled,
-            error,
-        };
-        for mech in req.probe.mechanisms {
-            if self.options.disable.contains(&mech.kind()) {
-                reasons.push(why(mech, MechanismError::Disabled));
-                attach_only = false;
-                continue;
-            }
-            if capture && !req.probe.capture.works_with(mech.kind()) {
-                reasons.push(why(mech, MechanismError::NoPacket));
-                attach_only = false;
-                continue;
-            }
-            let mut ebpf = match self.loader.load(object) {
-                Ok(e) => e,
-                Err(e) => {
-                    reasons.push(why(mech, MechanismError::Object(e.into())));
-                    attach_only = false;
-                    continue;
-                }
-            };
-            if let Err(e) = tables.fill(&mut ebpf, mech) {
-                reasons.push(why(mech, e.into()));
-                attach_only = false;
-                continue;
-            }
-            match self.attach_mechanism(&mut ebpf, mech, timing) {
-                Ok(()) => {
-                    let ring = if events {
-                        let map = ebpf
-                            .take_map("events")
-                            .expect("every object has an events ring");
-                        Some(RingBuf::try_from(map).map_err(|e| SessionError::Map {
-                            probe: req.probe.name.into(),
-                            map: "events",
-                            error: MapAccess::Map(e),
-                        })?)
-                    } else {
-                        None
-                    };
-                    let id = InstanceId(self.next);
-                    self.next += 1;
-                    self.instances.insert(
-                        id,
-                        Instance {
-                            request: req,
-                            mechanism: *mech,
-                            fallbacks: reasons,
-                            ebpf,
-                            ring,
-                        },
-                    );
-                    return Ok(id);
-                }
-                Err(Failure::Attach(e)) => reasons.push(why(mech, e)),
-                Err(Failure::Load(e)) => {
-                    attach_only = false;
-                    reasons.push(why(mech, e));
-                }
-            }
-        }
-        if attach_only && !reasons.is_empty() {
-            return Err(SessionError::Attach {
-                origin: req.origin,
-                probe: req.probe.name.into(),
-                reasons,
-            });
-        }
-        let hint = self.hint(req.probe);
-        Err(SessionError::Unavailable {
-            origin: req.origin,
-            probe: req.probe.name.into(),
-            reasons,
-            hint,
+        tables.size_maps(&mut loader);
+        Ok(Prepared {
+            req,
+            timing: settings.0.timing != 0,
+            tables,
+            loader,
         })
     }
 
@@ -455,11 +373,13 @@ impl Session {
                 } else {
                     let ebpf = objects.entry(probe.object.name).or_insert_with(|| {
                         self.loader
+                            .relocator(self.btf.relocator(probe.object.name, probe.object.bytes()))
+                            .programs(None)
                             .load(probe.object.bytes())
                             .map_err(|e| MechanismError::Object(e.into()))
                     });
                     let r = match ebpf {
-                        Ok(ebpf) => self.load_mechanism(ebpf, mech),
+                        Ok(ebpf) => load_mechanism(&self.btf, ebpf, mech),
                         Err(e) => Err(e.clone()),
                     };
                     done.insert(key, r.clone());
@@ -528,43 +448,6 @@ impl Session {
                 };
             }
         }
-    }
-
-    /// Loads the mechanism's program from `ebpf` (the verifier runs), and its
-    /// companions, which feed its state (sched.wakeup_latency's wakeup
-    /// stamps): whether this kernel supports the mechanism at all.
-    fn load_mechanism(&self, ebpf: &mut aya::Ebpf, mech: &Mechanism) -> Result<(), MechanismError> {
-        for c in mech.companions() {
-            attacher(c)
-                .load(ebpf, c.program(), Side::Entry, self.btf)
-                .map_err(|e| e.companion(c.program()))?;
-        }
-        attacher(mech).load(ebpf, mech.program(), Side::Entry, self.btf)
-    }
-
-    /// Loads and attaches the mechanism's program and its companions, and
-    /// with `timing` its return-side program too (latency).
-    fn attach_mechanism(
-        &self,
-        ebpf: &mut aya::Ebpf,
-        mech: &Mechanism,
-        timing: bool,
-    ) -> Result<(), Failure> {
-        self.load_mechanism(ebpf, mech).map_err(Failure::Load)?;
-        for c in mech.companions() {
-            attacher(c)
-                .attach(ebpf, c.program(), Side::Entry)
-                .map_err(|e| Failure::Attach(e.companion(c.program())))?;
-        }
-        let hook = attacher(mech);
-        hook.attach(ebpf, mech.program(), Side::Entry)
-            .map_err(Failure::Attach)?;
-        let Some(exit) = mech.exit().filter(|_| timing) else {
-            return Ok(());
-        };
-        hook.load(ebpf, exit, Side::Exit, self.btf)
-            .map_err(Failure::Load)?;
-        hook.attach(ebpf, exit, Side::Exit).map_err(Failure::Attach)
     }
 
     /// One instance.
@@ -663,49 +546,210 @@ impl Session {
     }
 }
 
+/// A request ready to load: everything decided, nothing touched in the kernel.
+struct Prepared {
+    req: ProbeRequest,
+    /// Whether the return side is loaded too (latency).
+    timing: bool,
+    tables: Tables,
+    loader: EbpfLoader<'static>,
+}
+
+/// Why a request did not load: an error, or no mechanism worked (the session
+/// then looks for an alternative to suggest).
+enum LoadFailure {
+    Error(SessionError),
+    Unavailable {
+        origin: Origin,
+        probe: &'static ProbeDef,
+        reasons: Vec<Reason>,
+    },
+}
+
+/// `f` of every item, on as many threads as there are CPUs and items (this one
+/// included), the results in the items' order.
+fn side_by_side<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if workers <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let n = items.len();
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let results = std::sync::Mutex::new((0..n).map(|_| None).collect::<Vec<Option<R>>>());
+    let work = || loop {
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let Some((i, item)) = next else { break };
+        let r = f(item);
+        results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(work);
+        }
+        work();
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item was worked on"))
+        .collect()
+}
+
+/// Loads and attaches a prepared request with the first of its probe's
+/// mechanisms that works here.
+fn load(
+    options: &SessionOptions,
+    btf: &KernelBtf,
+    prepared: Prepared,
+) -> Result<Instance, LoadFailure> {
+    let Prepared {
+        req,
+        timing,
+        tables,
+        mut loader,
+    } = prepared;
+    let events = req.consumer.emits();
+    let capture = matches!(req.consumer, Consumer::Capture(_));
+    let object = req.probe.object.bytes();
+    let mut reasons = Vec::new();
+    // whether every mechanism tried loaded and only the attach failed
+    let mut attach_only = true;
+    // a probe with one way of attaching is named after it: no label needed
+    let labelled = req.probe.mechanisms.len() > 1;
+    let why = |mech: &Mechanism, error: MechanismError| Reason {
+        mechanism: *mech,
+        labelled,
+        error,
+    };
+    for mech in req.probe.mechanisms {
+        if options.disable.contains(&mech.kind()) {
+            reasons.push(why(mech, MechanismError::Disabled));
+            attach_only = false;
+            continue;
+        }
+        if capture && !req.probe.capture.works_with(mech.kind()) {
+            reasons.push(why(mech, MechanismError::NoPacket));
+            attach_only = false;
+            continue;
+        }
+        // only this mechanism's programs are linked and loaded
+        let programs = mech
+            .companions()
+            .iter()
+            .map(|c| c.program())
+            .chain([mech.program()])
+            .chain(mech.exit().filter(|_| timing))
+            .map(str::to_string)
+            .collect();
+        let loaded = loader
+            .relocator(btf.relocator(req.probe.object.name, object))
+            .programs(Some(programs))
+            .load(object);
+        let mut ebpf = match loaded {
+            Ok(e) => e,
+            Err(e) => {
+                reasons.push(why(mech, MechanismError::Object(e.into())));
+                attach_only = false;
+                continue;
+            }
+        };
+        if let Err(e) = tables.fill(&mut ebpf, mech) {
+            reasons.push(why(mech, e.into()));
+            attach_only = false;
+            continue;
+        }
+        match attach_mechanism(btf, &mut ebpf, mech, timing) {
+            Ok(()) => {
+                let ring = if events {
+                    let map = ebpf
+                        .take_map("events")
+                        .expect("every object has an events ring");
+                    Some(RingBuf::try_from(map).map_err(|e| {
+                        LoadFailure::Error(SessionError::Map {
+                            probe: req.probe.name.into(),
+                            map: "events",
+                            error: MapAccess::Map(e),
+                        })
+                    })?)
+                } else {
+                    None
+                };
+                return Ok(Instance {
+                    request: req,
+                    mechanism: *mech,
+                    fallbacks: reasons,
+                    ebpf,
+                    ring,
+                });
+            }
+            Err(Failure::Attach(e)) => reasons.push(why(mech, e)),
+            Err(Failure::Load(e)) => {
+                attach_only = false;
+                reasons.push(why(mech, e));
+            }
+        }
+    }
+    if attach_only && !reasons.is_empty() {
+        return Err(LoadFailure::Error(SessionError::Attach {
+            origin: req.origin,
+            probe: req.probe.name.into(),
+            reasons,
+        }));
+    }
+    Err(LoadFailure::Unavailable {
+        origin: req.origin,
+        probe: req.probe,
+        reasons,
+    })
+}
+
+/// Loads the mechanism's program from `ebpf` (the verifier runs), and its
+/// companions, which feed its state (sched.wakeup_latency's wakeup
+/// stamps): whether this kernel supports the mechanism at all.
+fn load_mechanism(
+    btf: &KernelBtf,
+    ebpf: &mut aya::Ebpf,
+    mech: &Mechanism,
+) -> Result<(), MechanismError> {
+    for c in mech.companions() {
+        attacher(c)
+            .load(ebpf, c.program(), Side::Entry, btf)
+            .map_err(|e| e.companion(c.program()))?;
+    }
+    attacher(mech).load(ebpf, mech.program(), Side::Entry, btf)
+}
+
+/// Loads and attaches the mechanism's program and its companions, and
+/// with `timing` its return-side program too (latency).
+fn attach_mechanism(
+    btf: &KernelBtf,
+    ebpf: &mut aya::Ebpf,
+    mech: &Mechanism,
+    timing: bool,
+) -> Result<(), Failure> {
+    load_mechanism(btf, ebpf, mech).map_err(Failure::Load)?;
+    for c in mech.companions() {
+        attacher(c)
+            .attach(ebpf, c.program(), Side::Entry)
+            .map_err(|e| Failure::Attach(e.companion(c.program())))?;
+    }
+    let hook = attacher(mech);
+    hook.attach(ebpf, mech.program(), Side::Entry)
+        .map_err(Failure::Attach)?;
+    let Some(exit) = mech.exit().filter(|_| timing) else {
+        return Ok(());
+    };
+    hook.load(ebpf, exit, Side::Exit, btf)
+        .map_err(Failure::Load)?;
+    hook.attach(ebpf, exit, Side::Exit).map_err(Failure::Attach)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Whether this host publishes BTF; where it must (CI), its absence fails.
-    fn has_btf() -> bool {
-        if kernel::has_btf() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("VPROBE_REQUIRE_ROOT").is_none(),
-            "CI needs /sys/kernel/btf/vmlinux"
-        );
-        false
-    }
-
-    #[test]
-    fn name_index_finds_what_the_scan_finds() {
-        if !has_btf() {
-            return;
-        }
-        let scanned = Btf::from_sys_fs().unwrap();
-        let indexed = kernel_btf().unwrap();
-        assert!(indexed.is_name_indexed());
-        assert!(!scanned.is_name_indexed());
-        use aya_obj::btf::BtfKind;
-        for (name, kind) in [
-            ("sk_buff", BtfKind::Struct),
-            ("net_device", BtfKind::Struct),
-            ("btf_trace_kfree_skb", BtfKind::Typedef),
-            ("kfree_skb_reason", BtfKind::Func),
-            ("skb_drop_reason", BtfKind::Enum),
-            ("sk_buff", BtfKind::Typedef),
-            ("no_such_type_in_any_kernel", BtfKind::Struct),
-            ("", BtfKind::Struct),
-        ] {
-            assert_eq!(
-                indexed.id_by_type_name_kind(name, kind).ok(),
-                scanned.id_by_type_name_kind(name, kind).ok(),
-                "{name} ({kind:?})"
-            );
-        }
-    }
 
     #[test]
     fn rings_hold_the_rate_they_are_sized_for() {
@@ -732,28 +776,5 @@ mod tests {
         assert_eq!(entries_if(count, abi::MODE_HIST, 10240), 1);
         assert_eq!(entries_if(both, abi::MODE_HIST, 10240), 10240);
         assert_eq!(entries_if(abi::MODE_EVENTS, abi::MODE_COUNT, 10240), 1);
-    }
-
-    #[test]
-    fn kernel_btf_is_parsed_once_per_process() {
-        if !has_btf() || !kernel::privileges().sufficient() {
-            assert!(
-                std::env::var_os("VPROBE_REQUIRE_ROOT").is_none(),
-                "needs root, and VPROBE_REQUIRE_ROOT=1 forbids skipping it"
-            );
-            return;
-        }
-        // two sessions, three objects loaded (each relocated against the BTF)
-        for _ in 0..2 {
-            let mut session = Session::new(SessionOptions::default()).unwrap();
-            let probes: Vec<_> = ["skb.drop", "dev.xmit", "tcp.retransmit"]
-                .iter()
-                .map(|n| vprobe_probes::find(n).unwrap())
-                .collect();
-            for s in session.support(&probes) {
-                assert!(s.chosen().is_some(), "{}: {:?}", s.probe.name, s.reason());
-            }
-        }
-        assert_eq!(btf_parses(), 1);
     }
 }

@@ -1,9 +1,10 @@
 //! BTF-typed tracepoints (`tp_btf/EVENT`): typed arguments, no tracefs; 5.5+ with BTF.
 
 use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::attach::{program_mut, Attach, Side};
+use super::kernel_btf::{IdKind, KernelBtf};
 use super::MechanismError;
 
 /// A tp_btf program on one tracepoint.
@@ -12,14 +13,12 @@ pub(super) struct TpBtf {
     pub(super) event: &'static str,
 }
 
-/// Whether the kernel has tracepoint `event` (its `btf_trace_EVENT` typedef).
-pub(super) fn has_event(btf: &Btf, event: &str) -> Result<(), MechanismError> {
-    btf.id_by_type_name_kind(
-        &format!("btf_trace_{event}"),
-        aya_obj::btf::BtfKind::Typedef,
-    )
-    .map(|_| ())
-    .map_err(|_| MechanismError::NoBtfTracepoint(event.to_string()))
+/// The BTF id of tracepoint `event` (its `btf_trace_EVENT` typedef); an error
+/// when the kernel has no such tracepoint.
+pub(super) fn event_id(btf: &KernelBtf, event: &str) -> Result<u32, MechanismError> {
+    btf.type_id(&format!("btf_trace_{event}"), IdKind::Typedef)
+        .map_err(|e| MechanismError::Btf(e.into()))?
+        .ok_or_else(|| MechanismError::NoBtfTracepoint(event.to_string()))
 }
 
 impl Attach for TpBtf {
@@ -28,11 +27,11 @@ impl Attach for TpBtf {
         ebpf: &mut Ebpf,
         program: &str,
         _side: Side,
-        btf: &Btf,
+        btf: &KernelBtf,
     ) -> Result<(), MechanismError> {
-        has_event(btf, self.event)?;
+        let id = event_id(btf, self.event)?;
         program_mut::<BtfTracePoint>(ebpf, program)?
-            .load(self.event, btf)
+            .load_with_btf_id(id)
             .map_err(MechanismError::program)
     }
 

@@ -3,7 +3,7 @@
 //! `tracepoint:CAT:NAME`, whose one program attaches to any of them.
 
 use aya::programs::TracePoint;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::attach::{program_mut, Attach, Side};
 use super::MechanismError;
@@ -24,7 +24,7 @@ impl Attach for Tracepoint {
         ebpf: &mut Ebpf,
         program: &str,
         _side: Side,
-        _btf: &Btf,
+        _btf: &super::kernel_btf::KernelBtf,
     ) -> Result<(), MechanismError> {
         let tracefs = kernel::ensure_tracefs()?;
         if !tracefs

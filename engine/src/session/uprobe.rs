@@ -4,7 +4,7 @@
 
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{ProgramError, UProbe, UProbeError};
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::attach::{program_mut, Attach, Side};
 use super::MechanismError;
@@ -25,7 +25,7 @@ impl Attach for Uprobe {
         ebpf: &mut Ebpf,
         program: &str,
         _side: Side,
-        _btf: &Btf,
+        _btf: &super::kernel_btf::KernelBtf,
     ) -> Result<(), MechanismError> {
         if !kernel::has_uprobes() {
             return Err(MechanismError::NoUprobes);
