@@ -175,9 +175,13 @@ fn private(dir: &Path) -> bool {
     })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it there.
+/// Writes `bytes` to a temporary file beside `path`, then renames it there
+/// (the temporary name is this writer's alone: threads and processes may store
+/// the same entry at once).
 fn write_whole(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     let written = fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -173,6 +173,14 @@ impl Session {
         if !p.sufficient() {
             return Err(SessionError::Privileges(p));
         }
+        // Every object has CO-RE relocations: without the kernel's BTF nothing
+        // loads, which is said once here rather than once per mechanism.
+        if !kernel::has_btf() {
+            return Err(SessionError::Btf(aya::BtfError::FileError {
+                path: kernel::VMLINUX_BTF.into(),
+                error: std::io::ErrorKind::NotFound.into(),
+            }));
+        }
         // aya's one-time feature probes (a dozen tiny loads)
         aya::features();
         let btf = KernelBtf::new(options.btf_cache);
