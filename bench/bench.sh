@@ -8,7 +8,9 @@
 #   peak RSS  VmHWM of the tracer process, polled until it exits
 #   shutdown  SIGINT → the process has exited (final output written)
 #             for three jobs: a bare count of one tracepoint (skb:kfree_skb),
-#             five probes counted, and a count of kfree_skb keyed by reason
+#             five probes counted, and a count of kfree_skb keyed by reason,
+#             after a first run on this kernel filled vprobe's relocation
+#             cache; and the five as that first run (`cold`: BTF parsed)
 #   cost      per counted drop of the keyed job: in-kernel run_time_ns/run_cnt
 #             of each tool's programs (kernel.bpf_stats_enabled=1), and the
 #             extra wall time per drop of a generator making a fixed number
@@ -102,7 +104,9 @@ vp[five]='probe("skb.drop").count("a"); probe("tcp.retransmit").count("b"); prob
 bt[five]='tracepoint:skb:kfree_skb { @a = count(); } tracepoint:tcp:tcp_retransmit_skb { @b = count(); } tracepoint:net:net_dev_xmit { @c = count(); } tracepoint:net:netif_receive_skb { @d = count(); } tracepoint:qdisc:qdisc_enqueue { @e = count(); }'
 vp[reason]='probe("skb.drop").count("drops", ["reason"]);'
 bt[reason]='tracepoint:skb:kfree_skb { @drops[args->reason] = count(); }'
-jobs=(bare five reason)
+vp[cold]=${vp[five]}
+bt[cold]=${bt[five]}
+jobs=(bare five reason cold)
 
 prog_ids() { bpftool prog show -j | { grep -o '"id":[0-9]*' || true; } | cut -d: -f2 | sort -n; }
 
@@ -201,7 +205,10 @@ prog_stats() {
 # quick TOOL JOB: one launch/stop of the job: startup, peak RSS, shutdown.
 quick() {
 	local tool=$1 job=$2
-	if [[ $tool == vprobe ]]; then
+	if [[ $tool == vprobe && $job == cold ]]; then
+		rm -rf "$tmp/cold-cache"
+		VPROBE_CACHE_DIR=$tmp/cold-cache launch "$tool-$job" "$vp_ready" "$vprobe" -e "${vp[$job]}" --format json
+	elif [[ $tool == vprobe ]]; then
 		launch "$tool-$job" "$vp_ready" "$vprobe" -e "${vp[$job]}" --format json
 	else
 		launch "$tool-$job" "$bt_ready" bpftrace -e "${bt[$job]}"
@@ -237,9 +244,14 @@ cost() {
 	stop
 }
 
-# Warm the page cache and the BTF parse paths once each, unmeasured.
-quick vprobe bare
-quick bpftrace bare
+# Warm the page cache, and vprobe's relocation cache for this kernel
+# (~/.cache/vprobe), once per job, unmeasured: the jobs below are what every
+# run after the first on a kernel costs. The `cold` job is the first run: the
+# five probes with an empty cache (VPROBE_CACHE_DIR), so the BTF is parsed.
+for job in "${jobs[@]}"; do
+	quick vprobe "$job"
+	quick bpftrace "$job"
+done
 rm -f "$tmp"/*.startups "$tmp"/*.shutdowns "$tmp"/*.rss
 echo 0 >/proc/sys/kernel/bpf_stats_enabled
 
@@ -437,12 +449,15 @@ if want startup; then
 		a=$(m "vprobe-$job.startups") b=$(m "bpftrace-$job.startups")
 		goal="<= 0.5"
 		[[ $job == reason ]] && goal="<= 0.25"
+		[[ $job == cold ]] && goal="(five, first run on a kernel: BTF parsed)"
 		row "startup to attached, $job (ms)" "$a" "$b" "$(ratio "$a" "$b")" "$goal"
 	done
 	for job in "${jobs[@]}"; do
 		a=$(m "vprobe-$job.rss") b=$(m "bpftrace-$job.rss")
+		goal="<= 0.25"
+		[[ $job == cold ]] && goal="(first run on a kernel)"
 		row "peak RSS, $job (MiB)" "$(awk -v k="$a" 'BEGIN { printf "%.1f", k / 1024 }')" \
-			"$(awk -v k="$b" 'BEGIN { printf "%.1f", k / 1024 }')" "$(ratio "$a" "$b")" "<= 0.25"
+			"$(awk -v k="$b" 'BEGIN { printf "%.1f", k / 1024 }')" "$(ratio "$a" "$b")" "$goal"
 	done
 	for job in "${jobs[@]}"; do
 		a=$(m "vprobe-$job.shutdowns") b=$(m "bpftrace-$job.shutdowns")
