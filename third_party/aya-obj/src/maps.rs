@@ -160,6 +160,16 @@ impl Map {
         }
     }
 
+    // vprobe: a key size chosen at load time (a key packed to the fields an
+    // instance aggregates by).
+    /// Sets the key size in bytes
+    pub const fn set_key_size(&mut self, size: u32) {
+        match self {
+            Self::Legacy(m) => m.def.key_size = size,
+            Self::Btf(m) => m.def.key_size = size,
+        }
+    }
+
     /// Returns the value size in bytes
     pub const fn value_size(&self) -> u32 {
         match self {

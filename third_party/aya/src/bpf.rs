@@ -129,9 +129,10 @@ pub struct EbpfLoader<'a> {
     extensions: HashSet<&'a str>,
     verifier_log_level: VerifierLogLevel,
     allow_unsupported_maps: bool,
-    // vprobe: the two below.
+    // vprobe: the three below.
     relocator: Option<Relocator>,
     programs: Option<Vec<String>>,
+    key_sizes: HashMap<&'a str, u32>,
 }
 
 // vprobe: CO-RE relocation done by the caller (from results it remembered for
@@ -194,7 +195,16 @@ impl<'a> EbpfLoader<'a> {
             allow_unsupported_maps: false,
             relocator: None,
             programs: None,
+            key_sizes: HashMap::new(),
         }
+    }
+
+    // vprobe: a map's key size set at load, like its max_entries.
+    /// Sets the key size of map `name` (one defined with `key_size`, not a key
+    /// type, so that no BTF pins its size).
+    pub fn map_key_size(&mut self, name: &'a str, size: u32) -> &mut Self {
+        self.key_sizes.insert(name, size);
+        self
     }
 
     // vprobe: the two setters below.
@@ -469,6 +479,7 @@ impl<'a> EbpfLoader<'a> {
             map_pin_path_by_name,
             relocator,
             programs: keep_programs,
+            key_sizes,
         } = self;
         let mut obj = Object::parse(data)?;
         obj.patch_map_data(globals.clone())?;
@@ -599,6 +610,9 @@ impl<'a> EbpfLoader<'a> {
             }
             if let Some(value_size) = value_size_override(map_type) {
                 map_obj.set_value_size(value_size)
+            }
+            if let Some(key_size) = key_sizes.get(name.as_str()) {
+                map_obj.set_key_size(*key_size)
             }
 
             let btf_fd = btf_fd.as_deref().map(|fd| fd.as_fd());
