@@ -97,14 +97,78 @@ pub struct Record {
     pub dev: [u8; DEV_LEN],
 }
 
-/// Key of the `hists` map: the record key and the bucket.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct HistKey {
-    /// The aggregation key.
-    pub rec: Record,
-    /// log2 slot or linear bucket index.
-    pub slot: u64,
+/// Largest packed key in 8-byte words: every field (24 + 2×2 + 2) and a
+/// histogram's bucket, within the program's 32-word key buffer.
+pub const KEY_WORDS_MAX: usize = 32;
+
+/// The aggregation key as the maps hold it: the fields `key_mask` selects,
+/// packed in slot order (numbers one word each, then addresses and the device
+/// name two words each), then for a histogram its bucket, then zeros up to a
+/// size class (1, 2, 4, 8, 16 or 32 words: few key types for user space to
+/// read). Hashing a few words instead of the whole 256-byte record is most of
+/// an aggregation's in-kernel cost. Mirrors `vp_pack_key` in vprobe.bpf.h.
+pub fn key_words(key_mask: u32, hist: bool) -> usize {
+    let num = (0..NUM).filter(|i| key_mask & (1 << i) != 0).count();
+    let addr = (0..ADDR)
+        .filter(|i| key_mask & (1 << (KEY_ADDR0 as usize + i)) != 0)
+        .count();
+    let dev = usize::from(key_mask & (1 << KEY_DEV) != 0);
+    let used = num + 2 * addr + 2 * dev + usize::from(hist);
+    used.max(1).next_power_of_two()
+}
+
+/// The packed key of `rec` (see [`key_words`]).
+pub fn pack_key(key_mask: u32, rec: &Record, slot: Option<u64>) -> Vec<u64> {
+    let mut w = Vec::with_capacity(KEY_WORDS_MAX);
+    for i in 0..NUM {
+        if key_mask & (1 << i) != 0 {
+            w.push(rec.num[i]);
+        }
+    }
+    let halves = |b: &[u8; 16]| {
+        [
+            u64::from_ne_bytes(b[..8].try_into().expect("8 bytes")),
+            u64::from_ne_bytes(b[8..].try_into().expect("8 bytes")),
+        ]
+    };
+    for i in 0..ADDR {
+        if key_mask & (1 << (KEY_ADDR0 as usize + i)) != 0 {
+            w.extend(halves(&rec.addr[i]));
+        }
+    }
+    if key_mask & (1 << KEY_DEV) != 0 {
+        w.extend(halves(&rec.dev));
+    }
+    w.extend(slot);
+    w.resize(key_words(key_mask, slot.is_some()), 0);
+    w
+}
+
+/// The record and (for a histogram) the bucket a packed key stands for; the
+/// fields outside `key_mask` are zero.
+pub fn unpack_key(key_mask: u32, words: &[u64], hist: bool) -> (Record, u64) {
+    let mut rec = Record::default();
+    let mut at = words.iter().copied();
+    let mut next = || at.next().unwrap_or(0);
+    for i in 0..NUM {
+        if key_mask & (1 << i) != 0 {
+            rec.num[i] = next();
+        }
+    }
+    let mut bytes16 = |dst: &mut [u8; 16]| {
+        dst[..8].copy_from_slice(&next().to_ne_bytes());
+        dst[8..].copy_from_slice(&next().to_ne_bytes());
+    };
+    for i in 0..ADDR {
+        if key_mask & (1 << (KEY_ADDR0 as usize + i)) != 0 {
+            bytes16(&mut rec.addr[i]);
+        }
+    }
+    if key_mask & (1 << KEY_DEV) != 0 {
+        bytes16(&mut rec.dev);
+    }
+    let slot = if hist { next() } else { 0 };
+    (rec, slot)
 }
 
 /// Value of the `hists` map (per CPU): the bucket's events and the sum of
@@ -185,8 +249,9 @@ pub struct Settings {
     /// Function probes: 1 = the entry stores a timestamp and the return submits
     /// the record with the latency; 0 = the entry submits.
     pub timing: u32,
-    /// Padding.
-    pub pad: u32,
+    /// 8-byte words of the packed aggregation key ([`key_words`]); the maps'
+    /// key size is this times 8.
+    pub key_words: u32,
     /// Generic tracepoint: where `num[i]` is in the raw record.
     pub raw_num: [Raw; NUM],
     /// Generic tracepoint: where `addr[i]` is (a string or an address).
@@ -221,7 +286,7 @@ impl Default for Settings {
             dev_filter: [[0; DEV_LEN]; DEV_MAX],
             addr_filter_len: [0; ADDR],
             timing: 0,
-            pad: 0,
+            key_words: 0,
             raw_num: [Raw::default(); NUM],
             raw_addr: [Raw::default(); ADDR],
             raw_dev: Raw::default(),
@@ -286,10 +351,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packed_keys_hold_exactly_the_keyed_fields() {
+        let mut rec = Record::default();
+        for (i, v) in rec.num.iter_mut().enumerate() {
+            *v = 100 + i as u64;
+        }
+        rec.addr[0] = [1; 16];
+        rec.addr[1] = *b"2001:db8::1\0\0\0\0\0";
+        rec.dev[..7].copy_from_slice(b"macvtap");
+        let all = (1u32 << (KEY_DEV + 1)) - 1;
+        for (mask, hist, words) in [
+            (0, false, 1),                       // no key: one zero word
+            (0, true, 1),                        // the bucket alone
+            (1 << 5, false, 1),                  // one field
+            (1 << 5 | 1 << 9, true, 4),          // two and a bucket: 3 → 4
+            (1 << KEY_ADDR0 | 1 << 3, false, 4), // an address is two words
+            (1 << KEY_DEV, true, 4),             // the name too
+            (all, false, 32),                    // every field: 30 words
+            (all, true, 32),                     // and the bucket: 31
+        ] {
+            assert_eq!(key_words(mask, hist), words, "{mask:#x} {hist}");
+            let slot = hist.then_some(7);
+            let packed = pack_key(mask, &rec, slot);
+            assert_eq!(packed.len(), words);
+            let (back, got_slot) = unpack_key(mask, &packed, hist);
+            assert_eq!(got_slot, slot.unwrap_or(0));
+            // the fields in the mask come back, the others are zero
+            for i in 0..NUM {
+                let want = if mask & (1 << i) != 0 { rec.num[i] } else { 0 };
+                assert_eq!(back.num[i], want, "num[{i}] of {mask:#x}");
+            }
+            for i in 0..ADDR {
+                let want = if mask & (1 << (KEY_ADDR0 as usize + i)) != 0 {
+                    rec.addr[i]
+                } else {
+                    [0; 16]
+                };
+                assert_eq!(back.addr[i], want, "addr[{i}] of {mask:#x}");
+            }
+            let want = if mask & (1 << KEY_DEV) != 0 {
+                rec.dev
+            } else {
+                [0; 16]
+            };
+            assert_eq!(back.dev, want);
+        }
+        assert!(key_words(u32::MAX, true) <= KEY_WORDS_MAX);
+    }
+
+    #[test]
     fn layout_matches_the_c_header() {
         // sizes computed from vprobe.bpf.h by hand; a mismatch corrupts every key
         assert_eq!(std::mem::size_of::<Record>(), 24 * 8 + 32 + 16);
-        assert_eq!(std::mem::size_of::<HistKey>(), 240 + 8);
         assert_eq!(std::mem::size_of::<HistValue>(), 16);
         assert_eq!(std::mem::size_of::<Event>(), 16 + 240);
         assert_eq!(std::mem::size_of::<Packet>(), 16);

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf};
 use std::os::fd::AsFd;
 
 use aya::{Ebpf, Pod};
-use vprobe_probes::abi::{self, HistKey, HistValue, Record};
+use vprobe_probes::abi::{self, HistValue, Record};
 use vprobe_probes::{FieldKind, Mechanism, ProbeDef};
 
 use super::{MapAccess, Reason, SessionError};
@@ -20,15 +20,12 @@ use crate::value::{decode, Value};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId(pub u64);
 
-// aya's Pod is foreign and so is the probes crate's Record: wrap them here.
+// aya's Pod is foreign and so are the probes crate's types: wrap them here.
+/// A packed aggregation key of `W` words (`abi::key_words`).
 #[repr(transparent)]
 #[derive(Clone, Copy)]
-pub(super) struct RecKey(pub Record);
-unsafe impl Pod for RecKey {}
-#[repr(transparent)]
-#[derive(Clone, Copy)]
-pub(super) struct HistKeyPod(pub HistKey);
-unsafe impl Pod for HistKeyPod {}
+struct Words<const W: usize>([u64; W]);
+unsafe impl<const W: usize> Pod for Words<W> {}
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 pub(super) struct HistValuePod(pub HistValue);
@@ -59,6 +56,8 @@ pub struct Instance {
     pub mechanism: Mechanism,
     /// Why preferred mechanisms were skipped.
     pub fallbacks: Vec<Reason>,
+    /// The fields its aggregation keys hold (`abi::Settings::key_mask`).
+    pub(super) key_mask: u32,
     /// Owns programs, maps and links; dropping it detaches.
     pub(super) ebpf: Ebpf,
     pub(super) ring: Option<RingBuf<MapData>>,
@@ -163,13 +162,13 @@ impl Instance {
                     .ebpf
                     .map("counts")
                     .ok_or_else(|| self.map_err("counts", MapAccess::Missing))?;
-                let counts = PerCpuHashMap::<_, RecKey, u64>::try_from(map)
-                    .map_err(|e| self.map_err("counts", e))?;
-                for item in counts.iter() {
-                    let (k, v) = item.map_err(|e| self.map_err("counts", e))?;
+                let words = abi::key_words(self.key_mask, false);
+                let counts = entries::<u64>(map, words).map_err(|e| self.map_err("counts", e))?;
+                for (k, v) in counts {
                     let n: u64 = v.iter().sum();
+                    let (rec, _) = abi::unpack_key(self.key_mask, &k, false);
                     match merged
-                        .entry(decode_key(&k.0))
+                        .entry(decode_key(&rec))
                         .or_insert(EntryValue::Count { value: 0 })
                     {
                         EntryValue::Count { value } => *value += n,
@@ -182,22 +181,21 @@ impl Instance {
                     .ebpf
                     .map("hists")
                     .ok_or_else(|| self.map_err("hists", MapAccess::Missing))?;
-                let hists = PerCpuHashMap::<_, HistKeyPod, HistValuePod>::try_from(map)
-                    .map_err(|e| self.map_err("hists", e))?;
-                for item in hists.iter() {
-                    let (k, v) = item.map_err(|e| self.map_err("hists", e))?;
+                let words = abi::key_words(self.key_mask, true);
+                let hists =
+                    entries::<HistValuePod>(map, words).map_err(|e| self.map_err("hists", e))?;
+                for (k, v) in hists {
                     let count: u64 = v.iter().map(|c| c.0.count).sum();
                     let added = v.iter().fold(0u64, |s, c| s.saturating_add(c.0.sum));
+                    let (rec, slot) = abi::unpack_key(self.key_mask, &k, true);
                     let (low, high) = match step {
-                        Some(s) => (k.0.slot * s, (k.0.slot + 1) * s),
-                        None => abi::log2_bounds(k.0.slot),
+                        Some(s) => (slot * s, (slot + 1) * s),
+                        None => abi::log2_bounds(slot),
                     };
-                    let entry = merged
-                        .entry(decode_key(&k.0.rec))
-                        .or_insert(EntryValue::Hist {
-                            buckets: vec![],
-                            sum: 0,
-                        });
+                    let entry = merged.entry(decode_key(&rec)).or_insert(EntryValue::Hist {
+                        buckets: vec![],
+                        sum: 0,
+                    });
                     if let EntryValue::Hist { buckets, sum } = entry {
                         *sum = sum.saturating_add(added);
                         match buckets.iter_mut().find(|b| b.low == low) {
@@ -248,23 +246,56 @@ impl Instance {
             .ebpf
             .map_mut(name)
             .ok_or_else(|| err(MapAccess::Missing))?;
+        let words = abi::key_words(self.key_mask, name == "hists");
         if name == "counts" {
-            let mut m =
-                PerCpuHashMap::<_, RecKey, u64>::try_from(map).map_err(|e| err(e.into()))?;
-            let keys: Vec<RecKey> = m.keys().filter_map(Result::ok).collect();
-            for k in keys {
-                m.remove(&k).map_err(|e| err(e.into()))?;
-            }
+            clear::<u64>(map, words).map_err(|e| err(e.into()))
         } else {
-            let mut m = PerCpuHashMap::<_, HistKeyPod, HistValuePod>::try_from(map)
-                .map_err(|e| err(e.into()))?;
-            let keys: Vec<HistKeyPod> = m.keys().filter_map(Result::ok).collect();
-            for k in keys {
-                m.remove(&k).map_err(|e| err(e.into()))?;
-            }
+            clear::<HistValuePod>(map, words).map_err(|e| err(e.into()))
+        }
+    }
+}
+
+/// Calls `$f::<W, ..>` for the key size class `$words` (1, 2, 4, 8, 16 or 32
+/// words: what `abi::key_words` gives).
+macro_rules! by_key_words {
+    ($words:expr, $f:ident::<_, $v:ty>($($arg:expr),*)) => {
+        match $words {
+            1 => $f::<1, $v>($($arg),*),
+            2 => $f::<2, $v>($($arg),*),
+            4 => $f::<4, $v>($($arg),*),
+            8 => $f::<8, $v>($($arg),*),
+            16 => $f::<16, $v>($($arg),*),
+            32 => $f::<32, $v>($($arg),*),
+            w => unreachable!("abi::key_words gives no key of {w} words"),
+        }
+    };
+}
+
+/// An aggregation map's entry: the key's words and the value of every CPU.
+type RawEntry<V> = (Vec<u64>, Vec<V>);
+
+/// Every entry of a per-CPU aggregation map with `words`-word keys.
+fn entries<V: Pod>(map: &Map, words: usize) -> Result<Vec<RawEntry<V>>, MapError> {
+    fn read<const W: usize, V: Pod>(map: &Map) -> Result<Vec<RawEntry<V>>, MapError> {
+        let m = PerCpuHashMap::<_, Words<W>, V>::try_from(map)?;
+        m.iter()
+            .map(|item| item.map(|(k, v)| (k.0.to_vec(), v.iter().copied().collect())))
+            .collect()
+    }
+    by_key_words!(words, read::<_, V>(map))
+}
+
+/// Deletes every entry of a per-CPU aggregation map with `words`-word keys.
+fn clear<V: Pod>(map: &mut Map, words: usize) -> Result<(), MapError> {
+    fn remove<const W: usize, V: Pod>(map: &mut Map) -> Result<(), MapError> {
+        let mut m = PerCpuHashMap::<_, Words<W>, V>::try_from(map)?;
+        let keys: Vec<Words<W>> = m.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            m.remove(&k)?;
         }
         Ok(())
     }
+    by_key_words!(words, remove::<_, V>(map))
 }
 
 /// Merges snapshots of instances feeding the same aggregation name.

@@ -269,6 +269,11 @@ impl Session {
                 error,
             })?;
         let events = req.consumer.emits();
+        // Keys packed to the fields aggregated by (abi::key_words): the maps'
+        // key sizes, and how far the program zero-fills its key buffer.
+        let count_words = abi::key_words(settings.key_mask, false);
+        let hist_words = abi::key_words(settings.key_mask, true);
+        settings.key_words = hist_words as u32;
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
             u64::from(self.options.ring_bytes / 4)
@@ -298,6 +303,8 @@ impl Session {
             // the kernel and its allocation at startup: one entry
             .map_max_entries("counts", counts)
             .map_max_entries("hists", hists)
+            .map_key_size("counts", 8 * count_words as u32)
+            .map_key_size("hists", 8 * hist_words as u32)
             .map_max_entries(
                 "starts",
                 if settings.0.timing != 0 {
@@ -309,6 +316,7 @@ impl Session {
         tables.size_maps(&mut loader);
         Ok(Prepared {
             req,
+            key_mask: settings.0.key_mask,
             timing: settings.0.timing != 0,
             tables,
             loader,
@@ -557,6 +565,8 @@ impl Session {
 /// A request ready to load: everything decided, nothing touched in the kernel.
 struct Prepared {
     req: ProbeRequest,
+    /// `abi::Settings::key_mask`: what the aggregation keys hold.
+    key_mask: u32,
     /// Whether the return side is loaded too (latency).
     timing: bool,
     tables: Tables,
@@ -615,6 +625,7 @@ fn load(
 ) -> Result<Instance, LoadFailure> {
     let Prepared {
         req,
+        key_mask,
         timing,
         tables,
         mut loader,
@@ -689,6 +700,7 @@ fn load(
                     request: req,
                     mechanism: *mech,
                     fallbacks: reasons,
+                    key_mask,
                     ebpf,
                     ring,
                 });

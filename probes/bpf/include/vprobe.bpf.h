@@ -75,9 +75,12 @@ struct vp_rec {
 	char dev[VP_DEV_LEN];
 };
 
-struct vp_hkey {
+/* The per-CPU scratch: the record being filled, and the aggregation key
+ * packed from it (vp_pack_key). */
+#define VP_KEY_WORDS 32
+struct vp_scratch {
 	struct vp_rec rec;
-	__u64 slot;
+	__u64 key[VP_KEY_WORDS];
 };
 
 /* A histogram bucket: its events and the sum of their values (mirrored by
@@ -135,7 +138,7 @@ struct vp_settings {
 	/* Appended for the generic programs (generic.bpf.c); zero for the others. */
 	__u32 addr_filter_len[VP_ADDR]; /* bytes compared per address filter; 0 = all 16 */
 	__u32 timing; /* function probes: 1 = entry stores a timestamp, return submits the latency */
-	__u32 pad;
+	__u32 key_words; /* words of the packed aggregation key: the maps' key size / 8 */
 	struct vp_raw raw_num[VP_NUM];   /* tracepoint: where num[i] is in the record */
 	struct vp_raw raw_addr[VP_ADDR]; /* ... addr[i] (a string or an address) */
 	struct vp_raw raw_dev;           /* ... dev (a string) */
@@ -154,20 +157,24 @@ const volatile struct vp_settings settings = {};
  * host, ~20 MB per map that a handful of keys never use. Lookups of existing
  * keys, the per-event path, cost the same either way.
  */
+/*
+ * Keys are packed (vp_pack_key) and their size is set per instance at load,
+ * so these maps give sizes, not BTF types, which would pin the key size.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 10240);
-	__type(key, struct vp_rec);
-	__type(value, __u64);
+	__uint(key_size, 8);
+	__uint(value_size, sizeof(__u64));
 } counts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 10240);
-	__type(key, struct vp_hkey);
-	__type(value, struct vp_hval);
+	__uint(key_size, 8);
+	__uint(value_size, sizeof(struct vp_hval));
 } hists SEC(".maps");
 
 struct {
@@ -200,7 +207,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct vp_hkey);
+	__type(value, struct vp_scratch);
 } scratch SEC(".maps");
 
 /* Whether the field in key bit `bit` is used: reads of unused fields are pruned. */
@@ -236,11 +243,11 @@ static __always_inline __u64 vp_log2_slot(__u64 v)
 static __always_inline struct vp_rec *vp_rec_init(void)
 {
 	__u32 zero = 0;
-	struct vp_hkey *h = bpf_map_lookup_elem(&scratch, &zero);
-	if (!h)
+	struct vp_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
 		return NULL;
-	__builtin_memset(h, 0, sizeof(*h));
-	return &h->rec;
+	__builtin_memset(&s->rec, 0, sizeof(s->rec));
+	return &s->rec;
 }
 
 static __always_inline int vp_num_match(const struct vp_rec *r)
@@ -335,7 +342,7 @@ static __always_inline void vp_add(void *map, const void *key, __u64 inc)
 
 /* One event of value `v` into histogram bucket `key`: its count and the sum of
  * its values (a Prometheus histogram's `_sum`) in one update of one entry. */
-static __always_inline void vp_hadd(const struct vp_hkey *key, __u64 v)
+static __always_inline void vp_hadd(const void *key, __u64 v)
 {
 	struct vp_hval *h = bpf_map_lookup_elem(&hists, key);
 	struct vp_hval init = { .count = 1, .sum = v };
@@ -491,14 +498,55 @@ static __always_inline int vp_rate_ok(__u64 now)
 }
 
 /*
+ * The aggregation key: the fields `key_mask` selects, packed in slot order
+ * (numbers one word each, then addresses and the device name two words each),
+ * then a histogram's bucket, then zeros up to `key_words`. Every test on
+ * `settings` is a constant to the verifier, so this is a few moves. Mirrors
+ * probes/src/abi.rs pack_key().
+ */
+static __always_inline void vp_pack_key(const struct vp_rec *r, __u64 *k, int hist, __u64 slot)
+{
+	__u32 mask = settings.key_mask;
+	__u32 n = 0;
+
+#pragma unroll
+	for (int i = 0; i < VP_NUM; i++) {
+		if (mask & (1u << i)) {
+			k[n & (VP_KEY_WORDS - 1)] = r->num[i];
+			n++;
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < VP_ADDR; i++) {
+		if (mask & (1u << (VP_KEY_ADDR0 + i))) {
+			__builtin_memcpy(&k[n & (VP_KEY_WORDS - 1)], r->addr[i], 16);
+			n += 2;
+		}
+	}
+	if (mask & (1u << VP_KEY_DEV)) {
+		__builtin_memcpy(&k[n & (VP_KEY_WORDS - 1)], r->dev, 16);
+		n += 2;
+	}
+	if (hist) {
+		k[n & (VP_KEY_WORDS - 1)] = slot;
+		n++;
+	}
+#pragma unroll
+	for (int i = 0; i < VP_KEY_WORDS; i++) {
+		if (i >= n && i < settings.key_words)
+			k[i] = 0;
+	}
+}
+
+/*
  * Filters, then aggregates/emits according to `settings`. `r` is the scratch
  * record; `skb` the packet a capture copies (NULL where there is none: the
  * capture then carries the record alone).
  */
 static __always_inline void vp_submit_skb(struct vp_rec *r, struct sk_buff *skb)
 {
-	struct vp_hkey *h = (struct vp_hkey *)r; /* rec is the first member of the scratch */
-	__u32 mask = settings.key_mask;
+	/* rec is the first member of the scratch */
+	__u64 *key = ((struct vp_scratch *)r)->key;
 	__u64 hv = 0;
 
 	if (!vp_num_match(r) || !vp_addr_match(r) || !vp_dev_match(r))
@@ -521,28 +569,19 @@ static __always_inline void vp_submit_skb(struct vp_rec *r, struct sk_buff *skb)
 		if (hs < VP_NUM)
 			hv = r->num[VP_SLOT(hs)];
 	}
-	/* The key is the record with the unselected fields zeroed. */
-#pragma unroll
-	for (int i = 0; i < VP_NUM; i++) {
-		if (!(mask & (1u << i)))
-			r->num[i] = 0;
+	if (settings.mode & VP_MODE_COUNT) {
+		vp_pack_key(r, key, 0, 0);
+		vp_add(&counts, key, 1);
 	}
-#pragma unroll
-	for (int i = 0; i < VP_ADDR; i++) {
-		if (!(mask & (1u << (VP_KEY_ADDR0 + i))))
-			__builtin_memset(r->addr[i], 0, 16);
-	}
-	if (!(mask & (1u << VP_KEY_DEV)))
-		__builtin_memset(r->dev, 0, VP_DEV_LEN);
-
-	if (settings.mode & VP_MODE_COUNT)
-		vp_add(&counts, r, 1);
 	if (settings.mode & VP_MODE_HIST) {
+		__u64 slot;
+
 		if (settings.hist_kind == VP_HIST_LINEAR)
-			h->slot = settings.hist_step ? hv / settings.hist_step : hv;
+			slot = settings.hist_step ? hv / settings.hist_step : hv;
 		else
-			h->slot = vp_log2_slot(hv);
-		vp_hadd(h, hv);
+			slot = vp_log2_slot(hv);
+		vp_pack_key(r, key, 1, slot);
+		vp_hadd(key, hv);
 	}
 }
 
