@@ -21,7 +21,7 @@ mod uprobe;
 pub use error::{MapAccess, MechanismError, Reason, SessionError};
 pub use instance::{Instance, InstanceId, InstanceLoss};
 pub use session::{
-    btf_parses, preload_btf, ring_bytes_for, Session, SessionOptions, Support, RING_HOLDS_MS,
-    RING_SIZED_FOR_EVENTS_PER_S,
+    btf_parses, preload_btf, ring_bytes_for, ring_bytes_of, Session, SessionOptions, Support,
+    RING_HOLDS_MS, RING_SIZED_FOR_EVENTS_PER_S,
 };
 pub use tables::TableError;
