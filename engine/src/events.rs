@@ -35,15 +35,51 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 }
 
 /// Decodes one ring-buffer record; None if it is too short.
+///
+/// A record carries only the fields its header names (`abi::Event`), packed;
+/// the event comes back whole, the slots the record did not carry zero.
 pub fn decode(bytes: &[u8]) -> Option<Record> {
-    let event: Event = read(bytes)?;
-    if event.flags & abi::EVENT_PACKET == 0 {
+    let head: [u8; abi::EVENT_HEAD] = read(bytes)?;
+    let flags = u32::from_ne_bytes([head[12], head[13], head[14], head[15]]);
+    let len = abi::event_bytes(flags);
+    let mut fields = bytes.get(abi::EVENT_HEAD..len)?;
+    let mut event = Event {
+        ts_ns: u64::from_ne_bytes([
+            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+        ]),
+        cpu: u32::from_ne_bytes([head[8], head[9], head[10], head[11]]),
+        flags,
+        rec: abi::Record::default(),
+    };
+    let present = flags & abi::EVENT_FIELDS;
+    // num[i] in slot order, 8 bytes each
+    let mut nums = present & ((1 << abi::NUM) - 1);
+    while nums != 0 {
+        let i = nums.trailing_zeros() as usize;
+        let (word, rest) = fields.split_first_chunk::<8>()?;
+        event.rec.num[i] = u64::from_ne_bytes(*word);
+        fields = rest;
+        nums &= nums - 1;
+    }
+    // then addr[i] and dev, 16 bytes each
+    for (i, slot) in event.rec.addr.iter_mut().enumerate() {
+        if present & (1 << (abi::KEY_ADDR0 + i as u32)) != 0 {
+            let (bytes, rest) = fields.split_first_chunk::<16>()?;
+            *slot = *bytes;
+            fields = rest;
+        }
+    }
+    if present & (1 << abi::KEY_DEV) != 0 {
+        let (bytes, _) = fields.split_first_chunk::<{ abi::DEV_LEN }>()?;
+        event.rec.dev = *bytes;
+    }
+    if flags & abi::EVENT_PACKET == 0 {
         return Some(Record {
             event,
             packet: None,
         });
     }
-    let rest = &bytes[std::mem::size_of::<Event>()..];
+    let rest = &bytes[len..];
     let packet: Packet = read(rest)?;
     let data = &rest[std::mem::size_of::<Packet>()..];
     let n = (packet.cap_len as usize).min(data.len());
@@ -123,5 +159,180 @@ impl Rings {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use vprobe_probes::{FieldDef, ProbeDef, Slot, CATALOG};
+
+    use super::*;
+    use crate::filter;
+    use crate::plan::{CallbackId, CaptureTarget, Consumer, Origin, ProbeRequest};
+    use crate::symbols::Symbols;
+
+    /// A record as a program writes it (`vp_event_fill` in vprobe.bpf.h): the
+    /// header, then the fields `fields` names in slot order.
+    fn pack(event: &Event, fields: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&event.ts_ns.to_ne_bytes());
+        out.extend_from_slice(&event.cpu.to_ne_bytes());
+        out.extend_from_slice(&event.flags.to_ne_bytes());
+        for (i, v) in event.rec.num.iter().enumerate() {
+            if fields & (1 << i) != 0 {
+                out.extend_from_slice(&v.to_ne_bytes());
+            }
+        }
+        for (i, a) in event.rec.addr.iter().enumerate() {
+            if fields & (1 << (abi::KEY_ADDR0 + i as u32)) != 0 {
+                out.extend_from_slice(a);
+            }
+        }
+        if fields & (1 << abi::KEY_DEV) != 0 {
+            out.extend_from_slice(&event.rec.dev);
+        }
+        out
+    }
+
+    /// A record with a different value in every slot, used by the probe or not.
+    fn every_slot_set() -> abi::Record {
+        let mut rec = abi::Record::default();
+        for (i, v) in rec.num.iter_mut().enumerate() {
+            *v = 0x0101_0101_0101_0101 * (i as u64 + 1);
+        }
+        for (i, a) in rec.addr.iter_mut().enumerate() {
+            for (j, b) in a.iter_mut().enumerate() {
+                *b = (0x40 + 16 * i + j) as u8;
+            }
+        }
+        rec.dev[..6].copy_from_slice(b"mvtap0");
+        rec
+    }
+
+    fn request(probe: &'static ProbeDef, consumer: Consumer) -> ProbeRequest {
+        ProbeRequest {
+            probe,
+            filters: Vec::new(),
+            consumer,
+            rate: None,
+            origin: Origin::default(),
+        }
+    }
+
+    /// The slot of `f` in `rec`, as bytes.
+    fn slot(rec: &abi::Record, f: &FieldDef) -> Vec<u8> {
+        match f.slot {
+            Slot::Num(i) => rec.num[i as usize].to_ne_bytes().to_vec(),
+            Slot::Addr(i) => rec.addr[i as usize].to_vec(),
+            Slot::Dev => rec.dev.to_vec(),
+        }
+    }
+
+    /// The decoded record holds the probe's fields as the full one does, and
+    /// zeros in every other slot.
+    fn same_fields(probe: &ProbeDef, decoded: &abi::Record, full: &abi::Record) {
+        let mut only = abi::Record::default();
+        for f in probe.fields {
+            assert_eq!(slot(decoded, f), slot(full, f), "{}.{}", probe.name, f.name);
+            match f.slot {
+                Slot::Num(i) => only.num[i as usize] = full.num[i as usize],
+                Slot::Addr(i) => only.addr[i as usize] = full.addr[i as usize],
+                Slot::Dev => only.dev = full.dev,
+            }
+        }
+        assert_eq!(decoded, &only, "{}: a slot it has no field in", probe.name);
+    }
+
+    #[test]
+    fn compact_records_carry_every_field_of_their_attach_point() {
+        let symbols = Symbols::from_parts(None, Vec::new());
+        let full = every_slot_set();
+        // skb.drop has addresses and a dev; tcp.retransmit leaves slots out
+        for name in ["skb.drop", "tcp.retransmit", "dev.xmit"] {
+            assert!(CATALOG.iter().any(|p| p.name == name));
+        }
+        for probe in CATALOG {
+            let events = Consumer::Events {
+                callback: CallbackId(0),
+            };
+            let s = filter::settings(&request(probe, events), &symbols).unwrap();
+            assert_eq!(s.event_bytes as usize, abi::event_bytes(s.event_fields));
+            assert!(s.event_bytes as usize <= std::mem::size_of::<Event>());
+            let event = Event {
+                ts_ns: 123_456_789,
+                cpu: 1,
+                flags: s.event_fields,
+                rec: full,
+            };
+            let bytes = pack(&event, s.event_fields);
+            assert_eq!(bytes.len(), s.event_bytes as usize, "{}", probe.name);
+            let rec = decode(&bytes).unwrap();
+            assert!(rec.packet.is_none());
+            assert_eq!((rec.event.ts_ns, rec.event.cpu), (123_456_789, 1));
+            same_fields(probe, &rec.event.rec, &full);
+            // one byte short of its fields: not a record
+            assert!(
+                decode(&bytes[..bytes.len() - 1]).is_none(),
+                "{}",
+                probe.name
+            );
+        }
+        // the probes with addresses and a device name carry them compactly
+        let drop = vprobe_probes::find("skb.drop").unwrap();
+        let s = filter::settings(
+            &request(
+                drop,
+                Consumer::Events {
+                    callback: CallbackId(0),
+                },
+            ),
+            &symbols,
+        )
+        .unwrap();
+        assert_ne!(s.event_fields & (1 << abi::KEY_ADDR0), 0);
+        assert_ne!(s.event_fields & (1 << abi::KEY_DEV), 0);
+        assert!((s.event_bytes as usize) < std::mem::size_of::<Event>());
+    }
+
+    #[test]
+    fn captures_decode_after_their_compact_fields() {
+        let symbols = Symbols::from_parts(None, Vec::new());
+        let full = every_slot_set();
+        for probe in CATALOG.iter().filter(|p| p.capture.as_str() != "none") {
+            let capture = Consumer::Capture(CaptureTarget {
+                path: PathBuf::from("x.pcapng"),
+                snaplen: 64,
+            });
+            let s = filter::settings(&request(probe, capture), &symbols).unwrap();
+            let event = Event {
+                ts_ns: 7,
+                cpu: 0,
+                flags: s.event_fields | abi::EVENT_PACKET,
+                rec: full,
+            };
+            let packet = Packet {
+                wire_len: 1514,
+                cap_len: 5,
+                link: abi::LINK_ETHERNET,
+                pad: 0,
+            };
+            let mut bytes = pack(&event, s.event_fields);
+            // the packet header at event_bytes, its bytes, the rest of the reserved snaplen
+            bytes.extend_from_slice(&packet.wire_len.to_ne_bytes());
+            bytes.extend_from_slice(&packet.cap_len.to_ne_bytes());
+            bytes.extend_from_slice(&packet.link.to_ne_bytes());
+            bytes.extend_from_slice(&packet.pad.to_ne_bytes());
+            bytes.extend_from_slice(b"\x01\x02\x03\x04\x05");
+            bytes.resize(s.event_bytes as usize + 16 + 64, 0xee);
+            let rec = decode(&bytes).unwrap();
+            same_fields(probe, &rec.event.rec, &full);
+            let (p, data) = rec.packet.expect("a capture's packet");
+            assert_eq!(p, packet, "{}", probe.name);
+            assert_eq!(data, b"\x01\x02\x03\x04\x05", "{}", probe.name);
+            // a capture record without its packet header is not one
+            assert!(decode(&bytes[..s.event_bytes as usize + 15]).is_none());
+        }
     }
 }

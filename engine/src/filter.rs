@@ -692,6 +692,11 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Filte
         Consumer::Hist { .. } => s.key_mask | filtered | (1 << s.hist_slot),
         Consumer::Count { .. } => s.key_mask | filtered,
     };
+    // A ring record carries the attach point's fields and no other slot.
+    if req.consumer.emits() {
+        s.event_fields = req.probe.fields.iter().fold(0, |a, f| a | key_bit(f));
+        s.event_bytes = abi::event_bytes(s.event_fields) as u32;
+    }
     generic_settings(req, &mut s)?;
     Ok(s)
 }

@@ -17,7 +17,7 @@ use proptest::test_runner::{Config, TestRunner};
 use vprobe_engine::events::decode;
 use vprobe_engine::script::{Options, Script};
 use vprobe_engine::symbols::Symbols;
-use vprobe_probes::abi::{Event, Packet, EVENT_PACKET};
+use vprobe_probes::abi::{event_bytes, Event, Packet, EVENT_HEAD, EVENT_PACKET};
 use vprobe_probes::CATALOG;
 
 fn symbols() -> Rc<Symbols> {
@@ -191,18 +191,19 @@ fn event_records_decode_and_convert_for_every_attach_point() {
     let mut runner = TestRunner::new(config());
     let result = runner.run(&records, |bytes| {
         let rec = decode(&bytes);
-        // a capture record (its flag set) also needs its packet header
-        let packet = bytes.len() >= size && {
+        // the header, the fields it names, and with its flag a capture's packet header
+        let needed = if bytes.len() < EVENT_HEAD {
+            EVENT_HEAD
+        } else {
             let at = std::mem::offset_of!(Event, flags);
             let flags = u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
-            flags & EVENT_PACKET != 0
+            event_bytes(flags)
+                + if flags & EVENT_PACKET != 0 {
+                    std::mem::size_of::<Packet>()
+                } else {
+                    0
+                }
         };
-        let needed = size
-            + if packet {
-                std::mem::size_of::<Packet>()
-            } else {
-                0
-            };
         prop_assert_eq!(rec.is_some(), bytes.len() >= needed);
         let Some(rec) = rec else { return Ok(()) };
         for (probe, script, callback) in &scripts {

@@ -27,8 +27,13 @@ pub const MODE_EVENTS: u32 = 4;
 /// Emit every matching record with its packet's first `snaplen` bytes.
 pub const MODE_CAPTURE: u32 = 8;
 
-/// `Event::flags`: a [`Packet`] header and its bytes follow the event.
-pub const EVENT_PACKET: u32 = 1;
+/// `Event::flags`: the fields a ring record carries, as `key_mask` bits (see
+/// [`event_bytes`]).
+pub const EVENT_FIELDS: u32 = 0x07ff_ffff;
+/// `Event::flags`: a [`Packet`] header and its bytes follow the event's fields.
+pub const EVENT_PACKET: u32 = 0x8000_0000;
+/// Bytes of a ring record's header (`struct vp_event`): `ts_ns`, `cpu`, `flags`.
+pub const EVENT_HEAD: usize = 16;
 /// Largest `snaplen` (`VP_SNAP_MAX`).
 pub const SNAP_MAX: u32 = 2048;
 /// `Packet::link`: no bytes (the program has no skb; the record says what it can).
@@ -182,7 +187,13 @@ pub struct HistValue {
     pub sum: u64,
 }
 
-/// A ring-buffer event.
+/// A ring-buffer event, decoded: the whole record, whatever fields the ring
+/// record carried (the others are zero).
+///
+/// On the ring (`struct vp_event`) an event is its first [`EVENT_HEAD`] bytes
+/// (`ts_ns`, `cpu`, `flags`) followed by only the fields `flags` names
+/// ([`EVENT_FIELDS`]), packed in slot order: `num[i]` as 8 bytes each, then
+/// `addr[i]` as 16, then `dev` as 16 ([`event_bytes`] in all).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Event {
@@ -190,10 +201,22 @@ pub struct Event {
     pub ts_ns: u64,
     /// CPU the event fired on.
     pub cpu: u32,
-    /// [`EVENT_PACKET`] when a [`Packet`] follows.
+    /// The fields the ring record carried ([`EVENT_FIELDS`]), and
+    /// [`EVENT_PACKET`] when a [`Packet`] followed them.
     pub flags: u32,
     /// The record.
     pub rec: Record,
+}
+
+/// Bytes of a ring record's header and the fields `fields` names
+/// (`key_mask` bits; bits outside [`EVENT_FIELDS`] are ignored): what a
+/// program reserves per event (`settings.event_bytes`), before a capture's
+/// [`Packet`].
+pub const fn event_bytes(fields: u32) -> usize {
+    let fields = fields & EVENT_FIELDS;
+    let nums = (fields & ((1 << NUM) - 1)).count_ones() as usize;
+    let wide = (fields >> KEY_ADDR0).count_ones() as usize; // addresses and dev
+    EVENT_HEAD + 8 * nums + 16 * wide
 }
 
 /// The packet of a capture record, after its [`Event`]; `cap_len` bytes follow.
@@ -264,6 +287,11 @@ pub struct Settings {
     pub rate_max: u32,
     /// The rate limit's period.
     pub rate_period_ns: u64,
+    /// Events and captures: the fields a ring record carries (`key_mask`
+    /// bits), packed after its header (see [`Event`]).
+    pub event_fields: u32,
+    /// [`event_bytes`] of `event_fields`.
+    pub event_bytes: u32,
 }
 
 impl Default for Settings {
@@ -293,6 +321,8 @@ impl Default for Settings {
             snaplen: 0,
             rate_max: 0,
             rate_period_ns: 0,
+            event_fields: 0,
+            event_bytes: 0,
         }
     }
 }
@@ -426,7 +456,10 @@ mod tests {
                 + 4
                 + 4
                 + 8
+                + 4
+                + 4
         );
+        assert_eq!(std::mem::offset_of!(Event, rec), EVENT_HEAD);
         assert_eq!(std::mem::size_of::<Raw>(), 8);
         assert_eq!(std::mem::offset_of!(Settings, raw_num), 3568);
     }
@@ -452,6 +485,32 @@ mod tests {
         assert_eq!(define("VP_LOSS_RATE"), LOSS_RATE);
         assert_eq!(define("VP_LOSS_OFFERED"), LOSS_OFFERED);
         assert_eq!(define("VP_LOSS_SLOTS"), LOSS_SLOTS);
+        let hex = |name: &str| -> u32 {
+            let line = header
+                .lines()
+                .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no #define {name} in vprobe.bpf.h"));
+            let word = line.split_whitespace().next().unwrap();
+            let digits = word.trim_start_matches("0x").trim_end_matches('u');
+            u32::from_str_radix(digits, 16).unwrap()
+        };
+        assert_eq!(hex("VP_EVENT_FIELDS"), EVENT_FIELDS);
+        assert_eq!(hex("VP_EVENT_PACKET"), EVENT_PACKET);
+    }
+
+    #[test]
+    fn event_records_are_their_fields() {
+        // the header alone, one of each kind, and every field (the full record)
+        assert_eq!(event_bytes(0), EVENT_HEAD);
+        assert_eq!(event_bytes(1 << 5), EVENT_HEAD + 8);
+        assert_eq!(event_bytes(1 << KEY_ADDR0), EVENT_HEAD + 16);
+        assert_eq!(event_bytes(1 << KEY_DEV), EVENT_HEAD + 16);
+        assert_eq!(event_bytes(EVENT_FIELDS), std::mem::size_of::<Event>());
+        assert_eq!(event_bytes(u32::MAX), std::mem::size_of::<Event>());
+        // dev.xmit: ifindex, netns, len, rc, dev
+        assert_eq!(event_bytes(0b1_0111 | 1 << KEY_DEV), 16 + 4 * 8 + 16);
+        assert_eq!(EVENT_FIELDS, (1 << (KEY_DEV + 1)) - 1);
+        assert_eq!(EVENT_PACKET & EVENT_FIELDS, 0);
     }
 
     #[test]

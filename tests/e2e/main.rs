@@ -13,6 +13,7 @@ mod capture;
 mod cli;
 mod deploy;
 mod ending;
+mod events;
 mod fidelity;
 mod generic;
 mod json;

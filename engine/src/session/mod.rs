@@ -24,6 +24,7 @@ pub use error::{MapAccess, MechanismError, Reason, SessionError};
 pub use instance::{Instance, InstanceId, InstanceLoss};
 pub use kernel_btf::{btf_parses, btf_use, preload_btf};
 pub use session::{
-    ring_bytes_for, Session, SessionOptions, Support, RING_HOLDS_MS, RING_SIZED_FOR_EVENTS_PER_S,
+    ring_bytes_for, ring_bytes_of, Session, SessionOptions, Support, RING_HOLDS_MS,
+    RING_SIZED_FOR_EVENTS_PER_S,
 };
 pub use tables::TableError;

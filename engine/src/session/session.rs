@@ -28,8 +28,10 @@ use crate::symbols::Symbols;
 /// Session tunables.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
-    /// Ring-buffer size per `on_event` instance, bytes (power of two, ≥ page size).
-    pub ring_bytes: u32,
+    /// Ring-buffer size per `on_event` or capture instance, bytes (power of two,
+    /// ≥ page size); `None`: each instance's from its record size
+    /// ([`ring_bytes_of`]).
+    pub ring_bytes: Option<u32>,
     /// Entries per aggregation map.
     pub map_entries: u32,
     /// Mechanism kinds not to use (`tp_btf`, `tracepoint`): tests the fallbacks,
@@ -58,14 +60,23 @@ pub fn ring_bytes_for(rate: u64, ms: u64, record: usize) -> u32 {
     want.clamp(4096, 1 << 28).next_power_of_two() as u32
 }
 
+/// The ring of an instance with these settings: [`RING_HOLDS_MS`] of
+/// [`RING_SIZED_FOR_EVENTS_PER_S`] records of the size its program reserves
+/// (its fields, a capture's packet), and never more than a ring of records of
+/// every field (a capture of long packets holds fewer).
+pub fn ring_bytes_of(settings: &abi::Settings) -> u32 {
+    let mut record = settings.event_bytes as usize;
+    if settings.mode & abi::MODE_CAPTURE != 0 {
+        record += std::mem::size_of::<abi::Packet>() + settings.snaplen as usize;
+    }
+    let at = |record| ring_bytes_for(RING_SIZED_FOR_EVENTS_PER_S, RING_HOLDS_MS, record);
+    at(record).min(at(std::mem::size_of::<abi::Event>()))
+}
+
 impl Default for SessionOptions {
     fn default() -> Self {
         Self {
-            ring_bytes: ring_bytes_for(
-                RING_SIZED_FOR_EVENTS_PER_S,
-                RING_HOLDS_MS,
-                std::mem::size_of::<abi::Event>(),
-            ),
+            ring_bytes: None,
             map_entries: 10240,
             disable: Vec::new(),
             btf_cache: true,
@@ -274,16 +285,24 @@ impl Session {
         let count_words = abi::key_words(settings.key_mask, false);
         let hist_words = abi::key_words(settings.key_mask, true);
         settings.key_words = hist_words as u32;
+        let page = 4096u32;
+        let ring_bytes = if events {
+            self.options
+                .ring_bytes
+                .unwrap_or_else(|| ring_bytes_of(&settings))
+                .max(page)
+        } else {
+            page
+        };
         // Wake the reader once a quarter of the ring waits; a timer drains the rest.
         settings.wake_bytes = if events {
-            u64::from(self.options.ring_bytes / 4)
+            u64::from(ring_bytes / 4)
         } else {
             u64::MAX
         };
         // The loader keeps a reference to the globals it patches; one small settings
         // block per instance lives for the process (a REPL session makes few).
         let settings: &'static SettingsPod = Box::leak(Box::new(SettingsPod(settings)));
-        let page = 4096u32;
         let entries = self.options.map_entries;
         let counts = entries_if(settings.0.mode, abi::MODE_COUNT, entries);
         let hists = entries_if(settings.0.mode, abi::MODE_HIST, entries);
@@ -291,14 +310,7 @@ impl Session {
         loader
             .verifier_log_level(aya::VerifierLogLevel::DEBUG)
             .override_global("settings", settings, true)
-            .map_max_entries(
-                "events",
-                if events {
-                    self.options.ring_bytes.max(page)
-                } else {
-                    page
-                },
-            )
+            .map_max_entries("events", ring_bytes)
             // an aggregation map the program never writes costs its buckets in
             // the kernel and its allocation at startup: one entry
             .map_max_entries("counts", counts)
@@ -781,11 +793,36 @@ mod tests {
         assert!(u64::from(b) >= 200_000 * 300 * 216 / 1000);
         assert!(u64::from(b) < 2 * 200_000 * 300 * 216 / 1000);
         assert_eq!(ring_bytes_for(u64::MAX, 300, 208), 1 << 28);
-        // the default holds RING_HOLDS_MS of RING_SIZED_FOR_EVENTS_PER_S events
-        let record = std::mem::size_of::<abi::Event>() as u64 + 8;
-        let held_ms = u64::from(SessionOptions::default().ring_bytes) * 1000
-            / (RING_SIZED_FOR_EVENTS_PER_S * record);
-        assert!(held_ms >= RING_HOLDS_MS, "{held_ms} ms");
+        // an instance's ring holds RING_HOLDS_MS of RING_SIZED_FOR_EVENTS_PER_S
+        // of its own records, at most as much as one of records of every field
+        let held_ms = |s: &abi::Settings, record: usize| {
+            u64::from(ring_bytes_of(s)) * 1000 / (RING_SIZED_FOR_EVENTS_PER_S * (record as u64 + 8))
+        };
+        let mut s = abi::Settings {
+            mode: abi::MODE_EVENTS,
+            event_fields: 0b1_0111 | 1 << abi::KEY_DEV, // dev.xmit
+            ..abi::Settings::default()
+        };
+        s.event_bytes = abi::event_bytes(s.event_fields) as u32;
+        assert!(held_ms(&s, 64) >= RING_HOLDS_MS, "{} ms", held_ms(&s, 64));
+        let full = ring_bytes_for(
+            RING_SIZED_FOR_EVENTS_PER_S,
+            RING_HOLDS_MS,
+            std::mem::size_of::<abi::Event>(),
+        );
+        assert!(ring_bytes_of(&s) < full);
+        s.event_fields = abi::EVENT_FIELDS;
+        s.event_bytes = abi::event_bytes(s.event_fields) as u32;
+        assert_eq!(ring_bytes_of(&s), full);
+        assert!(held_ms(&s, 256) >= RING_HOLDS_MS, "{} ms", held_ms(&s, 256));
+        // a capture's packets count; long ones get no more than the full ring
+        s.mode = abi::MODE_CAPTURE;
+        s.snaplen = 128;
+        s.event_fields = 0b1_0111 | 1 << abi::KEY_DEV;
+        s.event_bytes = abi::event_bytes(s.event_fields) as u32;
+        assert!(held_ms(&s, 64 + 16 + 128) >= RING_HOLDS_MS);
+        s.snaplen = abi::SNAP_MAX;
+        assert_eq!(ring_bytes_of(&s), full);
     }
 
     #[test]
