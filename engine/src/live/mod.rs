@@ -139,7 +139,7 @@ pub struct Live<'a> {
     /// Shared with the [`LiveHost`] that answers the script's queries.
     session: Rc<RefCell<Session>>,
     rings: Rings,
-    feeds: HashMap<InstanceId, Feed>,
+    feeds: BTreeMap<InstanceId, Feed>,
     /// Open capture files, by path.
     captures: Vec<PcapFile>,
     timers: BTreeMap<TimerId, ArmedTimer>,
@@ -222,7 +222,7 @@ impl<'a> Live<'a> {
             symbols,
             session,
             rings: Rings::default(),
-            feeds: HashMap::new(),
+            feeds: BTreeMap::new(),
             captures: Vec::new(),
             timers: BTreeMap::new(),
             next_timer: 0,
