@@ -722,6 +722,8 @@ impl<'a> Live<'a> {
         let start = thread_cpu_time();
         let before = self.delivery.records;
         let res = self.deliver_until(until);
+        // what was read is free space for the programs again
+        self.rings.publish();
         // timed per call, not per record: a clock read per record costs more
         // than the small callbacks it would time; CPU time of this thread, so
         // that being preempted by a busy host's work is not counted as cost
