@@ -6,7 +6,7 @@
 //! records that could not be written, callbacks that failed); and
 //! [`LossWatch`], which says when they grew, while it happens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::output::{LossReport, Lost};
@@ -18,7 +18,7 @@ use crate::session::{Instance, InstanceId, Session};
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     /// Per `on_event` or capture instance (0 from its attach on).
-    pub delivered: HashMap<InstanceId, u64>,
+    pub delivered: BTreeMap<InstanceId, u64>,
     /// Capture records that could not be written to their file.
     pub capture_failures: u64,
 }

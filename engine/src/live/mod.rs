@@ -139,7 +139,7 @@ pub struct Live<'a> {
     /// Shared with the [`LiveHost`] that answers the script's queries.
     session: Rc<RefCell<Session>>,
     rings: Rings,
-    feeds: HashMap<InstanceId, Feed>,
+    feeds: BTreeMap<InstanceId, Feed>,
     /// Open capture files, by path.
     captures: Vec<PcapFile>,
     timers: BTreeMap<TimerId, ArmedTimer>,
@@ -222,7 +222,7 @@ impl<'a> Live<'a> {
             symbols,
             session,
             rings: Rings::default(),
-            feeds: HashMap::new(),
+            feeds: BTreeMap::new(),
             captures: Vec::new(),
             timers: BTreeMap::new(),
             next_timer: 0,
@@ -759,6 +759,8 @@ impl<'a> Live<'a> {
         let start = thread_cpu_time();
         let before = self.delivery.records;
         let res = self.deliver_until(until);
+        // what was read is free space for the programs again
+        self.rings.publish();
         // timed per call, not per record: a clock read per record costs more
         // than the small callbacks it would time; CPU time of this thread, so
         // that being preempted by a busy host's work is not counted as cost

@@ -156,6 +156,26 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_indexer_set(|e: &mut Event, key: &str, v: Dynamic| {
         e.set.insert(key.into(), v);
     });
+    // A getter per field name the catalog knows, to the same place: `e.len`
+    // is then one call. Without one, Rhai builds a "no such property" error
+    // (a formatted message) before it falls back to the indexer, which made
+    // reading a field ~400 ns. Other names (a tracepoint's own fields, what
+    // the script set) still take that road.
+    let names: std::collections::BTreeSet<&'static str> = vprobe_probes::CATALOG
+        .iter()
+        .flat_map(|p| p.fields)
+        .chain(vprobe_probes::catalog::FUNC_FIELDS)
+        .map(|f| f.name)
+        .chain(EVENT_META)
+        .collect();
+    for name in names {
+        engine.register_get(
+            name,
+            move |ctx: NativeCallContext, e: &mut Event| -> Res<Dynamic> {
+                e.get(name).map_err(|err| fail(&ctx, err))
+            },
+        );
+    }
     engine.register_fn("contains", |e: &mut Event, key: &str| e.contains(key));
     engine.register_fn("keys", |e: &mut Event| -> Array {
         e.to_map()

@@ -516,7 +516,7 @@ impl Script {
 
     /// Runs an `every()` or `on_end()` callback, with a fresh operations budget.
     pub fn call(&mut self, callback: CallbackId) -> Result<(), ScriptError> {
-        self.invoke(callback, Vec::new())
+        self.invoke(callback, &mut [])
     }
 
     /// Runs an `on_event()` callback with the [`Event`]: every catalog field
@@ -529,11 +529,11 @@ impl Script {
     ) -> Result<(), ScriptError> {
         let symbols = self.state.borrow().symbols.clone();
         let e = Event::new(probe, *event, symbols);
-        self.invoke(callback, vec![Dynamic::from(e)])
+        self.invoke(callback, &mut [Dynamic::from(e)])
     }
 
-    fn invoke(&mut self, id: CallbackId, mut args: Vec<Dynamic>) -> Result<(), ScriptError> {
-        // a clone shares the callback's strings: no allocation per event
+    fn invoke(&mut self, id: CallbackId, args: &mut [Dynamic]) -> Result<(), ScriptError> {
+        // shared: no copy of the closure (its captured variables) per event
         let cb = self.state.borrow().callback(id).cloned();
         let Some(cb) = cb else {
             return Err(ScriptError {
@@ -562,7 +562,7 @@ impl Script {
             &self.global,
             cb.pos,
         );
-        match cb.fn_ptr.call_raw(&ctx, None, args.as_mut_slice()) {
+        match cb.fn_ptr.call_raw(&ctx, None, args) {
             Ok(_) => Ok(()),
             Err(e) if matches!(*e, EvalAltResult::Exit(..)) => Ok(()),
             Err(e) => Err(errors::eval_error(*e, &cb.source, cb.pos)),

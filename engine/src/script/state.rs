@@ -84,7 +84,8 @@ pub(super) struct State {
     pub requests: Vec<ProbeRequest>,
     pub timers: Vec<Timer>,
     pub on_end: Vec<CallbackId>,
-    pub callbacks: Vec<Callback>,
+    /// Shared: a call per event takes a reference, not a copy of the closure.
+    pub callbacks: Vec<Rc<Callback>>,
     pub actions: Vec<Action>,
     pub aggs: Vec<Agg>,
     pub workloads: Vec<WorkloadSpec>,
@@ -255,12 +256,12 @@ impl State {
 
     /// Keeps a callback for the runner to call later.
     pub fn add_callback(&mut self, cb: Callback) -> CallbackId {
-        self.callbacks.push(cb);
+        self.callbacks.push(Rc::new(cb));
         CallbackId(self.callbacks.len() - 1)
     }
 
     /// The callback `id`, if this script registered it.
-    pub fn callback(&self, id: CallbackId) -> Option<&Callback> {
+    pub fn callback(&self, id: CallbackId) -> Option<&Rc<Callback>> {
         self.callbacks.get(id.0)
     }
 

@@ -836,6 +836,28 @@ fn an_event_field_the_probe_lacks_fails_at_run_time_too() {
 }
 
 #[test]
+fn a_field_of_another_attach_point_fails_where_it_is_read() {
+    // `reason` is a catalog field (a getter is registered for it), just not
+    // one of dev.xmit's: the same error, at the same place, as any other name
+    let mut s =
+        compile("fn why(x) {\n  x.reason\n}\nprobe(\"dev.xmit\").on_event(|e| print(why(e)));");
+    let p = s.plan().unwrap();
+    let Consumer::Events { callback } = p.requests[0].consumer else {
+        panic!("not events")
+    };
+    let probe = vprobe_probes::find("dev.xmit").unwrap();
+    let e = s
+        .call_event(callback, probe, &Event::default())
+        .unwrap_err();
+    assert_eq!((e.origin.line, e.origin.col), (2, 5), "{e}");
+    assert!(
+        e.message
+            .starts_with("`dev.xmit` events have no field `reason`; their fields are dev,"),
+        "{e}"
+    );
+}
+
+#[test]
 fn wrong_arguments_name_the_usage() {
     let e = plan_err("probe(\"skb.drop\").count();");
     assert!(
