@@ -14,7 +14,7 @@
 //!   (relocated instructions become the programs loaded), files are written
 //!   whole and renamed into place, so concurrent runs never see half a file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -79,8 +79,10 @@ impl BtfCache {
     }
 
     /// Puts the remembered relocated instructions of object `name` (whose ELF
-    /// is `bytes`) into `obj`; false, with `obj` untouched, when there are none
-    /// or they do not fit it exactly.
+    /// is `bytes`) into `obj`; false, with `obj` untouched, when the entry
+    /// lacks one of `obj`'s functions or has it with another length. `obj`
+    /// may hold only some of the object's functions (the programs a session
+    /// loads); only those are copied out of the entry.
     pub(super) fn restore(&self, name: &str, bytes: &[u8], obj: &mut Object) -> bool {
         let Ok(data) = fs::read(self.entry(name, bytes)) else {
             return false;
@@ -88,38 +90,52 @@ impl BtfCache {
         let Some(functions) = parse_entry(&data) else {
             return false;
         };
-        let fits = functions.len() == obj.functions.len()
-            && functions.iter().all(|(key, insns)| {
-                obj.functions
-                    .get(key)
-                    .is_some_and(|f| f.instructions.len() == insns.len())
-            });
+        let fits = obj.functions.iter().all(|(key, f)| {
+            functions
+                .get(key)
+                .is_some_and(|raw| raw.len() == f.instructions.len() * 8)
+        });
         if !fits {
             return false;
         }
-        for (key, insns) in functions {
-            if let Some(f) = obj.functions.get_mut(&key) {
-                f.instructions = insns;
-            }
+        for (key, f) in obj.functions.iter_mut() {
+            f.instructions = functions[key]
+                .chunks_exact(8)
+                // SAFETY: any 8 bytes are a valid bpf_insn (plain integers).
+                .map(|raw| unsafe {
+                    std::mem::transmute::<[u8; 8], bpf_insn>(raw.try_into().unwrap())
+                })
+                .collect();
         }
         true
     }
 
-    /// Remembers the relocated instructions of every function of `obj`.
+    /// Remembers the relocated instructions of every function of `obj`, with
+    /// those the entry already holds for functions `obj` lacks (sessions
+    /// load different programs of one object; the entry becomes their union).
     /// Best effort: a cache that cannot be written only costs the next run time.
     pub(super) fn store(&self, name: &str, bytes: &[u8], obj: &Object) {
-        let mut out = Vec::with_capacity(64 + bytes.len() / 2);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(obj.functions.len() as u64).to_le_bytes());
-        for (&(section, address), f) in &obj.functions {
-            out.extend_from_slice(&(section as u64).to_le_bytes());
-            out.extend_from_slice(&address.to_le_bytes());
-            out.extend_from_slice(&(f.instructions.len() as u64).to_le_bytes());
-            for insn in &f.instructions {
-                out.extend_from_slice(&insn_bytes(insn));
-            }
+        let path = self.entry(name, bytes);
+        let old = fs::read(&path).unwrap_or_default();
+        let mut functions: BTreeMap<(usize, u64), Vec<u8>> = parse_entry(&old)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, raw)| (k, raw.to_vec()))
+            .collect();
+        for (&key, f) in &obj.functions {
+            functions.insert(key, f.instructions.iter().flat_map(insn_bytes).collect());
         }
-        write_whole(&self.entry(name, bytes), &out);
+        let mut out =
+            Vec::with_capacity(64 + functions.values().map(|r| r.len() + 24).sum::<usize>());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(functions.len() as u64).to_le_bytes());
+        for ((section, address), raw) in &functions {
+            out.extend_from_slice(&(*section as u64).to_le_bytes());
+            out.extend_from_slice(&address.to_le_bytes());
+            out.extend_from_slice(&(raw.len() as u64 / 8).to_le_bytes());
+            out.extend_from_slice(raw);
+        }
+        write_whole(&path, &out);
     }
 
     /// The remembered BTF ids: `(kind, name)` → the id, or None when this
@@ -199,31 +215,24 @@ fn insn_bytes(insn: &bpf_insn) -> [u8; 8] {
     unsafe { std::mem::transmute_copy(insn) }
 }
 
-/// A function's key in `Object::functions` (section index, address) and its
-/// relocated instructions.
-type Relocated = ((usize, u64), Vec<bpf_insn>);
-
-/// The functions of an entry.
-fn parse_entry(data: &[u8]) -> Option<Vec<Relocated>> {
+/// The functions of an entry: key in `Object::functions` (section index,
+/// address) → its relocated instructions, raw (8 bytes each), borrowed from
+/// `data`; None when the entry is damaged.
+fn parse_entry(data: &[u8]) -> Option<HashMap<(usize, u64), &[u8]>> {
+    fn take<'a>(at: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (at.get(..n)?, at.get(n..)?);
+        *at = rest;
+        Some(head)
+    }
+    let word = |at: &mut &[u8]| take(at, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
     let mut at = data.strip_prefix(MAGIC.as_slice())?;
-    let mut u64_next = || -> Option<u64> {
-        let (head, rest) = at.split_first_chunk::<8>()?;
-        at = rest;
-        Some(u64::from_le_bytes(*head))
-    };
-    let n = u64_next()?;
-    let mut out = Vec::new();
+    let n = word(&mut at)?;
+    let mut out = HashMap::new();
     for _ in 0..n {
-        let section = usize::try_from(u64_next()?).ok()?;
-        let address = u64_next()?;
-        let count = usize::try_from(u64_next()?).ok()?;
-        let mut insns = Vec::with_capacity(count.min(1 << 20));
-        for _ in 0..count {
-            let raw = u64_next()?.to_le_bytes();
-            // SAFETY: any 8 bytes are a valid bpf_insn (plain integers).
-            insns.push(unsafe { std::mem::transmute::<[u8; 8], bpf_insn>(raw) });
-        }
-        out.push(((section, address), insns));
+        let section = usize::try_from(word(&mut at)?).ok()?;
+        let address = word(&mut at)?;
+        let len = usize::try_from(word(&mut at)?).ok()?.checked_mul(8)?;
+        out.insert((section, address), take(&mut at, len)?);
     }
     at.is_empty().then_some(out)
 }
@@ -324,6 +333,52 @@ mod tests {
         *other.last_mut().unwrap() ^= 1;
         let (_, mut fresh) = object();
         assert!(!cache.restore("skb_drop", &other, &mut fresh));
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// An object parsed for one program (`Object::parse_keeping`).
+    fn object_keeping(program: &str) -> Object {
+        let bytes = vprobe_probes::find("skb.drop").unwrap().object.bytes();
+        Object::parse_keeping(bytes, &|name| name == program).unwrap()
+    }
+
+    #[test]
+    fn sessions_loading_different_programs_share_one_entry() {
+        let base = temp_base("union");
+        let cache = BtfCache::at(&base, "00ff").unwrap();
+        let bytes = vprobe_probes::find("skb.drop").unwrap().object.bytes();
+        let names: Vec<String> = object().1.programs.keys().cloned().collect();
+        assert!(names.len() >= 2, "{names:?}");
+        let (first, second) = (names[0].as_str(), names[1].as_str());
+        let mut a = object_keeping(first);
+        assert_eq!(a.programs.len(), 1, "only the program asked for is parsed");
+        assert!(a.functions.len() < object().1.functions.len());
+        for f in a.functions.values_mut() {
+            f.instructions[0].imm = 0x0a0a;
+        }
+        cache.store("skb_drop", bytes, &a);
+        assert!(cache.restore("skb_drop", bytes, &mut object_keeping(first)));
+        // the other program is not in the entry yet: a miss, then stored beside
+        let mut b = object_keeping(second);
+        assert!(!cache.restore("skb_drop", bytes, &mut b));
+        for f in b.functions.values_mut() {
+            f.instructions[0].imm = 0x0b0b;
+        }
+        cache.store("skb_drop", bytes, &b);
+        for (program, imm) in [(first, 0x0a0a), (second, 0x0b0b)] {
+            let mut fresh = object_keeping(program);
+            assert!(cache.restore("skb_drop", bytes, &mut fresh), "{program}");
+            assert!(fresh
+                .functions
+                .values()
+                .all(|f| f.instructions[0].imm == imm));
+        }
+        // the whole object fits only once every program's functions are in
+        let mut whole = object().1;
+        assert_eq!(
+            cache.restore("skb_drop", bytes, &mut whole),
+            names.len() == 2
+        );
         fs::remove_dir_all(&base).unwrap();
     }
 

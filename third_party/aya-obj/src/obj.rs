@@ -32,7 +32,7 @@ use crate::{
         CgroupSockoptAttachType, SkReuseportAttachType, SkSkbKind, XdpAttachType,
     },
     relocation::{INS_SIZE, Relocation, Symbol},
-    util::HashMap,
+    util::{HashMap, HashSet},
 };
 
 const KERNEL_VERSION_ANY: u32 = 0xFFFF_FFFE;
@@ -147,6 +147,8 @@ pub struct Object {
     pub(crate) symbol_table: HashMap<usize, Symbol>,
     pub(crate) symbols_by_section: HashMap<SectionIndex, Vec<usize>>,
     pub(crate) section_infos: HashMap<String, (SectionIndex, u64)>,
+    /// Program sections [Object::parse_keeping] left unread.
+    pub(crate) skipped_sections: HashSet<String>,
     // symbol_offset_by_name caches symbols that could be referenced from a
     // BTF VAR type so the offsets can be fixed up
     pub(crate) symbol_offset_by_name: HashMap<String, u64>,
@@ -486,6 +488,19 @@ impl Object {
 
     /// Parses the binary data as an object file into an [Object]
     pub fn parse(data: &[u8]) -> Result<Self, ParseError> {
+        Self::parse_inner(data, None)
+    }
+
+    /// [Object::parse], but a program section none of whose functions `keep`
+    /// names is skipped unread: neither its instructions nor its relocations
+    /// are copied (vprobe: most of an object's sections are other attach
+    /// mechanisms of the same probe, and parsing them was most of a load).
+    /// `.text` (subprograms) is always kept.
+    pub fn parse_keeping(data: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Self, ParseError> {
+        Self::parse_inner(data, Some(keep))
+    }
+
+    fn parse_inner(data: &[u8], keep: Option<&dyn Fn(&str) -> bool>) -> Result<Self, ParseError> {
         let obj = object::read::File::parse(data).map_err(ParseError::ElfError)?;
         let endianness = obj.endianness();
 
@@ -548,12 +563,32 @@ impl Object {
                 if name == ".BTF" || name == ".BTF.ext" {
                     continue;
                 }
+                if let Some(keep) = keep {
+                    if s.kind() == SectionKind::Text
+                        && name != ".text"
+                        && !bpf_obj.section_defines(s.index(), keep)
+                    {
+                        bpf_obj.skipped_sections.insert(name.to_owned());
+                        continue;
+                    }
+                }
             }
 
             bpf_obj.parse_section(Section::try_from(&s)?)?;
         }
 
         Ok(bpf_obj)
+    }
+
+    /// Whether a function symbol of section `index` is one `keep` names.
+    fn section_defines(&self, index: SectionIndex, keep: &dyn Fn(&str) -> bool) -> bool {
+        self.symbols_by_section.get(&index).is_some_and(|symbols| {
+            symbols.iter().any(|i| {
+                self.symbol_table.get(i).is_some_and(|sym| {
+                    sym.kind == SymbolKind::Text && sym.name.as_deref().is_some_and(keep)
+                })
+            })
+        })
     }
 
     fn new(endianness: Endianness, license: CString, kernel_version: Option<u32>) -> Self {
@@ -570,6 +605,7 @@ impl Object {
             symbol_table: HashMap::new(),
             symbols_by_section: HashMap::new(),
             section_infos: HashMap::new(),
+            skipped_sections: HashSet::new(),
             symbol_offset_by_name: HashMap::new(),
         }
     }

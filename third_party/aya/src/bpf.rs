@@ -481,7 +481,10 @@ impl<'a> EbpfLoader<'a> {
             programs: keep_programs,
             key_sizes,
         } = self;
-        let mut obj = Object::parse(data)?;
+        let mut obj = match keep_programs {
+            Some(keep) => Object::parse_keeping(data, &|name| keep.iter().any(|k| k == name))?,
+            None => Object::parse(data)?,
+        };
         obj.patch_map_data(globals.clone())?;
 
         let btf_fd = if let Some(features) = &FEATURES.btf() {

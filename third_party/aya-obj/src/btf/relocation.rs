@@ -232,6 +232,9 @@ impl Object {
                         error: RelocationError::BtfError(e),
                     })?;
 
+            if self.skipped_sections.contains(&*section_name) {
+                continue;
+            }
             let (section_index, _) = self
                 .section_infos
                 .get(&section_name.to_string())
