@@ -27,6 +27,7 @@
 
 /* key_mask bits: 0..23 num[i], 24..25 addr[i], 26 dev */
 #define VP_KEY_ADDR0 24
+#define VP_NUM_BITS ((1u << VP_NUM) - 1) /* key_mask's numeric slots */
 #define VP_KEY_DEV 26
 #define VP_KEY_ADDR(i) (VP_KEY_ADDR0 + (i))
 
@@ -270,19 +271,47 @@ static __always_inline struct vp_rec *vp_rec_init(void)
 	return &s->rec;
 }
 
+/*
+ * Whether any slot of `n` (a settings array) is non-zero. Settings are
+ * constants to the verifier, so a filter nobody set is one dead block: the
+ * verifier removes dead code a contiguous run at a time, each removal moving
+ * the rest of the program, so one block instead of one per slot is much of a
+ * probe's load time.
+ */
+#define VP_ANY(n, count)                                \
+	({                                              \
+		__u32 __any = 0;                        \
+		_Pragma("unroll") for (int __i = 0; __i < (count); __i++) \
+			__any |= (n)[__i];              \
+		__any;                                  \
+	})
+
+/*
+ * The filters. Slots are unrolled (whether a slot is filtered is a constant
+ * to the verifier, so an unfiltered one costs nothing), the values of a slot
+ * are a real loop: unrolling those too made most of every program's code,
+ * and the verifier's passes over the whole program (before it drops dead
+ * code) were most of a probe's load time.
+ */
 static __always_inline int vp_num_match(const struct vp_rec *r)
 {
+	if (!VP_ANY(settings.filter_n, VP_NUM))
+		return 1;
 #pragma unroll
 	for (int i = 0; i < VP_NUM; i++) {
 		__u32 n = settings.filter_n[i];
+		__u64 v = r->num[i];
 		int ok = 0;
 		if (!n)
 			continue;
-#pragma unroll
-		for (int j = 0; j < VP_FILTER_MAX; j++) {
-			if (j < n && r->num[i] >= settings.filter_lo[i][j] &&
-			    r->num[i] <= settings.filter_hi[i][j])
+#pragma nounroll
+		for (__u32 j = 0; j < VP_FILTER_MAX; j++) {
+			if (j >= n)
+				break;
+			if (v >= settings.filter_lo[i][j] && v <= settings.filter_hi[i][j]) {
 				ok = 1;
+				break;
+			}
 		}
 		if (!ok)
 			return 0;
@@ -290,6 +319,7 @@ static __always_inline int vp_num_match(const struct vp_rec *r)
 	return 1;
 }
 
+/* The first `len` (at most 16) bytes of a and b are equal. */
 static __always_inline int vp_bytes_eq(const __u8 *a, const volatile __u8 *b, __u32 len)
 {
 #pragma unroll
@@ -300,25 +330,42 @@ static __always_inline int vp_bytes_eq(const __u8 *a, const volatile __u8 *b, __
 	return 1;
 }
 
+/* a and b, 16 bytes each, are equal: two word compares. */
+static __always_inline int vp_eq16(const __u8 *a, const volatile __u8 *b)
+{
+	__u64 a0, a1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	return a0 == *(const volatile __u64 *)b && a1 == *(const volatile __u64 *)(b + 8);
+}
+
 static __always_inline int vp_addr_match(const struct vp_rec *r)
 {
+	if (!VP_ANY(settings.addr_filter_n, VP_ADDR))
+		return 1;
 #pragma unroll
 	for (int i = 0; i < VP_ADDR; i++) {
 		__u32 n = settings.addr_filter_n[i];
 #ifdef VP_ADDR_STRINGS
 		/* generic.bpf.c: an address slot may hold a string, matched by prefix */
 		__u32 len = settings.addr_filter_len[i] ? settings.addr_filter_len[i] : 16;
-#else
-		/* a constant length keeps the compare small where slots hold addresses only */
-		__u32 len = 16;
 #endif
 		int ok = 0;
 		if (!n)
 			continue;
-#pragma unroll
-		for (int j = 0; j < VP_FILTER_MAX; j++) {
-			if (j < n && vp_bytes_eq(r->addr[i], settings.addr_filter[i][j], len))
+#pragma nounroll
+		for (__u32 j = 0; j < VP_FILTER_MAX; j++) {
+			if (j >= n)
+				break;
+#ifdef VP_ADDR_STRINGS
+			if (vp_bytes_eq(r->addr[i], settings.addr_filter[i][j], len)) {
+#else
+			if (vp_eq16(r->addr[i], settings.addr_filter[i][j])) {
+#endif
 				ok = 1;
+				break;
+			}
 		}
 		if (!ok)
 			return 0;
@@ -329,17 +376,17 @@ static __always_inline int vp_addr_match(const struct vp_rec *r)
 static __always_inline int vp_dev_match(const struct vp_rec *r)
 {
 	__u32 n = settings.dev_filter_n;
-	int ok = 0;
 	if (!n)
 		return 1;
-#pragma unroll
-	for (int j = 0; j < VP_DEV_MAX; j++) {
-		if (j < n && vp_bytes_eq((const __u8 *)r->dev,
-					 (const volatile __u8 *)settings.dev_filter[j],
-					 settings.dev_filter_len[j]))
-			ok = 1;
+#pragma nounroll
+	for (__u32 j = 0; j < VP_DEV_MAX; j++) {
+		if (j >= n)
+			break;
+		if (vp_bytes_eq((const __u8 *)r->dev, (const volatile __u8 *)settings.dev_filter[j],
+				settings.dev_filter_len[j]))
+			return 1;
 	}
-	return ok;
+	return 0;
 }
 
 /* Adds `inc` to map[key], creating the entry; counts a failed insert as loss. */
@@ -436,6 +483,8 @@ static __always_inline void vp_event_fill(struct vp_event *e, const struct vp_re
 	e->flags = (m & VP_EVENT_FIELDS) | flags;
 #pragma unroll
 	for (int i = 0; i < VP_NUM; i++) {
+		if (!((m & VP_NUM_BITS) >> i))
+			break;
 		if (m & (1u << i))
 			d[k++] = s[i];
 	}
@@ -585,8 +634,33 @@ static __always_inline void vp_pack_key(const struct vp_rec *r, __u64 *k, int hi
 	__u32 mask = settings.key_mask;
 	__u32 n = 0;
 
+	/* Zeros first, the fields over them. The size class is a constant to
+	 * the verifier, so all blocks but one go as whole blocks (each dead run
+	 * of code it removes costs a move of the rest of the program). */
+	switch (settings.key_words) {
+	case 1:
+		k[0] = 0;
+		break;
+	case 2:
+		__builtin_memset(k, 0, 2 * 8);
+		break;
+	case 4:
+		__builtin_memset(k, 0, 4 * 8);
+		break;
+	case 8:
+		__builtin_memset(k, 0, 8 * 8);
+		break;
+	case 16:
+		__builtin_memset(k, 0, 16 * 8);
+		break;
+	default:
+		__builtin_memset(k, 0, VP_KEY_WORDS * 8);
+	}
 #pragma unroll
 	for (int i = 0; i < VP_NUM; i++) {
+		/* past the last numeric field counted by: one dead block */
+		if (!((mask & VP_NUM_BITS) >> i))
+			break;
 		if (mask & (1u << i)) {
 			k[n & (VP_KEY_WORDS - 1)] = r->num[i];
 			n++;
@@ -603,15 +677,8 @@ static __always_inline void vp_pack_key(const struct vp_rec *r, __u64 *k, int hi
 		__builtin_memcpy(&k[n & (VP_KEY_WORDS - 1)], r->dev, 16);
 		n += 2;
 	}
-	if (hist) {
+	if (hist)
 		k[n & (VP_KEY_WORDS - 1)] = slot;
-		n++;
-	}
-#pragma unroll
-	for (int i = 0; i < VP_KEY_WORDS; i++) {
-		if (i >= n && i < settings.key_words)
-			k[i] = 0;
-	}
 }
 
 /*
