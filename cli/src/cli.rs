@@ -303,6 +303,14 @@ pub struct RunArgs {
     #[arg(long = "disable-mechanism", value_enum, value_name = "KIND")]
     pub disable: Vec<MechanismKind>,
 
+    /// Nice value of the thread that hands events to on_event callbacks and
+    /// capture files, while there are any: on a host whose CPUs are busy with
+    /// many threads it keeps up (it only uses what the events need). 0 leaves
+    /// it as it is; lowering it needs CAP_SYS_NICE.
+    #[arg(long, value_name = "NICE", default_value_t = vprobe_engine::live::READER_NICE,
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub reader_nice: i32,
+
     /// Let the script do more than observe: `exec` runs external commands.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub allow: Vec<Allow>,

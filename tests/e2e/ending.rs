@@ -148,6 +148,13 @@ fn what_callbacks_did_not_get_is_counted_exactly() {
         "{}",
         f.describe()
     );
+    // root: the delivering thread ran at the reader's weight
+    assert_eq!(
+        delivery["reader_nice"].as_i64(),
+        Some(i64::from(vprobe_engine::live::READER_NICE)),
+        "{}",
+        f.describe()
+    );
 }
 
 /// SIGINT or SIGTERM in the middle of the flood: the summary within a second.
@@ -214,4 +221,43 @@ fn a_trigger_exit_ends_a_flooded_run_promptly() {
         "the trigger fires after ~0.1 s of drops; the run lasted {duration:.2}s\n{}",
         f.describe()
     );
+}
+
+/// `--reader-nice 0`: the delivering thread keeps its own weight, and the
+/// summary says nothing about it.
+#[test]
+fn reader_nice_zero_leaves_the_thread_as_it_is() {
+    if !util::root_or_skip("ending::reader_nice_zero_leaves_the_thread_as_it_is") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let ns = Netns::new();
+    let script = format!(
+        r#"let n = 0; probe("skb.drop").filter("netns", {}).on_event(|e| {{ n += 1; }}); on_end(|| report("delivered", n));"#,
+        ns.inode()
+    );
+    let mut s = Session::spawn(&[
+        "-e",
+        &script,
+        "-f",
+        "json",
+        "-d",
+        "2s",
+        "--reader-nice",
+        "0",
+    ]);
+    s.wait_start();
+    traffic::udp_drops(&ns, RATE, Duration::from_millis(300))
+        .join()
+        .expect("flood thread");
+    let f = s.finish();
+    f.assert_success();
+    let summary = f.summary();
+    let delivery = &summary["delivery"];
+    assert!(
+        delivery["records"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        f.describe()
+    );
+    assert!(delivery.get("reader_nice").is_none(), "{}", f.describe());
 }

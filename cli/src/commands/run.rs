@@ -115,6 +115,7 @@ fn script(
         duration: args.duration,
         session: SessionOptions {
             disable: args.disable,
+            reader_nice: args.reader_nice,
             ..SessionOptions::default()
         },
         lab: lab.clone(),

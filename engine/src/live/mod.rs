@@ -16,8 +16,11 @@
 //! results over a channel, triggers checked on each tick — is one more arm
 //! and one more match arm.
 
+mod priority;
 mod queries;
 mod requires;
+
+pub use priority::READER_NICE;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -40,6 +43,7 @@ use crate::symbols::Symbols;
 use crate::trigger::{Metric, Trigger, TriggerAction, View, WorkloadStat};
 use crate::workload::{LabPath, Running, WorkloadProgress};
 use crate::Result;
+use priority::ReaderPriority;
 use queries::LiveHost;
 use vprobe_lab::Lab;
 use vprobe_probes::abi::Packet;
@@ -139,6 +143,10 @@ pub struct Live<'a> {
     /// Shared with the [`LiveHost`] that answers the script's queries.
     session: Rc<RefCell<Session>>,
     rings: Rings,
+    /// The delivering thread's weight, raised while there are rings.
+    priority: ReaderPriority,
+    /// Raising it was refused (said once).
+    priority_refused: bool,
     feeds: BTreeMap<InstanceId, Feed>,
     /// Open capture files, by path.
     captures: Vec<PcapFile>,
@@ -203,6 +211,7 @@ impl<'a> Live<'a> {
         symbols: Rc<Symbols>,
         options: SessionOptions,
     ) -> Result<Self> {
+        let priority = ReaderPriority::new(options.reader_nice);
         let session = Rc::new(RefCell::new(Session::new(options)?));
         let workloads = Rc::new(RefCell::new(Running::default()));
         let lab = Rc::new(RefCell::new(None));
@@ -222,6 +231,8 @@ impl<'a> Live<'a> {
             symbols,
             session,
             rings: Rings::default(),
+            priority,
+            priority_refused: false,
             feeds: BTreeMap::new(),
             captures: Vec::new(),
             timers: BTreeMap::new(),
@@ -404,6 +415,27 @@ impl<'a> Live<'a> {
             self.tally.borrow_mut().delivered.insert(id, 0);
             if let Some(ring) = ring {
                 self.rings.add(id, ring)?;
+                self.raise_priority()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the delivering thread (this one) its reader weight once a ring
+    /// is read; where that is not permitted, says so once and reads at the
+    /// thread's own weight.
+    fn raise_priority(&mut self) -> Result<()> {
+        match self.priority.raise() {
+            Ok(Some(nice)) => self.delivery.nice = Some(nice),
+            Ok(None) => {}
+            Err(e) => {
+                if !self.priority_refused {
+                    self.priority_refused = true;
+                    self.output.note(&format!(
+                        "events are read at this thread's own priority: nice {} was refused ({e}; it needs CAP_SYS_NICE; --reader-nice 0 asks for none)",
+                        self.priority.wanted()
+                    ))?;
+                }
             }
         }
         Ok(())
@@ -917,6 +949,9 @@ impl<'a> Live<'a> {
     /// Detaches one instance (its ring and callback go with it); false if unknown.
     pub fn detach(&mut self, id: InstanceId) -> bool {
         self.rings.remove(id);
+        if self.rings.is_empty() {
+            self.priority.restore();
+        }
         self.feeds.remove(&id);
         self.session.borrow_mut().detach(id)
     }
@@ -1135,11 +1170,16 @@ fn thread_cpu_time() -> Duration {
 struct Delivery {
     records: u64,
     busy: Duration,
+    /// The nice value the delivering thread was given, if it was changed.
+    nice: Option<i32>,
 }
 
 impl Delivery {
     /// For the summary: none when nothing was delivered.
     fn summary(&self) -> Option<DeliveryInfo> {
-        (self.records > 0).then(|| DeliveryInfo::new(self.records, self.busy))
+        (self.records > 0).then(|| DeliveryInfo {
+            reader_nice: self.nice,
+            ..DeliveryInfo::new(self.records, self.busy)
+        })
     }
 }

@@ -130,6 +130,10 @@ pub struct DeliveryInfo {
     /// The CPU time that took in user space (decoding, callbacks and what they
     /// asked for), per record.
     pub ns_per_record: f64,
+    /// The nice value the delivering thread ran at, when vprobe changed it
+    /// (`--reader-nice`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_nice: Option<i32>,
 }
 
 impl DeliveryInfo {
@@ -142,6 +146,7 @@ impl DeliveryInfo {
             } else {
                 (busy.as_nanos() as f64 / records as f64 * 10.0).round() / 10.0
             },
+            reader_nice: None,
         }
     }
 }

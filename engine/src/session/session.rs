@@ -40,6 +40,9 @@ pub struct SessionOptions {
     /// Remember relocations and BTF ids for this kernel on disk, and use what
     /// was remembered (`btf_cache.rs`); off, every process parses the BTF.
     pub btf_cache: bool,
+    /// Nice value of the thread that delivers events while it has rings to
+    /// read (`live/priority.rs`); 0 leaves it as it is.
+    pub reader_nice: i32,
 }
 
 /// The event rate an `on_event` ring is sized for: what `dev.xmit` sees under
@@ -80,6 +83,7 @@ impl Default for SessionOptions {
             map_entries: 10240,
             disable: Vec::new(),
             btf_cache: true,
+            reader_nice: crate::live::READER_NICE,
         }
     }
 }
