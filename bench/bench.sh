@@ -150,7 +150,7 @@ launch() {
 		while [[ -r /proc/$tracer/status ]]; do
 			while read -r k v _; do
 				[[ $k == VmHWM: ]] && hwm=$v
-			done </proc/$tracer/status 2>/dev/null || true
+			done 2>/dev/null </proc/$tracer/status || true
 			sleep 0.005
 		done
 		echo "$hwm" >"$tmp/$name.hwm"
