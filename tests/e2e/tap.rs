@@ -503,3 +503,78 @@ fn macvtap_gso(name: &str, extra: &[&str]) {
         "{arrived} datagrams dropped of {sent} sent"
     );
 }
+
+/// The seed script, run inside B (`ip netns exec`: its /sys, so its
+/// rx_dropped, is B's) on the same traffic: it compares the drops the device
+/// counts with rx_dropped and reports the GSO segments on their own line.
+#[test]
+fn macvtap_drops_script_reports_gso_segments_apart() {
+    if !util::root_or_skip("tap::macvtap_drops_script_reports_gso_segments_apart") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let lab = MacvtapLab::new(16);
+    let script = util::repo_root().join("scripts/macvtap_drops.rhai");
+    let dev = format!("dev={MACVTAP}");
+    let mut s = util::Session::spawn_in(
+        &lab.b,
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "-p",
+            "target=none",
+            "-p",
+            &dev,
+            "-p",
+            "duration=60s",
+            "-f",
+            "json",
+        ],
+    );
+    s.wait_start();
+    let (delta, sent) = plain_and_gso_traffic(&lab);
+    s.signal(Signal::SIGINT);
+    let done = s.finish();
+    let what = done.describe();
+    // The verdict also weighs every TCP drop and retransmission on the host
+    // (no lab scopes them here): only this part of it is ours to judge.
+    assert!(
+        matches!(done.status.code(), Some(0 | 1)),
+        "neither a verdict nor success\n{what}"
+    );
+    let summary = done.summary();
+    let report = |key: &str| -> u64 {
+        summary["reports"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("report `{key}` is not an integer\n{what}"))
+    };
+    let (all, counted, segments, unknown, rx) = (
+        report("macvtap_drops"),
+        report("macvtap_drops_counted"),
+        report("gso_segment_drops"),
+        report("macvtap_drops_unknown"),
+        report("rx_dropped_delta"),
+    );
+    eprintln!("script: {all} drops = {counted} counted + {segments} GSO segments + {unknown} unknown; rx_dropped +{rx} (the test saw +{delta}), {sent} datagrams sent");
+    assert_eq!(unknown, 0, "{what}");
+    assert_eq!(counted, rx, "{what}");
+    // the script's window holds the test's
+    assert!(rx >= delta && delta > 0, "{what}");
+    assert!(segments > 0 && segments % GSO_SEGMENTS == 0, "{what}");
+    assert_eq!(counted + segments, all, "{what}");
+    let text: Vec<String> = done
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "text")
+        .filter_map(|v| v["text"].as_str().map(String::from))
+        .collect();
+    eprintln!("{}: {}", done.status, text.join("\n"));
+    let equal = format!(
+        "macvtap drops {all} ({counted} counted by the device), rx_dropped grew by {rx}: equal"
+    );
+    let gso = format!("GSO segments the macvtap dropped itself (never in rx_dropped): {segments}");
+    for line in [&equal, &gso] {
+        assert!(text.contains(line), "no line `{line}` in {text:?}\n{what}");
+    }
+}
