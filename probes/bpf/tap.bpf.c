@@ -4,9 +4,10 @@
  * the state of that ring at the moment of the drop.
  *
  * macvtap.drop: kfree_skb restricted (in the kernel, by `sites`) to
- * tap_handle_frame, the macvtap/ipvtap receive handler. Every drop there but
- * one kind (the tail of a GSO segment list) also counts in the device's
- * rx_dropped. The queue is found as tap_get_queue() found it: skb->dev is the
+ * tap_handle_frame, the macvtap/ipvtap receive handler. The drops there that
+ * go through its `drop:` label also count in the device's rx_dropped; the
+ * segments it makes of a GSO packet and frees itself when the ring is full
+ * do not (`counted`, below). The queue is found as tap_get_queue() found it: skb->dev is the
  * macvtap, its rx_handler_data the tap_dev; with one queue it is taps[0],
  * else taps[skb->hash % numvtaps] when the skb has a flow hash, else
  * taps[(queue_mapping - 1) % numvtaps] when the rx queue was recorded, else
@@ -37,8 +38,26 @@
  * loader relocates against vmlinux BTF only) the ring fields read 0 and the
  * rest still works. netdev_priv() changed in v6.12 (vp_netdev_priv()).
  *
- * Also compiled in, not yet in the catalog: vp_mvtap_fentry / vp_mvtap_kprobe
- * on macvtap_count_rx_dropped, the rx_dropped counting path itself (see below).
+ * counted (macvtap.drop): whether the device's rx_dropped counts the drop.
+ * tap_handle_frame frees packets at three kinds of call sites (6.x):
+ *   C  `drop:` kfree_skb_reason(skb): counted (count_rx_dropped just before)
+ *   A  a GSO segment the ring refused: kfree_skb_reason(seg), not counted
+ *   B  the segments after it: kfree_skb_list_reason(next), not counted
+ * The tracepoint's location is a return address: for A and C the return
+ * from sk_skb_reason_drop() into tap_handle_frame; for B the list function
+ * inlines the tracepoint, so its location is kfree_skb_list_reason()'s own
+ * return address, again in tap_handle_frame, right after the call. So the
+ * kernel text around the location tells them apart (x86-64): B when the 5
+ * bytes before it are a direct call to kfree_skb_list_reason, A when such a
+ * call starts within CALL_AHEAD bytes after it (A is followed by setting up
+ * the arguments of B's call: on 6.18, 8 bytes), else C. The address comes from
+ * user space (`site_calls`, sites.bpf.h); without it the field says unknown.
+ * The text is read only for drops already inside tap_handle_frame and only
+ * when the field is used: one 25-byte read per drop, nothing per packet.
+ *
+ * Also compiled in: vp_mvtap_fentry / vp_mvtap_kprobe on
+ * macvtap_count_rx_dropped, the rx_dropped counting path itself (see below):
+ * every drop they see is counted.
  *
  * Slots (keep in sync with probes/src/catalog/tap.rs):
  *   num[0] ifindex  num[1] netns  num[2] reason  num[3] location  num[4] queue
@@ -46,6 +65,7 @@
  *   num[8] ring_consumer_head  num[9] ring_consumer_tail  num[10] ring_occupancy
  *   num[11] ring_unreleased  num[12] sport  num[13] len  num[14] protocol
  *   num[15] dport  num[16] seq  num[17] ack  num[18] tcp_flags  num[19] tcp_len
+ *   num[20] counted (macvtap.drop only)
  *   addr[0] saddr  addr[1] daddr  dev
  * The flow (addresses and ports, IPv4 as ::ffff:a.b.c.d) and the TCP segment
  * are parsed from the packet's own headers (pkt.bpf.h), so a drop can be tied
@@ -78,11 +98,22 @@
 #define S_ACK 17
 #define S_TCP_FLAGS 18
 #define S_TCP_LEN 19
+#define S_COUNTED 20
 #define A_SADDR 0
 #define A_DADDR 1
 #define D_DEV VP_KEY_DEV
 
 #define MAX_QUEUES 256 /* MAX_TAP_QUEUES, the size of taps[] and tfiles[] */
+
+/* `counted` values (keep in sync with probes/src/catalog/tap.rs COUNTED_*) */
+#define COUNTED_NO 0      /* a GSO segment tap_handle_frame dropped itself (A, B) */
+#define COUNTED_YES 1     /* in rx_dropped (C, and the counting-path mechanisms) */
+#define COUNTED_UNKNOWN 2 /* not decided: no kfree_skb_list_reason address, text unreadable */
+
+/* site_calls[] index of kfree_skb_list_reason (catalog: MACVTAP_DROP.site_calls) */
+#define CALL_LIST_FREE 0
+/* How far after the location site A's call to kfree_skb_list_reason may start. */
+#define CALL_AHEAD 16
 
 /* queue .. ring_unreleased: whether the queue has to be found at all */
 #define QUEUE_BITS (((1u << (S_RING_UNRELEASED + 1)) - 1) & ~((1u << S_QUEUE) - 1))
@@ -180,6 +211,28 @@ static __always_inline void tap_ring_fill(struct vp_rec *r, struct tap_dev *tap,
 		ring_fill(r, &q->ring);
 }
 
+/* Whether the drop at `location` (in tap_handle_frame) counts in rx_dropped. */
+static __always_inline __u64 mvtap_counted(__u64 location)
+{
+	/* kernel text [location - VP_CALL_LEN, location + CALL_AHEAD + VP_CALL_LEN - 1) */
+	__u8 text[VP_CALL_LEN + CALL_AHEAD + VP_CALL_LEN - 1];
+	__u64 fn = vp_site_call(CALL_LIST_FREE);
+
+	if (!fn)
+		return COUNTED_UNKNOWN;
+	if (bpf_probe_read_kernel(text, sizeof(text), (void *)(location - VP_CALL_LEN)))
+		return COUNTED_UNKNOWN;
+	/* B: the return from kfree_skb_list_reason() itself */
+	if (vp_is_call_to(text, location - VP_CALL_LEN, fn))
+		return COUNTED_NO;
+	/* A: the call freeing the refused segment, then the list's */
+#pragma unroll
+	for (int i = 0; i < CALL_AHEAD; i++)
+		if (vp_is_call_to(text + VP_CALL_LEN + i, location + i, fn))
+			return COUNTED_NO;
+	return COUNTED_YES;
+}
+
 static __always_inline void mvtap_drop(struct sk_buff *skb, __u64 location, __u64 reason)
 {
 	struct net_device *dev;
@@ -194,6 +247,8 @@ static __always_inline void mvtap_drop(struct sk_buff *skb, __u64 location, __u6
 		return;
 	dev = BPF_CORE_READ(skb, dev);
 	drop_fill(r, skb, dev, location, reason);
+	if (vp_need(S_COUNTED))
+		r->num[S_COUNTED] = mvtap_counted(location);
 	if (need_queue() && dev && bpf_core_type_exists(struct tap_dev)) {
 		tap = BPF_CORE_READ(dev, rx_handler_data);
 		numvtaps = tap ? BPF_CORE_READ(tap, numvtaps) : 0;
@@ -315,6 +370,8 @@ static __always_inline void count_rx_dropped(struct tap_dev *tap, __u64 location
 	if (vp_need_dev(S_IFINDEX, S_NETNS))
 		vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
 	r->num[S_LOCATION] = location;
+	/* one call per rx_dropped increment */
+	r->num[S_COUNTED] = COUNTED_YES;
 	numvtaps = BPF_CORE_READ(tap, numvtaps);
 	if (numvtaps > 0 && numvtaps <= MAX_QUEUES) {
 		r->num[S_QUEUES] = numvtaps;

@@ -336,6 +336,8 @@ pub const REASON_LAYERS: usize = 256;
 pub const LAYER_GENERIC: u64 = 0x100;
 /// Entries of the `sites` map (`bpf/include/sites.bpf.h`, `VP_SITES_MAX`).
 pub const SITES_MAX: usize = 16;
+/// Entries of the `site_calls` map (`bpf/include/sites.bpf.h`, `VP_SITE_CALLS_MAX`).
+pub const SITE_CALLS_MAX: usize = 4;
 
 /// One run of kernel text of one layer: `[start, next run's start)`.
 #[repr(C)]

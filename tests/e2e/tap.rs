@@ -398,3 +398,183 @@ fn macvtap_drop_reports_the_queue_that_was_full() {
         assert_eq!(num(k, "ring_occupancy"), RING, "{k}");
     }
 }
+
+// ---- `counted`: the GSO segments tap_handle_frame drops itself ----
+
+const GSO_SEGMENTS: u64 = 8;
+const GSO_DATAGRAMS: usize = 50;
+
+/// An unread ring of 16, then: plain frames (dropped at tap_handle_frame's
+/// `drop:` label, counted in rx_dropped), GSO datagrams of 8 segments
+/// (segmented by tap_handle_frame; the full ring refuses the first segment,
+/// freed on its own, and the rest of the list goes with it through
+/// kfree_skb_list_reason: neither counts in rx_dropped), plain frames again.
+/// Returns rx_dropped's growth and the GSO datagrams sent.
+fn plain_and_gso_traffic(lab: &MacvtapLab) -> (u64, usize) {
+    let before = lab.rx_dropped();
+    let frames = lab.flood(500, FLOOD_LIMIT);
+    // Let the frames ahead fill the ring before the first datagram arrives:
+    // nobody reads, so from then on every packet meets a full ring.
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = lab.send_gso(GSO_DATAGRAMS, GSO_SEGMENTS as usize, 1000, FLOOD_LIMIT);
+    let frames = frames + lab.flood(500, FLOOD_LIMIT);
+    std::thread::sleep(Duration::from_millis(200));
+    let d = lab.rx_dropped() - before;
+    eprintln!(
+        "{frames} frames, {sent} GSO datagrams of {GSO_SEGMENTS} → {MACVTAP} rx_dropped +{d}"
+    );
+    (d, sent)
+}
+
+#[test]
+fn macvtap_drop_counted_splits_gso_segments_from_rx_dropped() {
+    macvtap_gso(
+        "tap::macvtap_drop_counted_splits_gso_segments_from_rx_dropped",
+        &[],
+    );
+}
+
+// The classic tracepoint's location is the same return address.
+#[test]
+fn macvtap_drop_counted_via_classic_tracepoint() {
+    macvtap_gso(
+        "tap::macvtap_drop_counted_via_classic_tracepoint",
+        &["--disable-mechanism", "tp_btf"],
+    );
+}
+
+fn macvtap_gso(name: &str, extra: &[&str]) {
+    if !util::root_or_skip(name) {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let lab = MacvtapLab::new(16);
+    let ns = lab.b.inode();
+    // `all` is a program of its own: the split must add up to what it saw.
+    let script = format!(
+        r#"probe("macvtap.drop").filter("netns", {ns}).count("by", ["counted", "location", "reason"]);
+           probe("macvtap.drop").filter("netns", {ns}).count("all", ["dev"]);"#
+    );
+    let mut sent = 0;
+    let (summary, delta) = session_around(&script, extra, || {
+        let (d, s) = plain_and_gso_traffic(&lab);
+        sent = s;
+        d
+    });
+    let by = entries(&summary, "by");
+    let all: u64 = entries(&summary, "all").iter().map(|(_, n)| n).sum();
+    eprintln!("macvtap.drop {all}: {by:?}");
+    let sum = |counted: u64| -> u64 {
+        by.iter()
+            .filter(|(k, _)| num(k, "counted") == counted)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let (counted, segments, unknown) = (sum(1), sum(0), sum(2));
+    eprintln!("counted {counted}, GSO segments {segments}, unknown {unknown}; rx_dropped +{delta}");
+    assert!(delta > 0, "the lab made no counted drops");
+    assert_eq!(unknown, 0, "kfree_skb_list_reason not resolved? {by:?}");
+    assert_eq!(counted, delta, "counted drops != rx_dropped delta");
+    assert!(segments > 0, "no GSO segment dropped: {by:?}");
+    assert_eq!(counted + segments, all, "counted + segments != every drop");
+    for (k, _) in &by {
+        assert_eq!(util::scalar(&k["reason"]), "FULL_RING", "{k}");
+        assert!(
+            util::scalar(&k["location"]).starts_with("tap_handle_frame+"),
+            "{k}"
+        );
+    }
+    // Every datagram that arrived met a full ring: its first segment dropped
+    // at one place, the other 7 at another, and nothing at either else.
+    let mut seg_sites: Vec<u64> = by
+        .iter()
+        .filter(|(k, _)| num(k, "counted") == 0)
+        .map(|(_, n)| *n)
+        .collect();
+    seg_sites.sort_unstable();
+    let arrived = seg_sites[0];
+    assert_eq!(
+        seg_sites,
+        vec![arrived, arrived * (GSO_SEGMENTS - 1)],
+        "segment drops by location: {by:?}"
+    );
+    assert!(
+        arrived > 0 && arrived <= sent as u64,
+        "{arrived} datagrams dropped of {sent} sent"
+    );
+}
+
+/// The seed script, run inside B (`ip netns exec`: its /sys, so its
+/// rx_dropped, is B's) on the same traffic: it compares the drops the device
+/// counts with rx_dropped and reports the GSO segments on their own line.
+#[test]
+fn macvtap_drops_script_reports_gso_segments_apart() {
+    if !util::root_or_skip("tap::macvtap_drops_script_reports_gso_segments_apart") {
+        return;
+    }
+    let _k = util::kernel_lock();
+    let lab = MacvtapLab::new(16);
+    let script = util::repo_root().join("scripts/macvtap_drops.rhai");
+    let dev = format!("dev={MACVTAP}");
+    let mut s = util::Session::spawn_in(
+        &lab.b,
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "-p",
+            "target=none",
+            "-p",
+            &dev,
+            "-p",
+            "duration=60s",
+            "-f",
+            "json",
+        ],
+    );
+    s.wait_start();
+    let (delta, sent) = plain_and_gso_traffic(&lab);
+    s.signal(Signal::SIGINT);
+    let done = s.finish();
+    let what = done.describe();
+    // The verdict also weighs every TCP drop and retransmission on the host
+    // (no lab scopes them here): only this part of it is ours to judge.
+    assert!(
+        matches!(done.status.code(), Some(0 | 1)),
+        "neither a verdict nor success\n{what}"
+    );
+    let summary = done.summary();
+    let report = |key: &str| -> u64 {
+        summary["reports"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("report `{key}` is not an integer\n{what}"))
+    };
+    let (all, counted, segments, unknown, rx) = (
+        report("macvtap_drops"),
+        report("macvtap_drops_counted"),
+        report("gso_segment_drops"),
+        report("macvtap_drops_unknown"),
+        report("rx_dropped_delta"),
+    );
+    eprintln!("script: {all} drops = {counted} counted + {segments} GSO segments + {unknown} unknown; rx_dropped +{rx} (the test saw +{delta}), {sent} datagrams sent");
+    assert_eq!(unknown, 0, "{what}");
+    assert_eq!(counted, rx, "{what}");
+    // the script's window holds the test's
+    assert!(rx >= delta && delta > 0, "{what}");
+    assert!(segments > 0 && segments % GSO_SEGMENTS == 0, "{what}");
+    assert_eq!(counted + segments, all, "{what}");
+    let text: Vec<String> = done
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "text")
+        .filter_map(|v| v["text"].as_str().map(String::from))
+        .collect();
+    eprintln!("{}: {}", done.status, text.join("\n"));
+    let equal = format!(
+        "macvtap drops {all} ({counted} counted by the device), rx_dropped grew by {rx}: equal"
+    );
+    let gso = format!("GSO segments the macvtap dropped itself (never in rx_dropped): {segments}");
+    for line in [&equal, &gso] {
+        assert!(text.contains(line), "no line `{line}` in {text:?}\n{what}");
+    }
+}

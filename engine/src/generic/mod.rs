@@ -228,6 +228,7 @@ static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
     }],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: vprobe_probes::Capture::None,
 };
 
@@ -301,6 +302,7 @@ fn function_def(kind: &str, target: Option<&str>, function: &str) -> &'static Pr
         mechanisms: leak_slice(vec![mech]),
         default_filters: &[],
         sites: &[],
+        site_calls: &[],
         capture: vprobe_probes::Capture::None,
     });
     map.insert(name, def);
@@ -505,6 +507,7 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
         }]),
         default_filters: &[],
         sites: &[],
+        site_calls: &[],
         capture: vprobe_probes::Capture::None,
     });
     leak(Tracepoint {

@@ -6,6 +6,9 @@
 //!   field; sized to one entry each when `layer` is not needed.
 //! - `sites` (`bpf/include/sites.bpf.h`): the functions a site-restricted
 //!   attach point (`macvtap.drop`, `tun.drop`) accepts drops in.
+//! - `site_calls` (same header): the addresses of the functions whose calls
+//!   the program recognises in the text around a drop (`macvtap.drop`'s
+//!   `counted`); 0 for those not found, and all 0 off x86-64.
 
 use std::sync::Arc;
 
@@ -113,6 +116,8 @@ pub(super) struct Tables {
     sites: Vec<Site>,
     /// Why the sites could not be resolved (the kfree_skb mechanisms fail with it).
     sites_missing: Option<TableError>,
+    /// `site_calls` entries, in the catalog's order; 0 = not known.
+    site_calls: Vec<u64>,
 }
 
 impl Tables {
@@ -178,6 +183,18 @@ impl Tables {
                 TableError::NoDriver { probe, functions }
             });
         }
+        // The program decodes x86's `call rel32`: elsewhere it must not try.
+        // Not found (or hidden): 0, and the field says it does not know. At
+        // most abi::SITE_CALLS_MAX (the catalog tests check).
+        t.site_calls = req
+            .probe
+            .site_calls
+            .iter()
+            .map(|f| match symbols.symbol_range(f) {
+                Some((lo, _)) if cfg!(target_arch = "x86_64") => lo,
+                _ => 0,
+            })
+            .collect();
         if t.sites.len() > abi::SITES_MAX {
             return Err(TableError::TooManySites {
                 probe: req.probe.name,
@@ -221,6 +238,13 @@ impl Tables {
             for (i, s) in self.sites.iter().enumerate() {
                 arr.set(i as u32, SitePod(*s), 0)
                     .map_err(|e| fill_error("sites", e))?;
+            }
+        }
+        if self.site_calls.iter().any(|&a| a != 0) {
+            let mut arr = array::<u64>(ebpf, "site_calls")?;
+            for (i, &a) in self.site_calls.iter().enumerate() {
+                arr.set(i as u32, a, 0)
+                    .map_err(|e| fill_error("site_calls", e))?;
             }
         }
         Ok(())

@@ -43,6 +43,7 @@ pub const RX: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::Packet { without: &[] },
 };
 
@@ -60,6 +61,7 @@ pub const XMIT: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };
 
@@ -77,5 +79,6 @@ pub const QUEUE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::Packet { without: &[] },
 };

@@ -43,5 +43,6 @@ pub const EXIT: ProbeDef = ProbeDef {
     mechanisms: &[Mechanism::tracepoint("kvm", "kvm_exit", "vp_kvm_exit_tp")],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };

@@ -105,6 +105,12 @@ pub struct ProbeDef {
     /// the kernel (`bpf/include/sites.bpf.h`). Empty for other attach points.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub sites: &'static [&'static str],
+    /// Kernel functions the site functions call that the program recognises
+    /// in the kernel text around a drop's location (x86-64 direct calls),
+    /// resolved in /proc/kallsyms into the `site_calls` map
+    /// (`bpf/include/sites.bpf.h`) in this order, each 0 when not found.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub site_calls: &'static [&'static str],
     /// What a capture of its events writes.
     pub capture: Capture,
 }

@@ -41,5 +41,6 @@ pub const POLL: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };

@@ -83,6 +83,7 @@ pub const ENQUEUE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };
 
@@ -99,5 +100,6 @@ pub const DEQUEUE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };

@@ -67,5 +67,6 @@ pub const WAKEUP_LATENCY: ProbeDef = ProbeDef {
         value: "vhost-*",
     }],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };

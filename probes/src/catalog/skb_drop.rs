@@ -53,5 +53,6 @@ pub const DROP: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::Packet { without: &[] },
 };

@@ -94,5 +94,6 @@ pub const RCVQUEUE_FULL: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::Packet { without: &[] },
 };

@@ -10,6 +10,12 @@
 //! the kernel allows them: fentry (5.5+ with BTF and trampolines) or a kprobe
 //! on macvtap_count_rx_dropped, the function that bumps rx_dropped; the
 //! kfree_skb ones need the site table.
+//!
+//! `counted` (macvtap.drop) says whether the device's rx_dropped counts a
+//! drop: tap_handle_frame frees the segments it makes of a GSO packet when
+//! the ring refuses them without counting them, and the program tells those
+//! frees apart by the call instructions around the drop's location (x86-64,
+//! with the address of kfree_skb_list_reason from /proc/kallsyms).
 
 use super::fields::{
     ack, dport_pkt, num, seq, sport_pkt, tcp_flags, tcp_len, DADDR_PKT, DEV, DEV_IFINDEX,
@@ -21,9 +27,18 @@ use crate::object::object;
 /// `prebuilt/tap.o`.
 pub static OBJECT: Object = object!("tap");
 
+/// `counted`: a segment tap_handle_frame made of a GSO packet and dropped
+/// itself, never in rx_dropped. Keep in sync with bpf/tap.bpf.c (`COUNTED_*`).
+pub const COUNTED_NO: u64 = 0;
+/// `counted`: the packet the device received, counted in rx_dropped.
+pub const COUNTED_YES: u64 = 1;
+/// `counted`: not decided (not x86-64, kfree_skb_list_reason not in
+/// /proc/kallsyms, or the kernel text unreadable).
+pub const COUNTED_UNKNOWN: u64 = 2;
+
 // Both probes share one slot layout; the ring is the tap queue's ptr_ring.
 // keep in sync with bpf/tap.bpf.c (S_*, A_*, D_*; the catalog tests check)
-const RING_FIELDS: &[FieldDef] = &[
+const RING_FIELDS: [FieldDef; 23] = [
     DEV,
     DEV_IFINDEX,
     DEV_NETNS,
@@ -89,13 +104,38 @@ const RING_FIELDS: &[FieldDef] = &[
     tcp_len(19),
 ];
 
+/// macvtap.drop's own field, after the ring fields.
+const COUNTED: FieldDef = num(
+    "counted",
+    20,
+    FieldKind::Uint,
+    "whether the device's rx_dropped counts the drop: 1 the packet the device received (always, with the fentry and kprobe mechanisms), 0 a segment tap_handle_frame made of a GSO packet and dropped itself (never counted), 2 unknown (not x86-64, kfree_skb_list_reason not in /proc/kallsyms)",
+);
+
+const MACVTAP_FIELDS: [FieldDef; 24] = with_field(RING_FIELDS, COUNTED);
+
+/// `fields` and then `extra`.
+const fn with_field<const N: usize, const M: usize>(
+    fields: [FieldDef; N],
+    extra: FieldDef,
+) -> [FieldDef; M] {
+    assert!(M == N + 1, "M must be N + 1");
+    let mut out = [extra; M];
+    let mut i = 0;
+    while i < N {
+        out[i] = fields[i];
+        i += 1;
+    }
+    out
+}
+
 /// `macvtap.drop`: drops in tap_handle_frame.
 pub const MACVTAP_DROP: ProbeDef = ProbeDef {
     name: "macvtap.drop",
     subsystem: "macvtap",
-    about: "a packet dropped on its way into a macvtap/ipvtap queue (tap_handle_frame), with the queue's ring at that moment; counts as the device's rx_dropped",
+    about: "a packet dropped on its way into a macvtap/ipvtap queue (tap_handle_frame), with the queue's ring at that moment; counts as the device's rx_dropped, but for the GSO segments the handler drops itself (`counted`)",
     object: &OBJECT,
-    fields: RING_FIELDS,
+    fields: &MACVTAP_FIELDS,
     mechanisms: &[
         // the rx-dropped counting path itself: no site table, nothing else to filter
         Mechanism::fentry("macvtap_count_rx_dropped", "vp_mvtap_fentry"),
@@ -105,6 +145,8 @@ pub const MACVTAP_DROP: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &["tap_handle_frame"],
+    // `counted`: site_calls[CALL_LIST_FREE] in bpf/tap.bpf.c
+    site_calls: &["kfree_skb_list_reason"],
     capture: Capture::Packet {
         without: &[MechanismKind::Fentry, MechanismKind::Kprobe],
     },
@@ -116,12 +158,13 @@ pub const TUN_DROP: ProbeDef = ProbeDef {
     subsystem: "tun",
     about: "a packet a tun/tap device could not queue for its reader (tun_net_xmit), with the queue's ring at that moment; counts as the device's tx_dropped",
     object: &OBJECT,
-    fields: RING_FIELDS,
+    fields: &RING_FIELDS,
     mechanisms: &[
         Mechanism::tp_btf("kfree_skb", "vp_tun_btf"),
         Mechanism::tracepoint("skb", "kfree_skb", "vp_tun_tp"),
     ],
     default_filters: &[],
     sites: &["tun_net_xmit"],
+    site_calls: &[],
     capture: Capture::Packet { without: &[] },
 };

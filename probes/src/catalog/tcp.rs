@@ -142,6 +142,7 @@ pub const RETRANSMIT: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::Segment,
 };
 
@@ -160,5 +161,6 @@ pub const PROBE: ProbeDef = ProbeDef {
     ],
     default_filters: &[],
     sites: &[],
+    site_calls: &[],
     capture: Capture::None,
 };

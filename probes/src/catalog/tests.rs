@@ -120,6 +120,48 @@ fn sites_belong_to_the_site_restricted_attach_points() {
     );
 }
 
+#[test]
+fn site_calls_fit_the_map_and_match_the_program() {
+    let with: Vec<(&str, &[&str])> = CATALOG
+        .iter()
+        .filter(|p| !p.site_calls.is_empty())
+        .map(|p| (p.name, p.site_calls))
+        .collect();
+    assert_eq!(with, vec![("macvtap.drop", &["kfree_skb_list_reason"][..])]);
+    for (name, calls) in &with {
+        assert!(calls.len() <= abi::SITE_CALLS_MAX, "{name}");
+        assert!(!find(name).unwrap().sites.is_empty(), "{name}");
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bpf");
+    let sites = std::fs::read_to_string(dir.join("include/sites.bpf.h")).unwrap();
+    let tap = std::fs::read_to_string(dir.join("tap.bpf.c")).unwrap();
+    assert_eq!(
+        c_define(&sites, "VP_SITE_CALLS_MAX"),
+        Some(abi::SITE_CALLS_MAX as u64)
+    );
+    assert_eq!(
+        c_define(&sites, "VP_SITES_MAX"),
+        Some(abi::SITES_MAX as u64)
+    );
+    // tap.bpf.c reads kfree_skb_list_reason at this index
+    assert_eq!(c_define(&tap, "CALL_LIST_FREE"), Some(0));
+    assert_eq!(c_define(&tap, "COUNTED_NO"), Some(tap::COUNTED_NO));
+    assert_eq!(c_define(&tap, "COUNTED_YES"), Some(tap::COUNTED_YES));
+    assert_eq!(
+        c_define(&tap, "COUNTED_UNKNOWN"),
+        Some(tap::COUNTED_UNKNOWN)
+    );
+}
+
+/// The number a `#define NAME n` of a C source gives.
+fn c_define(source: &str, name: &str) -> Option<u64> {
+    source.lines().find_map(|l| {
+        let mut w = l.trim().strip_prefix("#define ")?.split_whitespace();
+        (w.next()? == name).then_some(())?;
+        w.next()?.parse().ok()
+    })
+}
+
 /// The slot defines of a `bpf/*.bpf.c` source: `S_NAME i` (num[i]),
 /// `A_NAME i` (addr[i]), `D_NAME` (dev), keyed by the field name (`name`).
 fn c_slots(source: &str) -> Result<BTreeMap<String, Slot>, String> {

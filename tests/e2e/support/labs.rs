@@ -448,3 +448,59 @@ fn open_tap(name: &str) -> File {
     );
     f
 }
+
+// ---- GSO towards the macvtap (tests/e2e/tap.rs) ----
+
+impl MacvtapLab {
+    /// Sends up to `datagrams` UDP datagrams of `segments` × `seg_len`
+    /// payload bytes from A (192.0.2.1) to 192.0.2.2 at the macvtap's MAC (a
+    /// static neighbour entry; B has no address, tap_handle_frame takes the
+    /// frames first) with UDP_SEGMENT, for at most `limit`. Each crosses the
+    /// veth as one GSO_UDP_L4 packet, which tap_handle_frame segments itself:
+    /// a macvtap queue's default features lack GSO_UDP_L4. Returns how many
+    /// were sent.
+    pub fn send_gso(
+        &self,
+        datagrams: usize,
+        segments: usize,
+        seg_len: usize,
+        limit: Duration,
+    ) -> usize {
+        use std::os::fd::AsRawFd;
+        self.a.ip(&format!("addr replace {ADDR_A}/24 dev {WIRE_A}"));
+        self.a.ip(&format!(
+            "neigh replace {ADDR_B} lladdr {} dev {WIRE_A} nud permanent",
+            fmt_mac(netns::mac(&self.b, MACVTAP))
+        ));
+        let payload = vec![0u8; segments * seg_len];
+        self.a.enter(|| {
+            let s = std::net::UdpSocket::bind(format!("{ADDR_A}:0")).expect("bind in A");
+            let size = seg_len as libc::c_int;
+            // SAFETY: setsockopt reads one int from `size`, which outlives the call.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_UDP,
+                    libc::UDP_SEGMENT,
+                    &size as *const _ as *const libc::c_void,
+                    std::mem::size_of_val(&size) as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+            let deadline = Instant::now() + limit;
+            let mut sent = 0;
+            for _ in 0..datagrams {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                match s.send_to(&payload, (ADDR_B, 9)) {
+                    Ok(_) => sent += 1,
+                    // the veth's backlog was full: not sent, not counted
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                    Err(e) => panic!("send a GSO datagram A→B: {e}"),
+                }
+            }
+            sent
+        })
+    }
+}

@@ -277,18 +277,28 @@ pub struct Session {
 impl Session {
     /// Starts vprobe with `args` (which should include `--format json`).
     pub fn spawn(args: &[&str]) -> Session {
-        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(VPROBE);
-        cmd.args(args)
-            .stdin(Stdio::null())
+        cmd.args(args);
+        Session::start(cmd, format!("vprobe {args:?}"))
+    }
+
+    /// [`Session::spawn`] inside `ns` (`ip netns exec`, which remounts /sys
+    /// for it and then becomes vprobe: the pid is vprobe's).
+    pub fn spawn_in(ns: &super::netns::Netns, args: &[&str]) -> Session {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name(), VPROBE]).args(args);
+        Session::start(cmd, format!("vprobe {args:?} in {}", ns.name()))
+    }
+
+    fn start(mut cmd: Command, what: String) -> Session {
+        use std::os::unix::process::CommandExt;
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own group, so a Ctrl-C at the terminal running the tests
             // does not reach it before the test decides to send one.
             .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {VPROBE}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("piped");
         let t_out = std::thread::spawn(move || {
@@ -316,7 +326,7 @@ impl Session {
             seen: Vec::new(),
             stderr,
             threads: vec![t_out, t_err],
-            what: format!("vprobe {args:?}"),
+            what,
         }
     }
 
