@@ -229,6 +229,7 @@ static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: vprobe_probes::Capture::None,
+    unseen: "",
 };
 
 /// An attach point of the generic family `kind` (`tracepoint`, `kprobe`,
@@ -302,6 +303,7 @@ fn function_def(kind: &str, target: Option<&str>, function: &str) -> &'static Pr
         default_filters: &[],
         sites: &[],
         capture: vprobe_probes::Capture::None,
+        unseen: "",
     });
     map.insert(name, def);
     def
@@ -506,6 +508,7 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
         default_filters: &[],
         sites: &[],
         capture: vprobe_probes::Capture::None,
+        unseen: "",
     });
     leak(Tracepoint {
         category,

@@ -44,6 +44,7 @@ pub const RX: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };
 
 /// `dev.xmit`.
@@ -61,6 +62,7 @@ pub const XMIT: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::None,
+    unseen: "",
 };
 
 /// `dev.queue`.
@@ -78,4 +80,5 @@ pub const QUEUE: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

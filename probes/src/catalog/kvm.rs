@@ -44,4 +44,5 @@ pub const EXIT: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::None,
+    unseen: "",
 };

@@ -42,4 +42,5 @@ pub const POLL: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::None,
+    unseen: "",
 };

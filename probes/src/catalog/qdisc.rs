@@ -84,6 +84,7 @@ pub const ENQUEUE: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::None,
+    unseen: "",
 };
 
 /// `qdisc.dequeue`. qdisc_dequeue: 4.16+.
@@ -100,4 +101,5 @@ pub const DEQUEUE: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::None,
+    unseen: "",
 };

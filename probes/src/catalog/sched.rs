@@ -68,4 +68,5 @@ pub const WAKEUP_LATENCY: ProbeDef = ProbeDef {
     }],
     sites: &[],
     capture: Capture::None,
+    unseen: "",
 };

@@ -54,4 +54,5 @@ pub const DROP: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

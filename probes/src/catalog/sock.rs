@@ -95,4 +95,5 @@ pub const RCVQUEUE_FULL: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

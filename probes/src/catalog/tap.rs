@@ -108,6 +108,7 @@ pub const MACVTAP_DROP: ProbeDef = ProbeDef {
     capture: Capture::Packet {
         without: &[MechanismKind::Fentry, MechanismKind::Kprobe],
     },
+    unseen: "",
 };
 
 /// `tun.drop`: drops in tun_net_xmit.
@@ -124,4 +125,5 @@ pub const TUN_DROP: ProbeDef = ProbeDef {
     default_filters: &[],
     sites: &["tun_net_xmit"],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };
