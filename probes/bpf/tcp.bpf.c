@@ -3,8 +3,9 @@
  * tcp.retransmit: every TCP segment retransmission (tcp_retransmit_skb) and
  * every SYN-ACK a listener sends again (tcp_retransmit_synack, a companion),
  * with the segment: sequence, payload length, segments (what TcpRetransSegs
- * adds), the error (6.13+: the tracepoint also fires for attempts that failed
- * or were not made, which the kernel does not count) and the kind.
+ * adds), the error (6.13+: the tracepoint also fires for attempts not made,
+ * which the kernel does not count, and for transmits that failed, which it
+ * counts in TcpRetransSegs and TCPRetransFail) and the kind.
  * tcp.probe: every segment an established socket receives (tcp_rcv_established),
  * with the sender-side state: smoothed RTT, congestion window, windows.
  * Slots (keep in sync with probes/src/catalog/tcp.rs):

@@ -62,6 +62,9 @@ struct Listed {
     usage: Option<&'static str>,
     subsystem: &'static str,
     about: &'static str,
+    /// What the kernel does on this path without the attach point seeing it.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    unseen: &'static str,
     fields: Vec<Field>,
     /// Fields of a tracepoint that vprobe cannot read, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -224,6 +227,10 @@ pub fn run(pattern: Option<&str>, output: &OutputArgs) -> anyhow::Result<ExitCod
                 usage,
                 subsystem,
                 about,
+                unseen: match row.generic {
+                    Some(_) => "",
+                    None => row.def.unseen,
+                },
                 fields: fields.iter().map(Field::from).collect(),
                 unreadable: row.unreadable,
                 available,
@@ -258,6 +265,9 @@ pub fn run(pattern: Option<&str>, output: &OutputArgs) -> anyhow::Result<ExitCod
         if !l.fields.is_empty() {
             let fields: Vec<&str> = l.fields.iter().map(|f| f.name).collect();
             writeln!(out, "{:w$}  {:sw$}  fields: {}", "", "", fields.join(" "))?;
+        }
+        if !l.unseen.is_empty() {
+            writeln!(out, "{:w$}  {:sw$}  not seen: {}", "", "", l.unseen)?;
         }
         for u in &l.unreadable {
             writeln!(

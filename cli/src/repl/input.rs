@@ -644,6 +644,9 @@ fn describe_probe(p: &ProbeDef, long: bool) -> String {
         let names: Vec<&str> = p.fields.iter().map(|f| f.name).collect();
         let _ = write!(s, "\n  fields: {}", names.join(" "));
     }
+    if !p.unseen.is_empty() {
+        let _ = write!(s, "\n  not seen: {}", p.unseen);
+    }
     s
 }
 

@@ -230,6 +230,7 @@ static TRACEPOINT_FAMILY: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: vprobe_probes::Capture::None,
+    unseen: "",
 };
 
 /// An attach point of the generic family `kind` (`tracepoint`, `kprobe`,
@@ -304,6 +305,7 @@ fn function_def(kind: &str, target: Option<&str>, function: &str) -> &'static Pr
         sites: &[],
         site_calls: &[],
         capture: vprobe_probes::Capture::None,
+        unseen: "",
     });
     map.insert(name, def);
     def
@@ -509,6 +511,7 @@ fn build(category: &str, event: &str, fmt: &format::Format) -> &'static Tracepoi
         sites: &[],
         site_calls: &[],
         capture: vprobe_probes::Capture::None,
+        unseen: "",
     });
     leak(Tracepoint {
         category,

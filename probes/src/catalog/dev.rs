@@ -45,6 +45,7 @@ pub const RX: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };
 
 /// `dev.xmit`.
@@ -63,6 +64,7 @@ pub const XMIT: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };
 
 /// `dev.queue`.
@@ -81,4 +83,5 @@ pub const QUEUE: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

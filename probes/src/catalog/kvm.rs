@@ -45,4 +45,5 @@ pub const EXIT: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };

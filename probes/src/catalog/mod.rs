@@ -113,6 +113,11 @@ pub struct ProbeDef {
     pub site_calls: &'static [&'static str],
     /// What a capture of its events writes.
     pub capture: Capture,
+    /// What the kernel does on this path without the attach point seeing it
+    /// (a path that makes no event, or runs no program), measured and named;
+    /// empty when none is known. `vprobe list` shows it.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub unseen: &'static str,
 }
 
 impl ProbeDef {

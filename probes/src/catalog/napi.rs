@@ -43,4 +43,5 @@ pub const POLL: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };

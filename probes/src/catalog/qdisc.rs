@@ -85,6 +85,7 @@ pub const ENQUEUE: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };
 
 /// `qdisc.dequeue`. qdisc_dequeue: 4.16+.
@@ -102,4 +103,5 @@ pub const DEQUEUE: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };

@@ -69,4 +69,5 @@ pub const WAKEUP_LATENCY: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };

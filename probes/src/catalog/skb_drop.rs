@@ -55,4 +55,5 @@ pub const DROP: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

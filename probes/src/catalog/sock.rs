@@ -96,4 +96,5 @@ pub const RCVQUEUE_FULL: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

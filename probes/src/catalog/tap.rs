@@ -150,6 +150,7 @@ pub const MACVTAP_DROP: ProbeDef = ProbeDef {
     capture: Capture::Packet {
         without: &[MechanismKind::Fentry, MechanismKind::Kprobe],
     },
+    unseen: "",
 };
 
 /// `tun.drop`: drops in tun_net_xmit.
@@ -167,4 +168,5 @@ pub const TUN_DROP: ProbeDef = ProbeDef {
     sites: &["tun_net_xmit"],
     site_calls: &[],
     capture: Capture::Packet { without: &[] },
+    unseen: "",
 };

@@ -54,13 +54,13 @@ const RETRANSMIT_FIELDS: &[FieldDef] = &[
         "segs",
         17,
         FieldKind::Uint,
-        "segments it counts for (tcp_skb_pcount: what TcpRetransSegs adds when err is 0)",
+        "segments it counts for (tcp_skb_pcount: what TcpRetransSegs adds when err is 0, and when the transmit itself failed, which TCPRetransFail also counts)",
     ),
     num(
         "err",
         18,
         FieldKind::Int,
-        "0 if it was sent; else why not (-EBUSY: the original is still in a queue of this host, -ENOMEM, ...); 0 before Linux 6.13, which traced only what was sent",
+        "0 if it was sent; else why not (-EBUSY: the original is still in a queue of this host, -ENOMEM, ..., or the transmit's own error); 0 before Linux 6.13, which traced only what was sent",
     ),
     num(
         "kind",
@@ -144,6 +144,7 @@ pub const RETRANSMIT: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::Segment,
+    unseen: "retransmissions made while the kernel runs no BPF program: on a Firecracker guest's Linux 6.18 none runs while a thread of PID 1 is the current task, so tail-loss probes and RTOs whose timer (tcp_write_timer) fires in softirq on top of one make no event; TcpRetransSegs counts them and ftrace records them (docs/DESIGN.md, Counter fidelity)",
 };
 
 /// `tcp.probe`. tcp_probe: 4.16+; the classic record carries the socket on
@@ -163,4 +164,5 @@ pub const PROBE: ProbeDef = ProbeDef {
     sites: &[],
     site_calls: &[],
     capture: Capture::None,
+    unseen: "",
 };

@@ -9,6 +9,8 @@
 //!   (a macvtap whose ring overflows, TCP whose path goes dark, a tap).
 //! - [`host`]: what the host shows of labs, to check they leave nothing.
 //! - [`kernel`]: vprobe's programs, maps and links in the kernel.
+//! - [`tracefs`]: a tracefs instance of the test's own, ftrace's record of
+//!   trace events (the witness where no BPF program runs).
 
 pub mod host;
 pub mod kernel;
@@ -16,5 +18,6 @@ pub mod labs;
 pub mod netns;
 pub mod prometheus;
 pub mod schema;
+pub mod tracefs;
 pub mod traffic;
 pub mod util;
