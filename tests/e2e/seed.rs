@@ -288,7 +288,15 @@ fn interrupted(test: &str, sig: nix::sys::signal::Signal) {
         f.describe()
     );
     if sig == nix::sys::signal::Signal::SIGINT {
-        f.assert_success();
+        // ended, not failed: 0 or 1, the script's verdict on a load cut short
+        // (two of the relay's stalls, and the repairs of the last one's drops
+        // may come after the signal)
+        assert!(!f.stderr.contains("panicked"), "{}", f.describe());
+        assert!(
+            matches!(f.status.code(), Some(0 | 1)),
+            "not a verdict\n{}",
+            f.describe()
+        );
         let summary = f.summary();
         // the load was cut short, and its result is still there
         let rr = &summary["workloads"]["rr"];

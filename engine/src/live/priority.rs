@@ -8,7 +8,12 @@
 //! value raises its weight (nice -5: about three nice-0 threads), and it still
 //! only uses what the event rate asks for: a reader with nothing to read
 //! sleeps. Raising it needs CAP_SYS_NICE (or RLIMIT_NICE); without it the
-//! thread keeps its weight and the session says why with `-v`.
+//! thread keeps its weight and the session says why, once.
+//!
+//! Threads and processes inherit their creator's nice value, and this thread
+//! starts workloads (tcp_rr's stream threads, `exec` children) after it has
+//! rings: it is marked SCHED_RESET_ON_FORK while raised, so what it creates
+//! starts at nice 0, not with the reader's weight.
 
 /// Nice value of the delivering thread while it has rings, unless told
 /// otherwise (`--reader-nice`).
@@ -44,6 +49,11 @@ impl ReaderPriority {
             return Ok(None);
         }
         set_nice(self.tid, self.want)?;
+        if let Err(e) = reset_on_fork(self.tid, true) {
+            // children would start with the reader's weight: not raised at all
+            let _ = set_nice(self.tid, now);
+            return Err(e);
+        }
         self.before = Some(now);
         Ok(Some(self.want))
     }
@@ -56,6 +66,7 @@ impl ReaderPriority {
     /// Puts the thread's nice value back.
     pub fn restore(&mut self) {
         if let Some(before) = self.before.take() {
+            let _ = reset_on_fork(self.tid, false);
             let _ = set_nice(self.tid, before);
         }
     }
@@ -78,6 +89,25 @@ fn nice_of(tid: libc::id_t) -> Result<i32, std::io::Error> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(v)
+}
+
+/// `SCHED_RESET_ON_FORK` (linux/sched.h; not in the libc crate): OR'd into
+/// the policy, children start at the default policy and a negative nice
+/// value reset to 0.
+const SCHED_RESET_ON_FORK: libc::c_int = 0x4000_0000;
+
+/// Sets or clears the thread's reset-on-fork flag, keeping its policy
+/// (SCHED_OTHER) and nice value (clearing needs CAP_SYS_NICE, which raising
+/// needed too).
+fn reset_on_fork(tid: libc::id_t, on: bool) -> Result<(), std::io::Error> {
+    let policy = libc::SCHED_OTHER | if on { SCHED_RESET_ON_FORK } else { 0 };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` outlives the call.
+    if unsafe { libc::sched_setscheduler(tid as libc::pid_t, policy, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn set_nice(tid: libc::id_t, nice: i32) -> Result<(), std::io::Error> {
@@ -110,6 +140,13 @@ mod tests {
                     assert_eq!(nice_of(tid).unwrap(), start - 3);
                     // a second ring changes nothing
                     assert_eq!(p.raise().unwrap(), None);
+                    // a thread it starts now (a workload's) starts at nice 0
+                    let child = std::thread::spawn(|| {
+                        nice_of(nix::unistd::gettid().as_raw() as libc::id_t).unwrap()
+                    })
+                    .join()
+                    .unwrap();
+                    assert_eq!(child, start.max(0), "a child inherited the reader's weight");
                     p.restore();
                     assert_eq!(nice_of(tid).unwrap(), start);
                 }
