@@ -122,13 +122,15 @@ launch() {
 	local t0=$EPOCHREALTIME
 	if [[ -n ${direct:-} ]]; then
 		# events at full rate: stdout straight to a file (a shell loop reading
-		# it would slow the tracer down); readiness found by polling the file
+		# it would slow the tracer down); readiness found by polling the file.
+		# The readiness file is renamed into place: read on a file created
+		# but not yet written fails, and set -e ended the bench silently.
 		"$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
 		tracer=$!
 		(
 			for _ in $(seq 6000); do
 				if grep -q -- "$ready" "$tmp/$name.out" 2>/dev/null; then
-					echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached"
+					echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached.tmp" && mv "$tmp/$name.attached.tmp" "$tmp/$name.attached"
 					break
 				fi
 				sleep 0.01
@@ -138,7 +140,7 @@ launch() {
 		"$@" 2>"$tmp/$name.err" > >(
 			while IFS= read -r line; do
 				if [[ ! -e $tmp/$name.attached && $line == *"$ready"* ]]; then
-					echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached"
+					echo "$t0 $EPOCHREALTIME" >"$tmp/$name.attached.tmp" && mv "$tmp/$name.attached.tmp" "$tmp/$name.attached"
 				fi
 				printf '%s\n' "$line" >>"$tmp/$name.out"
 			done
@@ -172,7 +174,10 @@ launch() {
 # $tmp/shutdown.last; then its VmHWM poller.
 stop() {
 	local t0=$EPOCHREALTIME
-	kill -INT "$tracer"
+	if ! kill -INT "$tracer" 2>/dev/null; then
+		# ended by itself before it was asked to: say why, and go on
+		echo "bench: the tracer (pid $tracer) had already exited: $(tail -c 300 "$tmp"/*.err 2>/dev/null | tr '\n' ' ')" >&2
+	fi
 	local waited=0
 	while kill -0 "$tracer" 2>/dev/null; do
 		((waited++ < 20000)) || { kill -KILL "$tracer"; break; }
