@@ -2,9 +2,10 @@
 //! capture files while it has rings to read.
 //!
 //! On a host whose CPUs are saturated by many threads (16 TCP_RR streams are
-//! 32 client and server threads on two CPUs), a nice-0 reader gets a 1/33
-//! share of CPU time, less than a few hundred thousand events a second need;
-//! its rings fill and events are lost however large they are. A lower nice
+//! 32 client and server threads on two CPUs), a nice-0 reader's fair share is
+//! about 1/33 of the CPU time, near what a few hundred thousand events a
+//! second need; where it falls behind, its rings fill however large they are
+//! (docs/DESIGN.md, "The kernel side", has what was measured). A lower nice
 //! value raises its weight (nice -5: about three nice-0 threads), and it still
 //! only uses what the event rate asks for: a reader with nothing to read
 //! sleeps. Raising it needs CAP_SYS_NICE (or RLIMIT_NICE); without it the
