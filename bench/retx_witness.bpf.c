@@ -15,17 +15,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
-struct ev {
-	__u64 ts;
-	__u64 sk;
-	__u32 seq;
-	__u32 total_retrans;
-	__s32 err;
-	__u16 segs;
-	__u16 sport;
-	__u16 dport;
-	__u16 cpu;
-};
+#include "retx_witness.h"
 
 #define MAXEV 16384
 struct {

@@ -15,17 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-struct ev {
-	__u64 ts;
-	__u64 sk;
-	__u32 seq;
-	__u32 total_retrans;
-	__s32 err;
-	__u16 segs;
-	__u16 sport;
-	__u16 dport;
-	__u16 cpu;
-};
+#include "retx_witness.h"
 
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s; stop = 1; }

@@ -408,12 +408,7 @@ fn retransmits_equal_retrans_segs_under_random_drops() {
     // vprobe's events (the same stream as the count) and ftrace's, matched
     // by connection and time: one connection retransmits at most every
     // ~200 ms here (the tail-loss probe's timeout), the clocks are the same
-    let events: Vec<Value> = done
-        .lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "event")
-        .collect();
+    let events = done.events();
     let ok_segs: u64 = events
         .iter()
         .filter(|e| e["fields"]["err"] == 0)

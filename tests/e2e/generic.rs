@@ -194,12 +194,7 @@ fn tracepoint_events_carry_the_decoded_fields() {
     s.signal(Signal::SIGINT);
     let done = s.finish();
     done.assert_success();
-    let events: Vec<Value> = done
-        .lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "event")
-        .collect();
+    let events = done.events();
     assert_eq!(events.len(), 5, "{}", done.describe());
     for e in &events {
         let f = &e["fields"];

@@ -447,6 +447,15 @@ impl Finished {
         assert!(self.status.success(), "vprobe failed\n{}", self.describe());
     }
 
+    /// The `event` lines (`emit(e)` in callbacks), in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "event")
+            .collect()
+    }
+
     /// The `summary` object, which must be the last line.
     pub fn summary(&self) -> Value {
         let last = self
