@@ -179,10 +179,13 @@ mod tests {
             let tid = nix::unistd::gettid().as_raw() as libc::id_t;
             let start = nice_of(tid).unwrap();
             let mut p = ReaderPriority::new(start - 1);
-            if p.raise().is_ok() {
-                drop(p);
-                assert_eq!(nice_of(tid).unwrap(), start);
+            match p.raise() {
+                Ok(raised) => assert_eq!(raised, Some(start - 1)),
+                // not permitted (not root): nothing to put back
+                Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}"),
             }
+            drop(p);
+            assert_eq!(nice_of(tid).unwrap(), start);
         });
     }
 }
