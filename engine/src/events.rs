@@ -436,6 +436,7 @@ mod tests {
         for probe in CATALOG {
             let events = Consumer::Events {
                 callback: CallbackId(0),
+                fields: Default::default(),
             };
             let s = filter::settings(&request(probe, events), &symbols).unwrap();
             assert_eq!(s.event_bytes as usize, abi::event_bytes(s.event_fields));
@@ -466,6 +467,7 @@ mod tests {
                 drop,
                 Consumer::Events {
                     callback: CallbackId(0),
+                    fields: Default::default(),
                 },
             ),
             &symbols,

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use vprobe_probes::abi::{self, Settings};
 use vprobe_probes::{layers, suggest, FieldDef, FieldKind, Slot};
 
-use crate::plan::{Consumer, Filter, FilterValue, HistKind, ProbeRequest};
+use crate::plan::{Carried, Consumer, Filter, FilterValue, HistKind, ProbeRequest};
 use crate::symbols::{Symbols, SymbolsError, ISA_SVM, ISA_VMX};
 use crate::value::{parse_tc_handle, parse_tcp_flags, ETHERTYPES, FAMILIES, TCP_STATES};
 
@@ -564,7 +564,7 @@ pub fn netns_inode(s: &str) -> Result<u64, FilterError> {
         })
 }
 
-fn key_bit(field: &FieldDef) -> u32 {
+pub(crate) fn key_bit(field: &FieldDef) -> u32 {
     match field.slot {
         Slot::Num(i) => 1 << i,
         Slot::Addr(i) => 1 << (abi::KEY_ADDR0 + i as u32),
@@ -686,19 +686,36 @@ pub fn settings(req: &ProbeRequest, symbols: &Symbols) -> Result<Settings, Filte
         s.rate_max = rate.max;
         s.rate_period_ns = u64::try_from(rate.period.as_nanos()).unwrap_or(u64::MAX);
     }
-    // Read what is keyed, filtered or histogrammed; an event carries every field.
+    // A ring record carries the attach point's fields (those its callback
+    // reads, when that is known) and no other slot.
+    if req.consumer.emits() {
+        s.event_fields = carried(req).fold(0, |a, f| a | key_bit(f));
+        s.event_bytes = abi::event_bytes(s.event_fields) as u32;
+    }
+    // Read what is keyed, filtered, histogrammed or carried.
     s.need_mask = match req.consumer {
-        Consumer::Events { .. } | Consumer::Capture(_) => u32::MAX,
+        Consumer::Events {
+            fields: Carried::All,
+            ..
+        }
+        | Consumer::Capture(_) => u32::MAX,
+        Consumer::Events { .. } => s.event_fields | filtered,
         Consumer::Hist { .. } => s.key_mask | filtered | (1 << s.hist_slot),
         Consumer::Count { .. } => s.key_mask | filtered,
     };
-    // A ring record carries the attach point's fields and no other slot.
-    if req.consumer.emits() {
-        s.event_fields = req.probe.fields.iter().fold(0, |a, f| a | key_bit(f));
-        s.event_bytes = abi::event_bytes(s.event_fields) as u32;
-    }
     generic_settings(req, &mut s)?;
     Ok(s)
+}
+
+/// The fields an event record of `req` carries: those of its attach point
+/// its consumer wants (none for a count or a histogram).
+fn carried(req: &ProbeRequest) -> impl Iterator<Item = &'static FieldDef> + '_ {
+    let wanted = |f: &&'static FieldDef| match &req.consumer {
+        Consumer::Events { fields, .. } => fields.includes(f.name),
+        Consumer::Capture(_) => true,
+        Consumer::Count { .. } | Consumer::Hist { .. } => false,
+    };
+    req.probe.fields.iter().filter(wanted)
 }
 
 /// The parts of the settings only the generic programs read: where a
@@ -729,7 +746,7 @@ fn generic_settings(req: &ProbeRequest, s: &mut Settings) -> Result<(), FilterEr
         .chain(match &req.consumer {
             Consumer::Count { keys, .. } => keys.clone(),
             Consumer::Hist { field, keys, .. } => keys.iter().copied().chain([*field]).collect(),
-            Consumer::Events { .. } | Consumer::Capture(_) => req.probe.fields.iter().collect(),
+            Consumer::Events { .. } | Consumer::Capture(_) => carried(req).collect(),
         });
     for f in used {
         if !layout.iter().any(|l| l.slot == f.slot) {
@@ -914,8 +931,17 @@ mod tests {
         let mut events = count(&[], vec![]);
         events.consumer = Consumer::Events {
             callback: crate::plan::CallbackId(0),
+            fields: Default::default(),
         };
         assert_eq!(settings(&events, &syms()).unwrap().timing, 1);
+        // a callback that never reads the latency does not time calls
+        events.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+            fields: Carried::Only(vec!["pid"]),
+        };
+        let s = settings(&events, &syms()).unwrap();
+        assert_eq!(s.timing, 0);
+        assert_eq!(s.event_fields, key_bit(p.field("pid").unwrap()));
         // comm filters take a prefix in the dev slot
         let comm = Filter {
             field: p.field("comm").unwrap(),
@@ -923,6 +949,35 @@ mod tests {
         };
         let s = settings(&count(&[], vec![comm]), &syms()).unwrap();
         assert_eq!((s.dev_filter_n, s.dev_filter_len[0]), (1, 5));
+    }
+
+    #[test]
+    fn events_read_and_record_only_the_fields_carried() {
+        let p = probe();
+        let mut r = req(vec![("dev", vec![FilterValue::Str("eth0".into())])]);
+        let all = p.fields.iter().fold(0, |a, f| a | key_bit(f));
+        r.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+            fields: Carried::All,
+        };
+        let s = settings(&r, &syms()).unwrap();
+        assert_eq!((s.event_fields, s.need_mask), (all, u32::MAX));
+        r.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+            fields: Carried::Only(vec!["len"]),
+        };
+        let s = settings(&r, &syms()).unwrap();
+        let (len, dev) = (key_bit(p.field("len").unwrap()), 1 << abi::KEY_DEV);
+        // the filtered field is read, not recorded
+        assert_eq!((s.event_fields, s.need_mask), (len, len | dev));
+        assert_eq!(s.event_bytes as usize, abi::event_bytes(len));
+        r.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+            fields: Carried::Only(vec![]),
+        };
+        let s = settings(&r, &syms()).unwrap();
+        assert_eq!((s.event_fields, s.need_mask), (0, dev));
+        assert_eq!(s.event_bytes as usize, abi::EVENT_HEAD);
     }
 
     #[test]

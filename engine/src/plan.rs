@@ -128,6 +128,28 @@ pub enum HistKind {
     },
 }
 
+/// The fields an event's record carries: what the kernel reads and copies per
+/// event, so a callback that reads one field does not pay for twenty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Carried {
+    /// Every field of the attach point: the callback may read any (it hands
+    /// the event on, or its text does not say).
+    #[default]
+    All,
+    /// Only these: every field the callback's text reads (`e.len`, `e["dev"]`).
+    Only(Vec<&'static str>),
+}
+
+impl Carried {
+    /// Whether the field named `name` is carried.
+    pub fn includes(&self, name: &str) -> bool {
+        match self {
+            Carried::All => true,
+            Carried::Only(names) => names.contains(&name),
+        }
+    }
+}
+
 /// What a probe instance feeds.
 #[derive(Clone, Debug)]
 pub enum Consumer {
@@ -153,6 +175,8 @@ pub enum Consumer {
     Events {
         /// The callback.
         callback: CallbackId,
+        /// The fields each event's record carries.
+        fields: Carried,
     },
     /// Write each event's packet to a pcapng file.
     Capture(CaptureTarget),

@@ -179,7 +179,7 @@ fn event_records_decode_and_convert_for_every_attach_point() {
             let mut s = Script::compile("fuzz.rhai", &text, symbols(), Options::default())
                 .unwrap_or_else(|e| panic!("{}: {e}", p.name));
             let plan = s.plan().unwrap_or_else(|e| panic!("{}: {e}", p.name));
-            let vprobe_engine::plan::Consumer::Events { callback } = plan.requests[0].consumer
+            let vprobe_engine::plan::Consumer::Events { callback, .. } = plan.requests[0].consumer
             else {
                 panic!("{}: not an events consumer", p.name)
             };

@@ -24,7 +24,7 @@ use vprobe_probes::catalog::{self, FUNC_FIELDS};
 use vprobe_probes::{suggest, FieldDef, FieldKind, Mechanism, ProbeDef, RawField, Slot};
 
 use crate::kernel::{self, Tracefs};
-use crate::plan::{Consumer, Filter, ProbeRequest};
+use crate::plan::{Carried, Consumer, Filter, ProbeRequest};
 use format::{FormatError, Read};
 
 /// Why a generic attach point cannot be named or narrowed.
@@ -618,7 +618,8 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, GenericError> {
     };
     let all = tp.def.fields;
     let index = |name: &str| all.iter().position(|f| f.name == name);
-    // What the request cannot do without: its filters, keys and histogram field.
+    // What the request cannot do without: its filters, keys, histogram field
+    // and the fields its callback reads.
     let mut must: Vec<usize> = req
         .filters
         .iter()
@@ -628,6 +629,10 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, GenericError> {
             Consumer::Hist { field, keys, .. } => {
                 keys.iter().map(|k| k.name).chain([field.name]).collect()
             }
+            Consumer::Events {
+                fields: Carried::Only(names),
+                ..
+            } => names.clone(),
             Consumer::Events { .. } | Consumer::Capture(_) => Vec::new(),
         })
         .filter_map(index)
@@ -641,7 +646,13 @@ pub fn narrow(req: ProbeRequest) -> Result<ProbeRequest, GenericError> {
             fields: must.iter().map(|&i| all[i].name).collect(),
         });
     }
-    if matches!(req.consumer, Consumer::Events { .. }) {
+    if matches!(
+        req.consumer,
+        Consumer::Events {
+            fields: Carried::All,
+            ..
+        }
+    ) {
         // an event carries every other field that fits, in record order
         let rest: Vec<usize> = (0..all.len()).filter(|i| !must.contains(i)).collect();
         let taken: Vec<usize> = slots.iter().map(|(i, _)| *i).chain(rest).collect();
@@ -842,11 +853,22 @@ mod tests {
         let mut r = req(tp.def, &[], &[]);
         r.consumer = Consumer::Events {
             callback: crate::plan::CallbackId(0),
+            fields: Default::default(),
         };
         let r = narrow(r).unwrap();
         // f0..f23 numbers, a, b, daddr
         assert_eq!(r.probe.fields.len(), 24 + 3);
         assert!(r.probe.field("f24").is_none() && r.probe.field("saddr").is_none());
+
+        // a callback that reads two fields past those gets them, and only them
+        let mut r = req(tp.def, &[], &["f2"]);
+        r.consumer = Consumer::Events {
+            callback: crate::plan::CallbackId(0),
+            fields: Carried::Only(vec!["f27", "saddr"]),
+        };
+        let r = narrow(r).unwrap();
+        let names: Vec<&str> = r.probe.fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["f2", "f27", "saddr"]);
     }
 
     #[test]

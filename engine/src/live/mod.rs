@@ -383,7 +383,7 @@ impl<'a> Live<'a> {
     /// now, shared by requests that name the same path).
     fn sink_for(&mut self, req: &crate::plan::ProbeRequest) -> Result<Option<Sink>> {
         Ok(match &req.consumer {
-            Consumer::Events { callback } => Some(Sink::Callback(*callback)),
+            Consumer::Events { callback, .. } => Some(Sink::Callback(*callback)),
             Consumer::Capture(target) => {
                 let at = match self.captures.iter().position(|f| f.path() == target.path) {
                     Some(at) => at,

@@ -10,6 +10,7 @@
 //! one field of twenty pays for one (per-event cost is what decides whether
 //! callbacks keep up with a busy host).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, INT};
@@ -17,6 +18,7 @@ use vprobe_probes::abi::Event as RawEvent;
 use vprobe_probes::{suggest, FieldDef, ProbeDef};
 
 use super::errors::{fail, Res};
+use crate::filter::key_bit;
 use crate::symbols::Symbols;
 use crate::value::{decode, Value};
 
@@ -72,6 +74,64 @@ impl NoSuchField {
     }
 }
 
+/// The event callbacks receive, kept from one event to the next: refilled in
+/// place unless the script kept the last one (stored it, captured it), so
+/// delivering an event allocates nothing. A plain value would cost Rhai two
+/// allocations and three copies of the record per event.
+#[derive(Default)]
+pub(super) struct EventSlot(Option<Rc<RefCell<Dynamic>>>);
+
+impl EventSlot {
+    /// The argument for a callback: `raw`, an event of `probe`.
+    pub fn fill(
+        &mut self,
+        probe: &'static ProbeDef,
+        raw: &RawEvent,
+        symbols: &Rc<Symbols>,
+    ) -> Dynamic {
+        if let Some(cell) = self.0.as_ref().filter(|c| Rc::strong_count(c) == 1) {
+            if let Some(mut e) = cell.borrow_mut().write_lock::<Event>() {
+                e.probe = probe;
+                e.raw = *raw;
+                if !Rc::ptr_eq(&e.symbols, symbols) {
+                    e.symbols = symbols.clone();
+                }
+                e.set.clear();
+            }
+            return Dynamic::from(cell.clone());
+        }
+        // the first event, or the script holds the last one: it keeps its own
+        let e = Dynamic::from(Event::new(probe, *raw, symbols.clone()));
+        let cell = Rc::new(RefCell::new(e));
+        self.0 = Some(cell.clone());
+        Dynamic::from(cell)
+    }
+}
+
+/// Reading a field of an event that does not carry it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{probe}` events do not carry `{field}` here: vprobe read this callback as never reading \
+     it, so the kernel did not record it (please report this with the callback)"
+)]
+pub struct NotCarried {
+    /// The attach point.
+    pub probe: &'static str,
+    /// As written.
+    pub field: String,
+}
+
+/// Why a field of an event cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// The attach point has no such field.
+    #[error(transparent)]
+    NoSuch(#[from] NoSuchField),
+    /// The record does not carry it (see [`crate::plan::Carried`]).
+    #[error(transparent)]
+    NotCarried(#[from] NotCarried),
+}
+
 /// The names an event of `probe` has: its fields, then [`EVENT_META`].
 pub fn field_names(probe: &ProbeDef) -> impl Iterator<Item = &'static str> + Clone + '_ {
     probe.fields.iter().map(|f| f.name).chain(EVENT_META)
@@ -102,7 +162,7 @@ impl Event {
     fn to_map(&self) -> Map {
         let mut m = Map::new();
         for name in field_names(self.probe) {
-            if let Some(v) = self.record_value(name) {
+            if let Some(Ok(v)) = self.record_value(name) {
                 m.insert(name.into(), v);
             }
         }
@@ -112,34 +172,43 @@ impl Event {
         m
     }
 
-    /// A field of the record or of [`EVENT_META`], decoded.
-    fn record_value(&self, key: &str) -> Option<Dynamic> {
-        match key {
-            "probe" => Some(Dynamic::from(self.probe.name.to_string())),
-            "ts_ns" => Some(field_value(None, &self.raw, &self.symbols)),
-            "cpu" => Some(Dynamic::from_int(INT::from(self.raw.cpu))),
-            _ => self
-                .probe
-                .field(key)
-                .map(|f| field_value(Some(f), &self.raw, &self.symbols)),
-        }
+    /// A field of the record or of [`EVENT_META`], decoded; `None` when the
+    /// attach point has no such field.
+    fn record_value(&self, key: &str) -> Option<Result<Dynamic, NotCarried>> {
+        Some(Ok(match key {
+            "probe" => Dynamic::from(self.probe.name.to_string()),
+            "ts_ns" => field_value(None, &self.raw, &self.symbols),
+            "cpu" => Dynamic::from_int(INT::from(self.raw.cpu)),
+            _ => {
+                let f = self.probe.field(key)?;
+                // a slot the record did not carry reads as zero: never a value
+                if self.raw.flags & key_bit(f) == 0 {
+                    return Some(Err(NotCarried {
+                        probe: self.probe.name,
+                        field: key.to_string(),
+                    }));
+                }
+                field_value(Some(f), &self.raw, &self.symbols)
+            }
+        }))
     }
 
     fn contains(&self, key: &str) -> bool {
         self.set.contains_key(key) || EVENT_META.contains(&key) || self.probe.field(key).is_some()
     }
 
-    fn get(&self, key: &str) -> Result<Dynamic, NoSuchField> {
+    fn get(&self, key: &str) -> Result<Dynamic, FieldError> {
         if let Some(v) = self.set.get(key) {
             return Ok(v.clone());
         }
-        self.record_value(key).ok_or_else(|| {
+        let value = self.record_value(key).ok_or_else(|| {
             let known: Vec<String> = field_names(self.probe)
                 .map(String::from)
                 .chain(self.set.keys().map(|k| k.to_string()))
                 .collect();
             NoSuchField::new(self.probe.name, key, known.iter().map(String::as_str))
-        })
+        })?;
+        Ok(value?)
     }
 }
 
@@ -223,6 +292,8 @@ mod tests {
         let mut raw = RawEvent {
             ts_ns: 42,
             cpu: 1,
+            // every field carried
+            flags: probe.fields.iter().fold(0, |a, f| a | key_bit(f)),
             ..RawEvent::default()
         };
         let vprobe_probes::Slot::Num(len) = probe.field("len").unwrap().slot else {

@@ -623,36 +623,50 @@ pub(super) struct EventCallback<'a> {
     pub probe: &'static ProbeDef,
 }
 
+/// A callback's function alone, and the name of its event parameter; `None`
+/// when it is not one of the script's functions.
+fn callback_body(lib: &AST, cb: &EventCallback) -> Option<(AST, String)> {
+    let wanted = cb.curried + 1;
+    let def = lib
+        .iter_functions()
+        .find(|f| f.name == cb.function && f.params.len() == wanted)?;
+    let param = def.params[cb.curried].to_string();
+    Some((only_function(lib, cb.function, wanted), param))
+}
+
+/// Whether a body declares a variable of the event parameter's name (it is
+/// then read as written: which `e` a line means is not followed).
+fn rebinds(body: &AST, param: &str) -> bool {
+    let mut rebound = false;
+    walk(body, |path| {
+        if let Some(ASTNode::Stmt(Stmt::Var(v, ..))) = path.last() {
+            rebound |= v.0.name == param;
+        }
+    });
+    rebound
+}
+
 /// Fields an `on_event` callback reads from its event parameter that the
 /// attach point does not have. Fields the callback sets itself count.
 pub(super) fn event_fields(lib: &AST, callbacks: &[EventCallback]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut seen: BTreeSet<(String, usize, &'static str)> = BTreeSet::new();
     for cb in callbacks {
-        let wanted = cb.curried + 1;
-        let Some(def) = lib
-            .iter_functions()
-            .find(|f| f.name == cb.function && f.params.len() == wanted)
-        else {
+        let Some((only, param)) = callback_body(lib, cb) else {
             continue;
         };
-        let param = def.params[cb.curried].to_string();
-        let only = only_function(lib, cb.function, wanted);
-        // a body that rebinds the name, or sets fields, is read as written
+        if rebinds(&only, &param) {
+            continue;
+        }
+        // a body that sets fields is read as written
         let mut set: BTreeSet<String> = BTreeSet::new();
-        let mut rebound = false;
-        walk(&only, |path| match path.last() {
-            Some(ASTNode::Stmt(Stmt::Var(v, ..))) if v.0.name == param => rebound = true,
-            Some(ASTNode::Stmt(Stmt::Assignment(a))) => {
+        walk(&only, |path| {
+            if let Some(ASTNode::Stmt(Stmt::Assignment(a))) = path.last() {
                 if let Some(f) = event_access(&a.1.lhs, &param) {
                     set.insert(f.0.to_string());
                 }
             }
-            _ => {}
         });
-        if rebound {
-            continue;
-        }
         let mut known: Vec<&str> = field_names(cb.probe).collect();
         known.extend(set.iter().map(String::as_str));
         walk(&only, |path| {
@@ -673,6 +687,40 @@ pub(super) fn event_fields(lib: &AST, callbacks: &[EventCallback]) -> Vec<Diagno
         });
     }
     out
+}
+
+/// The fields of its attach point an `on_event` callback can read, when its
+/// text says so: every use of the event parameter is `e.field` or
+/// `e["field"]`. `None` when the event goes anywhere else (`emit(e)`,
+/// `print(e)`, `e.to_map()`, `e[name]`, a closure that captures it, another
+/// function) or the callback is not one of the script's functions: then it
+/// may read any field. The kernel then records only these fields.
+pub(super) fn event_reads(lib: &AST, cb: &EventCallback) -> Option<BTreeSet<&'static str>> {
+    let (only, param) = callback_body(lib, cb)?;
+    if rebinds(&only, &param) {
+        return None;
+    }
+    let mut reads = BTreeSet::new();
+    let mut whole = false;
+    walk(&only, |path| {
+        let Some(ASTNode::Expr(e)) = path.last() else {
+            return;
+        };
+        if variable(e) != Some(param.as_str()) {
+            return;
+        }
+        // the parameter is read through the expression around it, or escapes
+        let field = match path.len().checked_sub(2).map(|i| &path[i]) {
+            Some(ASTNode::Expr(p)) => event_access(p, &param).map(|(f, _)| f),
+            _ => None,
+        };
+        match field {
+            // what the callback set itself, and meta keys, are not the record's
+            Some(f) => reads.extend(cb.probe.field(f).map(|d| d.name)),
+            None => whole = true,
+        }
+    });
+    (!whole).then_some(reads)
 }
 
 /// `e.field` or `e["field"]`: the field and where it is written.

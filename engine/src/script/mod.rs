@@ -31,6 +31,7 @@
 
 mod actions;
 mod callbacks;
+mod calls;
 mod convert;
 mod cutoff;
 mod errors;
@@ -58,9 +59,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
-use rhai::{
-    Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, NativeCallContext, Scope, AST,
-};
+use rhai::{Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Scope, AST};
 use vprobe_probes::abi::Event as RawEvent;
 use vprobe_probes::ProbeDef;
 
@@ -70,6 +69,7 @@ pub use crate::meta::{
 pub use callbacks::MIN_PERIOD;
 pub use cutoff::{Cut, StopRequests};
 pub use errors::ScriptError;
+use event::EventSlot;
 pub use event::{Event, NoSuchField};
 pub use functions::{ApiFunction, API};
 pub use host::{AggTotal, DevStatError, Host};
@@ -83,8 +83,9 @@ pub use triggers::TriggerHandle;
 pub use workloads::{load_spec, LoadSpecError};
 
 use crate::library::SearchPath;
-use crate::plan::{AggName, CallbackId, Consumer, Origin};
+use crate::plan::{AggName, CallbackId, Carried, Consumer, Origin};
 use crate::symbols::Symbols;
+use calls::{Callee, Calls};
 use cutoff::Cutoff;
 use state::{Marks, State};
 
@@ -127,6 +128,13 @@ pub struct Script {
     before_line: Option<Checkpoint>,
     /// When running callbacks must stop; consulted as Rhai counts operations.
     cutoff: Rc<Cutoff>,
+    /// What callback calls keep between them (`calls.rs`).
+    calls: Calls,
+    /// The event `on_event` callbacks receive, reused.
+    event: EventSlot,
+    /// Per callback, once known: whether its function is one of the script's
+    /// own (valid while `lib` stays as it is).
+    scripted: Vec<Option<bool>>,
 }
 
 /// What an evaluation can change, saved to take a REPL line back.
@@ -145,6 +153,21 @@ impl fmt::Debug for Script {
             .field("planned", &self.top.is_none())
             .finish_non_exhaustive()
     }
+}
+
+/// An `on_event` callback of `probe`, as the checks of its text need it.
+fn event_callback<'a>(
+    st: &'a State,
+    callback: CallbackId,
+    probe: &'static ProbeDef,
+) -> Option<lint::EventCallback<'a>> {
+    let cb = st.callback(callback)?;
+    Some(lint::EventCallback {
+        function: cb.fn_ptr.fn_name(),
+        curried: cb.fn_ptr.curry().len(),
+        source: &cb.source,
+        probe,
+    })
 }
 
 /// A value as the REPL echoes it: a probe as the code that makes it. None
@@ -258,6 +281,9 @@ impl Script {
             last_value: None,
             before_line: None,
             cutoff,
+            calls: Calls::default(),
+            event: EventSlot::default(),
+            scripted: Vec::new(),
         })
     }
 
@@ -382,14 +408,8 @@ impl Script {
             .requests
             .iter()
             .filter_map(|r| match r.consumer {
-                Consumer::Events { callback } if callback.0 >= from => {
-                    let cb = st.callback(callback)?;
-                    Some(lint::EventCallback {
-                        function: cb.fn_ptr.fn_name(),
-                        curried: cb.fn_ptr.curry().len(),
-                        source: &cb.source,
-                        probe: r.probe,
-                    })
+                Consumer::Events { callback, .. } if callback.0 >= from => {
+                    event_callback(&st, callback, r.probe)
                 }
                 _ => None,
             })
@@ -501,6 +521,7 @@ impl Script {
         self.global.lib.clear();
         self.global.lib.push(self.lib.shared_lib().clone());
         self.global.truncate_imports(c.imports);
+        self.lib_changed();
     }
 
     /// The value of the last [`Script::eval_line`], when it was not `()` (for
@@ -527,9 +548,11 @@ impl Script {
         probe: &'static ProbeDef,
         event: &RawEvent,
     ) -> Result<(), ScriptError> {
-        let symbols = self.state.borrow().symbols.clone();
-        let e = Event::new(probe, *event, symbols);
-        self.invoke(callback, &mut [Dynamic::from(e)])
+        let e = {
+            let st = self.state.borrow();
+            self.event.fill(probe, event, &st.symbols)
+        };
+        self.invoke(callback, &mut [e])
     }
 
     fn invoke(&mut self, id: CallbackId, args: &mut [Dynamic]) -> Result<(), ScriptError> {
@@ -555,18 +578,46 @@ impl Script {
                 st.source = cb.source.to_string();
             }
         }
-        let ctx = NativeCallContext::new_with_all_fields(
-            &self.engine,
-            cb.fn_ptr.fn_name(),
-            None,
-            &self.global,
-            cb.pos,
-        );
-        match cb.fn_ptr.call_raw(&ctx, None, args) {
+        let scripted = self.is_scripted(id, &cb.fn_ptr, args.len());
+        let callee = Callee {
+            fn_ptr: &cb.fn_ptr,
+            scripted,
+            pos: cb.pos,
+        };
+        match self
+            .calls
+            .call(&self.engine, &mut self.global, callee, args)
+        {
             Ok(_) => Ok(()),
             Err(e) if matches!(*e, EvalAltResult::Exit(..)) => Ok(()),
             Err(e) => Err(errors::eval_error(*e, &cb.source, cb.pos)),
         }
+    }
+
+    /// Whether callback `id`'s function is one of the script's own, taking
+    /// `args` arguments after its captured ones; looked up once.
+    fn is_scripted(&mut self, id: CallbackId, fn_ptr: &rhai::FnPtr, args: usize) -> bool {
+        if let Some(Some(known)) = self.scripted.get(id.0) {
+            return *known;
+        }
+        let params = fn_ptr.curry().len() + args;
+        let known = self
+            .lib
+            .shared_lib()
+            .get_script_fn(fn_ptr.fn_name(), params)
+            .is_some();
+        if self.scripted.len() <= id.0 {
+            self.scripted.resize(id.0 + 1, None);
+        }
+        self.scripted[id.0] = Some(known);
+        known
+    }
+
+    /// The script's functions or imports changed: what calls remembered of
+    /// them is forgotten.
+    fn lib_changed(&mut self) {
+        self.calls.forget();
+        self.scripted.clear();
     }
 
     /// Evaluates `ast`'s statements in the script's scope and runtime state;
@@ -576,6 +627,7 @@ impl Script {
         self.lib = self.lib.merge(&ast.clone_functions_only());
         self.global.lib.clear();
         self.global.lib.push(self.lib.shared_lib().clone());
+        self.lib_changed();
         self.global.source = Some(source.into());
         self.global.num_operations = 0;
         self.state.borrow_mut().source = source.to_string();
@@ -591,12 +643,35 @@ impl Script {
         let result = result
             .map_err(|e| errors::eval_error(*e, source, rhai::Position::NONE))
             .and_then(|v| self.check_callbacks(marks.callbacks).map(|_| v));
+        if result.is_ok() {
+            self.narrow_events(marks.requests);
+        }
         match result {
             Ok(v) => Ok((v, self.state.borrow().plan_since(&marks))),
             Err(e) => {
                 // a failed line adds nothing: the REPL can fix it and go on
                 self.state.borrow_mut().rewind(&marks);
                 Err(e)
+            }
+        }
+    }
+
+    /// The `on_event` requests since `from` carry only the fields their
+    /// callbacks' text reads, where it says (`lint::event_reads`).
+    fn narrow_events(&mut self, from: usize) {
+        let mut st = self.state.borrow_mut();
+        for i in from..st.requests.len() {
+            let Consumer::Events { callback, .. } = st.requests[i].consumer else {
+                continue;
+            };
+            let probe = st.requests[i].probe;
+            let reads = event_callback(&st, callback, probe)
+                .and_then(|cb| lint::event_reads(&self.lib, &cb));
+            if let Some(reads) = reads {
+                st.requests[i].consumer = Consumer::Events {
+                    callback,
+                    fields: Carried::Only(reads.into_iter().collect()),
+                };
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::filter;
 use crate::generic::{self, GenericError};
 use crate::output::pcap;
 use crate::plan::{
-    AggName, CaptureTarget, Consumer, Filter, HistKind, Origin, ProbeRequest, RateLimit,
+    AggName, CaptureTarget, Carried, Consumer, Filter, HistKind, Origin, ProbeRequest, RateLimit,
     DEFAULT_SNAPLEN,
 };
 use crate::symbols::Symbols;
@@ -558,7 +558,9 @@ pub(super) fn register(engine: &mut Engine, st: &Rc<RefCell<State>>) {
         "on_event",
         move |ctx: NativeCallContext, h: &mut ProbeHandle, f: Dynamic| -> Res<()> {
             let callback = callback(&s, &ctx, &f, "on_event", 1)?;
-            consume(&s, &ctx, h, Consumer::Events { callback })
+            // the fields carried are narrowed once the line has run (Script::run)
+            let fields = Carried::All;
+            consume(&s, &ctx, h, Consumer::Events { callback, fields })
         },
     );
 }

@@ -5,7 +5,7 @@ use vprobe_probes::abi::Event;
 
 use super::*;
 use crate::output::Emitted;
-use crate::plan::{AggName, CallbackId, Consumer, FilterValue, HistKind};
+use crate::plan::{AggName, CallbackId, Carried, Consumer, FilterValue, HistKind};
 use crate::value::Value;
 
 fn symbols() -> Rc<Symbols> {
@@ -130,7 +130,8 @@ fn handles_are_immutable_builders() {
     assert!(matches!(
         p.requests[3].consumer,
         Consumer::Events {
-            callback: CallbackId(0)
+            callback: CallbackId(0),
+            ..
         }
     ));
 }
@@ -491,11 +492,23 @@ fn aggregation_handles_stand_for_their_names() {
     assert!(e.message.contains("got aggregation `d`"), "{e}");
 }
 
+/// A record of `probe` carrying every field, all zero.
+fn every_field(probe: &str) -> Event {
+    let probe = vprobe_probes::find(probe).unwrap();
+    Event {
+        flags: probe
+            .fields
+            .iter()
+            .fold(0, |a, f| a | crate::filter::key_bit(f)),
+        ..Default::default()
+    }
+}
+
 fn drop_event() -> Event {
     let mut ev = Event {
         ts_ns: 123,
         cpu: 3,
-        ..Default::default()
+        ..every_field("skb.drop")
     };
     ev.rec.dev[..4].copy_from_slice(b"mvt0");
     ev.rec.num[2] = 80; // reason
@@ -514,7 +527,7 @@ fn events_reach_callbacks_as_maps() {
         });"#,
     );
     let p = s.plan().unwrap();
-    let Consumer::Events { callback } = p.requests[0].consumer else {
+    let Consumer::Events { callback, .. } = p.requests[0].consumer else {
         panic!("not events")
     };
     let probe = vprobe_probes::find("skb.drop").unwrap();
@@ -817,16 +830,94 @@ fn an_event_field_the_probe_lacks_is_an_error() {
           probe(\"skb.drop\").on_event(|e| { let e = #{x: 1}; print(e.y); });");
 }
 
+/// The fields the kernel records for the callback `cb` of `skb.drop` (after `prelude`).
+fn carried(prelude: &str, cb: &str) -> Carried {
+    let p = plan(&format!("{prelude}\nprobe(\"skb.drop\").on_event({cb});"));
+    let Consumer::Events { fields, .. } = &p.requests[0].consumer else {
+        panic!("not events")
+    };
+    fields.clone()
+}
+
+#[test]
+fn events_carry_only_the_fields_their_callback_reads() {
+    let only = |names: &[&'static str]| Carried::Only(names.to_vec());
+    let cases: &[(&str, &str, Carried)] = &[
+        ("let n = 0;", "|e| { n += 1; }", only(&[])),
+        // the header's keys are always there
+        ("", "|e| print(e.cpu + e.ts_ns)", only(&[])),
+        (
+            "let n = 0;",
+            "|e| { if e.len > 100 { n += 1; } }",
+            only(&["len"]),
+        ),
+        (
+            "",
+            r#"|e| print(`${e.dev} ${e["reason"]} ${e.len.to_string()}`)"#,
+            only(&["dev", "len", "reason"]),
+        ),
+        // what the callback sets is its own, not the record's
+        ("", "|e| { e.note = e.len; }", only(&["len"])),
+        ("fn handle(ev) { print(ev.dev); }", "handle", only(&["dev"])),
+        // the event handed on, read by name, or rebound: every field
+        ("", "|e| emit(e)", Carried::All),
+        ("", "|e| print(e)", Carried::All),
+        ("", "|e| { let m = e.to_map(); }", Carried::All),
+        ("", r#"|e| { let k = "len"; print(e[k]); }"#, Carried::All),
+        (
+            "fn helper(x) { x.len }",
+            "|e| print(helper(e))",
+            Carried::All,
+        ),
+        (
+            "",
+            "|e| { let f = || e.len; print(f.call()); }",
+            Carried::All,
+        ),
+        ("", "|e| { print(e.len); let e = 1; }", Carried::All),
+        ("", "|e| { e = 1; }", Carried::All),
+    ];
+    for (prelude, cb, want) in cases {
+        assert_eq!(&carried(prelude, cb), want, "{prelude} {cb}");
+    }
+}
+
+#[test]
+fn a_field_the_record_does_not_carry_is_an_error_not_a_zero() {
+    let mut s = compile("let n = [];\nprobe(\"skb.drop\").on_event(|e| n.push(e.len));");
+    let p = s.plan().unwrap();
+    let Consumer::Events { callback, .. } = p.requests[0].consumer else {
+        panic!("not events")
+    };
+    let probe = vprobe_probes::find("skb.drop").unwrap();
+    // a record as the kernel writes it for this callback: `len` alone
+    let mut ev = Event::default();
+    let len = probe.field("len").unwrap();
+    ev.flags = crate::filter::key_bit(len);
+    ev.rec.num[5] = 1514;
+    s.call_event(callback, probe, &ev).unwrap();
+    s.eval_line("print(n)").unwrap();
+    assert_eq!(
+        s.take_actions().last(),
+        Some(&Action::PrintText("[1514]".into()))
+    );
+    // a record without it
+    let e = s
+        .call_event(callback, probe, &Event::default())
+        .unwrap_err();
+    assert!(e.message.contains("do not carry `len`"), "{e}");
+}
+
 #[test]
 fn an_event_field_the_probe_lacks_fails_at_run_time_too() {
     let mut s = compile("let f = \"le\" + \"nn\";\nlet seen = [];\nprobe(\"skb.drop\").on_event(|e| { seen.push(e.len); print(e[f]); });");
     let p = s.plan().unwrap();
-    let Consumer::Events { callback } = p.requests[0].consumer else {
+    let Consumer::Events { callback, .. } = p.requests[0].consumer else {
         panic!("not events")
     };
     let probe = vprobe_probes::find("skb.drop").unwrap();
     let e = s
-        .call_event(callback, probe, &Event::default())
+        .call_event(callback, probe, &every_field("skb.drop"))
         .unwrap_err();
     assert_eq!(e.origin.line, 3, "{e}");
     assert_eq!(
@@ -842,12 +933,12 @@ fn a_field_of_another_attach_point_fails_where_it_is_read() {
     let mut s =
         compile("fn why(x) {\n  x.reason\n}\nprobe(\"dev.xmit\").on_event(|e| print(why(e)));");
     let p = s.plan().unwrap();
-    let Consumer::Events { callback } = p.requests[0].consumer else {
+    let Consumer::Events { callback, .. } = p.requests[0].consumer else {
         panic!("not events")
     };
     let probe = vprobe_probes::find("dev.xmit").unwrap();
     let e = s
-        .call_event(callback, probe, &Event::default())
+        .call_event(callback, probe, &every_field("dev.xmit"))
         .unwrap_err();
     assert_eq!((e.origin.line, e.origin.col), (2, 5), "{e}");
     assert!(
