@@ -16,24 +16,25 @@
 #define S_RC 4
 #define D_DEV VP_KEY_DEV
 
-static __always_inline struct vp_rec *dev_rec(struct sk_buff *skb, struct net_device *dev)
+/* `btf` (a constant): `skb` is a tp_btf program's typed argument (vp_fill_dev_as). */
+static __always_inline struct vp_rec *dev_rec(struct sk_buff *skb, int btf)
 {
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
 		return NULL;
 	if (vp_need_dev(S_IFINDEX, S_NETNS))
-		vp_fill_dev(r, dev ? dev : BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS);
+		vp_fill_dev_as(r, btf ? skb->dev : BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS, btf);
 	if (vp_need(S_LEN))
-		r->num[S_LEN] = BPF_CORE_READ(skb, len);
+		r->num[S_LEN] = btf ? skb->len : BPF_CORE_READ(skb, len);
 	if (vp_need(S_PROTOCOL))
-		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+		r->num[S_PROTOCOL] = bpf_ntohs(btf ? skb->protocol : BPF_CORE_READ(skb, protocol));
 	return r;
 }
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(vp_rx_btf, struct sk_buff *skb)
 {
-	struct vp_rec *r = dev_rec(skb, NULL);
+	struct vp_rec *r = dev_rec(skb, 1);
 	if (r)
 		vp_submit_skb(r, skb);
 	return 0;
@@ -43,7 +44,7 @@ int BPF_PROG(vp_rx_btf, struct sk_buff *skb)
 SEC("raw_tp/netif_receive_skb")
 int BPF_PROG(vp_rx_raw, struct sk_buff *skb)
 {
-	struct vp_rec *r = dev_rec(skb, NULL);
+	struct vp_rec *r = dev_rec(skb, 0);
 	if (r)
 		vp_submit_skb(r, skb);
 	return 0;
@@ -52,7 +53,7 @@ int BPF_PROG(vp_rx_raw, struct sk_buff *skb)
 SEC("tracepoint/net/netif_receive_skb")
 int vp_rx_tp(struct trace_event_raw_net_dev_template *ctx)
 {
-	struct vp_rec *r = dev_rec(ctx->skbaddr, NULL);
+	struct vp_rec *r = dev_rec(ctx->skbaddr, 0);
 	if (r)
 		vp_submit_skb(r, ctx->skbaddr);
 	return 0;
@@ -61,7 +62,7 @@ int vp_rx_tp(struct trace_event_raw_net_dev_template *ctx)
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(vp_queue_btf, struct sk_buff *skb)
 {
-	struct vp_rec *r = dev_rec(skb, NULL);
+	struct vp_rec *r = dev_rec(skb, 1);
 	if (r)
 		vp_submit_skb(r, skb);
 	return 0;
@@ -70,7 +71,7 @@ int BPF_PROG(vp_queue_btf, struct sk_buff *skb)
 SEC("raw_tp/net_dev_queue")
 int BPF_PROG(vp_queue_raw, struct sk_buff *skb)
 {
-	struct vp_rec *r = dev_rec(skb, NULL);
+	struct vp_rec *r = dev_rec(skb, 0);
 	if (r)
 		vp_submit_skb(r, skb);
 	return 0;
@@ -79,19 +80,19 @@ int BPF_PROG(vp_queue_raw, struct sk_buff *skb)
 SEC("tracepoint/net/net_dev_queue")
 int vp_queue_tp(struct trace_event_raw_net_dev_template *ctx)
 {
-	struct vp_rec *r = dev_rec(ctx->skbaddr, NULL);
+	struct vp_rec *r = dev_rec(ctx->skbaddr, 0);
 	if (r)
 		vp_submit_skb(r, ctx->skbaddr);
 	return 0;
 }
 
 /* The skb may already be freed when rc says so: take len and dev from the arguments. */
-static __always_inline void xmit(int rc, struct net_device *dev, unsigned int len)
+static __always_inline void xmit(int rc, struct net_device *dev, unsigned int len, int btf)
 {
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
 		return;
-	vp_fill_dev(r, dev, S_IFINDEX, S_NETNS);
+	vp_fill_dev_as(r, dev, S_IFINDEX, S_NETNS, btf);
 	r->num[S_LEN] = len;
 	r->num[S_RC] = (__u64)(__s64)rc;
 	vp_submit(r);
@@ -100,14 +101,14 @@ static __always_inline void xmit(int rc, struct net_device *dev, unsigned int le
 SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(vp_xmit_btf, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
-	xmit(rc, dev, len);
+	xmit(rc, dev, len, 1);
 	return 0;
 }
 
 SEC("raw_tp/net_dev_xmit")
 int BPF_PROG(vp_xmit_raw, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
-	xmit(rc, dev, len);
+	xmit(rc, dev, len, 0);
 	return 0;
 }
 

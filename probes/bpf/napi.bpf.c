@@ -36,13 +36,15 @@ struct trace_event_raw_napi_poll {
 
 #pragma clang attribute pop
 
-static __always_inline void napi_rec(struct napi_struct *napi, int work, int budget)
+/* `btf` (a constant): `napi` is a tp_btf program's typed argument (vp_fill_dev_as). */
+static __always_inline void napi_rec(struct napi_struct *napi, int work, int budget, int btf)
 {
 	struct vp_rec *r = vp_rec_init();
 	if (!r)
 		return;
 	if (vp_need_dev(S_IFINDEX, S_NETNS))
-		vp_fill_dev(r, BPF_CORE_READ(napi, dev), S_IFINDEX, S_NETNS);
+		vp_fill_dev_as(r, btf ? napi->dev : BPF_CORE_READ(napi, dev), S_IFINDEX, S_NETNS,
+			       btf);
 	r->num[S_WORK] = work < 0 ? 0 : work;
 	r->num[S_BUDGET] = budget < 0 ? 0 : budget;
 	/* A poll that used its whole budget is polled again: the device has more. */
@@ -57,14 +59,14 @@ static __always_inline void napi_rec(struct napi_struct *napi, int work, int bud
 SEC("tp_btf/napi_poll")
 int BPF_PROG(vp_napi_btf, struct napi_struct *napi, int work, int budget)
 {
-	napi_rec(napi, work, budget);
+	napi_rec(napi, work, budget, 1);
 	return 0;
 }
 
 SEC("tracepoint/napi/napi_poll")
 int vp_napi_tp(struct trace_event_raw_napi_poll *ctx)
 {
-	napi_rec(ctx->napi, ctx->work, ctx->budget);
+	napi_rec(ctx->napi, ctx->work, ctx->budget, 0);
 	return 0;
 }
 

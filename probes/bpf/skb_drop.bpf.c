@@ -44,20 +44,28 @@
  * set, so the namespace comes from it there.
  */
 static __always_inline void drop_fill(struct vp_rec *r, struct sk_buff *skb, __u64 location,
-				      __u64 reason, struct sock *rx_sk)
+				      __u64 reason, struct sock *rx_sk, int btf)
 {
 	if (vp_need_dev(S_IFINDEX, S_NETNS))
-		vp_fill_dev(r, BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS);
-	if (vp_need(S_NETNS) && !r->num[S_NETNS])
-		r->num[S_NETNS] = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+		vp_fill_dev_as(r, btf ? skb->dev : BPF_CORE_READ(skb, dev), S_IFINDEX, S_NETNS, btf);
+	if (vp_need(S_NETNS) && !r->num[S_NETNS]) {
+		if (btf) {
+			/* RCU pointers: the verifier wants each checked before it is followed */
+			struct sock *sk = skb->sk;
+			struct net *net = sk ? sk->__sk_common.skc_net.net : NULL;
+			r->num[S_NETNS] = net ? net->ns.inum : 0;
+		} else {
+			r->num[S_NETNS] = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+		}
+	}
 	if (vp_need(S_NETNS) && !r->num[S_NETNS] && rx_sk)
 		r->num[S_NETNS] = BPF_CORE_READ(rx_sk, __sk_common.skc_net.net, ns.inum);
 	r->num[S_REASON] = reason;
 	r->num[S_LOCATION] = location;
 	if (vp_need(S_PROTOCOL))
-		r->num[S_PROTOCOL] = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+		r->num[S_PROTOCOL] = bpf_ntohs(btf ? skb->protocol : BPF_CORE_READ(skb, protocol));
 	if (vp_need(S_LEN))
-		r->num[S_LEN] = BPF_CORE_READ(skb, len);
+		r->num[S_LEN] = btf ? skb->len : BPF_CORE_READ(skb, len);
 	if (vp_need(S_LAYER))
 		r->num[S_LAYER] = vp_layer_of(location, reason);
 	vp_fill_flow(r, skb, FLOW_SLOTS);
@@ -74,7 +82,7 @@ int BPF_PROG(vp_drop_btf, struct sk_buff *skb, void *location, unsigned int reas
 	/* a fourth argument since 6.11: never read where the kernel has none */
 	if (HAS_RX_SK)
 		rx_sk = (struct sock *)ctx[3];
-	drop_fill(r, skb, (__u64)location, reason, rx_sk);
+	drop_fill(r, skb, (__u64)location, reason, rx_sk, 1);
 	vp_submit_skb(r, skb);
 	return 0;
 }
@@ -93,7 +101,7 @@ int vp_drop_tp(struct trace_event_raw_kfree_skb *ctx)
 		reason = ctx->reason;
 	if (HAS_RX_SK)
 		rx_sk = BPF_CORE_READ(ctx, rx_sk);
-	drop_fill(r, (struct sk_buff *)ctx->skbaddr, (__u64)ctx->location, reason, rx_sk);
+	drop_fill(r, (struct sk_buff *)ctx->skbaddr, (__u64)ctx->location, reason, rx_sk, 0);
 	vp_submit_skb(r, (struct sk_buff *)ctx->skbaddr);
 	return 0;
 }
