@@ -975,8 +975,18 @@ fn every_attach_point_loads_its_programs_with_every_field_read() {
     let _k = util::kernel_lock();
     let mut rejected = Vec::new();
     for p in vprobe_probes::CATALOG {
-        let script = format!(r#"probe("{}").on_event(|e| {{ let m = e.to_map(); }});"#, p.name);
-        let args = ["-e", script.as_str(), "--format", "json", "--duration", "100ms"];
+        let script = format!(
+            r#"probe("{}").on_event(|e| {{ let m = e.to_map(); }});"#,
+            p.name
+        );
+        let args = [
+            "-e",
+            script.as_str(),
+            "--format",
+            "json",
+            "--duration",
+            "100ms",
+        ];
         let run = util::vprobe(&args, Duration::from_secs(30));
         assert!(!run.timed_out, "{}", run.what);
         // an attach point this host lacks (kvm without a VM) may fail to attach;

@@ -169,6 +169,7 @@ mod tests {
             name: "skb.drop".into(),
             mechanism: "tp_btf/kfree_skb".into(),
             feeds: "drops".into(),
+            carries: None,
             fallbacks: vec![],
         }]
     }

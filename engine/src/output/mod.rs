@@ -100,6 +100,10 @@ pub struct ProbeInfo {
     pub mechanism: String,
     /// Aggregation fed, or `events`.
     pub feeds: String,
+    /// The fields an events record carries, when not every field: those its
+    /// callback reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carries: Option<Vec<String>>,
     /// Why preferred mechanisms were skipped, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,

@@ -115,6 +115,16 @@ impl<W: Write> Output for TextOutput<W> {
                     }
                 }
             }
+            let verbose = self.verbosity >= Verbosity::Verbose;
+            for p in info.probes.iter().filter(|_| verbose) {
+                if let Some(fields) = &p.carries {
+                    let which = match fields.as_slice() {
+                        [] => "no field (the callback reads none)".to_string(),
+                        f => f.join(", "),
+                    };
+                    lines.push(format!("{} events carry {which}", p.name));
+                }
+            }
         } else if let Some(l) = fallbacks_line(&info.probes) {
             lines.push(l);
         }
@@ -1080,12 +1090,14 @@ eth0  NO_SOCKET     12      7
                     name: "skb.drop".into(),
                     mechanism: "tp_btf/kfree_skb".into(),
                     feeds: "drops".into(),
+                    carries: None,
                     fallbacks: vec![],
                 },
                 ProbeInfo {
                     name: "dev.rx".into(),
                     mechanism: "tracepoint net:netif_receive_skb".into(),
                     feeds: "events".into(),
+                    carries: Some(vec!["len".into()]),
                     fallbacks: vec!["tp_btf/netif_receive_skb: disabled".into()],
                 },
             ],
@@ -1109,7 +1121,10 @@ eth0  NO_SOCKET     12      7
         );
         let (_, verbose) = notes(Verbosity::Verbose, |o| o.start(&info));
         assert!(
-            verbose.ends_with("\nvprobe: dev.rx fell back: tp_btf/netif_receive_skb: disabled\n"),
+            verbose.ends_with(
+                "\nvprobe: dev.rx fell back: tp_btf/netif_receive_skb: disabled\n\
+                 vprobe: dev.rx events carry len\n"
+            ),
             "{verbose}"
         );
         assert_eq!(
@@ -1145,6 +1160,7 @@ eth0  NO_SOCKET     12      7
                     name: "macvtap.drop".into(),
                     mechanism: "tp_btf/kfree_skb".into(),
                     feeds: feeds.into(),
+                    carries: None,
                     fallbacks: vec!["fentry/x: no".into(), "kprobe/x: no".into()],
                 })
                 .to_vec(),

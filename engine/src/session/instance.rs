@@ -12,7 +12,7 @@ use vprobe_probes::{FieldKind, Mechanism, ProbeDef};
 use super::{MapAccess, Reason, SessionError};
 use crate::agg::{AggKind, AggSnapshot, Bucket, Entry, EntryValue};
 use crate::output::ProbeInfo;
-use crate::plan::{Consumer, HistKind, ProbeRequest};
+use crate::plan::{Carried, Consumer, HistKind, ProbeRequest};
 use crate::symbols::Symbols;
 use crate::value::{decode, Value};
 
@@ -108,6 +108,13 @@ impl Instance {
             feeds: match &self.request.consumer {
                 Consumer::Capture(t) => format!("capture {}", t.path.display()),
                 c => c.agg_name().unwrap_or("events").to_string(),
+            },
+            carries: match &self.request.consumer {
+                Consumer::Events {
+                    fields: Carried::Only(names),
+                    ..
+                } => Some(names.iter().map(ToString::to_string).collect()),
+                _ => None,
             },
             fallbacks: self.fallbacks.iter().map(ToString::to_string).collect(),
         }
