@@ -33,6 +33,26 @@ const DROP_FIELDS: [&str; 16] = [
     "tcp_len",
 ];
 
+/// Runs `script` (JSON) while 200 UDP datagrams are dropped in `ns` for want
+/// of a socket; returns the run, its lines and how many were sent.
+fn run_during_drops(script: &str, ns: &Netns) -> (util::Finished, Vec<Value>, u64) {
+    let mut s = Session::spawn(&["-e", script, "--format", "json", "--duration", "60s"]);
+    s.wait_start();
+    let sent = traffic::udp_drops(ns, 200, Duration::from_millis(500))
+        .join()
+        .expect("the sender");
+    std::thread::sleep(Duration::from_millis(400));
+    s.signal(Signal::SIGINT);
+    let done = s.finish();
+    done.assert_success();
+    let lines: Vec<Value> = done
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (done, lines, sent)
+}
+
 #[test]
 fn events_carry_the_values_a_count_keys_on() {
     if !util::root_or_skip("events::events_carry_the_values_a_count_keys_on") {
@@ -52,20 +72,7 @@ p.count("keys", [{keys}]);
 p.on_event(|e| emit(e));"#,
         ino = ns.inode()
     );
-    let mut s = Session::spawn(&["-e", &script, "--format", "json", "--duration", "60s"]);
-    s.wait_start();
-    let sent = traffic::udp_drops(&ns, 200, Duration::from_millis(500))
-        .join()
-        .expect("the sender");
-    std::thread::sleep(Duration::from_millis(400));
-    s.signal(Signal::SIGINT);
-    let done = s.finish();
-    done.assert_success();
-    let lines: Vec<Value> = done
-        .lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (done, lines, sent) = run_during_drops(&script, &ns);
     // each event's fields, as the key of the count of the same drops
     let mut from_events: BTreeMap<String, u64> = BTreeMap::new();
     for e in lines.iter().filter(|l| l["type"] == "event") {
@@ -121,20 +128,7 @@ p.count("keys", ["dev", "dport", "len"]);
 p.on_event(|e| print(`${{e.dev}} ${{e.dport}} ${{e["len"]}}`));"#,
         ino = ns.inode()
     );
-    let mut s = Session::spawn(&["-e", &script, "--format", "json", "--duration", "60s"]);
-    s.wait_start();
-    let sent = traffic::udp_drops(&ns, 200, Duration::from_millis(500))
-        .join()
-        .expect("the sender");
-    std::thread::sleep(Duration::from_millis(400));
-    s.signal(Signal::SIGINT);
-    let done = s.finish();
-    done.assert_success();
-    let lines: Vec<Value> = done
-        .lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (done, lines, sent) = run_during_drops(&script, &ns);
     let start = lines
         .iter()
         .find(|l| l["type"] == "start")
