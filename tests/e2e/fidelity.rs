@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::support::labs::{MacvtapLab, TcpLab, MACVTAP};
+use crate::support::labs::{MacvtapLab, TcpLab, MACVTAP, PORT};
+use crate::support::tracefs;
 use crate::support::util::{self, Session};
 
 /// Frames sent at the macvtap: well past its ring, bounded in count and time.
@@ -129,6 +130,12 @@ fn harness_tcp_cut_path_grows_retrans_segs() {
     assert!(delta > 0);
 }
 
+/// Retransmissions made while a thread of PID 1 is the current task reach no
+/// BPF program on the host this was measured on (docs/DESIGN.md, "Counter
+/// fidelity"). A CI run once counted 32 against RetransSegs +40: one whole
+/// RTO round of the 8 connections, whose timers fire together, which fits.
+/// ftrace records them, so a tracefs instance is the witness and the check
+/// stays exact (and names the tasks if the cause is another).
 #[test]
 fn tcp_retransmit_count_equals_retrans_segs() {
     if !util::root_or_skip("fidelity::tcp_retransmit_count_equals_retrans_segs") {
@@ -137,6 +144,11 @@ fn tcp_retransmit_count_equals_retrans_segs() {
     let _k = util::kernel_lock();
     let lab = TcpLab::new();
     let mut conns = lab.connect(CONNECTIONS);
+    // A's retransmits to B's port (tracefs cannot filter on addresses)
+    let witness = tracefs::Instance::new("fidelity-retx");
+    witness.enable("tcp/tcp_retransmit_skb", &format!("dport == {PORT}"));
+    witness.on();
+    let mut init = tracefs::init_threads();
     let script = format!(
         r#"probe("tcp.retransmit").filter("netns", {}).count("retx", ["saddr", "daddr", "dport"]);"#,
         lab.a.inode()
@@ -154,22 +166,39 @@ fn tcp_retransmit_count_equals_retrans_segs() {
     // Reset the connections first: no retransmit can happen after this read.
     conns.close();
     let delta = lab.a.snmp("Tcp", "RetransSegs") - before;
+    witness.off();
+    init.extend(tracefs::init_threads());
     s.signal(Signal::SIGINT);
     let done = s.finish();
     done.assert_success();
     let summary = done.summary();
     let counted = util::count_where(&summary, "retx", &[]);
     let to_b = util::count_where(&summary, "retx", &[("daddr", crate::support::labs::ADDR_B)]);
+    let (blind, recorded): (Vec<tracefs::Event>, Vec<tracefs::Event>) = witness
+        .events()
+        .into_iter()
+        .partition(|e| init.contains(&e.pid));
     eprintln!(
-        "tcp: 1 byte on each of {CONNECTIONS} connections, path dark for {DARK:?} → RetransSegs +{delta}, vprobe {counted} ({to_b} to {}), lost {:?}",
+        "tcp: 1 byte on each of {CONNECTIONS} connections, path dark for {DARK:?} → RetransSegs +{delta}, vprobe {counted} ({to_b} to {}), ftrace {} with another task current and {} with a thread of PID 1, lost {:?}",
         crate::support::labs::ADDR_B,
+        recorded.len(),
+        blind.len(),
         util::losses(&summary)
     );
     assert!(delta > 0, "the lab made no retransmits");
+    // every retransmission ftrace saw with another task current is counted
     assert_eq!(
         counted,
+        recorded.len() as u64,
+        "vprobe's tcp.retransmit count in A != ftrace's retransmits to port {PORT} \
+         (PID 1's threads {init:?}: {blind:?})\n{}",
+        done.describe()
+    );
+    assert_eq!(
+        counted + blind.len() as u64,
         delta,
-        "vprobe's tcp.retransmit count in A != A's TcpRetransSegs delta\n{}",
+        "vprobe's tcp.retransmit count in A + those made while a thread of PID 1 was \
+         current != A's TcpRetransSegs delta\n{}",
         done.describe()
     );
     // The address renders as written, so a script can filter on what it sees.

@@ -104,7 +104,8 @@ impl MacvtapLab {
 pub const ADDR_A: &str = "192.0.2.1";
 /// The address of B's end of the wire, where the server listens.
 pub const ADDR_B: &str = "192.0.2.2";
-const PORT: u16 = 5001;
+/// The port B listens on for [`TcpLab::connect`]'s connections.
+pub const PORT: u16 = 5001;
 
 /// Namespaces A (clients) and B (server) joined by a veth wire with
 /// 192.0.2.1/24 and 192.0.2.2/24 and static neighbour entries (no ARP that
