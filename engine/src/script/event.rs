@@ -90,17 +90,25 @@ impl EventSlot {
         symbols: &Rc<Symbols>,
     ) -> Dynamic {
         if let Some(cell) = self.0.as_ref().filter(|c| Rc::strong_count(c) == 1) {
-            if let Some(mut e) = cell.borrow_mut().write_lock::<Event>() {
-                e.probe = probe;
-                e.raw = *raw;
-                if !Rc::ptr_eq(&e.symbols, symbols) {
-                    e.symbols = symbols.clone();
+            // not an event any more when the callback assigned its parameter
+            let refilled = match cell.borrow_mut().write_lock::<Event>() {
+                Some(mut e) => {
+                    e.probe = probe;
+                    e.raw = *raw;
+                    if !Rc::ptr_eq(&e.symbols, symbols) {
+                        e.symbols = symbols.clone();
+                    }
+                    e.set.clear();
+                    true
                 }
-                e.set.clear();
+                None => false,
+            };
+            if refilled {
+                return Dynamic::from(cell.clone());
             }
-            return Dynamic::from(cell.clone());
         }
-        // the first event, or the script holds the last one: it keeps its own
+        // the first event, the script holds the last one (it keeps its own),
+        // or the callback put something else in its place
         let e = Dynamic::from(Event::new(probe, *raw, symbols.clone()));
         let cell = Rc::new(RefCell::new(e));
         self.0 = Some(cell.clone());

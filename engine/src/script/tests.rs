@@ -882,6 +882,42 @@ fn events_carry_only_the_fields_their_callback_reads() {
     }
 }
 
+/// The event handed to callbacks is reused between calls (`EventSlot`): a
+/// callback that keeps one, or assigns its parameter, changes no other.
+#[test]
+fn an_event_kept_or_replaced_by_a_callback_stays_its_own() {
+    let mut s = compile(
+        "let kept = [];\nlet lens = [];\n\
+         probe(\"skb.drop\").on_event(|e| { e.note = e.len; kept.push(e); });\n\
+         probe(\"skb.drop\").on_event(|e| { lens.push(e.len); e = 5; });",
+    );
+    let p = s.plan().unwrap();
+    let callbacks: Vec<CallbackId> = p
+        .requests
+        .iter()
+        .map(|r| match r.consumer {
+            Consumer::Events { callback, .. } => callback,
+            _ => panic!("not events"),
+        })
+        .collect();
+    let probe = vprobe_probes::find("skb.drop").unwrap();
+    for len in [1514, 60, 90] {
+        let mut ev = every_field("skb.drop");
+        ev.rec.num[5] = len;
+        for &cb in &callbacks {
+            s.call_event(cb, probe, &ev).unwrap();
+        }
+    }
+    s.eval_line("print(`${kept.map(|x| x.len)} ${kept.map(|x| x.note)} ${lens}`)")
+        .unwrap();
+    assert_eq!(
+        s.take_actions().last(),
+        Some(&Action::PrintText(
+            "[1514, 60, 90] [1514, 60, 90] [1514, 60, 90]".into()
+        ))
+    );
+}
+
 #[test]
 fn a_field_the_record_does_not_carry_is_an_error_not_a_zero() {
     let mut s = compile("let n = [];\nprobe(\"skb.drop\").on_event(|e| n.push(e.len));");
