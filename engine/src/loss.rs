@@ -21,11 +21,40 @@ pub(crate) struct Tally {
     pub delivered: BTreeMap<InstanceId, u64>,
     /// Capture records that could not be written to their file.
     pub capture_failures: u64,
+    /// Set as the run ends, per instance: the records its program had
+    /// offered, and those its ring had no room for, when the workloads had
+    /// finished. Those are what the run must deliver; records offered while
+    /// its last events drain (connections closing, a lab coming down) come
+    /// after its end and are not undelivered.
+    pub offered_at_end: Option<BTreeMap<InstanceId, (u64, u64)>>,
+}
+
+impl Tally {
+    /// Marks the run's end: what `session`'s programs offered so far.
+    pub fn end(&mut self, session: &Session) {
+        let offered = session
+            .instances()
+            .map(|(id, inst)| {
+                let l = inst.losses();
+                (id, (l.offered, l.events))
+            })
+            .collect();
+        self.offered_at_end = Some(offered);
+    }
+}
+
+/// Records of one instance that reached its ring and no consumer: offered,
+/// less those the ring had no room for, less those delivered. A ring is
+/// read in order, so once it has been read past the records offered by some
+/// moment, every one of them was delivered.
+fn undelivered(offered: u64, no_room: u64, delivered: u64) -> u64 {
+    offered.saturating_sub(no_room).saturating_sub(delivered)
 }
 
 /// Losses now. `undelivered` is what reached a ring but no consumer: records
 /// offered, less those the ring had no room for, less those delivered. While
-/// the session runs they are in flight; once it has ended, never delivered.
+/// the session runs they are in flight; once it has ended, never delivered
+/// (of those offered by its end: [`Tally::offered_at_end`]).
 pub(crate) fn lost(session: &Session, tally: &Tally, callback_errors: u64) -> Lost {
     let mut lost = Lost {
         captures: tally.capture_failures,
@@ -69,11 +98,15 @@ pub(crate) fn lost_by_probe(session: &Session, tally: &Tally) -> BTreeMap<String
 fn instance_lost(id: InstanceId, inst: &Instance, tally: &Tally) -> Lost {
     let l = inst.losses();
     let capture = matches!(inst.request.consumer, Consumer::Capture(_));
-    let undelivered = tally.delivered.get(&id).map_or(0, |delivered| {
-        l.offered
-            .saturating_sub(l.events)
-            .saturating_sub(*delivered)
-    });
+    let (offered, no_room) = tally
+        .offered_at_end
+        .as_ref()
+        .and_then(|end| end.get(&id).copied())
+        .unwrap_or((l.offered, l.events));
+    let undelivered = tally
+        .delivered
+        .get(&id)
+        .map_or(0, |delivered| undelivered(offered, no_room, *delivered));
     Lost {
         events: if capture { 0 } else { l.events },
         captures: if capture { l.events } else { 0 },

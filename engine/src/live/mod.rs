@@ -1068,6 +1068,7 @@ impl<'a> Live<'a> {
         // the events of the workloads' last moments (their connections
         // closing) reach the callbacks before on_end runs
         let workloads = self.workloads.borrow_mut().finish();
+        self.tally.borrow_mut().end(&self.session.borrow());
         let drain_end = Instant::now() + END_DRAIN;
         self.script.set_deadline(Some(drain_end));
         self.deliver(drain_end)?;
