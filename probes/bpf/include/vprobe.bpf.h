@@ -237,8 +237,7 @@ static __always_inline int vp_need(int bit)
 	return settings.need_mask & (1u << bit);
 }
 
-/* Adds one to `loss` slot `what`. */
-/* Counts one `what` on this CPU; returns the CPU's count so far. */
+/* Adds one to `loss` slot `what` on this CPU; returns the CPU's count so far. */
 static __always_inline __u64 vp_tally(__u32 what)
 {
 	__u64 *v = bpf_map_lookup_elem(&loss, &what);
@@ -435,12 +434,12 @@ static __always_inline void vp_hadd(const void *key, __u64 v)
 /*
  * Submits a ring record, waking the reader only once `wake_bytes` wait, and
  * then at most once per VP_WAKE_GAP_NS: user space also drains on a timer, so
- * no wakeup per record. `offered` is this CPU's count of records offered: the
- * ring's fill is looked at every VP_WAKE_EVERY of them (the look reads the
- * reader's position, a cache line another CPU writes). A wakeup is an interrupt the CPU sends itself (a VM
+ * no wakeup per record. A wakeup is an interrupt the CPU sends itself (a VM
  * exit under a hypervisor, several microseconds); waking a reader that is
  * behind on every record while it catches up cost dev.xmit ~1.5 us per event
- * under 16 TCP_RR streams.
+ * under 16 TCP_RR streams. `offered` is this CPU's count of records offered:
+ * the ring's fill is looked at every VP_WAKE_EVERY of them (the look reads
+ * the reader's position, a cache line another CPU writes).
  */
 #define VP_WAKE_EVERY 64
 static __always_inline void vp_ring_submit(void *e, __u64 now, __u64 offered)
