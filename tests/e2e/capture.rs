@@ -352,7 +352,6 @@ fn retransmits_equal_retrans_segs_under_random_drops() {
     witness.enable("tcp/tcp_retransmit_skb", &only_ours);
     witness.enable("tcp/tcp_retransmit_synack", &only_ours);
     witness.on();
-    let mut init = tracefs::init_threads();
     let mut s = Session::spawn(&["-e", &script, "--format", "json", "--duration", "60s"]);
     s.wait_start();
     let t0 = monotonic_ns();
@@ -380,7 +379,6 @@ fn retransmits_equal_retrans_segs_under_random_drops() {
     let after = counters();
     let t1 = monotonic_ns();
     witness.off();
-    init.extend(tracefs::init_threads());
     s.signal(Signal::SIGINT);
     let done = s.finish();
     done.assert_success();
@@ -480,8 +478,9 @@ fn retransmits_equal_retrans_segs_under_random_drops() {
     );
     // the named path, and nothing else: a thread of PID 1 was current
     assert!(
-        unseen.iter().all(|e| init.contains(&e.pid)),
-        "retransmissions unseen while another task was current (PID 1's threads: {init:?}): {unseen:?}\n{what}"
+        unseen.iter().all(|e| witness.by_init(e)),
+        "retransmissions unseen while another task was current (PID 1's threads: {:?}): {unseen:?}\n{what}",
+        witness.init()
     );
     assert_eq!(segs, sent + sent_unseen + fail, "{what}");
     assert!(kind("timeout") <= timeouts, "{what}");

@@ -148,7 +148,6 @@ fn tcp_retransmit_count_equals_retrans_segs() {
     let witness = tracefs::Instance::new("fidelity-retx");
     witness.enable("tcp/tcp_retransmit_skb", &format!("dport == {PORT}"));
     witness.on();
-    let mut init = tracefs::init_threads();
     let script = format!(
         r#"probe("tcp.retransmit").filter("netns", {}).count("retx", ["saddr", "daddr", "dport"]);"#,
         lab.a.inode()
@@ -167,7 +166,6 @@ fn tcp_retransmit_count_equals_retrans_segs() {
     conns.close();
     let delta = lab.a.snmp("Tcp", "RetransSegs") - before;
     witness.off();
-    init.extend(tracefs::init_threads());
     s.signal(Signal::SIGINT);
     let done = s.finish();
     done.assert_success();
@@ -177,7 +175,7 @@ fn tcp_retransmit_count_equals_retrans_segs() {
     let (blind, recorded): (Vec<tracefs::Event>, Vec<tracefs::Event>) = witness
         .events()
         .into_iter()
-        .partition(|e| init.contains(&e.pid));
+        .partition(|e| witness.by_init(e));
     eprintln!(
         "tcp: 1 byte on each of {CONNECTIONS} connections, path dark for {DARK:?} → RetransSegs +{delta}, vprobe {counted} ({to_b} to {}), ftrace {} with another task current and {} with a thread of PID 1, lost {:?}",
         crate::support::labs::ADDR_B,
@@ -191,7 +189,8 @@ fn tcp_retransmit_count_equals_retrans_segs() {
         counted,
         recorded.len() as u64,
         "vprobe's tcp.retransmit count in A != ftrace's retransmits to port {PORT} \
-         (PID 1's threads {init:?}: {blind:?})\n{}",
+         (PID 1's threads {:?}: {blind:?})\n{}",
+        witness.init(),
         done.describe()
     );
     assert_eq!(

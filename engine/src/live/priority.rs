@@ -36,7 +36,7 @@ impl ReaderPriority {
         ReaderPriority {
             want,
             before: None,
-            tid: nix::unistd::gettid().as_raw() as libc::id_t,
+            tid: this_thread(),
         }
     }
 
@@ -77,6 +77,11 @@ impl Drop for ReaderPriority {
     fn drop(&mut self) {
         self.restore();
     }
+}
+
+/// The calling thread's id, as the priority calls take it.
+fn this_thread() -> libc::id_t {
+    nix::unistd::gettid().as_raw() as libc::id_t
 }
 
 /// A thread's nice value (`PRIO_PROCESS` with a thread id names that thread
@@ -132,7 +137,7 @@ mod tests {
     #[test]
     fn raised_while_reading_and_put_back_after() {
         on_thread(|| {
-            let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+            let tid = this_thread();
             let start = nice_of(tid).unwrap();
             let mut p = ReaderPriority::new(start - 3);
             match p.raise() {
@@ -142,11 +147,9 @@ mod tests {
                     // a second ring changes nothing
                     assert_eq!(p.raise().unwrap(), None);
                     // a thread it starts now (a workload's) starts at nice 0
-                    let child = std::thread::spawn(|| {
-                        nice_of(nix::unistd::gettid().as_raw() as libc::id_t).unwrap()
-                    })
-                    .join()
-                    .unwrap();
+                    let child = std::thread::spawn(|| nice_of(this_thread()).unwrap())
+                        .join()
+                        .unwrap();
                     assert_eq!(child, start.max(0), "a child inherited the reader's weight");
                     p.restore();
                     assert_eq!(nice_of(tid).unwrap(), start);
@@ -164,7 +167,7 @@ mod tests {
     #[test]
     fn a_value_at_or_above_the_threads_changes_nothing() {
         on_thread(|| {
-            let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+            let tid = this_thread();
             let start = nice_of(tid).unwrap();
             let mut p = ReaderPriority::new(start);
             assert_eq!(p.raise().unwrap(), None);
@@ -176,7 +179,7 @@ mod tests {
     #[test]
     fn dropped_it_puts_the_value_back() {
         on_thread(|| {
-            let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+            let tid = this_thread();
             let start = nice_of(tid).unwrap();
             let mut p = ReaderPriority::new(start - 1);
             match p.raise() {

@@ -2,6 +2,7 @@
 //! the witness of what happened in the kernel where no BPF program ran (see
 //! docs/DESIGN.md, "Counter fidelity"). Removed on drop.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +40,8 @@ impl Event {
 /// CLOCK_MONOTONIC (the clock of vprobe's `ts_ns`).
 pub struct Instance {
     dir: PathBuf,
+    /// PID 1's threads when recording started and stopped (they may change).
+    init: RefCell<Vec<u32>>,
 }
 
 impl Instance {
@@ -51,7 +54,10 @@ impl Instance {
         ));
         std::fs::create_dir(&dir)
             .unwrap_or_else(|e| panic!("create tracefs instance {}: {e}", dir.display()));
-        let i = Instance { dir };
+        let i = Instance {
+            dir,
+            init: RefCell::new(Vec::new()),
+        };
         i.write("tracing_on", "0");
         i.write("trace_clock", "mono");
         i.write("buffer_size_kb", "2048");
@@ -75,10 +81,23 @@ impl Instance {
 
     pub fn on(&self) {
         self.write("tracing_on", "1");
+        self.init.borrow_mut().extend(init_threads());
     }
 
     pub fn off(&self) {
         self.write("tracing_on", "0");
+        self.init.borrow_mut().extend(init_threads());
+    }
+
+    /// Whether the task current at `e` was a thread of PID 1 while recording
+    /// (then no BPF program saw it on the host this was measured on).
+    pub fn by_init(&self, e: &Event) -> bool {
+        self.init.borrow().contains(&e.pid)
+    }
+
+    /// PID 1's threads while recording, for messages.
+    pub fn init(&self) -> Vec<u32> {
+        self.init.borrow().clone()
     }
 
     /// Events in the ring that no record was lost from (the test fails
@@ -145,7 +164,7 @@ fn parse(line: &str) -> Option<Event> {
 }
 
 /// The threads of PID 1 now (the VM's init and agent on a Firecracker guest).
-pub fn init_threads() -> Vec<u32> {
+fn init_threads() -> Vec<u32> {
     std::fs::read_dir("/proc/1/task")
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
